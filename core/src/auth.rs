@@ -1,0 +1,102 @@
+//! Gateway API keys: the caller presents a key, the config holds its SHA-256.
+
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, PrincipalConfig};
+use crate::error::ApiError;
+
+/// Lowercase hex SHA-256 of a key, as stored in `keys[].sha256`.
+pub fn hash_key(key: &str) -> String {
+    let digest = Sha256::digest(key.as_bytes());
+    let mut out = String::with_capacity(64);
+    for byte in digest {
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+    }
+    out
+}
+
+const HEX: [u8; 16] = *b"0123456789abcdef";
+
+/// The gateway key a request presents: `x-gateway-key` wins (then `Authorization` may carry an
+/// upstream token), else `Authorization: Bearer`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(key) = headers.get("x-gateway-key").and_then(|v| v.to_str().ok()) {
+        return Some(key.trim());
+    }
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Maps the presented key to its principal, or answers 401.
+pub fn authenticate<'c>(
+    config: &'c Config,
+    headers: &HeaderMap,
+) -> Result<&'c PrincipalConfig, ApiError> {
+    let key = presented_key(headers)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "missing gateway API key: send `Authorization: Bearer <key>` or `x-gateway-key`",
+            )
+        })?;
+    let hash = hash_key(key);
+    config
+        .keys
+        .iter()
+        .find(|k| k.sha256 == hash)
+        .map(|k| &k.principal)
+        .ok_or_else(|| ApiError::unauthorized("invalid gateway API key"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let doc = format!(
+            r#"{{"version": 1, "keys": [{{"sha256": "{}", "principal": {{"kind": "user", "id": "alice"}}}}]}}"#,
+            hash_key("sk-test")
+        );
+        Config::from_json(doc.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn hash_matches_a_known_sha256() {
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn bearer_key_maps_to_its_principal() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer sk-test".parse().unwrap());
+        assert_eq!(authenticate(&config(), &headers).unwrap().id, "alice");
+    }
+
+    #[test]
+    fn x_gateway_key_wins_over_authorization() {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer upstream-token".parse().unwrap());
+        headers.insert("x-gateway-key", "sk-test".parse().unwrap());
+        assert_eq!(authenticate(&config(), &headers).unwrap().id, "alice");
+    }
+
+    #[test]
+    fn missing_and_wrong_keys_are_401() {
+        let cfg = config();
+        assert_eq!(
+            authenticate(&cfg, &HeaderMap::new()).unwrap_err().status,
+            401
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer nope".parse().unwrap());
+        let err = authenticate(&cfg, &headers).unwrap_err();
+        assert_eq!(err.status, 401);
+        assert_eq!(err.message, "invalid gateway API key");
+    }
+}

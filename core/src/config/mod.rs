@@ -1,0 +1,325 @@
+//! The configuration document: one typed, versioned JSON value held in the platform's KV store.
+//!
+//! Parsing refuses unknown fields, and [`Config::from_json`] validates cross references, so a
+//! bad document is refused with an error that names the field instead of failing later.
+
+mod validate;
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use validate::ConfigError;
+
+/// The only document version this gateway reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The KV key the adapters read the document from.
+pub const CONFIG_KV_KEY: &str = "config";
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Document format version; must be 1.
+    pub version: u32,
+    /// Upstream LLM providers by name; a model is addressed as `{name}/{model id}`.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderConfig>,
+    /// Named routes; a route's name is usable as a model and as a path prefix (`/{route}/v1/...`).
+    #[serde(default)]
+    pub routes: BTreeMap<String, RouteConfig>,
+    /// MCP servers by slug, served at `/mcp/{slug}/`.
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
+    /// Global Cedar policies.
+    #[serde(default)]
+    pub policies: Vec<PolicyConfig>,
+    /// Gateway API keys, stored as SHA-256 hashes.
+    #[serde(default)]
+    pub keys: Vec<KeyConfig>,
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub retry: RetryConfig,
+    #[serde(default)]
+    pub timeouts: TimeoutConfig,
+}
+
+/// The wire format a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderType {
+    /// OpenAI Chat Completions, `Authorization: Bearer`.
+    Openai,
+    /// Anthropic Messages API, `x-api-key` and `anthropic-version`.
+    Anthropic,
+    /// Built in, no network: answers with the last user message. For trying configs and policies.
+    Echo,
+}
+
+/// One upstream provider.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    #[serde(rename = "type")]
+    pub kind: ProviderType,
+    /// Base URL; defaults to the provider's public API (`https://api.openai.com/v1`,
+    /// `https://api.anthropic.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// Name of the secret holding the provider's API key (Workers secret, Spin variable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret: Option<String>,
+    /// Model ids callers may use; empty means any model id is passed through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Headers added to every upstream request (values are not secret: use `api_key_secret`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Anthropic only: `max_tokens` sent when the client sets none (Anthropic requires one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_max_tokens: Option<u32>,
+}
+
+/// A named, reusable routing configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// `provider/model` targets: the first is primary, the rest are fallbacks tried in order.
+    pub models: Vec<String>,
+    /// Cedar policies that apply to this route.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyConfig>,
+    /// Overrides the global retry settings for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryConfig>,
+}
+
+/// Whether an MCP server is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerStatus {
+    #[default]
+    Active,
+    Disabled,
+}
+
+/// How the gateway authenticates to an MCP server.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// No credential.
+    None,
+    /// One shared credential from a secret, sent as `Authorization: Bearer`.
+    Internal { secret: String },
+    /// The client's own `Authorization: Bearer` is forwarded unchanged.
+    OauthPassthrough,
+    /// The caller's token is fetched from an admin API.
+    TokenBroker { url: String },
+}
+
+/// A registered MCP server.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct McpServerConfig {
+    pub url: String,
+    #[serde(default)]
+    pub status: ServerStatus,
+    #[serde(default = "credential_none")]
+    pub credential: CredentialConfig,
+    /// Tools callers may see and call; none by default, `"*"` for all.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<PolicyConfig>,
+}
+
+fn credential_none() -> CredentialConfig {
+    CredentialConfig::None
+}
+
+/// A Cedar policy set, by id.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    pub id: String,
+    /// Cedar policy text.
+    pub cedar: String,
+}
+
+/// What kind of caller a key stands for (the Cedar principal type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    User,
+    Agent,
+    ApiKey,
+}
+
+/// A gateway API key: only its SHA-256 is stored.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// Lowercase hex SHA-256 of the key.
+    pub sha256: String,
+    pub principal: PrincipalConfig,
+}
+
+/// The caller a key maps to.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalConfig {
+    pub kind: PrincipalKind,
+    pub id: String,
+    /// Attributes available to Cedar policies.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+/// Where traces go.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP JSON endpoint; with none, traces go to the runtime log as JSON lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_url: Option<String>,
+    /// Request summaries written to the runtime log after each response.
+    #[serde(default = "yes")]
+    pub log_requests: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            collector_url: None,
+            log_requests: true,
+        }
+    }
+}
+
+/// Input limits.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes (default 8 MiB).
+    #[serde(default = "default_max_request_bytes")]
+    pub max_request_bytes: usize,
+    /// Largest non-streamed upstream body read, in bytes (default 32 MiB).
+    #[serde(default = "default_max_response_bytes")]
+    pub max_response_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_bytes: default_max_request_bytes(),
+            max_response_bytes: default_max_response_bytes(),
+        }
+    }
+}
+
+fn default_max_request_bytes() -> usize {
+    8 * 1024 * 1024
+}
+fn default_max_response_bytes() -> usize {
+    32 * 1024 * 1024
+}
+
+/// Retries on 429, 5xx and connection failures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Attempts per target, the first included (default 3).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Backoff before the first retry; doubles each time (default 200 ms).
+    #[serde(default = "default_initial_backoff_ms")]
+    pub initial_backoff_ms: u64,
+    /// Ceiling for one backoff (default 5 s).
+    #[serde(default = "default_max_backoff_ms")]
+    pub max_backoff_ms: u64,
+    /// Ceiling for an upstream's `Retry-After` (default 10 s); longer asks are not waited out.
+    #[serde(default = "default_max_retry_after_ms")]
+    pub max_retry_after_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        RetryConfig {
+            attempts: default_attempts(),
+            initial_backoff_ms: default_initial_backoff_ms(),
+            max_backoff_ms: default_max_backoff_ms(),
+            max_retry_after_ms: default_max_retry_after_ms(),
+        }
+    }
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+fn default_initial_backoff_ms() -> u64 {
+    200
+}
+fn default_max_backoff_ms() -> u64 {
+    5_000
+}
+fn default_max_retry_after_ms() -> u64 {
+    10_000
+}
+
+/// Upstream timeouts, so no client waits forever.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutConfig {
+    /// Until the upstream's response head arrives (default 60 s).
+    #[serde(default = "default_first_byte_ms")]
+    pub first_byte_ms: u64,
+    /// Longest silence between two body chunks (default 60 s).
+    #[serde(default = "default_idle_ms")]
+    pub idle_ms: u64,
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            first_byte_ms: default_first_byte_ms(),
+            idle_ms: default_idle_ms(),
+        }
+    }
+}
+
+fn default_first_byte_ms() -> u64 {
+    60_000
+}
+fn default_idle_ms() -> u64 {
+    60_000
+}
+
+impl Config {
+    /// Parses and validates a document; the error names the offending field.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ConfigError::new(
+                if path == "." { String::new() } else { path },
+                e.into_inner().to_string(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The JSON Schema of the document, as checked in at `config/schema.json`.
+    pub fn json_schema() -> serde_json::Value {
+        serde_json::to_value(schemars::schema_for!(Config)).unwrap_or_default()
+    }
+}

@@ -1,0 +1,325 @@
+//! Checks a parsed document beyond its types: names, URLs, cross references.
+
+use std::collections::BTreeSet;
+
+use super::{Config, CredentialConfig, PolicyConfig, RetryConfig, CONFIG_VERSION};
+
+/// A configuration document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration invalid at `{path}`: {message}")]
+pub struct ConfigError {
+    /// Dotted path of the offending field, e.g. `providers.openai.base_url`.
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Route names that would shadow the gateway's own paths.
+const RESERVED_ROUTE_NAMES: &[&str] = &["v1", "mcp", "admin", "healthz", ".well-known"];
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.len() <= 64
+}
+
+/// Secret names follow Spin's variable rules so one name works on both targets.
+fn is_secret_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn check_url(path: String, url: &str) -> Result<(), ConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !url.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        _ => Err(ConfigError::new(
+            path,
+            format!("`{url}` is not an http(s) URL"),
+        )),
+    }
+}
+
+fn check_policies(
+    path: &str,
+    policies: &[PolicyConfig],
+    seen: &mut BTreeSet<String>,
+) -> Result<(), ConfigError> {
+    for (i, policy) in policies.iter().enumerate() {
+        if !is_name(&policy.id) {
+            return Err(ConfigError::new(
+                format!("{path}[{i}].id"),
+                "policy ids are 1-64 letters, digits, `-`, `_`, `.`",
+            ));
+        }
+        if !seen.insert(policy.id.clone()) {
+            return Err(ConfigError::new(
+                format!("{path}[{i}].id"),
+                format!("duplicate policy id `{}`", policy.id),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_retry(path: &str, retry: &RetryConfig) -> Result<(), ConfigError> {
+    if !(1..=10).contains(&retry.attempts) {
+        return Err(ConfigError::new(
+            format!("{path}.attempts"),
+            "must be between 1 and 10",
+        ));
+    }
+    if retry.initial_backoff_ms > retry.max_backoff_ms {
+        return Err(ConfigError::new(
+            format!("{path}.initial_backoff_ms"),
+            "must not exceed max_backoff_ms",
+        ));
+    }
+    Ok(())
+}
+
+impl Config {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.version != CONFIG_VERSION {
+            return Err(ConfigError::new(
+                "version",
+                format!(
+                    "unsupported version {}, expected {CONFIG_VERSION}",
+                    self.version
+                ),
+            ));
+        }
+        for (name, provider) in &self.providers {
+            let at = format!("providers.{name}");
+            if !is_name(name) {
+                return Err(ConfigError::new(
+                    at,
+                    "provider names are 1-64 letters, digits, `-`, `_`, `.`",
+                ));
+            }
+            if let Some(url) = &provider.base_url {
+                check_url(format!("{at}.base_url"), url)?;
+            }
+            if let Some(secret) = &provider.api_key_secret {
+                if !is_secret_name(secret) {
+                    return Err(ConfigError::new(
+                        format!("{at}.api_key_secret"),
+                        "secret names are lowercase letters, digits and `_`, starting with a letter",
+                    ));
+                }
+            }
+            for header in provider.headers.keys() {
+                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return Err(ConfigError::new(
+                        format!("{at}.headers.{header}"),
+                        "not a valid header name",
+                    ));
+                }
+            }
+        }
+        let mut policy_ids = BTreeSet::new();
+        check_policies("policies", &self.policies, &mut policy_ids)?;
+        for (name, route) in &self.routes {
+            let at = format!("routes.{name}");
+            if !is_name(name) || RESERVED_ROUTE_NAMES.contains(&name.as_str()) {
+                return Err(ConfigError::new(
+                    at,
+                    "route names are 1-64 letters, digits, `-`, `_`, `.` and not a reserved path",
+                ));
+            }
+            if route.models.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{at}.models"),
+                    "a route needs at least one `provider/model`",
+                ));
+            }
+            for (i, target) in route.models.iter().enumerate() {
+                let provider = target
+                    .split_once('/')
+                    .map(|(p, m)| (p, m))
+                    .filter(|(_, m)| !m.is_empty());
+                match provider {
+                    Some((p, _)) if self.providers.contains_key(p) => {}
+                    Some((p, _)) => {
+                        return Err(ConfigError::new(
+                            format!("{at}.models[{i}]"),
+                            format!("unknown provider `{p}`"),
+                        ));
+                    }
+                    None => {
+                        return Err(ConfigError::new(
+                            format!("{at}.models[{i}]"),
+                            format!("`{target}` is not `provider/model`"),
+                        ));
+                    }
+                }
+            }
+            check_policies(&format!("{at}.policies"), &route.policies, &mut policy_ids)?;
+            if let Some(retry) = &route.retry {
+                check_retry(&format!("{at}.retry"), retry)?;
+            }
+        }
+        for (slug, server) in &self.mcp_servers {
+            let at = format!("mcp_servers.{slug}");
+            if !is_name(slug) {
+                return Err(ConfigError::new(
+                    at,
+                    "slugs are 1-64 letters, digits, `-`, `_`, `.`",
+                ));
+            }
+            check_url(format!("{at}.url"), &server.url)?;
+            match &server.credential {
+                CredentialConfig::Internal { secret } if !is_secret_name(secret) => {
+                    return Err(ConfigError::new(
+                        format!("{at}.credential.secret"),
+                        "not a valid secret name",
+                    ));
+                }
+                CredentialConfig::TokenBroker { url } => {
+                    check_url(format!("{at}.credential.url"), url)?
+                }
+                _ => {}
+            }
+            check_policies(&format!("{at}.policies"), &server.policies, &mut policy_ids)?;
+        }
+        let mut hashes = BTreeSet::new();
+        for (i, key) in self.keys.iter().enumerate() {
+            let at = format!("keys[{i}]");
+            let hex_ok = key.sha256.len() == 64
+                && key
+                    .sha256
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            if !hex_ok {
+                return Err(ConfigError::new(
+                    format!("{at}.sha256"),
+                    "must be 64 lowercase hex digits (the SHA-256 of the key)",
+                ));
+            }
+            if !hashes.insert(key.sha256.as_str()) {
+                return Err(ConfigError::new(format!("{at}.sha256"), "duplicate key"));
+            }
+            if key.principal.id.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{at}.principal.id"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if let Some(url) = &self.telemetry.collector_url {
+            check_url("telemetry.collector_url".into(), url)?;
+        }
+        check_retry("retry", &self.retry)?;
+        if self.limits.max_request_bytes == 0 {
+            return Err(ConfigError::new(
+                "limits.max_request_bytes",
+                "must be positive",
+            ));
+        }
+        if self.timeouts.first_byte_ms == 0 || self.timeouts.idle_ms == 0 {
+            return Err(ConfigError::new("timeouts", "timeouts must be positive"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+
+    fn err(doc: &str) -> String {
+        match Config::from_json(doc.as_bytes()) {
+            Ok(_) => String::from("accepted"),
+            Err(e) => e.path,
+        }
+    }
+
+    #[test]
+    fn minimal_document_is_accepted() {
+        assert_eq!(err(r#"{"version": 1}"#), "accepted");
+    }
+
+    #[test]
+    fn wrong_version_names_the_version_field() {
+        assert_eq!(err(r#"{"version": 2}"#), "version");
+    }
+
+    #[test]
+    fn type_errors_name_the_nested_field() {
+        assert_eq!(
+            err(r#"{"version": 1, "providers": {"openai": {"type": "openai", "base_url": 5}}}"#),
+            "providers.openai.base_url"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_with_their_path() {
+        let doc = r#"{"version": 1, "providers": {"openai": {"type": "openai", "base_ur": "https://x"}}}"#;
+        let e = Config::from_json(doc.as_bytes()).unwrap_err();
+        assert_eq!(e.path, "providers.openai.base_ur");
+        assert!(e.message.contains("base_ur"), "{e}");
+    }
+
+    #[test]
+    fn unknown_provider_type_is_refused() {
+        assert_eq!(
+            err(r#"{"version": 1, "providers": {"x": {"type": "nope"}}}"#),
+            "providers.x.type"
+        );
+    }
+
+    #[test]
+    fn route_to_an_unknown_provider_names_the_model_entry() {
+        let doc = r#"{"version": 1, "providers": {"openai": {"type": "openai"}},
+            "routes": {"chat": {"models": ["openai/gpt-4o", "nope/x"]}}}"#;
+        assert_eq!(err(doc), "routes.chat.models[1]");
+    }
+
+    #[test]
+    fn malformed_key_hash_is_refused() {
+        let doc = r#"{"version": 1, "keys": [{"sha256": "abc", "principal": {"kind": "user", "id": "a"}}]}"#;
+        assert_eq!(err(doc), "keys[0].sha256");
+    }
+
+    #[test]
+    fn base_url_must_be_http() {
+        assert_eq!(
+            err(r#"{"version": 1, "providers": {"o": {"type": "openai", "base_url": "ftp://x"}}}"#),
+            "providers.o.base_url"
+        );
+    }
+
+    #[test]
+    fn secret_names_follow_spin_variable_rules() {
+        let doc = r#"{"version": 1, "providers": {"o": {"type": "openai", "api_key_secret": "OPENAI-KEY"}}}"#;
+        assert_eq!(err(doc), "providers.o.api_key_secret");
+    }
+
+    #[test]
+    fn reserved_route_names_are_refused() {
+        let doc = r#"{"version": 1, "providers": {"o": {"type": "openai"}}, "routes": {"v1": {"models": ["o/m"]}}}"#;
+        assert_eq!(err(doc), "routes.v1");
+    }
+
+    #[test]
+    fn retry_attempts_are_bounded() {
+        assert_eq!(
+            err(r#"{"version": 1, "retry": {"attempts": 0}}"#),
+            "retry.attempts"
+        );
+    }
+}

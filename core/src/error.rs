@@ -1,0 +1,146 @@
+//! Errors as clients of LLM endpoints expect them: `{"error": {"message", "type", "param", "code"}}`.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Serialize;
+
+use crate::host::Body;
+
+/// Who a failure is down to; decides the status family and what the log says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    Client,
+    Upstream,
+    Gateway,
+}
+
+/// An error answered in the OpenAI error shape.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{status} {kind}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// OpenAI's `type`, e.g. `invalid_request_error`.
+    pub kind: Cow<'static, str>,
+    pub param: Option<String>,
+    pub code: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorFields<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(
+        status: StatusCode,
+        kind: impl Into<Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            kind: kind.into(),
+            param: None,
+            code: None,
+        }
+    }
+
+    #[must_use]
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// A malformed or unacceptable request (400).
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message)
+    }
+
+    /// No or wrong gateway key (401).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
+            .with_code("invalid_api_key")
+    }
+
+    /// Unknown path (404).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message).with_code("not_found")
+    }
+
+    /// The gateway itself cannot serve (missing configuration or secret): 503.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "gateway_error", message)
+            .with_code("gateway_unavailable")
+    }
+
+    /// The upstream could not be reached or answered nonsense (502).
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "upstream_error", message).with_code("upstream_error")
+    }
+
+    pub fn blame(&self) -> Blame {
+        match &*self.kind {
+            "upstream_error" => Blame::Upstream,
+            "gateway_error" => Blame::Gateway,
+            _ if self.status.is_server_error() => Blame::Upstream,
+            _ => Blame::Client,
+        }
+    }
+
+    /// The JSON body `{"error": {...}}`.
+    pub fn to_json(&self) -> Bytes {
+        let body = ErrorBody {
+            error: ErrorFields {
+                message: &self.message,
+                kind: &self.kind,
+                param: self.param.as_deref(),
+                code: self.code.as_deref(),
+            },
+        };
+        Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    /// The complete HTTP response.
+    pub fn into_response(self) -> http::Response<Body> {
+        let mut response = http::Response::new(Body::Full(self.to_json()));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_serializes_in_the_openai_shape() {
+        let err = ApiError::invalid_request("bad").with_param("messages");
+        let v: serde_json::Value = serde_json::from_slice(&err.to_json()).unwrap_or_default();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"message": "bad", "type": "invalid_request_error", "param": "messages", "code": null}})
+        );
+    }
+}

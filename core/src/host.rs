@@ -1,0 +1,123 @@
+//! The one seam between the core and the world: each edge target implements [`Host`].
+//!
+//! Everything the pipeline needs from a runtime comes through here, so the pipeline runs
+//! unchanged on Workers, on Spin and in-process against [`crate::testing::FakeHost`].
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+/// A body chunk failed to arrive (connection reset, runtime stream error).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub String);
+
+/// A stream of body chunks. Wasm on the edge is single-threaded, so nothing here is `Send`.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>>>>;
+
+/// A future run after the response is sent (`ctx.waitUntil` on Workers).
+pub type Deferred = Pin<Box<dyn Future<Output = ()>>>;
+
+/// A request or response body: whole, or streamed chunk by chunk.
+pub enum Body {
+    Full(Bytes),
+    Stream(ByteStream),
+}
+
+impl Body {
+    pub fn empty() -> Self {
+        Body::Full(Bytes::new())
+    }
+
+    /// Reads the whole body, refusing to hold more than `limit` bytes.
+    pub async fn collect(self, limit: usize) -> Result<Bytes, CollectError> {
+        use futures::StreamExt;
+        match self {
+            Body::Full(bytes) if bytes.len() > limit => Err(CollectError::TooLarge { limit }),
+            Body::Full(bytes) => Ok(bytes),
+            Body::Stream(mut stream) => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(CollectError::Body)?;
+                    if buf.len() + chunk.len() > limit {
+                        return Err(CollectError::TooLarge { limit });
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(Bytes::from(buf))
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Full(b) => write!(f, "Body::Full({} bytes)", b.len()),
+            Body::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+/// Why a body could not be read whole.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The body is larger than the caller allows.
+    #[error("body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    /// The body broke off while being read.
+    #[error("body broke off: {0}")]
+    Body(BodyError),
+}
+
+/// An outbound request could not produce a response head.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FetchError {
+    /// Connection refused, reset or DNS failure: worth a retry.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The runtime refused the request (bad URL, host not allowed): not worth a retry.
+    #[error("request refused by the runtime: {0}")]
+    Invalid(String),
+}
+
+/// A key-value or secret store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// Severity of a runtime log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+/// What a runtime provides to the gateway. Implemented by each edge adapter.
+#[allow(async_fn_in_trait)] // single-threaded Wasm: the futures need not be `Send`
+pub trait Host {
+    /// Sends a request; the response body may stream.
+    async fn fetch(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, FetchError>;
+    /// Reads a key from the platform's key-value store.
+    async fn kv_get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// Writes a key to the platform's key-value store.
+    async fn kv_put(&self, key: &str, value: Bytes) -> Result<(), StoreError>;
+    /// A secret by name (Workers secret, Spin variable); `None` when it is not set.
+    fn secret(&self, name: &str) -> Option<String>;
+    /// Milliseconds since the Unix epoch.
+    fn now_millis(&self) -> u64;
+    /// Resolves after `millis` without blocking other work of this request.
+    async fn sleep(&self, millis: u64);
+    /// Runs `work` after the response has been handed to the client.
+    fn defer(&self, work: Deferred);
+    /// A random number (jitter, ids); need not be cryptographic.
+    fn random_u64(&self) -> u64;
+    /// Writes one line to the runtime's log.
+    fn log(&self, level: LogLevel, line: &str);
+}

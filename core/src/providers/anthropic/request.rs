@@ -1,0 +1,270 @@
+//! OpenAI chat request -> Anthropic Messages request.
+
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
+
+/// Used when neither the client nor the provider config sets `max_tokens` (Anthropic requires one).
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+fn unsupported(field: &str) -> ApiError {
+    ApiError::invalid_request(format!(
+        "`{field}` is not supported by provider type `anthropic`"
+    ))
+    .with_param(field)
+}
+
+/// Builds the Messages API body. Fields Anthropic cannot express are refused, never dropped.
+pub fn messages_body(
+    request: &ChatRequest,
+    model: &str,
+    default_max_tokens: Option<u32>,
+) -> Result<Value, ApiError> {
+    if let Some(field) = request.rest.keys().next() {
+        return Err(unsupported(field));
+    }
+    if let Some(opts) = &request.stream_options {
+        if let Some(field) = opts.rest.keys().next() {
+            return Err(unsupported(&format!("stream_options.{field}")));
+        }
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    let max_tokens = request
+        .max_output_tokens()
+        .or(default_max_tokens)
+        .unwrap_or(DEFAULT_MAX_TOKENS);
+    body.insert("max_tokens".into(), json!(max_tokens));
+
+    let mut system = Vec::new();
+    let mut messages: Vec<Value> = Vec::new();
+    for (i, message) in request.messages.iter().enumerate() {
+        let at = format!("messages[{i}]");
+        if let Some(field) = message.rest.keys().next() {
+            return Err(unsupported(&format!("{at}.{field}")));
+        }
+        if message.name.is_some() {
+            return Err(unsupported(&format!("{at}.name")));
+        }
+        match message.role {
+            Role::System | Role::Developer => {
+                let text = message
+                    .content
+                    .as_ref()
+                    .map(MessageContent::text)
+                    .unwrap_or_default();
+                system.push(json!({"type": "text", "text": text}));
+            }
+            Role::User => push_message(&mut messages, "user", user_blocks(message, &at)?),
+            Role::Assistant => {
+                push_message(&mut messages, "assistant", assistant_blocks(message, &at)?)
+            }
+            Role::Tool => push_message(&mut messages, "user", vec![tool_result(message, &at)?]),
+            Role::Function => return Err(unsupported(&format!("{at}.role=function (use tools)"))),
+        }
+    }
+    if messages.is_empty() {
+        return Err(ApiError::invalid_request(
+            "`messages` needs at least one user message for provider type `anthropic`",
+        )
+        .with_param("messages"));
+    }
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    body.insert("messages".into(), Value::Array(messages));
+
+    if let Some(stop) = &request.stop {
+        body.insert("stop_sequences".into(), json!(stop.sequences()));
+    }
+    if let Some(t) = request.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        body.insert("top_p".into(), json!(p));
+    }
+    if request.is_stream() {
+        body.insert("stream".into(), json!(true));
+    }
+    if let Some(user) = &request.user {
+        body.insert("metadata".into(), json!({"user_id": user}));
+    }
+    if let Some(tools) = &request.tools {
+        let mut out = Vec::new();
+        for (i, tool) in tools.iter().enumerate() {
+            if tool.kind != "function" {
+                return Err(unsupported(&format!("tools[{i}].type={}", tool.kind)));
+            }
+            let mut t = Map::new();
+            t.insert("name".into(), json!(tool.function.name));
+            if let Some(d) = &tool.function.description {
+                t.insert("description".into(), json!(d));
+            }
+            let schema = tool
+                .function
+                .parameters
+                .clone()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            t.insert("input_schema".into(), schema);
+            out.push(Value::Object(t));
+        }
+        body.insert("tools".into(), Value::Array(out));
+    }
+    let disable_parallel = request.parallel_tool_calls == Some(false);
+    let choice = match &request.tool_choice {
+        None if disable_parallel => Some(json!({"type": "auto"})),
+        None => None,
+        Some(ToolChoice::Mode(mode)) => Some(match mode.as_str() {
+            "auto" => json!({"type": "auto"}),
+            "none" => json!({"type": "none"}),
+            "required" => json!({"type": "any"}),
+            other => {
+                return Err(
+                    ApiError::invalid_request(format!("unknown tool_choice `{other}`"))
+                        .with_param("tool_choice"),
+                )
+            }
+        }),
+        Some(ToolChoice::Named(named)) => {
+            Some(json!({"type": "tool", "name": named.function.name}))
+        }
+    };
+    if let Some(mut choice) = choice {
+        if disable_parallel {
+            if let Some(obj) = choice.as_object_mut() {
+                obj.insert("disable_parallel_tool_use".into(), json!(true));
+            }
+        }
+        body.insert("tool_choice".into(), choice);
+    }
+    Ok(Value::Object(body))
+}
+
+/// Anthropic wants alternating roles: consecutive same-role messages merge their blocks.
+fn push_message(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
+    if let Some(last) = messages.last_mut() {
+        if last.get("role").and_then(Value::as_str) == Some(role) {
+            if let Some(content) = last.get_mut("content").and_then(Value::as_array_mut) {
+                content.extend(blocks);
+                return;
+            }
+        }
+    }
+    messages.push(json!({"role": role, "content": blocks}));
+}
+
+fn user_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+    match &message.content {
+        None => Err(ApiError::invalid_request(format!(
+            "`{at}.content` is required for user messages"
+        ))
+        .with_param(format!("{at}.content"))),
+        Some(MessageContent::Text(text)) => Ok(vec![json!({"type": "text", "text": text})]),
+        Some(MessageContent::Parts(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| content_part(part, &format!("{at}.content[{j}]")))
+            .collect(),
+    }
+}
+
+fn content_part(part: &ContentPart, at: &str) -> Result<Value, ApiError> {
+    if let Some(field) = part.rest.keys().next() {
+        return Err(unsupported(&format!("{at}.{field}")));
+    }
+    match (part.kind.as_str(), &part.text, &part.image_url) {
+        ("text", Some(text), _) => Ok(json!({"type": "text", "text": text})),
+        ("image_url", _, Some(image)) => image_block(&image.url, at),
+        ("text" | "image_url", _, _) => Err(ApiError::invalid_request(format!(
+            "`{at}` is missing its `{}` field",
+            part.kind
+        ))
+        .with_param(at)),
+        (other, _, _) => Err(unsupported(&format!("{at}.type={other}"))),
+    }
+}
+
+/// `data:` URLs become base64 sources; http(s) URLs become URL sources.
+fn image_block(url: &str, at: &str) -> Result<Value, ApiError> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let Some((meta, data)) = rest.split_once(',') else {
+            return Err(ApiError::invalid_request(format!(
+                "`{at}.image_url.url` is a malformed data URL"
+            ))
+            .with_param(at));
+        };
+        let Some(media_type) = meta.strip_suffix(";base64") else {
+            return Err(ApiError::invalid_request(format!(
+                "`{at}.image_url.url` must be base64-encoded"
+            ))
+            .with_param(at));
+        };
+        return Ok(
+            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
+        );
+    }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
+    }
+    Err(ApiError::invalid_request(format!(
+        "`{at}.image_url.url` must be an http(s) or data URL"
+    ))
+    .with_param(at))
+}
+
+fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+    let mut blocks = Vec::new();
+    match &message.content {
+        Some(MessageContent::Text(text)) if !text.is_empty() => {
+            blocks.push(json!({"type": "text", "text": text}))
+        }
+        Some(MessageContent::Parts(parts)) => {
+            for (j, part) in parts.iter().enumerate() {
+                blocks.push(content_part(part, &format!("{at}.content[{j}]"))?);
+            }
+        }
+        _ => {}
+    }
+    for (j, call) in message.tool_calls.iter().flatten().enumerate() {
+        let input: Value = serde_json::from_str(if call.function.arguments.trim().is_empty() {
+            "{}"
+        } else {
+            &call.function.arguments
+        })
+        .map_err(|e| {
+            ApiError::invalid_request(format!(
+                "`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"
+            ))
+            .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
+        })?;
+        blocks.push(
+            json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}),
+        );
+    }
+    if blocks.is_empty() {
+        blocks.push(json!({"type": "text", "text": ""}));
+    }
+    Ok(blocks)
+}
+
+fn tool_result(message: &ChatMessage, at: &str) -> Result<Value, ApiError> {
+    let Some(id) = &message.tool_call_id else {
+        return Err(ApiError::invalid_request(format!(
+            "`{at}.tool_call_id` is required for tool messages"
+        ))
+        .with_param(format!("{at}.tool_call_id")));
+    };
+    let content = match &message.content {
+        None => json!(""),
+        Some(MessageContent::Text(text)) => json!(text),
+        Some(MessageContent::Parts(parts)) => Value::Array(
+            parts
+                .iter()
+                .enumerate()
+                .map(|(j, p)| content_part(p, &format!("{at}.content[{j}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+    };
+    Ok(json!({"type": "tool_result", "tool_use_id": id, "content": content}))
+}
