@@ -31,17 +31,10 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Maps the presented key to its principal, or answers 401.
-pub fn authenticate<'c>(
-    config: &'c Config,
-    headers: &HeaderMap,
-) -> Result<&'c PrincipalConfig, ApiError> {
-    let key = presented_key(headers)
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized(
-                "missing gateway API key: send `Authorization: Bearer <key>` or `x-gateway-key`",
-            )
-        })?;
+pub fn authenticate<'c>(config: &'c Config, headers: &HeaderMap) -> Result<&'c PrincipalConfig, ApiError> {
+    let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or_else(|| {
+        ApiError::unauthorized("missing gateway API key: send `Authorization: Bearer <key>` or `x-gateway-key`")
+    })?;
     let hash = hash_key(key);
     config
         .keys
@@ -65,10 +58,7 @@ mod tests {
 
     #[test]
     fn hash_matches_a_known_sha256() {
-        assert_eq!(
-            hash_key("abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(hash_key("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
@@ -89,10 +79,7 @@ mod tests {
     #[test]
     fn missing_and_wrong_keys_are_401() {
         let cfg = config();
-        assert_eq!(
-            authenticate(&cfg, &HeaderMap::new()).unwrap_err().status,
-            401
-        );
+        assert_eq!(authenticate(&cfg, &HeaderMap::new()).unwrap_err().status, 401);
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer nope".parse().unwrap());
         let err = authenticate(&cfg, &headers).unwrap_err();

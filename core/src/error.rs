@@ -43,18 +43,8 @@ struct ErrorFields<'a> {
 }
 
 impl ApiError {
-    pub fn new(
-        status: StatusCode,
-        kind: impl Into<Cow<'static, str>>,
-        message: impl Into<String>,
-    ) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            kind: kind.into(),
-            param: None,
-            code: None,
-        }
+    pub fn new(status: StatusCode, kind: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), kind: kind.into(), param: None, code: None }
     }
 
     #[must_use]
@@ -76,8 +66,7 @@ impl ApiError {
 
     /// No or wrong gateway key (401).
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message)
-            .with_code("invalid_api_key")
+        Self::new(StatusCode::UNAUTHORIZED, "authentication_error", message).with_code("invalid_api_key")
     }
 
     /// Unknown path (404).
@@ -87,8 +76,7 @@ impl ApiError {
 
     /// The gateway itself cannot serve (missing configuration or secret): 503.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "gateway_error", message)
-            .with_code("gateway_unavailable")
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "gateway_error", message).with_code("gateway_unavailable")
     }
 
     /// The upstream could not be reached or answered nonsense (502).
@@ -122,10 +110,7 @@ impl ApiError {
     pub fn into_response(self) -> http::Response<Body> {
         let mut response = http::Response::new(Body::Full(self.to_json()));
         *response.status_mut() = self.status;
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
         response
     }
 }

@@ -100,10 +100,7 @@ pub enum LogLevel {
 #[allow(async_fn_in_trait)] // single-threaded Wasm: the futures need not be `Send`
 pub trait Host {
     /// Sends a request; the response body may stream.
-    async fn fetch(
-        &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Body>, FetchError>;
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError>;
     /// Reads a key from the platform's key-value store.
     async fn kv_get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
     /// Writes a key to the platform's key-value store.

@@ -6,15 +6,7 @@
 //! in a few hundred lines. Translation, SSE parsing and retry decisions are plain functions and
 //! small state machines, tested with no runtime at all; the async [`pipeline`] is generic over
 //! the host and runs unchanged on both targets and in-process against [`testing::FakeHost`].
-#![cfg_attr(
-    test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
-)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing))]
 
 pub mod auth;
 pub mod config;

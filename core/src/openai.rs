@@ -116,11 +116,9 @@ impl MessageContent {
     pub fn text(&self) -> String {
         match self {
             MessageContent::Text(s) => s.clone(),
-            MessageContent::Parts(parts) => parts
-                .iter()
-                .filter_map(|p| p.text.as_deref())
-                .collect::<Vec<_>>()
-                .join("\n"),
+            MessageContent::Parts(parts) => {
+                parts.iter().filter_map(|p| p.text.as_deref()).collect::<Vec<_>>().join("\n")
+            }
         }
     }
 }
@@ -264,7 +262,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_survive_a_round_trip() {
-        let body = r#"{"model":"m","messages":[{"role":"user","content":"hi","x-extra":1}],"seed":7,"logit_bias":{"1":2}}"#;
+        let body =
+            r#"{"model":"m","messages":[{"role":"user","content":"hi","x-extra":1}],"seed":7,"logit_bias":{"1":2}}"#;
         let req: ChatRequest = serde_json::from_str(body).unwrap();
         let back = serde_json::to_value(&req).unwrap();
         assert_eq!(back["seed"], 7);
@@ -274,10 +273,8 @@ mod tests {
 
     #[test]
     fn max_completion_tokens_wins_over_max_tokens() {
-        let req: ChatRequest = serde_json::from_str(
-            r#"{"model":"m","messages":[],"max_tokens":5,"max_completion_tokens":9}"#,
-        )
-        .unwrap();
+        let req: ChatRequest =
+            serde_json::from_str(r#"{"model":"m","messages":[],"max_tokens":5,"max_completion_tokens":9}"#).unwrap();
         assert_eq!(req.max_output_tokens(), Some(9));
     }
 }

@@ -36,11 +36,7 @@ impl SseParser {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
         let mut start = 0;
-        while let Some(pos) = self
-            .buffer
-            .get(start..)
-            .and_then(|b| b.iter().position(|&c| c == b'\n'))
-        {
+        while let Some(pos) = self.buffer.get(start..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
             let end = start + pos;
             let mut line = self.buffer.get(start..end).unwrap_or_default();
             if let Some(stripped) = line.strip_suffix(b"\r") {
@@ -64,9 +60,7 @@ impl SseParser {
         let rest = std::mem::take(&mut self.buffer);
         let mut events = Vec::new();
         if !rest.is_empty() {
-            let line = String::from_utf8_lossy(&rest)
-                .trim_end_matches('\r')
-                .to_owned();
+            let line = String::from_utf8_lossy(&rest).trim_end_matches('\r').to_owned();
             if let Some(event) = self.line(&line) {
                 events.push(event);
             }
@@ -128,44 +122,21 @@ mod tests {
         let mut p = SseParser::new();
         assert!(p.push(b"event: message_start\nda").unwrap().is_empty());
         let events = p.push(b"ta: {\"a\":1}\r\n\r\ndata: x\n").unwrap();
-        assert_eq!(
-            events,
-            vec![SseEvent {
-                event: "message_start".into(),
-                data: "{\"a\":1}".into()
-            }]
-        );
-        assert_eq!(
-            p.finish(),
-            vec![SseEvent {
-                event: String::new(),
-                data: "x".into()
-            }]
-        );
+        assert_eq!(events, vec![SseEvent { event: "message_start".into(), data: "{\"a\":1}".into() }]);
+        assert_eq!(p.finish(), vec![SseEvent { event: String::new(), data: "x".into() }]);
     }
 
     #[test]
     fn multi_line_data_and_comments() {
         let mut p = SseParser::new();
         let events = p.push(b": ping\ndata: a\ndata: b\n\n").unwrap();
-        assert_eq!(
-            events,
-            vec![SseEvent {
-                event: String::new(),
-                data: "a\nb".into()
-            }]
-        );
+        assert_eq!(events, vec![SseEvent { event: String::new(), data: "a\nb".into() }]);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut p = SseParser::new();
-        for chunk in [
-            &b"\xff\xfe:\n\n"[..],
-            b"data",
-            b"\r\r\n",
-            b"event:\n\ndata:\n\n",
-        ] {
+        for chunk in [&b"\xff\xfe:\n\n"[..], b"data", b"\r\r\n", b"event:\n\ndata:\n\n"] {
             let _ = p.push(chunk);
         }
         let _ = p.finish();

@@ -10,16 +10,9 @@ use crate::host::{Body, BodyError, Deferred, FetchError, Host, LogLevel, StoreEr
 /// One scripted upstream answer, consumed in order by [`FakeHost::fetch`].
 pub enum FakeAnswer {
     /// A whole response.
-    Full {
-        status: u16,
-        headers: Vec<(&'static str, String)>,
-        body: Bytes,
-    },
+    Full { status: u16, headers: Vec<(&'static str, String)>, body: Bytes },
     /// A 200 whose body arrives in these chunks, then optionally breaks.
-    Stream {
-        chunks: Vec<Bytes>,
-        then_error: bool,
-    },
+    Stream { chunks: Vec<Bytes>, then_error: bool },
     /// The connection fails.
     ConnectError,
     /// No response head ever arrives.
@@ -51,14 +44,8 @@ pub struct FakeHost {
 
 impl FakeHost {
     pub fn with_config(config: &str) -> Self {
-        let host = FakeHost {
-            now: Cell::new(1_700_000_000_000),
-            ..FakeHost::default()
-        };
-        host.kv.borrow_mut().insert(
-            crate::config::CONFIG_KV_KEY.into(),
-            Bytes::from(config.to_owned()),
-        );
+        let host = FakeHost { now: Cell::new(1_700_000_000_000), ..FakeHost::default() };
+        host.kv.borrow_mut().insert(crate::config::CONFIG_KV_KEY.into(), Bytes::from(config.to_owned()));
         host
     }
 
@@ -74,21 +61,13 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
-    async fn fetch(
-        &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Body>, FetchError> {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError> {
         self.requests.borrow_mut().push(request);
         let answer = self.answers.borrow_mut().pop_front();
         match answer {
-            Some(FakeAnswer::Full {
-                status,
-                headers,
-                body,
-            }) => {
+            Some(FakeAnswer::Full { status, headers, body }) => {
                 let mut response = http::Response::new(Body::Full(body));
-                *response.status_mut() =
-                    http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+                *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
                 for (name, value) in headers {
                     if let Ok(v) = http::HeaderValue::from_str(&value) {
                         response.headers_mut().insert(name, v);
@@ -101,13 +80,9 @@ impl Host for FakeHost {
                 if then_error {
                     items.push(Err(BodyError("connection reset".into())));
                 }
-                Ok(http::Response::new(Body::Stream(Box::pin(
-                    futures::stream::iter(items),
-                ))))
+                Ok(http::Response::new(Body::Stream(Box::pin(futures::stream::iter(items)))))
             }
-            Some(FakeAnswer::ConnectError) | None => {
-                Err(FetchError::Connect("connection refused".into()))
-            }
+            Some(FakeAnswer::ConnectError) | None => Err(FetchError::Connect("connection refused".into())),
             Some(FakeAnswer::Hang) => futures::future::pending().await,
         }
     }
@@ -140,11 +115,7 @@ impl Host for FakeHost {
     }
 
     fn random_u64(&self) -> u64 {
-        let next = self
-            .random
-            .get()
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        let next = self.random.get().wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         self.random.set(next);
         next
     }

@@ -1,11 +1,6 @@
 //! The whole pipeline in-process, against the fake host: what the client gets and what the
 //! upstream would have received.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::rc::Rc;
 
@@ -38,10 +33,8 @@ fn config() -> String {
 
 fn host() -> Rc<FakeHost> {
     let mut host = FakeHost::with_config(&config());
-    host.secrets
-        .insert("openai_api_key".into(), "sk-openai-secret".into());
-    host.secrets
-        .insert("anthropic_api_key".into(), "sk-ant-secret".into());
+    host.secrets.insert("openai_api_key".into(), "sk-openai-secret".into());
+    host.secrets.insert("anthropic_api_key".into(), "sk-ant-secret".into());
     Rc::new(host)
 }
 
@@ -53,8 +46,7 @@ struct Reply {
 
 impl Reply {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
     }
     /// The `data:` payloads of an SSE body.
     fn sse(&self) -> Vec<String> {
@@ -70,9 +62,7 @@ fn call(host: &Rc<FakeHost>, method: &str, path: &str, key: Option<&str>, body: 
     if let Some(k) = key {
         builder = builder.header("authorization", format!("Bearer {k}"));
     }
-    let request = builder
-        .body(Body::Full(Bytes::from(body.to_owned())))
-        .unwrap();
+    let request = builder.body(Body::Full(Bytes::from(body.to_owned()))).unwrap();
     block_on(async {
         let response = gateway_core::handle(Rc::clone(host), request).await;
         let (parts, body) = response.into_parts();
@@ -86,22 +76,12 @@ fn call(host: &Rc<FakeHost>, method: &str, path: &str, key: Option<&str>, body: 
                 out
             }
         };
-        Reply {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        Reply { status: parts.status.as_u16(), headers: parts.headers, body }
     })
 }
 
 fn chat(host: &Rc<FakeHost>, body: Value) -> Reply {
-    call(
-        host,
-        "POST",
-        "/v1/chat/completions",
-        Some(KEY),
-        &body.to_string(),
-    )
+    call(host, "POST", "/v1/chat/completions", Some(KEY), &body.to_string())
 }
 
 fn openai_completion() -> &'static str {
@@ -118,39 +98,21 @@ fn missing_and_wrong_keys_are_401_in_the_openai_shape() {
     let r = call(&host, "POST", "/v1/chat/completions", None, "{}");
     assert_eq!(r.status, 401);
     assert_eq!(r.json()["error"]["type"], "authentication_error");
-    let r = call(
-        &host,
-        "POST",
-        "/v1/chat/completions",
-        Some("sk-wrong"),
-        "{}",
-    );
+    let r = call(&host, "POST", "/v1/chat/completions", Some("sk-wrong"), "{}");
     assert_eq!(r.status, 401);
     assert!(host.requests.borrow().is_empty());
 }
 
 #[test]
 fn malformed_json_is_a_400_naming_the_problem() {
-    let r = call(
-        &host(),
-        "POST",
-        "/v1/chat/completions",
-        Some(KEY),
-        "{\"model\": ",
-    );
+    let r = call(&host(), "POST", "/v1/chat/completions", Some(KEY), "{\"model\": ");
     assert_eq!(r.status, 400);
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("not a valid chat completion request"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("not a valid chat completion request"));
 }
 
 #[test]
 fn wrong_field_types_name_the_field() {
-    let r = chat(
-        &host(),
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": 5}]}),
-    );
+    let r = chat(&host(), json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": 5}]}));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["param"], "messages[0].content");
     let r = chat(
@@ -165,10 +127,7 @@ fn wrong_field_types_name_the_field() {
 #[test]
 fn unknown_model_or_provider_is_a_404_model_not_found() {
     for model in ["nope/gpt-4o", "gpt-4o", "demo/not-enabled"] {
-        let r = chat(
-            &host(),
-            json!({"model": model, "messages": [{"role": "user", "content": "x"}]}),
-        );
+        let r = chat(&host(), json!({"model": model, "messages": [{"role": "user", "content": "x"}]}));
         assert_eq!(r.status, 404, "{model}");
         assert_eq!(r.json()["error"]["code"], "model_not_found");
     }
@@ -177,10 +136,7 @@ fn unknown_model_or_provider_is_a_404_model_not_found() {
 #[test]
 fn body_too_large_is_a_413() {
     let big = "x".repeat(5000);
-    let r = chat(
-        &host(),
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": big}]}),
-    );
+    let r = chat(&host(), json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": big}]}));
     assert_eq!(r.status, 413);
     assert_eq!(r.json()["error"]["code"], "request_too_large");
 }
@@ -189,18 +145,12 @@ fn body_too_large_is_a_413() {
 fn openai_request_is_forwarded_whole_with_the_provider_model_and_key() {
     let host = host();
     host.answer(FakeAnswer::json(200, openai_completion()));
-    let r = chat(
-        &host,
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "seed": 7}),
-    );
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "seed": 7}));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["choices"][0]["message"]["content"], "hi");
     let requests = host.requests.borrow();
     assert_eq!(requests[0].uri(), "http://up.test/v1/chat/completions");
-    assert_eq!(
-        requests[0].headers()["authorization"],
-        "Bearer sk-openai-secret"
-    );
+    assert_eq!(requests[0].headers()["authorization"], "Bearer sk-openai-secret");
     drop(requests);
     let sent = upstream_json(&host, 0);
     assert_eq!(sent["model"], "gpt-4o");
@@ -235,23 +185,14 @@ fn anthropic_non_streamed_chat_is_translated_both_ways() {
 fn anthropic_stream_is_translated_chunk_by_chunk() {
     let host = host();
     let sse = include_str!("../fixtures/anthropic/text_stream.sse");
-    let chunks = sse
-        .split_inclusive("\n\n")
-        .map(|s| Bytes::from(s.to_owned()))
-        .collect();
-    host.answer(FakeAnswer::Stream {
-        chunks,
-        then_error: false,
-    });
+    let chunks = sse.split_inclusive("\n\n").map(|s| Bytes::from(s.to_owned())).collect();
+    host.answer(FakeAnswer::Stream { chunks, then_error: false });
     let r = chat(
         &host,
         json!({"model": "anthropic/claude-sonnet-4-6", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}),
     );
     assert_eq!(r.status, 200);
-    assert_eq!(
-        r.headers["content-type"],
-        "text/event-stream; charset=utf-8"
-    );
+    assert_eq!(r.headers["content-type"], "text/event-stream; charset=utf-8");
     let events = r.sse();
     assert_eq!(events.last().unwrap(), "[DONE]");
     let usage: Value = serde_json::from_str(&events[events.len() - 2]).unwrap();
@@ -262,15 +203,8 @@ fn anthropic_stream_is_translated_chunk_by_chunk() {
 fn stream_cut_mid_way_ends_with_an_error_event_not_done() {
     let host = host();
     let sse = include_str!("../fixtures/anthropic/text_stream.sse");
-    let chunks: Vec<Bytes> = sse
-        .split_inclusive("\n\n")
-        .take(4)
-        .map(|s| Bytes::from(s.to_owned()))
-        .collect();
-    host.answer(FakeAnswer::Stream {
-        chunks,
-        then_error: true,
-    });
+    let chunks: Vec<Bytes> = sse.split_inclusive("\n\n").take(4).map(|s| Bytes::from(s.to_owned())).collect();
+    host.answer(FakeAnswer::Stream { chunks, then_error: true });
     let r = chat(
         &host,
         json!({"model": "anthropic/claude-sonnet-4-6", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
@@ -279,11 +213,7 @@ fn stream_cut_mid_way_ends_with_an_error_event_not_done() {
     let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
     assert_eq!(last["error"]["code"], "stream_interrupted");
     assert!(!events.iter().any(|e| e == "[DONE]"));
-    assert_eq!(
-        host.requests.borrow().len(),
-        1,
-        "no retry once bytes reached the client"
-    );
+    assert_eq!(host.requests.borrow().len(), 1, "no retry once bytes reached the client");
 }
 
 #[test]
@@ -297,10 +227,7 @@ fn rate_limit_then_success_is_retried_after_the_upstreams_retry_after() {
         ),
     });
     host.answer(FakeAnswer::json(200, openai_completion()));
-    let r = chat(
-        &host,
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["x-gateway-attempts"], "2");
     assert_eq!(*host.slept.borrow(), vec![1000]);
@@ -310,34 +237,25 @@ fn rate_limit_then_success_is_retried_after_the_upstreams_retry_after() {
 fn three_server_errors_surface_as_a_502_after_backoff() {
     let host = host();
     for _ in 0..3 {
-        host.answer(FakeAnswer::json(
-            500,
-            r#"{"error":{"message":"boom","type":"server_error"}}"#,
-        ));
+        host.answer(FakeAnswer::json(500, r#"{"error":{"message":"boom","type":"server_error"}}"#));
     }
-    let r = chat(
-        &host,
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"]["message"], "boom");
     assert_eq!(host.requests.borrow().len(), 3);
     let slept = host.slept.borrow();
     assert_eq!(slept.len(), 2);
-    assert!(
-        (50..=100).contains(&slept[0]) && (100..=200).contains(&slept[1]),
-        "{slept:?}"
-    );
+    assert!((50..=100).contains(&slept[0]) && (100..=200).contains(&slept[1]), "{slept:?}");
 }
 
 #[test]
 fn client_errors_from_the_upstream_are_not_retried() {
     let host = host();
-    host.answer(FakeAnswer::json(400, r#"{"error":{"message":"bad temperature","type":"invalid_request_error","param":"temperature"}}"#));
-    let r = chat(
-        &host,
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    host.answer(FakeAnswer::json(
+        400,
+        r#"{"error":{"message":"bad temperature","type":"invalid_request_error","param":"temperature"}}"#,
+    ));
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["param"], "temperature");
     assert_eq!(host.requests.borrow().len(), 1);
@@ -346,15 +264,9 @@ fn client_errors_from_the_upstream_are_not_retried() {
 #[test]
 fn connection_failures_are_retried_and_then_a_502() {
     let host = host();
-    let r = chat(
-        &host,
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 502);
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("cannot reach provider `openai`"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("cannot reach provider `openai`"));
     assert_eq!(host.requests.borrow().len(), 3);
 }
 
@@ -364,10 +276,7 @@ fn a_hung_upstream_times_out_with_a_504() {
     for _ in 0..3 {
         host.answer(FakeAnswer::Hang);
     }
-    let r = chat(
-        &host,
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 504);
 }
 
@@ -381,10 +290,7 @@ fn route_falls_back_to_its_next_model_once_retries_are_spent() {
         ));
     }
     host.answer(FakeAnswer::json(200, openai_completion()));
-    let r = chat(
-        &host,
-        json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    let r = chat(&host, json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["x-gateway-provider"], "openai");
     assert_eq!(r.headers["x-gateway-attempts"], "4");
@@ -398,15 +304,8 @@ fn route_path_prefix_selects_the_route() {
         200,
         r#"{"id":"m","model":"claude-sonnet-4-6","content":[{"type":"text","text":"ok"}],"stop_reason":"end_turn","usage":{}}"#,
     ));
-    let body =
-        json!({"model": "anything", "messages": [{"role": "user", "content": "hi"}]}).to_string();
-    let r = call(
-        &host,
-        "POST",
-        "/smart/v1/chat/completions",
-        Some(KEY),
-        &body,
-    );
+    let body = json!({"model": "anything", "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let r = call(&host, "POST", "/smart/v1/chat/completions", Some(KEY), &body);
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["x-gateway-provider"], "anthropic");
     let r = call(&host, "POST", "/nope/v1/chat/completions", Some(KEY), &body);
@@ -415,28 +314,16 @@ fn route_path_prefix_selects_the_route() {
 
 #[test]
 fn a_provider_whose_secret_is_unset_is_a_503_that_names_the_secret_not_its_value() {
-    let r = chat(
-        &host(),
-        json!({"model": "nokey/m", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    let r = chat(&host(), json!({"model": "nokey/m", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 503);
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("missing_secret"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("missing_secret"));
 }
 
 #[test]
 fn echo_provider_answers_without_any_upstream() {
     let host = host();
-    let r = chat(
-        &host,
-        json!({"model": "demo/echo-1", "messages": [{"role": "user", "content": "hello gateway"}]}),
-    );
-    assert_eq!(
-        r.json()["choices"][0]["message"]["content"],
-        "hello gateway"
-    );
+    let r = chat(&host, json!({"model": "demo/echo-1", "messages": [{"role": "user", "content": "hello gateway"}]}));
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "hello gateway");
     let r = chat(
         &host,
         json!({"model": "demo/echo-1", "stream": true, "messages": [{"role": "user", "content": "hello gateway"}]}),
@@ -448,12 +335,8 @@ fn echo_provider_answers_without_any_upstream() {
 #[test]
 fn models_lists_enabled_models_and_routes() {
     let r = call(&host(), "GET", "/v1/models", Some(KEY), "");
-    let ids: Vec<String> = r.json()["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids: Vec<String> =
+        r.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, vec!["demo/echo-1", "smart"]);
 }
 
@@ -462,25 +345,16 @@ fn missing_configuration_is_a_503() {
     let host = Rc::new(FakeHost::default());
     let r = call(&host, "GET", "/v1/models", Some(KEY), "");
     assert_eq!(r.status, 503);
-    assert!(r.json()["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("no configuration"));
+    assert!(r.json()["error"]["message"].as_str().unwrap().contains("no configuration"));
 }
 
 #[test]
 fn request_log_is_written_after_the_response_without_secrets() {
     let host = host();
     host.answer(FakeAnswer::json(200, openai_completion()));
-    let r = chat(
-        &host,
-        json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 200);
-    assert!(
-        host.logs.borrow().is_empty(),
-        "logging waits until after the response"
-    );
+    assert!(host.logs.borrow().is_empty(), "logging waits until after the response");
     for work in host.take_deferred() {
         block_on(work);
     }

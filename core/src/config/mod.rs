@@ -198,10 +198,7 @@ fn yes() -> bool {
 
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        TelemetryConfig {
-            collector_url: None,
-            log_requests: true,
-        }
+        TelemetryConfig { collector_url: None, log_requests: true }
     }
 }
 
@@ -289,10 +286,7 @@ pub struct TimeoutConfig {
 
 impl Default for TimeoutConfig {
     fn default() -> Self {
-        TimeoutConfig {
-            first_byte_ms: default_first_byte_ms(),
-            idle_ms: default_idle_ms(),
-        }
+        TimeoutConfig { first_byte_ms: default_first_byte_ms(), idle_ms: default_idle_ms() }
     }
 }
 
@@ -309,10 +303,7 @@ impl Config {
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            ConfigError::new(
-                if path == "." { String::new() } else { path },
-                e.into_inner().to_string(),
-            )
+            ConfigError::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
         })?;
         config.validate()?;
         Ok(config)

@@ -15,10 +15,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError {
-            path: path.into(),
-            message: message.into(),
-        }
+        ConfigError { path: path.into(), message: message.into() }
     }
 }
 
@@ -40,25 +37,14 @@ fn is_secret_name(s: &str) -> bool {
 }
 
 fn check_url(path: String, url: &str) -> Result<(), ConfigError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
     match rest {
-        Some(r) if !r.is_empty() && !r.starts_with('/') && !url.contains(char::is_whitespace) => {
-            Ok(())
-        }
-        _ => Err(ConfigError::new(
-            path,
-            format!("`{url}` is not an http(s) URL"),
-        )),
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !url.contains(char::is_whitespace) => Ok(()),
+        _ => Err(ConfigError::new(path, format!("`{url}` is not an http(s) URL"))),
     }
 }
 
-fn check_policies(
-    path: &str,
-    policies: &[PolicyConfig],
-    seen: &mut BTreeSet<String>,
-) -> Result<(), ConfigError> {
+fn check_policies(path: &str, policies: &[PolicyConfig], seen: &mut BTreeSet<String>) -> Result<(), ConfigError> {
     for (i, policy) in policies.iter().enumerate() {
         if !is_name(&policy.id) {
             return Err(ConfigError::new(
@@ -67,10 +53,7 @@ fn check_policies(
             ));
         }
         if !seen.insert(policy.id.clone()) {
-            return Err(ConfigError::new(
-                format!("{path}[{i}].id"),
-                format!("duplicate policy id `{}`", policy.id),
-            ));
+            return Err(ConfigError::new(format!("{path}[{i}].id"), format!("duplicate policy id `{}`", policy.id)));
         }
     }
     Ok(())
@@ -78,16 +61,10 @@ fn check_policies(
 
 fn check_retry(path: &str, retry: &RetryConfig) -> Result<(), ConfigError> {
     if !(1..=10).contains(&retry.attempts) {
-        return Err(ConfigError::new(
-            format!("{path}.attempts"),
-            "must be between 1 and 10",
-        ));
+        return Err(ConfigError::new(format!("{path}.attempts"), "must be between 1 and 10"));
     }
     if retry.initial_backoff_ms > retry.max_backoff_ms {
-        return Err(ConfigError::new(
-            format!("{path}.initial_backoff_ms"),
-            "must not exceed max_backoff_ms",
-        ));
+        return Err(ConfigError::new(format!("{path}.initial_backoff_ms"), "must not exceed max_backoff_ms"));
     }
     Ok(())
 }
@@ -97,19 +74,13 @@ impl Config {
         if self.version != CONFIG_VERSION {
             return Err(ConfigError::new(
                 "version",
-                format!(
-                    "unsupported version {}, expected {CONFIG_VERSION}",
-                    self.version
-                ),
+                format!("unsupported version {}, expected {CONFIG_VERSION}", self.version),
             ));
         }
         for (name, provider) in &self.providers {
             let at = format!("providers.{name}");
             if !is_name(name) {
-                return Err(ConfigError::new(
-                    at,
-                    "provider names are 1-64 letters, digits, `-`, `_`, `.`",
-                ));
+                return Err(ConfigError::new(at, "provider names are 1-64 letters, digits, `-`, `_`, `.`"));
             }
             if let Some(url) = &provider.base_url {
                 check_url(format!("{at}.base_url"), url)?;
@@ -124,10 +95,7 @@ impl Config {
             }
             for header in provider.headers.keys() {
                 if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    return Err(ConfigError::new(
-                        format!("{at}.headers.{header}"),
-                        "not a valid header name",
-                    ));
+                    return Err(ConfigError::new(format!("{at}.headers.{header}"), "not a valid header name"));
                 }
             }
         }
@@ -142,23 +110,14 @@ impl Config {
                 ));
             }
             if route.models.is_empty() {
-                return Err(ConfigError::new(
-                    format!("{at}.models"),
-                    "a route needs at least one `provider/model`",
-                ));
+                return Err(ConfigError::new(format!("{at}.models"), "a route needs at least one `provider/model`"));
             }
             for (i, target) in route.models.iter().enumerate() {
-                let provider = target
-                    .split_once('/')
-                    .map(|(p, m)| (p, m))
-                    .filter(|(_, m)| !m.is_empty());
+                let provider = target.split_once('/').map(|(p, m)| (p, m)).filter(|(_, m)| !m.is_empty());
                 match provider {
                     Some((p, _)) if self.providers.contains_key(p) => {}
                     Some((p, _)) => {
-                        return Err(ConfigError::new(
-                            format!("{at}.models[{i}]"),
-                            format!("unknown provider `{p}`"),
-                        ));
+                        return Err(ConfigError::new(format!("{at}.models[{i}]"), format!("unknown provider `{p}`")));
                     }
                     None => {
                         return Err(ConfigError::new(
@@ -176,22 +135,14 @@ impl Config {
         for (slug, server) in &self.mcp_servers {
             let at = format!("mcp_servers.{slug}");
             if !is_name(slug) {
-                return Err(ConfigError::new(
-                    at,
-                    "slugs are 1-64 letters, digits, `-`, `_`, `.`",
-                ));
+                return Err(ConfigError::new(at, "slugs are 1-64 letters, digits, `-`, `_`, `.`"));
             }
             check_url(format!("{at}.url"), &server.url)?;
             match &server.credential {
                 CredentialConfig::Internal { secret } if !is_secret_name(secret) => {
-                    return Err(ConfigError::new(
-                        format!("{at}.credential.secret"),
-                        "not a valid secret name",
-                    ));
+                    return Err(ConfigError::new(format!("{at}.credential.secret"), "not a valid secret name"));
                 }
-                CredentialConfig::TokenBroker { url } => {
-                    check_url(format!("{at}.credential.url"), url)?
-                }
+                CredentialConfig::TokenBroker { url } => check_url(format!("{at}.credential.url"), url)?,
                 _ => {}
             }
             check_policies(&format!("{at}.policies"), &server.policies, &mut policy_ids)?;
@@ -199,11 +150,8 @@ impl Config {
         let mut hashes = BTreeSet::new();
         for (i, key) in self.keys.iter().enumerate() {
             let at = format!("keys[{i}]");
-            let hex_ok = key.sha256.len() == 64
-                && key
-                    .sha256
-                    .bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            let hex_ok =
+                key.sha256.len() == 64 && key.sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
             if !hex_ok {
                 return Err(ConfigError::new(
                     format!("{at}.sha256"),
@@ -214,10 +162,7 @@ impl Config {
                 return Err(ConfigError::new(format!("{at}.sha256"), "duplicate key"));
             }
             if key.principal.id.is_empty() {
-                return Err(ConfigError::new(
-                    format!("{at}.principal.id"),
-                    "must not be empty",
-                ));
+                return Err(ConfigError::new(format!("{at}.principal.id"), "must not be empty"));
             }
         }
         if let Some(url) = &self.telemetry.collector_url {
@@ -225,10 +170,7 @@ impl Config {
         }
         check_retry("retry", &self.retry)?;
         if self.limits.max_request_bytes == 0 {
-            return Err(ConfigError::new(
-                "limits.max_request_bytes",
-                "must be positive",
-            ));
+            return Err(ConfigError::new("limits.max_request_bytes", "must be positive"));
         }
         if self.timeouts.first_byte_ms == 0 || self.timeouts.idle_ms == 0 {
             return Err(ConfigError::new("timeouts", "timeouts must be positive"));
@@ -276,10 +218,7 @@ mod tests {
 
     #[test]
     fn unknown_provider_type_is_refused() {
-        assert_eq!(
-            err(r#"{"version": 1, "providers": {"x": {"type": "nope"}}}"#),
-            "providers.x.type"
-        );
+        assert_eq!(err(r#"{"version": 1, "providers": {"x": {"type": "nope"}}}"#), "providers.x.type");
     }
 
     #[test]
@@ -317,9 +256,6 @@ mod tests {
 
     #[test]
     fn retry_attempts_are_bounded() {
-        assert_eq!(
-            err(r#"{"version": 1, "retry": {"attempts": 0}}"#),
-            "retry.attempts"
-        );
+        assert_eq!(err(r#"{"version": 1, "retry": {"attempts": 0}}"#), "retry.attempts");
     }
 }

@@ -57,11 +57,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             None => None,
         };
         let upstream = provider.chat_request(target, &request, api_key.as_deref())?;
-        match attempt_target(
-            host, config, provider, target, &upstream, &request, &policy, summary,
-        )
-        .await
-        {
+        match attempt_target(host, config, provider, target, &upstream, &request, &policy, summary).await {
             Ok(response) => return Ok(response),
             Err(Failure::Final(error)) => return Err(error),
             Err(Failure::Exhausted(error)) => last_error = error,
@@ -71,11 +67,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
 }
 
 /// Reads the body (bounded) and parses it, naming the offending field on failure.
-async fn parse(
-    config: &Config,
-    parts: &http::request::Parts,
-    body: Body,
-) -> Result<ChatRequest, ApiError> {
+async fn parse(config: &Config, parts: &http::request::Parts, body: Body) -> Result<ChatRequest, ApiError> {
     let limit = config.limits.max_request_bytes;
     let too_large = || {
         ApiError::new(
@@ -85,35 +77,26 @@ async fn parse(
         )
         .with_code("request_too_large")
     };
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
     let bytes = body.collect(limit).await.map_err(|e| match e {
         CollectError::TooLarge { .. } => too_large(),
-        CollectError::Body(e) => {
-            ApiError::invalid_request(format!("the request body could not be read: {e}"))
-        }
+        CollectError::Body(e) => ApiError::invalid_request(format!("the request body could not be read: {e}")),
     })?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let request: ChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::invalid_request(format!(
-                "request body is not a valid chat completion request: {inner}"
-            ))
+            ApiError::invalid_request(format!("request body is not a valid chat completion request: {inner}"))
         } else {
             ApiError::invalid_request(format!("invalid `{path}`: {inner}")).with_param(path)
         }
     })?;
     if request.messages.is_empty() {
-        return Err(
-            ApiError::invalid_request("`messages` must not be empty").with_param("messages")
-        );
+        return Err(ApiError::invalid_request("`messages` must not be empty").with_param("messages"));
     }
     Ok(request)
 }
@@ -126,19 +109,9 @@ fn resolve<'c>(
 ) -> Result<(Vec<Target<'c>>, crate::config::RetryConfig), ApiError> {
     let route_name = route.or_else(|| config.routes.contains_key(model).then_some(model));
     if let Some(name) = route_name {
-        let route = config
-            .routes
-            .get(name)
-            .ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
-        let targets = route
-            .models
-            .iter()
-            .map(|m| target(config, m))
-            .collect::<Result<Vec<_>, _>>()?;
-        return Ok((
-            targets,
-            route.retry.clone().unwrap_or_else(|| config.retry.clone()),
-        ));
+        let route = config.routes.get(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
+        let targets = route.models.iter().map(|m| target(config, m)).collect::<Result<Vec<_>, _>>()?;
+        return Ok((targets, route.retry.clone().unwrap_or_else(|| config.retry.clone())));
     }
     Ok((vec![target(config, model)?], config.retry.clone()))
 }
@@ -150,10 +123,7 @@ fn model_not_found(message: String) -> ApiError {
 }
 
 fn target<'c>(config: &'c Config, model: &str) -> Result<Target<'c>, ApiError> {
-    let Some((name, id)) = model
-        .split_once('/')
-        .filter(|(p, m)| !p.is_empty() && !m.is_empty())
-    else {
+    let Some((name, id)) = model.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty()) else {
         return Err(model_not_found(format!(
             "model `{model}` is neither a route nor `provider/model` (e.g. `openai/gpt-4o`)"
         )));
@@ -163,15 +133,9 @@ fn target<'c>(config: &'c Config, model: &str) -> Result<Target<'c>, ApiError> {
         .get_key_value(name)
         .ok_or_else(|| model_not_found(format!("unknown provider `{name}` in model `{model}`")))?;
     if !provider.models.is_empty() && !provider.models.iter().any(|m| m == id) {
-        return Err(model_not_found(format!(
-            "model `{id}` is not enabled for provider `{name}`"
-        )));
+        return Err(model_not_found(format!("model `{id}` is not enabled for provider `{name}`")));
     }
-    Ok(Target {
-        provider_name,
-        provider,
-        model: id.to_owned(),
-    })
+    Ok(Target { provider_name, provider, model: id.to_owned() })
 }
 
 /// Why a target produced no response.
@@ -194,31 +158,17 @@ async fn attempt_target<H: Host + 'static>(
     policy: &RetryPolicy,
     summary: &mut Summary,
 ) -> Result<http::Response<Body>, Failure> {
-    let ctx = ResponseContext {
-        created: host.now_millis() / 1000,
-        include_usage: request.wants_stream_usage(),
-    };
+    let ctx = ResponseContext { created: host.now_millis() / 1000, include_usage: request.wants_stream_usage() };
     let timeouts = &config.timeouts;
     let mut attempt = 0;
     loop {
         attempt += 1;
         summary.attempts += 1;
-        let sent = with_timeout(
-            &**host,
-            timeouts.first_byte_ms,
-            host.fetch(upstream.clone()),
-        )
-        .await;
+        let sent = with_timeout(&**host, timeouts.first_byte_ms, host.fetch(upstream.clone())).await;
         let (error, retry_after) = match sent {
             Some(Ok(response)) if response.status().is_success() => {
                 let delivered = if request.is_stream() {
-                    Ok(stream_response(
-                        host,
-                        provider,
-                        response,
-                        ctx.clone(),
-                        timeouts.idle_ms,
-                    ))
+                    Ok(stream_response(host, provider, response, ctx.clone(), timeouts.idle_ms))
                 } else {
                     whole_response(host, config, provider, response, &ctx).await
                 };
@@ -234,14 +184,10 @@ async fn attempt_target<H: Host + 'static>(
             Some(Ok(response)) => {
                 let status = response.status();
                 let retry_after = retry_after_ms(response.headers());
-                let body = with_timeout(
-                    &**host,
-                    timeouts.idle_ms,
-                    response.into_body().collect(MAX_ERROR_BODY),
-                )
-                .await
-                .and_then(Result::ok)
-                .unwrap_or_default();
+                let body = with_timeout(&**host, timeouts.idle_ms, response.into_body().collect(MAX_ERROR_BODY))
+                    .await
+                    .and_then(Result::ok)
+                    .unwrap_or_default();
                 let error = provider.error(target.provider_name, status, &body);
                 if !is_retryable_status(status) {
                     return Err(Failure::Final(error));
@@ -254,13 +200,9 @@ async fn attempt_target<H: Host + 'static>(
                     target.provider_name
                 ))))
             }
-            Some(Err(FetchError::Connect(reason))) => (
-                ApiError::bad_gateway(format!(
-                    "cannot reach provider `{}`: {reason}",
-                    target.provider_name
-                )),
-                None,
-            ),
+            Some(Err(FetchError::Connect(reason))) => {
+                (ApiError::bad_gateway(format!("cannot reach provider `{}`: {reason}", target.provider_name)), None)
+            }
             None => (
                 ApiError::new(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -301,26 +243,15 @@ fn stream_response<H: Host + 'static>(
         Body::Stream(s) => s,
         Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
     };
-    let body = stream::translate(
-        Rc::clone(host),
-        upstream,
-        provider.chat_stream(ctx),
-        idle_ms,
-    );
+    let body = stream::translate(Rc::clone(host), upstream, provider.chat_stream(ctx), idle_ms);
     sse_response(Body::Stream(body))
 }
 
 fn sse_response(body: Body) -> http::Response<Body> {
     let mut response = http::Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream; charset=utf-8"),
-    );
-    headers.insert(
-        http::header::CACHE_CONTROL,
-        HeaderValue::from_static("no-cache"),
-    );
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
 
@@ -336,14 +267,10 @@ async fn whole_response<H: Host>(
     let body = match with_timeout(&**host, idle, response.into_body().collect(limit)).await {
         Some(Ok(body)) => body,
         Some(Err(CollectError::TooLarge { .. })) => {
-            return Err(ApiError::bad_gateway(format!(
-                "the upstream response exceeds {limit} bytes"
-            )))
+            return Err(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes")))
         }
         Some(Err(CollectError::Body(e))) => {
-            return Err(ApiError::bad_gateway(format!(
-                "the upstream response broke off: {e}"
-            )))
+            return Err(ApiError::bad_gateway(format!("the upstream response broke off: {e}")))
         }
         None => {
             return Err(ApiError::new(
@@ -354,32 +281,17 @@ async fn whole_response<H: Host>(
             .with_code("upstream_timeout"))
         }
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &provider.chat_response(&body, ctx)?,
-    ))
+    Ok(json_response(StatusCode::OK, &provider.chat_response(&body, ctx)?))
 }
 
-fn echo_response<H: Host>(
-    host: &H,
-    request: &ChatRequest,
-    target: &Target<'_>,
-) -> http::Response<Body> {
+fn echo_response<H: Host>(host: &H, request: &ChatRequest, target: &Target<'_>) -> http::Response<Body> {
     debug_assert_eq!(target.provider.kind, ProviderType::Echo);
     let id = format!("chatcmpl-echo-{:016x}", host.random_u64());
     let created = host.now_millis() / 1000;
     let mut response = if request.is_stream() {
-        sse_response(Body::Full(stream::encode_all(&echo::stream(
-            request,
-            &target.model,
-            &id,
-            created,
-        ))))
+        sse_response(Body::Full(stream::encode_all(&echo::stream(request, &target.model, &id, created))))
     } else {
-        json_response(
-            StatusCode::OK,
-            &echo::completion(request, &target.model, &id, created),
-        )
+        json_response(StatusCode::OK, &echo::completion(request, &target.model, &id, created))
     };
     mark(&mut response, target, 0);
     response

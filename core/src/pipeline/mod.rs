@@ -18,11 +18,7 @@ use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
 
 /// Resolves `fut`, or `None` once `millis` have passed.
-pub(crate) async fn with_timeout<H: Host, F: Future>(
-    host: &H,
-    millis: u64,
-    fut: F,
-) -> Option<F::Output> {
+pub(crate) async fn with_timeout<H: Host, F: Future>(host: &H, millis: u64, fut: F) -> Option<F::Output> {
     let sleep = host.sleep(millis);
     futures::pin_mut!(fut, sleep);
     match select(fut, sleep).await {
@@ -71,16 +67,11 @@ async fn load_config<H: Host>(host: &H) -> Result<Config, ApiError> {
         .kv_get(CONFIG_KV_KEY)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot read the configuration store: {e}")))?
-        .ok_or_else(|| {
-            ApiError::unavailable("no configuration loaded: push one with scripts/config-push")
-        })?;
+        .ok_or_else(|| ApiError::unavailable("no configuration loaded: push one with scripts/config-push"))?;
     Config::from_json(&raw).map_err(|e| {
         host.log(
             LogLevel::Error,
-            &format!(
-                "{{\"msg\":\"stored configuration refused\",\"error\":{:?}}}",
-                e.to_string()
-            ),
+            &format!("{{\"msg\":\"stored configuration refused\",\"error\":{:?}}}", e.to_string()),
         );
         ApiError::unavailable(format!("the stored configuration is invalid: {e}"))
     })
@@ -88,22 +79,14 @@ async fn load_config<H: Host>(host: &H) -> Result<Config, ApiError> {
 
 /// A JSON response.
 pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> http::Response<Body> {
-    let mut response = http::Response::new(Body::Full(Bytes::from(
-        serde_json::to_vec(body).unwrap_or_default(),
-    )));
+    let mut response = http::Response::new(Body::Full(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 
 /// Handles one request. Never panics and never returns without a response.
-pub async fn handle<H: Host + 'static>(
-    host: Rc<H>,
-    request: http::Request<Body>,
-) -> http::Response<Body> {
+pub async fn handle<H: Host + 'static>(host: Rc<H>, request: http::Request<Body>) -> http::Response<Body> {
     let started = host.now_millis();
     let request_id = format!("gw-{:016x}", host.random_u64());
     let (parts, body) = request.into_parts();
@@ -135,9 +118,7 @@ pub async fn handle<H: Host + 'static>(
         })
         .to_string();
         let deferred_host = Rc::clone(&host);
-        host.defer(Box::pin(
-            async move { deferred_host.log(LogLevel::Info, &line) },
-        ));
+        host.defer(Box::pin(async move { deferred_host.log(LogLevel::Info, &line) }));
     }
     response
 }
@@ -159,9 +140,7 @@ async fn serve<H: Host + 'static>(
     match endpoint {
         Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         Endpoint::Models { route } => models(&config, route),
-        Endpoint::ChatCompletions { route } => {
-            chat::chat_completions(host, &config, parts, body, route, summary).await
-        }
+        Endpoint::ChatCompletions { route } => chat::chat_completions(host, &config, parts, body, route, summary).await,
     }
 }
 
@@ -170,27 +149,17 @@ fn models(config: &Config, route: Option<&str>) -> Result<http::Response<Body>, 
     let entry = |id: String, owner: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": owner});
     let data: Vec<_> = match route {
         Some(name) => {
-            config
-                .routes
-                .get(name)
-                .ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
+            config.routes.get(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
             vec![entry(name.to_owned(), "gateway")]
         }
         None => config
             .providers
             .iter()
-            .flat_map(|(name, p)| {
-                p.models
-                    .iter()
-                    .map(move |m| entry(format!("{name}/{m}"), name))
-            })
+            .flat_map(|(name, p)| p.models.iter().map(move |m| entry(format!("{name}/{m}"), name)))
             .chain(config.routes.keys().map(|r| entry(r.clone(), "gateway")))
             .collect(),
     };
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"object": "list", "data": data}),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": data})))
 }
 
 #[cfg(test)]
@@ -199,33 +168,15 @@ mod tests {
 
     #[test]
     fn paths_map_to_endpoints() {
-        assert_eq!(
-            endpoint(&Method::POST, "/v1/chat/completions"),
-            Ok(Endpoint::ChatCompletions { route: None })
-        );
+        assert_eq!(endpoint(&Method::POST, "/v1/chat/completions"), Ok(Endpoint::ChatCompletions { route: None }));
         assert_eq!(
             endpoint(&Method::POST, "/fast/v1/chat/completions"),
-            Ok(Endpoint::ChatCompletions {
-                route: Some("fast")
-            })
+            Ok(Endpoint::ChatCompletions { route: Some("fast") })
         );
-        assert_eq!(
-            endpoint(&Method::GET, "/v1/models/"),
-            Ok(Endpoint::Models { route: None })
-        );
+        assert_eq!(endpoint(&Method::GET, "/v1/models/"), Ok(Endpoint::Models { route: None }));
         assert_eq!(endpoint(&Method::GET, "/healthz"), Ok(Endpoint::Health));
-        assert_eq!(
-            endpoint(&Method::GET, "/v1/chat/completions")
-                .unwrap_err()
-                .status,
-            405
-        );
-        assert_eq!(
-            endpoint(&Method::POST, "/a/b/v1/chat/completions")
-                .unwrap_err()
-                .status,
-            404
-        );
+        assert_eq!(endpoint(&Method::GET, "/v1/chat/completions").unwrap_err().status, 405);
+        assert_eq!(endpoint(&Method::POST, "/a/b/v1/chat/completions").unwrap_err().status, 404);
         assert_eq!(endpoint(&Method::POST, "/nope").unwrap_err().status, 404);
     }
 }

@@ -78,17 +78,13 @@ impl<H: Host> Translating<H> {
                 }
             }
             Some(Some(Err(e))) => self.fail(
-                ApiError::bad_gateway(format!("the upstream stream broke off: {e}"))
-                    .with_code("stream_interrupted"),
+                ApiError::bad_gateway(format!("the upstream stream broke off: {e}")).with_code("stream_interrupted"),
             ),
             None => self.fail(
                 ApiError::new(
                     http::StatusCode::GATEWAY_TIMEOUT,
                     "upstream_error",
-                    format!(
-                        "the upstream stream stalled for more than {} ms",
-                        self.idle_ms
-                    ),
+                    format!("the upstream stream stalled for more than {} ms", self.idle_ms),
                 )
                 .with_code("stream_timeout"),
             ),
@@ -103,13 +99,7 @@ pub fn translate<H: Host + 'static>(
     translator: Box<dyn ChatStreamTranslator>,
     idle_ms: u64,
 ) -> ByteStream {
-    let state = Translating {
-        host,
-        upstream,
-        translator: Some(translator),
-        queue: VecDeque::new(),
-        idle_ms,
-    };
+    let state = Translating { host, upstream, translator: Some(translator), queue: VecDeque::new(), idle_ms };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
             if let Some(bytes) = state.queue.pop_front() {

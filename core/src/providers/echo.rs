@@ -23,17 +23,8 @@ fn reply_text(request: &ChatRequest) -> String {
 }
 
 fn usage(request: &ChatRequest, reply: &str) -> Usage {
-    let prompt = request
-        .messages
-        .iter()
-        .filter_map(|m| m.content.as_ref())
-        .map(|c| words(&c.text()))
-        .sum();
-    Usage {
-        prompt_tokens: prompt,
-        completion_tokens: words(reply),
-        ..Usage::default()
-    }
+    let prompt = request.messages.iter().filter_map(|m| m.content.as_ref()).map(|c| words(&c.text())).sum();
+    Usage { prompt_tokens: prompt, completion_tokens: words(reply), ..Usage::default() }
 }
 
 /// A whole `chat.completion`.
@@ -57,32 +48,19 @@ pub fn completion(request: &ChatRequest, model: &str, id: &str, created: u64) ->
 /// The same answer as a stream of chunks, one word (with its leading space) per chunk.
 pub fn stream(request: &ChatRequest, model: &str, id: &str, created: u64) -> Vec<StreamEvent> {
     let reply = reply_text(request);
-    let header = ChunkHeader {
-        id: id.to_owned(),
-        model: model.to_owned(),
-        created,
-    };
-    let mut events = vec![StreamEvent::Chunk(
-        header.chunk(json!({"role": "assistant", "content": ""}), None),
-    )];
+    let header = ChunkHeader { id: id.to_owned(), model: model.to_owned(), created };
+    let mut events = vec![StreamEvent::Chunk(header.chunk(json!({"role": "assistant", "content": ""}), None))];
     let mut start = 0;
-    for (i, _) in reply
-        .match_indices(' ')
-        .chain(std::iter::once((reply.len(), "")))
-    {
+    for (i, _) in reply.match_indices(' ').chain(std::iter::once((reply.len(), ""))) {
         if i > start {
             let piece = reply.get(start..i).unwrap_or_default();
-            events.push(StreamEvent::Chunk(
-                header.chunk(json!({"content": piece}), None),
-            ));
+            events.push(StreamEvent::Chunk(header.chunk(json!({"content": piece}), None)));
             start = i;
         }
     }
     events.push(StreamEvent::Chunk(header.chunk(json!({}), Some("stop"))));
     if request.wants_stream_usage() {
-        events.push(StreamEvent::Chunk(
-            header.usage_chunk(usage(request, &reply)),
-        ));
+        events.push(StreamEvent::Chunk(header.usage_chunk(usage(request, &reply))));
     }
     events.push(StreamEvent::Done);
     events
@@ -102,16 +80,12 @@ mod tests {
         let text: String = events
             .iter()
             .filter_map(|e| match e {
-                StreamEvent::Chunk(c) => c["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_owned),
+                StreamEvent::Chunk(c) => c["choices"][0]["delta"]["content"].as_str().map(str::to_owned),
                 _ => None,
             })
             .collect();
         assert_eq!(text, "hello  edge world");
         assert_eq!(events.last(), Some(&StreamEvent::Done));
-        assert!(
-            matches!(&events[events.len() - 2], StreamEvent::Chunk(c) if c["usage"]["completion_tokens"] == 3)
-        );
+        assert!(matches!(&events[events.len() - 2], StreamEvent::Chunk(c) if c["usage"]["completion_tokens"] == 3));
     }
 }

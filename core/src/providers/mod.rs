@@ -78,11 +78,7 @@ pub fn chat_provider(kind: ProviderType) -> Option<&'static dyn ChatProvider> {
 
 /// Joins a base URL and a path without doubling or dropping the slash.
 pub(crate) fn join_url(base: &str, path: &str) -> String {
-    format!(
-        "{}/{}",
-        base.trim_end_matches('/'),
-        path.trim_start_matches('/')
-    )
+    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
 /// Builds a JSON POST with the provider's configured extra headers.
@@ -101,9 +97,9 @@ pub(crate) fn json_post(
     for (name, value) in auth {
         builder = builder.header(*name, value.as_str());
     }
-    builder.body(Bytes::from(body)).map_err(|e| {
-        ApiError::unavailable(format!("cannot build the upstream request to {url}: {e}"))
-    })
+    builder
+        .body(Bytes::from(body))
+        .map_err(|e| ApiError::unavailable(format!("cannot build the upstream request to {url}: {e}")))
 }
 
 /// The client-facing status for an upstream failure status.
@@ -113,27 +109,18 @@ pub(crate) fn client_status(upstream: StatusCode) -> StatusCode {
         401 | 403 => StatusCode::BAD_GATEWAY,
         408 | 504 => StatusCode::GATEWAY_TIMEOUT,
         503 | 529 => StatusCode::SERVICE_UNAVAILABLE,
-        s if upstream.is_client_error() => {
-            StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST)
-        }
+        s if upstream.is_client_error() => StatusCode::from_u16(s).unwrap_or(StatusCode::BAD_REQUEST),
         _ => StatusCode::BAD_GATEWAY,
     }
 }
 
 /// An upstream error whose body could not be understood.
-pub(crate) fn opaque_upstream_error(
-    provider_name: &str,
-    status: StatusCode,
-    body: &[u8],
-) -> ApiError {
+pub(crate) fn opaque_upstream_error(provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
     let snippet: String = String::from_utf8_lossy(body).chars().take(200).collect();
     ApiError::new(
         client_status(status),
         "upstream_error",
-        format!(
-            "provider `{provider_name}` answered HTTP {}: {snippet}",
-            status.as_u16()
-        ),
+        format!("provider `{provider_name}` answered HTTP {}: {snippet}", status.as_u16()),
     )
     .with_code("upstream_error")
 }

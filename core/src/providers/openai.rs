@@ -6,8 +6,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{
-    client_status, explain, join_url, json_post, opaque_upstream_error, ChatProvider,
-    ChatStreamTranslator, ResponseContext, StreamEvent, Target,
+    client_status, explain, join_url, json_post, opaque_upstream_error, ChatProvider, ChatStreamTranslator,
+    ResponseContext, StreamEvent, Target,
 };
 use crate::error::ApiError;
 use crate::openai::ChatRequest;
@@ -26,31 +26,16 @@ impl ChatProvider for OpenAi {
     ) -> Result<http::Request<Bytes>, ApiError> {
         let mut upstream = request.clone();
         upstream.model = target.model.clone();
-        let body =
-            serde_json::to_vec(&upstream).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-        let base = target
-            .provider
-            .base_url
-            .as_deref()
-            .unwrap_or(DEFAULT_BASE_URL);
-        let auth: Vec<(&str, String)> = api_key
-            .map(|k| ("authorization", format!("Bearer {k}")))
-            .into_iter()
-            .collect();
-        json_post(
-            &join_url(base, "chat/completions"),
-            target.provider,
-            &auth,
-            body,
-        )
+        let body = serde_json::to_vec(&upstream).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+        let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        let auth: Vec<(&str, String)> = api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
+        json_post(&join_url(base, "chat/completions"), target.provider, &auth, body)
     }
 
     fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, ApiError> {
         match serde_json::from_slice::<Value>(body) {
             Ok(v) if v.get("choices").is_some() => Ok(v),
-            _ => Err(ApiError::bad_gateway(
-                "the upstream's chat completion is not valid JSON with `choices`",
-            )),
+            _ => Err(ApiError::bad_gateway("the upstream's chat completion is not valid JSON with `choices`")),
         }
     }
 
@@ -82,9 +67,7 @@ pub(crate) fn openai_style_error(provider_name: &str, status: StatusCode, body: 
     let Ok(ErrorEnvelope { error }) = serde_json::from_slice::<ErrorEnvelope>(body) else {
         return opaque_upstream_error(provider_name, status, body);
     };
-    let message = error
-        .message
-        .unwrap_or_else(|| format!("provider `{provider_name}` answered HTTP {status}"));
+    let message = error.message.unwrap_or_else(|| format!("provider `{provider_name}` answered HTTP {status}"));
     let mut err = ApiError::new(
         client_status(status),
         error.kind.unwrap_or_else(|| "upstream_error".into()),
@@ -117,32 +100,20 @@ impl OpenAiStream {
             let data = event.data.trim();
             if data == "[DONE]" {
                 self.ended = true;
-                out.push(if self.finished {
-                    StreamEvent::Done
-                } else {
-                    truncated()
-                });
+                out.push(if self.finished { StreamEvent::Done } else { truncated() });
                 continue;
             }
             match serde_json::from_str::<Value>(data) {
                 Ok(chunk) if chunk.get("error").is_some() => {
                     let body = serde_json::to_vec(&chunk).unwrap_or_default();
                     self.ended = true;
-                    out.push(StreamEvent::Error(openai_style_error(
-                        "upstream",
-                        StatusCode::BAD_GATEWAY,
-                        &body,
-                    )));
+                    out.push(StreamEvent::Error(openai_style_error("upstream", StatusCode::BAD_GATEWAY, &body)));
                 }
                 Ok(chunk) => {
-                    let finishes =
-                        chunk
-                            .get("choices")
-                            .and_then(Value::as_array)
-                            .is_some_and(|cs| {
-                                cs.iter()
-                                    .any(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
-                            });
+                    let finishes = chunk
+                        .get("choices")
+                        .and_then(Value::as_array)
+                        .is_some_and(|cs| cs.iter().any(|c| c.get("finish_reason").is_some_and(|f| !f.is_null())));
                     self.finished |= finishes;
                     out.push(StreamEvent::Chunk(chunk));
                 }
@@ -192,10 +163,8 @@ mod tests {
     use super::*;
 
     fn run(input: &[&[u8]]) -> Vec<StreamEvent> {
-        let mut t: Box<dyn ChatStreamTranslator> = OpenAi.chat_stream(ResponseContext {
-            created: 0,
-            include_usage: false,
-        });
+        let mut t: Box<dyn ChatStreamTranslator> =
+            OpenAi.chat_stream(ResponseContext { created: 0, include_usage: false });
         let mut out = Vec::new();
         for chunk in input {
             out.extend(t.push(chunk));
@@ -216,10 +185,9 @@ mod tests {
 
     #[test]
     fn stream_cut_before_done_ends_with_an_error_event() {
-        let out = run(&[b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n"]);
-        assert!(
-            matches!(out.last(), Some(StreamEvent::Error(e)) if e.code.as_deref() == Some("stream_interrupted"))
-        );
+        let out =
+            run(&[b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\n"]);
+        assert!(matches!(out.last(), Some(StreamEvent::Error(e)) if e.code.as_deref() == Some("stream_interrupted")));
     }
 
     #[test]
@@ -249,11 +217,7 @@ mod tests {
 
     #[test]
     fn upstream_auth_failure_is_a_502_naming_the_provider() {
-        let err = OpenAi.error(
-            "openai",
-            StatusCode::UNAUTHORIZED,
-            br#"{"error":{"message":"bad key"}}"#,
-        );
+        let err = OpenAi.error("openai", StatusCode::UNAUTHORIZED, br#"{"error":{"message":"bad key"}}"#);
         assert_eq!(err.status, 502);
         assert!(err.message.contains("rejected the gateway's credentials"));
     }

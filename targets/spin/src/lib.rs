@@ -1,1 +1,168 @@
+//! Fermyon Spin adapter: binds the default key-value store, Spin variables (secrets) and
+//! outbound HTTP to the core's [`Host`], and streams the response body chunk by chunk.
+//! Spin runs every request in a fresh instance, so nothing here is cached between requests.
 
+// `#[http_component]` expands to the component's exported ABI glue, which is `unsafe`.
+#![allow(unsafe_code)]
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use gateway_core::host::{Body, BodyError, Deferred, FetchError, Host, LogLevel, StoreError};
+use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam, SendError};
+use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
+
+#[derive(Default)]
+struct SpinHost {
+    deferred: RefCell<Vec<Deferred>>,
+}
+
+impl Host for SpinHost {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError> {
+        let request = request.map(|b| b.to_vec());
+        let response: IncomingResponse = spin_sdk::http::send(request).await.map_err(|e| match e {
+            SendError::RequestConversion(e) => FetchError::Invalid(e.to_string()),
+            other => FetchError::Connect(other.to_string()),
+        })?;
+        let mut out = http::Response::builder().status(response.status());
+        for (name, value) in response.headers().entries() {
+            out = out.header(name, value);
+        }
+        let chunks = response.take_body_stream();
+        // The body is cancelled if `response` is dropped, so the stream owns it.
+        let body = chunks.map(move |chunk| {
+            let _keep_alive = &response;
+            chunk.map(Bytes::from).map_err(|e| BodyError(e.to_string()))
+        });
+        out.body(Body::Stream(Box::pin(body))).map_err(|e| FetchError::Connect(format!("malformed response head: {e}")))
+    }
+
+    async fn kv_get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let store = Store::open_default().map_err(|e| StoreError(e.to_string()))?;
+        Ok(store.get(key).map_err(|e| StoreError(e.to_string()))?.map(Bytes::from))
+    }
+
+    async fn kv_put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
+        let store = Store::open_default().map_err(|e| StoreError(e.to_string()))?;
+        store.set(key, &value).map_err(|e| StoreError(e.to_string()))
+    }
+
+    fn secret(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn now_millis(&self) -> u64 {
+        let now = wasi::clocks::wall_clock::now();
+        now.seconds * 1000 + u64::from(now.nanoseconds / 1_000_000)
+    }
+
+    async fn sleep(&self, millis: u64) {
+        Sleep::new(millis).await
+    }
+
+    fn defer(&self, work: Deferred) {
+        self.deferred.borrow_mut().push(work);
+    }
+
+    fn random_u64(&self) -> u64 {
+        wasi::random::insecure::get_insecure_random_u64()
+    }
+
+    fn log(&self, level: LogLevel, line: &str) {
+        match level {
+            LogLevel::Info => println!("{line}"),
+            LogLevel::Warn | LogLevel::Error => eprintln!("{line}"),
+        }
+    }
+}
+
+/// An async sleep on `wasi:clocks`: registers a pollable with Spin's executor instead of blocking,
+/// so a timeout can race an upstream read.
+struct Sleep {
+    deadline: u64,
+}
+
+impl Sleep {
+    fn new(millis: u64) -> Self {
+        let now = wasi::clocks::monotonic_clock::now();
+        Sleep { deadline: now.saturating_add(millis.saturating_mul(1_000_000)) }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if wasi::clocks::monotonic_clock::now() >= self.deadline {
+            return Poll::Ready(());
+        }
+        let pollable = wasi::clocks::monotonic_clock::subscribe_instant(self.deadline);
+        spin_executor::push_waker(pollable, cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+fn incoming(request: IncomingRequest) -> Result<http::Request<Body>, http::Error> {
+    let mut builder = http::Request::builder()
+        .method(request.method().to_string().as_str())
+        .uri(request.path_with_query().unwrap_or_else(|| "/".into()));
+    for (name, value) in request.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let body = request.into_body_stream().map(|chunk| chunk.map(Bytes::from).map_err(|e| BodyError(e.to_string())));
+    builder.body(Body::Stream(Box::pin(body)))
+}
+
+async fn respond(out: ResponseOutparam, response: http::Response<Body>) {
+    let (parts, body) = response.into_parts();
+    let headers: Vec<(String, Vec<u8>)> =
+        parts.headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    let Ok(fields) = Fields::from_list(&headers) else {
+        eprintln!("{{\"msg\":\"response headers refused by the host\"}}");
+        return;
+    };
+    let outgoing = OutgoingResponse::new(fields);
+    if outgoing.set_status_code(parts.status.as_u16()).is_err() {
+        eprintln!("{{\"msg\":\"response status refused by the host\"}}");
+    }
+    let mut sink = outgoing.take_body();
+    out.set(outgoing);
+    match body {
+        Body::Full(bytes) => {
+            if let Err(e) = sink.send(bytes.to_vec()).await {
+                eprintln!("{{\"msg\":\"client went away\",\"error\":{:?}}}", e.to_string());
+            }
+        }
+        Body::Stream(mut stream) => {
+            while let Some(chunk) = stream.next().await {
+                let Ok(chunk) = chunk else { break };
+                if let Err(e) = sink.send(chunk.to_vec()).await {
+                    eprintln!("{{\"msg\":\"client went away\",\"error\":{:?}}}", e.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    // Dropping the sink ends the body; the handler may keep working after this.
+    drop(sink);
+}
+
+#[http_component]
+async fn handle(request: IncomingRequest, out: ResponseOutparam) {
+    let host = Rc::new(SpinHost::default());
+    let response = match incoming(request) {
+        Ok(request) => gateway_core::handle(Rc::clone(&host), request).await,
+        Err(e) => gateway_core::error::ApiError::invalid_request(format!("unreadable request: {e}")).into_response(),
+    };
+    respond(out, response).await;
+    let deferred: Vec<Deferred> = host.deferred.borrow_mut().drain(..).collect();
+    for work in deferred {
+        work.await;
+    }
+}

@@ -28,13 +28,8 @@ impl ChatProvider for Anthropic {
         api_key: Option<&str>,
     ) -> Result<http::Request<Bytes>, ApiError> {
         let body = messages_body(request, &target.model, target.provider.default_max_tokens)?;
-        let body =
-            serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-        let base = target
-            .provider
-            .base_url
-            .as_deref()
-            .unwrap_or(DEFAULT_BASE_URL);
+        let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+        let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         let mut auth = vec![("anthropic-version", API_VERSION.to_owned())];
         if let Some(key) = api_key {
             auth.push(("x-api-key", key.to_owned()));

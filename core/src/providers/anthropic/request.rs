@@ -9,18 +9,11 @@ use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role,
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
 fn unsupported(field: &str) -> ApiError {
-    ApiError::invalid_request(format!(
-        "`{field}` is not supported by provider type `anthropic`"
-    ))
-    .with_param(field)
+    ApiError::invalid_request(format!("`{field}` is not supported by provider type `anthropic`")).with_param(field)
 }
 
 /// Builds the Messages API body. Fields Anthropic cannot express are refused, never dropped.
-pub fn messages_body(
-    request: &ChatRequest,
-    model: &str,
-    default_max_tokens: Option<u32>,
-) -> Result<Value, ApiError> {
+pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Option<u32>) -> Result<Value, ApiError> {
     if let Some(field) = request.rest.keys().next() {
         return Err(unsupported(field));
     }
@@ -31,10 +24,7 @@ pub fn messages_body(
     }
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
-    let max_tokens = request
-        .max_output_tokens()
-        .or(default_max_tokens)
-        .unwrap_or(DEFAULT_MAX_TOKENS);
+    let max_tokens = request.max_output_tokens().or(default_max_tokens).unwrap_or(DEFAULT_MAX_TOKENS);
     body.insert("max_tokens".into(), json!(max_tokens));
 
     let mut system = Vec::new();
@@ -49,17 +39,11 @@ pub fn messages_body(
         }
         match message.role {
             Role::System | Role::Developer => {
-                let text = message
-                    .content
-                    .as_ref()
-                    .map(MessageContent::text)
-                    .unwrap_or_default();
+                let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();
                 system.push(json!({"type": "text", "text": text}));
             }
             Role::User => push_message(&mut messages, "user", user_blocks(message, &at)?),
-            Role::Assistant => {
-                push_message(&mut messages, "assistant", assistant_blocks(message, &at)?)
-            }
+            Role::Assistant => push_message(&mut messages, "assistant", assistant_blocks(message, &at)?),
             Role::Tool => push_message(&mut messages, "user", vec![tool_result(message, &at)?]),
             Role::Function => return Err(unsupported(&format!("{at}.role=function (use tools)"))),
         }
@@ -101,11 +85,8 @@ pub fn messages_body(
             if let Some(d) = &tool.function.description {
                 t.insert("description".into(), json!(d));
             }
-            let schema = tool
-                .function
-                .parameters
-                .clone()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            let schema =
+                tool.function.parameters.clone().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
             t.insert("input_schema".into(), schema);
             out.push(Value::Object(t));
         }
@@ -121,14 +102,11 @@ pub fn messages_body(
             "required" => json!({"type": "any"}),
             other => {
                 return Err(
-                    ApiError::invalid_request(format!("unknown tool_choice `{other}`"))
-                        .with_param("tool_choice"),
+                    ApiError::invalid_request(format!("unknown tool_choice `{other}`")).with_param("tool_choice")
                 )
             }
         }),
-        Some(ToolChoice::Named(named)) => {
-            Some(json!({"type": "tool", "name": named.function.name}))
-        }
+        Some(ToolChoice::Named(named)) => Some(json!({"type": "tool", "name": named.function.name})),
     };
     if let Some(mut choice) = choice {
         if disable_parallel {
@@ -156,16 +134,12 @@ fn push_message(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
 
 fn user_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
     match &message.content {
-        None => Err(ApiError::invalid_request(format!(
-            "`{at}.content` is required for user messages"
-        ))
-        .with_param(format!("{at}.content"))),
+        None => Err(ApiError::invalid_request(format!("`{at}.content` is required for user messages"))
+            .with_param(format!("{at}.content"))),
         Some(MessageContent::Text(text)) => Ok(vec![json!({"type": "text", "text": text})]),
-        Some(MessageContent::Parts(parts)) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, part)| content_part(part, &format!("{at}.content[{j}]")))
-            .collect(),
+        Some(MessageContent::Parts(parts)) => {
+            parts.iter().enumerate().map(|(j, part)| content_part(part, &format!("{at}.content[{j}]"))).collect()
+        }
     }
 }
 
@@ -176,11 +150,9 @@ fn content_part(part: &ContentPart, at: &str) -> Result<Value, ApiError> {
     match (part.kind.as_str(), &part.text, &part.image_url) {
         ("text", Some(text), _) => Ok(json!({"type": "text", "text": text})),
         ("image_url", _, Some(image)) => image_block(&image.url, at),
-        ("text" | "image_url", _, _) => Err(ApiError::invalid_request(format!(
-            "`{at}` is missing its `{}` field",
-            part.kind
-        ))
-        .with_param(at)),
+        ("text" | "image_url", _, _) => {
+            Err(ApiError::invalid_request(format!("`{at}` is missing its `{}` field", part.kind)).with_param(at))
+        }
         (other, _, _) => Err(unsupported(&format!("{at}.type={other}"))),
     }
 }
@@ -189,36 +161,27 @@ fn content_part(part: &ContentPart, at: &str) -> Result<Value, ApiError> {
 fn image_block(url: &str, at: &str) -> Result<Value, ApiError> {
     if let Some(rest) = url.strip_prefix("data:") {
         let Some((meta, data)) = rest.split_once(',') else {
-            return Err(ApiError::invalid_request(format!(
-                "`{at}.image_url.url` is a malformed data URL"
-            ))
-            .with_param(at));
+            return Err(
+                ApiError::invalid_request(format!("`{at}.image_url.url` is a malformed data URL")).with_param(at)
+            );
         };
         let Some(media_type) = meta.strip_suffix(";base64") else {
-            return Err(ApiError::invalid_request(format!(
-                "`{at}.image_url.url` must be base64-encoded"
-            ))
-            .with_param(at));
+            return Err(
+                ApiError::invalid_request(format!("`{at}.image_url.url` must be base64-encoded")).with_param(at)
+            );
         };
-        return Ok(
-            json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}),
-        );
+        return Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}));
     }
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
     }
-    Err(ApiError::invalid_request(format!(
-        "`{at}.image_url.url` must be an http(s) or data URL"
-    ))
-    .with_param(at))
+    Err(ApiError::invalid_request(format!("`{at}.image_url.url` must be an http(s) or data URL")).with_param(at))
 }
 
 fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
     let mut blocks = Vec::new();
     match &message.content {
-        Some(MessageContent::Text(text)) if !text.is_empty() => {
-            blocks.push(json!({"type": "text", "text": text}))
-        }
+        Some(MessageContent::Text(text)) if !text.is_empty() => blocks.push(json!({"type": "text", "text": text})),
         Some(MessageContent::Parts(parts)) => {
             for (j, part) in parts.iter().enumerate() {
                 blocks.push(content_part(part, &format!("{at}.content[{j}]"))?);
@@ -233,14 +196,10 @@ fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiEr
             &call.function.arguments
         })
         .map_err(|e| {
-            ApiError::invalid_request(format!(
-                "`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"
-            ))
-            .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
+            ApiError::invalid_request(format!("`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"))
+                .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
         })?;
-        blocks.push(
-            json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}),
-        );
+        blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
     }
     if blocks.is_empty() {
         blocks.push(json!({"type": "text", "text": ""}));
@@ -250,10 +209,8 @@ fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiEr
 
 fn tool_result(message: &ChatMessage, at: &str) -> Result<Value, ApiError> {
     let Some(id) = &message.tool_call_id else {
-        return Err(ApiError::invalid_request(format!(
-            "`{at}.tool_call_id` is required for tool messages"
-        ))
-        .with_param(format!("{at}.tool_call_id")));
+        return Err(ApiError::invalid_request(format!("`{at}.tool_call_id` is required for tool messages"))
+            .with_param(format!("{at}.tool_call_id")));
     };
     let content = match &message.content {
         None => json!(""),

@@ -54,9 +54,7 @@ impl AnthropicUsage {
     pub fn to_openai(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         Usage {
-            prompt_tokens: self.input_tokens
-                + cached
-                + self.cache_creation_input_tokens.unwrap_or(0),
+            prompt_tokens: self.input_tokens + cached + self.cache_creation_input_tokens.unwrap_or(0),
             completion_tokens: self.output_tokens,
             cached_tokens: cached,
             reasoning_tokens: 0,
@@ -75,11 +73,8 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
 }
 
 pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
-    let response: MessagesResponse = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_gateway(format!(
-            "the upstream's Messages response is malformed: {e}"
-        ))
-    })?;
+    let response: MessagesResponse = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_gateway(format!("the upstream's Messages response is malformed: {e}")))?;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut tool_calls = Vec::new();
@@ -136,36 +131,23 @@ struct ErrorDetail {
 /// `{"type":"error","error":{"type","message"}}` -> the OpenAI error shape.
 pub fn error(provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
     match serde_json::from_slice::<ErrorEnvelope>(body) {
-        Ok(ErrorEnvelope { error }) => {
-            error_from_parts(provider_name, status, &error.kind, &error.message)
-        }
+        Ok(ErrorEnvelope { error }) => error_from_parts(provider_name, status, &error.kind, &error.message),
         Err(_) => opaque_upstream_error(provider_name, status, body),
     }
 }
 
 /// Maps Anthropic's error type names to OpenAI's.
-pub fn error_from_parts(
-    provider_name: &str,
-    status: StatusCode,
-    kind: &str,
-    message: &str,
-) -> ApiError {
+pub fn error_from_parts(provider_name: &str, status: StatusCode, kind: &str, message: &str) -> ApiError {
     let (openai_kind, code) = match kind {
         "invalid_request_error" => ("invalid_request_error", None),
-        "authentication_error" | "permission_error" => {
-            ("upstream_error", Some("upstream_auth_failed"))
-        }
+        "authentication_error" | "permission_error" => ("upstream_error", Some("upstream_auth_failed")),
         "not_found_error" => ("invalid_request_error", Some("model_not_found")),
         "request_too_large" => ("invalid_request_error", Some("request_too_large")),
         "rate_limit_error" => ("rate_limit_error", Some("rate_limit_exceeded")),
         "overloaded_error" => ("server_error", Some("overloaded")),
         _ => ("server_error", None),
     };
-    let mut err = ApiError::new(
-        client_status(status),
-        openai_kind,
-        explain(provider_name, status, message),
-    );
+    let mut err = ApiError::new(client_status(status), openai_kind, explain(provider_name, status, message));
     err.code = code.map(str::to_owned);
     err
 }

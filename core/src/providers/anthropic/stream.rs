@@ -98,10 +98,7 @@ pub struct AnthropicStream {
 
 impl AnthropicStream {
     pub fn new(ctx: ResponseContext) -> Self {
-        let header = ChunkHeader {
-            created: ctx.created,
-            ..ChunkHeader::default()
-        };
+        let header = ChunkHeader { created: ctx.created, ..ChunkHeader::default() };
         AnthropicStream {
             parser: SseParser::new(),
             ctx,
@@ -124,9 +121,9 @@ impl AnthropicStream {
             // New event types are ignored, as Anthropic's versioning policy asks of clients.
             Err(_) if serde_json::from_str::<Value>(&sse.data).is_ok() => return Vec::new(),
             Err(e) => {
-                return vec![self.fail(ApiError::bad_gateway(format!(
-                    "the upstream sent a malformed stream event: {e}"
-                )))]
+                return vec![
+                    self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
+                ]
             }
         };
         match event {
@@ -134,41 +131,33 @@ impl AnthropicStream {
                 self.header.id = message.id;
                 self.header.model = message.model;
                 self.usage = message.usage;
-                vec![StreamEvent::Chunk(
-                    self.header
-                        .chunk(json!({"role": "assistant", "content": ""}), None),
-                )]
+                vec![StreamEvent::Chunk(self.header.chunk(json!({"role": "assistant", "content": ""}), None))]
             }
-            Event::ContentBlockStart {
-                index,
-                content_block,
-            } => match content_block.get("type").and_then(Value::as_str) {
-                Some("tool_use") => {
-                    let tool_index = self.tool_index.len() as u64;
-                    self.tool_index.insert(index, tool_index);
-                    let call = json!({
-                        "index": tool_index,
-                        "id": content_block.get("id").cloned().unwrap_or(Value::Null),
-                        "type": "function",
-                        "function": {
-                            "name": content_block.get("name").cloned().unwrap_or(Value::Null),
-                            "arguments": "",
-                        },
-                    });
-                    vec![StreamEvent::Chunk(
-                        self.header.chunk(json!({"tool_calls": [call]}), None),
-                    )]
-                }
-                Some("text") => match content_block.get("text").and_then(Value::as_str) {
-                    Some(text) if !text.is_empty() => {
-                        vec![StreamEvent::Chunk(
-                            self.header.chunk(json!({"content": text}), None),
-                        )]
+            Event::ContentBlockStart { index, content_block } => {
+                match content_block.get("type").and_then(Value::as_str) {
+                    Some("tool_use") => {
+                        let tool_index = self.tool_index.len() as u64;
+                        self.tool_index.insert(index, tool_index);
+                        let call = json!({
+                            "index": tool_index,
+                            "id": content_block.get("id").cloned().unwrap_or(Value::Null),
+                            "type": "function",
+                            "function": {
+                                "name": content_block.get("name").cloned().unwrap_or(Value::Null),
+                                "arguments": "",
+                            },
+                        });
+                        vec![StreamEvent::Chunk(self.header.chunk(json!({"tool_calls": [call]}), None))]
                     }
+                    Some("text") => match content_block.get("text").and_then(Value::as_str) {
+                        Some(text) if !text.is_empty() => {
+                            vec![StreamEvent::Chunk(self.header.chunk(json!({"content": text}), None))]
+                        }
+                        _ => Vec::new(),
+                    },
                     _ => Vec::new(),
-                },
-                _ => Vec::new(),
-            },
+                }
+            }
             Event::ContentBlockDelta { index, delta } => {
                 let delta = match delta {
                     Delta::TextDelta { text } => json!({"content": text}),
@@ -190,18 +179,14 @@ impl AnthropicStream {
                 if let Some(u) = usage {
                     self.usage.output_tokens = u.output_tokens.unwrap_or(self.usage.output_tokens);
                     self.usage.input_tokens = u.input_tokens.unwrap_or(self.usage.input_tokens);
-                    self.usage.cache_read_input_tokens = u
-                        .cache_read_input_tokens
-                        .or(self.usage.cache_read_input_tokens);
-                    self.usage.cache_creation_input_tokens = u
-                        .cache_creation_input_tokens
-                        .or(self.usage.cache_creation_input_tokens);
+                    self.usage.cache_read_input_tokens =
+                        u.cache_read_input_tokens.or(self.usage.cache_read_input_tokens);
+                    self.usage.cache_creation_input_tokens =
+                        u.cache_creation_input_tokens.or(self.usage.cache_creation_input_tokens);
                 }
                 let reason = finish_reason(delta.stop_reason.as_deref().unwrap_or("end_turn"));
                 self.finish = Some(reason);
-                vec![StreamEvent::Chunk(
-                    self.header.chunk(json!({}), Some(reason)),
-                )]
+                vec![StreamEvent::Chunk(self.header.chunk(json!({}), Some(reason)))]
             }
             Event::MessageStop {} => {
                 self.ended = true;
@@ -210,20 +195,13 @@ impl AnthropicStream {
                 }
                 let mut out = Vec::new();
                 if self.ctx.include_usage {
-                    out.push(StreamEvent::Chunk(
-                        self.header.usage_chunk(self.usage.to_openai()),
-                    ));
+                    out.push(StreamEvent::Chunk(self.header.usage_chunk(self.usage.to_openai())));
                 }
                 out.push(StreamEvent::Done);
                 out
             }
             Event::Error { error } => {
-                let err = error_from_parts(
-                    "anthropic",
-                    StatusCode::BAD_GATEWAY,
-                    &error.kind,
-                    &error.message,
-                );
+                let err = error_from_parts("anthropic", StatusCode::BAD_GATEWAY, &error.kind, &error.message);
                 vec![self.fail(err)]
             }
         }
@@ -242,8 +220,7 @@ impl AnthropicStream {
 }
 
 fn interrupted() -> ApiError {
-    ApiError::bad_gateway("the upstream stream ended before the message finished")
-        .with_code("stream_interrupted")
+    ApiError::bad_gateway("the upstream stream ended before the message finished").with_code("stream_interrupted")
 }
 
 impl ChatStreamTranslator for AnthropicStream {

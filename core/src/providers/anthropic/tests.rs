@@ -7,10 +7,7 @@ use super::*;
 use crate::providers::StreamEvent;
 
 fn ctx(include_usage: bool) -> ResponseContext {
-    ResponseContext {
-        created: 1_700_000_000,
-        include_usage,
-    }
+    ResponseContext { created: 1_700_000_000, include_usage }
 }
 
 /// Feeds a recorded stream in awkward slices (7 bytes at a time) to exercise reassembly.
@@ -25,32 +22,16 @@ fn translate_stream(sse: &str, include_usage: bool) -> Vec<StreamEvent> {
 }
 
 fn chunks(events: &[StreamEvent]) -> Vec<&Value> {
-    events
-        .iter()
-        .filter_map(|e| {
-            if let StreamEvent::Chunk(c) = e {
-                Some(c)
-            } else {
-                None
-            }
-        })
-        .collect()
+    events.iter().filter_map(|e| if let StreamEvent::Chunk(c) = e { Some(c) } else { None }).collect()
 }
 
 #[test]
 fn anthropic_request_translates_system_images_tools_and_tool_results() {
-    let request: ChatRequest = serde_json::from_str(include_str!(
-        "../../../fixtures/anthropic/chat_request.json"
-    ))
-    .unwrap();
-    let expected: Value = serde_json::from_str(include_str!(
-        "../../../fixtures/anthropic/chat_request.expected.json"
-    ))
-    .unwrap();
-    assert_eq!(
-        messages_body(&request, "claude-sonnet-4-6", None).unwrap(),
-        expected
-    );
+    let request: ChatRequest =
+        serde_json::from_str(include_str!("../../../fixtures/anthropic/chat_request.json")).unwrap();
+    let expected: Value =
+        serde_json::from_str(include_str!("../../../fixtures/anthropic/chat_request.expected.json")).unwrap();
+    assert_eq!(messages_body(&request, "claude-sonnet-4-6", None).unwrap(), expected);
 }
 
 #[test]
@@ -67,17 +48,13 @@ fn anthropic_request_refuses_fields_it_cannot_express() {
 
 #[test]
 fn anthropic_request_defaults_max_tokens_and_merges_a_single_stop_string() {
-    let request: ChatRequest = serde_json::from_value(
-        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": "END"}),
-    )
-    .unwrap();
+    let request: ChatRequest =
+        serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "stop": "END"}))
+            .unwrap();
     let body = messages_body(&request, "m", None).unwrap();
     assert_eq!(body["max_tokens"], DEFAULT_MAX_TOKENS);
     assert_eq!(body["stop_sequences"], json!(["END"]));
-    assert_eq!(
-        messages_body(&request, "m", Some(77)).unwrap()["max_tokens"],
-        77
-    );
+    assert_eq!(messages_body(&request, "m", Some(77)).unwrap()["max_tokens"], 77);
 }
 
 #[test]
@@ -88,34 +65,23 @@ fn anthropic_request_with_unparseable_tool_arguments_is_a_400() {
     ]}))
     .unwrap();
     let err = messages_body(&request, "m", None).unwrap_err();
-    assert_eq!(
-        err.param.as_deref(),
-        Some("messages[1].tool_calls[0].function.arguments")
-    );
+    assert_eq!(err.param.as_deref(), Some("messages[1].tool_calls[0].function.arguments"));
 }
 
 #[test]
 fn anthropic_response_maps_text_tool_calls_reasoning_and_usage() {
-    let out = Anthropic
-        .chat_response(
-            include_bytes!("../../../fixtures/anthropic/tool_response.json"),
-            &ctx(false),
-        )
-        .unwrap();
+    let out =
+        Anthropic.chat_response(include_bytes!("../../../fixtures/anthropic/tool_response.json"), &ctx(false)).unwrap();
     assert_eq!(out["object"], "chat.completion");
     assert_eq!(out["created"], 1_700_000_000);
     let choice = &out["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     assert_eq!(choice["message"]["content"], "Let me check.");
-    assert_eq!(
-        choice["message"]["reasoning_content"],
-        "The user wants weather."
-    );
+    assert_eq!(choice["message"]["reasoning_content"], "The user wants weather.");
     let call = &choice["message"]["tool_calls"][0];
     assert_eq!(call["id"], "toolu_C");
     assert_eq!(call["function"]["name"], "get_weather");
-    let args: Value =
-        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(args, json!({"city": "Paris", "unit": "c"}));
     assert_eq!(out["usage"]["prompt_tokens"], 155);
     assert_eq!(out["usage"]["completion_tokens"], 30);
@@ -125,22 +91,14 @@ fn anthropic_response_maps_text_tool_calls_reasoning_and_usage() {
 
 #[test]
 fn anthropic_stream_emits_text_deltas_finish_reason_usage_and_done() {
-    let events = translate_stream(
-        include_str!("../../../fixtures/anthropic/text_stream.sse"),
-        true,
-    );
+    let events = translate_stream(include_str!("../../../fixtures/anthropic/text_stream.sse"), true);
     let chunks = chunks(&events);
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(chunks[0]["id"], "msg_01");
-    let text: String = chunks
-        .iter()
-        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
-        .collect::<Vec<_>>()
-        .concat();
+    let text: String =
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect::<Vec<_>>().concat();
     assert_eq!(text, "Hello world");
-    let finish = chunks
-        .iter()
-        .find_map(|c| c["choices"][0]["finish_reason"].as_str());
+    let finish = chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str());
     assert_eq!(finish, Some("stop"));
     let usage = &chunks.last().unwrap()["usage"];
     assert_eq!(usage["prompt_tokens"], 35);
@@ -151,31 +109,18 @@ fn anthropic_stream_emits_text_deltas_finish_reason_usage_and_done() {
 
 #[test]
 fn anthropic_stream_without_include_usage_has_no_usage_chunk() {
-    let events = translate_stream(
-        include_str!("../../../fixtures/anthropic/text_stream.sse"),
-        false,
-    );
+    let events = translate_stream(include_str!("../../../fixtures/anthropic/text_stream.sse"), false);
     assert!(chunks(&events).iter().all(|c| c.get("usage").is_none()));
 }
 
 #[test]
 fn anthropic_stream_emits_tool_call_argument_deltas_with_stable_indexes() {
-    let events = translate_stream(
-        include_str!("../../../fixtures/anthropic/tool_stream.sse"),
-        false,
-    );
+    let events = translate_stream(include_str!("../../../fixtures/anthropic/tool_stream.sse"), false);
     let mut calls: Vec<(u64, Option<String>, Option<String>, String)> = Vec::new();
     for chunk in chunks(&events) {
-        for call in chunk["choices"][0]["delta"]["tool_calls"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for call in chunk["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
             let index = call["index"].as_u64().unwrap();
-            let args = call["function"]["arguments"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
+            let args = call["function"]["arguments"].as_str().unwrap_or("").to_owned();
             match calls.iter_mut().find(|c| c.0 == index) {
                 Some(c) => c.3.push_str(&args),
                 None => calls.push((
@@ -188,27 +133,9 @@ fn anthropic_stream_emits_tool_call_argument_deltas_with_stable_indexes() {
         }
     }
     assert_eq!(calls.len(), 2);
-    assert_eq!(
-        calls[0],
-        (
-            0,
-            Some("toolu_A".into()),
-            Some("get_weather".into()),
-            "{\"city\": \"Paris\"}".into()
-        )
-    );
-    assert_eq!(
-        calls[1],
-        (
-            1,
-            Some("toolu_B".into()),
-            Some("get_time".into()),
-            "{\"tz\": \"CET\"}".into()
-        )
-    );
-    let finish = chunks(&events)
-        .iter()
-        .find_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned));
+    assert_eq!(calls[0], (0, Some("toolu_A".into()), Some("get_weather".into()), "{\"city\": \"Paris\"}".into()));
+    assert_eq!(calls[1], (1, Some("toolu_B".into()), Some("get_time".into()), "{\"tz\": \"CET\"}".into()));
+    let finish = chunks(&events).iter().find_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned));
     assert_eq!(finish.as_deref(), Some("tool_calls"));
     assert_eq!(events.last(), Some(&StreamEvent::Done));
 }
@@ -218,9 +145,7 @@ fn anthropic_stream_cut_mid_way_ends_with_an_error_event() {
     let full = include_str!("../../../fixtures/anthropic/text_stream.sse");
     let cut = &full[..full.find("event: message_delta").unwrap()];
     let events = translate_stream(cut, true);
-    assert!(
-        matches!(events.last(), Some(StreamEvent::Error(e)) if e.code.as_deref() == Some("stream_interrupted"))
-    );
+    assert!(matches!(events.last(), Some(StreamEvent::Error(e)) if e.code.as_deref() == Some("stream_interrupted")));
     assert!(!events.contains(&StreamEvent::Done));
 }
 
@@ -247,11 +172,7 @@ fn anthropic_errors_map_to_openai_shape_and_status() {
         br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     );
     assert_eq!(err.status, 503);
-    let err = Anthropic.error(
-        "anthropic",
-        StatusCode::INTERNAL_SERVER_ERROR,
-        b"<html>oops</html>",
-    );
+    let err = Anthropic.error("anthropic", StatusCode::INTERNAL_SERVER_ERROR, b"<html>oops</html>");
     assert_eq!(err.status, 502);
     assert!(err.message.contains("HTTP 500"));
 }
