@@ -1,6 +1,10 @@
 //! Test-only adapter composed in front of the gateway's Spin component for `wasmtime serve`:
 //! Spin's `default` key-value store maps to wasmtime's in-memory bucket, Spin variables map to
 //! `wasi:config` (`-Sconfig-var=name=value`).
+//!
+//! wasmtime's `-S` flags split on commas, so a JSON document cannot be preset as it is: values
+//! are stored hex-encoded in wasmtime's bucket (`scripts/run-local` encodes the preset config)
+//! and decoded here, transparently for the gateway.
 #![allow(unsafe_code)] // wit-bindgen's generated export glue
 
 wit_bindgen::generate!({ world: "shim", path: "wit", generate_all });
@@ -31,11 +35,14 @@ impl spin_kv::GuestStore for Store {
     }
 
     fn get(&self, key: String) -> Result<Option<Vec<u8>>, KvError> {
-        self.0.get(&key).map_err(kv_error)
+        match self.0.get(&key).map_err(kv_error)? {
+            Some(stored) => hex_decode(&stored).map(Some).ok_or_else(|| KvError::Other(format!("`{key}` is not hex"))),
+            None => Ok(None),
+        }
     }
 
     fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
-        self.0.set(&key, &value).map_err(kv_error)
+        self.0.set(&key, &hex_encode(&value)).map_err(kv_error)
     }
 
     fn delete(&self, key: String) -> Result<(), KvError> {
@@ -58,6 +65,21 @@ impl spin_kv::GuestStore for Store {
             }
         }
     }
+}
+
+fn hex_encode(bytes: &[u8]) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes.iter().flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]).collect()
+}
+
+fn hex_decode(hex: &[u8]) -> Option<Vec<u8>> {
+    fn nibble(c: u8) -> Option<u8> {
+        (c as char).to_digit(16).map(|d| d as u8)
+    }
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    hex.chunks(2).map(|pair| Some(nibble(*pair.first()?)? << 4 | nibble(*pair.get(1)?)?)).collect()
 }
 
 impl spin_kv::Guest for Shim {

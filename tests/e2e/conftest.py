@@ -1,0 +1,146 @@
+"""End-to-end suite: one suite, run unchanged against each edge target.
+
+The gateway runs in its real runtime (workerd through Miniflare, or the Spin component in
+`wasmtime serve`) via scripts/run-local; llmock is the upstream for every provider; the official
+`openai` SDK is the client. GATEWAY_TARGETS (comma-separated) picks the targets, both by default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+GATEWAY_KEY = "sk-e2e-gateway-key"
+OPENAI_SECRET = "sk-e2e-openai-upstream-secret"
+ANTHROPIC_SECRET = "sk-e2e-anthropic-upstream-secret"
+TARGETS = [t for t in os.environ.get("GATEWAY_TARGETS", "cloudflare,spin").split(",") if t]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout}s")
+
+
+class Llmock:
+    """The llmock server and its control API."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_llmock/reset").raise_for_status()
+
+    def behave(self, *behaviors: dict) -> None:
+        httpx.post(f"{self.url}/_llmock/scenario", json={"behaviors": list(behaviors)}).raise_for_status()
+
+    def requests(self) -> list[dict]:
+        return httpx.get(f"{self.url}/_llmock/requests").json()["requests"]
+
+
+@pytest.fixture(scope="session")
+def llmock():
+    port = free_port()
+    log = open(Path(tempfile.gettempdir()) / f"llmock-{port}.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llmock", "serve", "--port", str(port), "--tool-mode", "auto"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health")
+        yield Llmock(f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def gateway_config(upstream: str) -> dict:
+    key_hash = hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()
+    return {
+        "version": 1,
+        "providers": {
+            "openai": {"type": "openai", "base_url": f"{upstream}/v1", "api_key_secret": "openai_api_key"},
+            "anthropic": {"type": "anthropic", "base_url": f"{upstream}/anthropic", "api_key_secret": "anthropic_api_key"},
+            "demo": {"type": "echo"},
+            "unreachable": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
+        },
+        "routes": {"smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]}},
+        "keys": [{"sha256": key_hash, "principal": {"kind": "user", "id": "e2e"}}],
+        "limits": {"max_request_bytes": 65536},
+        "retry": {"attempts": 3, "initial_backoff_ms": 50, "max_backoff_ms": 200, "max_retry_after_ms": 3000},
+        "timeouts": {"first_byte_ms": 10000, "idle_ms": 3000},
+    }
+
+
+class Gateway:
+    """A gateway process in one runtime, with its log captured for inspection."""
+
+    def __init__(self, target: str, url: str, proc: subprocess.Popen, log_path: Path):
+        self.target, self.url, self.proc, self.log_path = target, url, proc, log_path
+
+    def client(self, **kwargs) -> openai.OpenAI:
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=GATEWAY_KEY, max_retries=0, **kwargs)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session", params=TARGETS)
+def gateway(request, llmock, tmp_path_factory):
+    target = request.param
+    workdir = tmp_path_factory.mktemp(f"gateway-{target}")
+    config_path = workdir / "config.json"
+    config_path.write_text(json.dumps(gateway_config(llmock.url)))
+    log_path = workdir / "gateway.log"
+    env = dict(os.environ, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET)
+    proc = subprocess.Popen(
+        [str(ROOT / "scripts" / "run-local"), target, "--config", str(config_path)],
+        stdout=subprocess.PIPE, stderr=open(log_path, "w"), env=env, text=True,
+    )
+    try:
+        line = ""
+        deadline = time.monotonic() + 600  # a cold build may run first
+        while time.monotonic() < deadline and proc.poll() is None:
+            line = proc.stdout.readline()
+            if line.startswith("READY "):
+                break
+        if not line.startswith("READY "):
+            raise RuntimeError(f"{target} gateway did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+        yield Gateway(target, line.split()[1], proc, log_path)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def upstream(llmock):
+    llmock.reset()
+    return llmock
