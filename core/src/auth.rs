@@ -8,16 +8,14 @@ use crate::error::ApiError;
 
 /// Lowercase hex SHA-256 of a key, as stored in `keys[].sha256`.
 pub fn hash_key(key: &str) -> String {
+    use std::fmt::Write;
     let digest = Sha256::digest(key.as_bytes());
     let mut out = String::with_capacity(64);
     for byte in digest {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
+        let _ = write!(out, "{byte:02x}");
     }
     out
 }
-
-const HEX: [u8; 16] = *b"0123456789abcdef";
 
 /// The gateway key a request presents: `x-gateway-key` wins (then `Authorization` may carry an
 /// upstream token), else `Authorization: Bearer`.

@@ -21,7 +21,7 @@ fn config() -> String {
             "openai": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "openai_api_key"},
             "anthropic": {"type": "anthropic", "base_url": "http://up.test/anthropic", "api_key_secret": "anthropic_api_key"},
             "demo": {"type": "echo", "models": ["echo-1"]},
-            "nokey": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "missing_secret"}
+            "nokey": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "missing_secret", "models": ["m"]}
         },
         "routes": {"smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]}},
         "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "user", "id": "alice"}}],
@@ -333,7 +333,7 @@ fn echo_provider_answers_without_any_upstream() {
 }
 
 #[test]
-fn models_lists_enabled_models_and_routes() {
+fn models_lists_usable_models_and_routes() {
     let r = call(&host(), "GET", "/v1/models", Some(KEY), "");
     let ids: Vec<String> =
         r.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();

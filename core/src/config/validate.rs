@@ -113,7 +113,7 @@ impl Config {
                 return Err(ConfigError::new(format!("{at}.models"), "a route needs at least one `provider/model`"));
             }
             for (i, target) in route.models.iter().enumerate() {
-                let provider = target.split_once('/').map(|(p, m)| (p, m)).filter(|(_, m)| !m.is_empty());
+                let provider = target.split_once('/').filter(|(_, m)| !m.is_empty());
                 match provider {
                     Some((p, _)) if self.providers.contains_key(p) => {}
                     Some((p, _)) => {

@@ -139,13 +139,14 @@ async fn serve<H: Host + 'static>(
     summary.principal = Some(principal.id.clone());
     match endpoint {
         Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
-        Endpoint::Models { route } => models(&config, route),
+        Endpoint::Models { route } => models(&**host, &config, route),
         Endpoint::ChatCompletions { route } => chat::chat_completions(host, &config, parts, body, route, summary).await,
     }
 }
 
-/// `GET /v1/models`: every `provider/model` listed in config, and every route.
-fn models(config: &Config, route: Option<&str>) -> Result<http::Response<Body>, ApiError> {
+/// `GET /v1/models`: every `provider/model` listed in config whose provider is usable (its secret
+/// is set), and every route.
+fn models<H: Host>(host: &H, config: &Config, route: Option<&str>) -> Result<http::Response<Body>, ApiError> {
     let entry = |id: String, owner: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": owner});
     let data: Vec<_> = match route {
         Some(name) => {
@@ -155,6 +156,7 @@ fn models(config: &Config, route: Option<&str>) -> Result<http::Response<Body>, 
         None => config
             .providers
             .iter()
+            .filter(|(_, p)| p.api_key_secret.as_deref().is_none_or(|secret| host.secret(secret).is_some()))
             .flat_map(|(name, p)| p.models.iter().map(move |m| entry(format!("{name}/{m}"), name)))
             .chain(config.routes.keys().map(|r| entry(r.clone(), "gateway")))
             .collect(),

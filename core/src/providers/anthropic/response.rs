@@ -90,16 +90,16 @@ pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiE
             Block::Other => {}
         }
     }
-    let mut message = json!({
-        "role": "assistant",
-        "content": if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { json!(text) },
-        "refusal": null,
-    });
+    let mut message = serde_json::Map::new();
+    message.insert("role".into(), json!("assistant"));
+    let content = if text.is_empty() && !tool_calls.is_empty() { Value::Null } else { json!(text) };
+    message.insert("content".into(), content);
+    message.insert("refusal".into(), Value::Null);
     if !tool_calls.is_empty() {
-        message["tool_calls"] = Value::Array(tool_calls);
+        message.insert("tool_calls".into(), Value::Array(tool_calls));
     }
     if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
+        message.insert("reasoning_content".into(), json!(reasoning));
     }
     Ok(json!({
         "id": response.id,

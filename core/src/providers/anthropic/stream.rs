@@ -49,17 +49,14 @@ struct StartMessage {
 }
 
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type")]
 enum Delta {
-    TextDelta {
-        text: String,
-    },
-    InputJsonDelta {
-        partial_json: String,
-    },
-    ThinkingDelta {
-        thinking: String,
-    },
+    #[serde(rename = "text_delta")]
+    Text { text: String },
+    #[serde(rename = "input_json_delta")]
+    InputJson { partial_json: String },
+    #[serde(rename = "thinking_delta")]
+    Thinking { thinking: String },
     #[serde(other)]
     Other,
 }
@@ -160,9 +157,9 @@ impl AnthropicStream {
             }
             Event::ContentBlockDelta { index, delta } => {
                 let delta = match delta {
-                    Delta::TextDelta { text } => json!({"content": text}),
-                    Delta::ThinkingDelta { thinking } => json!({"reasoning_content": thinking}),
-                    Delta::InputJsonDelta { partial_json } => {
+                    Delta::Text { text } => json!({"content": text}),
+                    Delta::Thinking { thinking } => json!({"reasoning_content": thinking}),
+                    Delta::InputJson { partial_json } => {
                         let Some(tool_index) = self.tool_index.get(&index) else {
                             return vec![self.fail(ApiError::bad_gateway(
                                 "the upstream sent tool arguments for a block that is not a tool call",
