@@ -67,7 +67,11 @@ async fn load_config<H: Host>(host: &H) -> Result<Config, ApiError> {
         .kv_get(CONFIG_KV_KEY)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot read the configuration store: {e}")))?
-        .ok_or_else(|| ApiError::unavailable("no configuration loaded: push one with scripts/config-push"))?;
+        .ok_or_else(|| {
+            ApiError::unavailable(
+                "no configuration loaded: store the document under the key `config` (see the README, Configuration)",
+            )
+        })?;
     Config::from_json(&raw).map_err(|e| {
         host.log(
             LogLevel::Error,
