@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::executor::block_on;
 use futures::StreamExt;
 use gateway_core::auth::hash_key;
+use gateway_core::config::ConfigCache;
 use gateway_core::host::Body;
 use gateway_core::testing::{FakeAnswer, FakeHost};
 use serde_json::{json, Value};
@@ -64,7 +65,7 @@ fn call(host: &Rc<FakeHost>, method: &str, path: &str, key: Option<&str>, body: 
     }
     let request = builder.body(Body::Full(Bytes::from(body.to_owned()))).unwrap();
     block_on(async {
-        let response = gateway_core::handle(Rc::clone(host), request).await;
+        let response = gateway_core::handle(Rc::clone(host), &ConfigCache::default(), request).await;
         let (parts, body) = response.into_parts();
         let body = match body {
             Body::Full(b) => b.to_vec(),
@@ -364,4 +365,22 @@ fn request_log_is_written_after_the_response_without_secrets() {
     assert_eq!(line["status"], 200);
     assert_eq!(line["principal"], "alice");
     assert!(!logs[0].contains("sk-openai-secret") && !logs[0].contains(KEY));
+}
+
+#[test]
+fn a_warm_instance_reuses_the_parsed_configuration_until_its_ttl_passes() {
+    let host = host();
+    let cache = ConfigCache::default();
+    let models = |host: &Rc<FakeHost>| {
+        let request = http::Request::get("/v1/models")
+            .header("authorization", format!("Bearer {KEY}"))
+            .body(Body::empty())
+            .unwrap();
+        block_on(gateway_core::handle(Rc::clone(host), &cache, request)).status().as_u16()
+    };
+    assert_eq!(models(&host), 200);
+    host.kv.borrow_mut().insert("config".into(), Bytes::from_static(br#"{"version": 1}"#)); // no keys: 401
+    assert_eq!(models(&host), 200, "served from the cache");
+    host.now.set(host.now.get() + gateway_core::config::CONFIG_CACHE_TTL_MS);
+    assert_eq!(models(&host), 401, "re-read once the entry expired");
 }

@@ -3,6 +3,7 @@
 //! Parsing refuses unknown fields, and [`Config::from_json`] validates cross references, so a
 //! bad document is refused with an error that names the field instead of failing later.
 
+mod cache;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use cache::{ConfigCache, CONFIG_CACHE_TTL_MS};
 pub use validate::ConfigError;
 
 /// The only document version this gateway reads.

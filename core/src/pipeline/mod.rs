@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
 
 use crate::auth;
-use crate::config::{Config, CONFIG_KV_KEY};
+use crate::config::{Config, ConfigCache, CONFIG_KV_KEY};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
 
@@ -61,8 +61,12 @@ fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError
     Ok(found)
 }
 
-/// Reads and validates the configuration document from KV.
-async fn load_config<H: Host>(host: &H) -> Result<Config, ApiError> {
+/// The configuration: from the cache while fresh, else read from KV, validated and cached.
+async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config>, ApiError> {
+    let now = host.now_millis();
+    if let Some(config) = cache.fresh(now) {
+        return Ok(config);
+    }
     let raw = host
         .kv_get(CONFIG_KV_KEY)
         .await
@@ -72,13 +76,16 @@ async fn load_config<H: Host>(host: &H) -> Result<Config, ApiError> {
                 "no configuration loaded: store the document under the key `config` (see the README, Configuration)",
             )
         })?;
-    Config::from_json(&raw).map_err(|e| {
+    let config = Config::from_json(&raw).map_err(|e| {
         host.log(
             LogLevel::Error,
             &format!("{{\"msg\":\"stored configuration refused\",\"error\":{:?}}}", e.to_string()),
         );
         ApiError::unavailable(format!("the stored configuration is invalid: {e}"))
-    })
+    })?;
+    let config = Rc::new(config);
+    cache.store(now, Rc::clone(&config));
+    Ok(config)
 }
 
 /// A JSON response.
@@ -89,13 +96,18 @@ pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> htt
     response
 }
 
-/// Handles one request. Never panics and never returns without a response.
-pub async fn handle<H: Host + 'static>(host: Rc<H>, request: http::Request<Body>) -> http::Response<Body> {
+/// Handles one request. Never panics and never returns without a response. `cache` lives as long
+/// as the runtime keeps the instance (a Worker isolate); pass a fresh one where nothing survives.
+pub async fn handle<H: Host + 'static>(
+    host: Rc<H>,
+    cache: &ConfigCache,
+    request: http::Request<Body>,
+) -> http::Response<Body> {
     let started = host.now_millis();
     let request_id = format!("gw-{:016x}", host.random_u64());
     let (parts, body) = request.into_parts();
     let mut summary = chat::Summary::default();
-    let mut response = match serve(&host, &parts, body, &mut summary).await {
+    let mut response = match serve(&host, cache, &parts, body, &mut summary).await {
         Ok(response) => response,
         Err(error) => {
             summary.error = Some(error.message.clone());
@@ -129,6 +141,7 @@ pub async fn handle<H: Host + 'static>(host: Rc<H>, request: http::Request<Body>
 
 async fn serve<H: Host + 'static>(
     host: &Rc<H>,
+    cache: &ConfigCache,
     parts: &http::request::Parts,
     body: Body,
     summary: &mut chat::Summary,
@@ -137,7 +150,7 @@ async fn serve<H: Host + 'static>(
     if endpoint == Endpoint::Health {
         return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
     }
-    let config = load_config(&**host).await?;
+    let config = load_config(&**host, cache).await?;
     summary.log_requests = config.telemetry.log_requests;
     let principal = auth::authenticate(&config, &parts.headers)?;
     summary.principal = Some(principal.id.clone());

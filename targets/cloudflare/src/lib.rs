@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
+use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError, Deferred, FetchError, Host, LogLevel, StoreError};
 use worker::{console_error, console_log, console_warn, event, Context, Env, Fetch, Headers, Method, RequestInit};
 
@@ -129,6 +130,11 @@ fn outgoing(response: http::Response<Body>) -> worker::Result<worker::Response> 
     Ok(response.with_status(parts.status.as_u16()).with_headers(headers))
 }
 
+thread_local! {
+    /// Lives as long as the isolate: warm requests skip the KV read and the parse.
+    static CONFIG_CACHE: Rc<ConfigCache> = Rc::new(ConfigCache::default());
+}
+
 #[event(fetch)]
 async fn fetch(request: worker::Request, env: Env, ctx: Context) -> worker::Result<worker::Response> {
     let host = Rc::new(WorkerHost { env, ctx });
@@ -139,5 +145,6 @@ async fn fetch(request: worker::Request, env: Env, ctx: Context) -> worker::Resu
             return outgoing(error.into_response());
         }
     };
-    outgoing(gateway_core::handle(host, request).await)
+    let cache = CONFIG_CACHE.with(Rc::clone);
+    outgoing(gateway_core::handle(host, &cache, request).await)
 }

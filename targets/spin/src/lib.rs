@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError, Deferred, FetchError, Host, LogLevel, StoreError};
 use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam, SendError};
 use spin_sdk::http_component;
@@ -25,7 +26,10 @@ struct SpinHost {
 
 impl Host for SpinHost {
     async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError> {
-        let request = request.map(|b| b.to_vec());
+        let (mut parts, body) = request.into_parts();
+        // A buffered body goes out with its length rather than chunked, as most servers prefer.
+        parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+        let request = http::Request::from_parts(parts, body.to_vec());
         let response: IncomingResponse = spin_sdk::http::send(request).await.map_err(|e| match e {
             SendError::RequestConversion(e) => FetchError::Invalid(e.to_string()),
             other => FetchError::Connect(other.to_string()),
@@ -157,7 +161,8 @@ async fn respond(out: ResponseOutparam, response: http::Response<Body>) {
 async fn handle(request: IncomingRequest, out: ResponseOutparam) {
     let host = Rc::new(SpinHost::default());
     let response = match incoming(request) {
-        Ok(request) => gateway_core::handle(Rc::clone(&host), request).await,
+        // Nothing survives a Spin request, so the configuration cache starts empty every time.
+        Ok(request) => gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), request).await,
         Err(e) => gateway_core::error::ApiError::invalid_request(format!("unreadable request: {e}")).into_response(),
     };
     respond(out, response).await;

@@ -18,6 +18,7 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
         let mut content_length = 0usize;
+        let mut chunked = false;
         let mut close = false;
         loop {
             let mut header = String::new();
@@ -32,13 +33,19 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
                 let value = value.trim();
                 if name.eq_ignore_ascii_case("content-length") {
                     content_length = value.parse().unwrap_or(0);
+                } else if name.eq_ignore_ascii_case("transfer-encoding") && value.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
                 } else if name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close") {
                     close = true;
                 }
             }
         }
-        let mut body = vec![0; content_length];
-        reader.read_exact(&mut body)?;
+        if chunked {
+            skip_chunked_body(&mut reader)?;
+        } else {
+            let mut body = vec![0; content_length];
+            reader.read_exact(&mut body)?;
+        }
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n{COMPLETION}",
             COMPLETION.len(),
@@ -48,6 +55,25 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
         if close {
             return Ok(());
         }
+    }
+}
+
+/// Reads past a `transfer-encoding: chunked` body (sizes in hex, a zero-size chunk, trailers).
+fn skip_chunked_body(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if size == 0 {
+            loop {
+                let mut trailer = String::new();
+                if reader.read_line(&mut trailer)? == 0 || trailer.trim_end().is_empty() {
+                    return Ok(());
+                }
+            }
+        }
+        let mut chunk = vec![0; size + 2]; // data and its CRLF
+        reader.read_exact(&mut chunk)?;
     }
 }
 
