@@ -18,5 +18,6 @@ pub mod providers;
 pub mod retry;
 pub mod sse;
 pub mod testing;
+pub mod trace;
 
 pub use pipeline::handle;

@@ -186,21 +186,64 @@ pub struct PrincipalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
-    /// OTLP/HTTP JSON endpoint; with none, traces go to the runtime log as JSON lines.
+    /// OTLP/HTTP JSON base URL (the gateway posts to `{collector_url}/v1/traces`); with none,
+    /// each trace goes to the runtime log as one JSON line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collector_url: Option<String>,
-    /// Request summaries written to the runtime log after each response.
+    /// Headers sent to the collector, by header name -> name of the secret holding the value.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub collector_headers: BTreeMap<String, String>,
+    /// Longest wait for the collector (default 2 s); export never delays a response.
+    #[serde(default = "default_export_timeout_ms")]
+    pub export_timeout_ms: u64,
+    /// With no collector: write each trace to the runtime log (default true).
     #[serde(default = "yes")]
-    pub log_requests: bool,
+    pub log_traces: bool,
+    /// Prices by `provider/model`, for `gateway.cost.usd` on traces.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub prices: BTreeMap<String, PriceConfig>,
 }
 
 fn yes() -> bool {
     true
 }
 
+fn default_export_timeout_ms() -> u64 {
+    2_000
+}
+
 impl Default for TelemetryConfig {
     fn default() -> Self {
-        TelemetryConfig { collector_url: None, log_requests: true }
+        TelemetryConfig {
+            collector_url: None,
+            collector_headers: BTreeMap::new(),
+            export_timeout_ms: default_export_timeout_ms(),
+            log_traces: true,
+            prices: BTreeMap::new(),
+        }
+    }
+}
+
+/// US dollars per million tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    pub input_per_million: f64,
+    pub output_per_million: f64,
+    /// Price of input tokens served from the provider's cache (defaults to the input price).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached_input_per_million: Option<f64>,
+}
+
+impl PriceConfig {
+    /// The cost of one completion's usage, in US dollars.
+    pub fn cost(&self, usage: crate::openai::Usage) -> f64 {
+        let cached = usage.cached_tokens.min(usage.prompt_tokens) as f64;
+        let uncached = usage.prompt_tokens as f64 - cached;
+        (uncached * self.input_per_million
+            + cached * self.cached_input_per_million.unwrap_or(self.input_per_million)
+            + usage.completion_tokens as f64 * self.output_per_million)
+            / 1_000_000.0
     }
 }
 

@@ -168,6 +168,38 @@ impl Config {
         if let Some(url) = &self.telemetry.collector_url {
             check_url("telemetry.collector_url".into(), url)?;
         }
+        for (header, secret) in &self.telemetry.collector_headers {
+            if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Err(ConfigError::new(
+                    format!("telemetry.collector_headers.{header}"),
+                    "not a valid header name",
+                ));
+            }
+            if !is_secret_name(secret) {
+                return Err(ConfigError::new(
+                    format!("telemetry.collector_headers.{header}"),
+                    "not a valid secret name",
+                ));
+            }
+        }
+        for (model, price) in &self.telemetry.prices {
+            let valid = |p: f64| p.is_finite() && p >= 0.0;
+            if !model.contains('/') {
+                return Err(ConfigError::new(
+                    format!("telemetry.prices.{model}"),
+                    "prices are keyed by `provider/model`",
+                ));
+            }
+            if !valid(price.input_per_million)
+                || !valid(price.output_per_million)
+                || !price.cached_input_per_million.is_none_or(valid)
+            {
+                return Err(ConfigError::new(
+                    format!("telemetry.prices.{model}"),
+                    "prices must be finite and not negative",
+                ));
+            }
+        }
         check_retry("retry", &self.retry)?;
         if self.limits.max_request_bytes == 0 {
             return Err(ConfigError::new("limits.max_request_bytes", "must be positive"));

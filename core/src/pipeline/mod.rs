@@ -2,6 +2,7 @@
 //! retries and fallbacks, translate (incrementally for streams), record.
 
 mod chat;
+mod recorder;
 pub mod stream;
 
 use std::future::Future;
@@ -16,6 +17,10 @@ use crate::auth;
 use crate::config::{Config, ConfigCache, CONFIG_KV_KEY};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
+use crate::trace::attrs::*;
+use crate::trace::{SpanKind, Trace, TraceParent};
+
+pub(crate) use recorder::{CompletionFacts, Recorder};
 
 /// Resolves `fut`, or `None` once `millis` have passed.
 pub(crate) async fn with_timeout<H: Host, F: Future>(host: &H, millis: u64, fut: F) -> Option<F::Output> {
@@ -103,38 +108,46 @@ pub async fn handle<H: Host + 'static>(
     cache: &ConfigCache,
     request: http::Request<Body>,
 ) -> http::Response<Body> {
-    let started = host.now_millis();
-    let request_id = format!("gw-{:016x}", host.random_u64());
     let (parts, body) = request.into_parts();
-    let mut summary = chat::Summary::default();
-    let mut response = match serve(&host, cache, &parts, body, &mut summary).await {
+    let endpoint = match endpoint(&parts.method, parts.uri.path()) {
+        Ok(Endpoint::Health) => return json_response(StatusCode::OK, &json!({"status": "ok"})),
+        other => other,
+    };
+    let request_id = format!("gw-{:016x}", host.random_u64());
+    let parent = parts.headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
+    let trace =
+        Trace::start(parent, format!("{} {}", parts.method, parts.uri.path()), host.now_millis(), || host.random_u64());
+    let recorder = Recorder::new(Rc::clone(&host), trace);
+    let root = recorder.root();
+    recorder.set(root, HTTP_REQUEST_METHOD, parts.method.as_str());
+    recorder.set(root, URL_PATH, parts.uri.path());
+    recorder.set(root, GATEWAY_REQUEST_ID, request_id.as_str());
+    recorder.note(format!("{} {}", parts.method, parts.uri.path()));
+    let outcome = match endpoint {
+        Ok(endpoint) => serve(&host, cache, &parts, body, endpoint, &recorder).await,
+        Err(error) => Err(error),
+    };
+    let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
-            summary.error = Some(error.message.clone());
+            recorder.fail(root, error.message.clone());
+            recorder.set(root, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
+            recorder.note(format!("error: {}", error.message));
             error.into_response()
         }
     };
+    let status = response.status().as_u16();
+    recorder.note(status.to_string());
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", value);
+        headers.insert("x-request-id", value);
     }
-    if summary.log_requests {
-        let line = json!({
-            "msg": "request",
-            "request_id": request_id,
-            "method": parts.method.as_str(),
-            "path": parts.uri.path(),
-            "status": response.status().as_u16(),
-            "principal": summary.principal,
-            "provider": summary.provider,
-            "model": summary.model,
-            "attempts": summary.attempts,
-            "stream": summary.stream,
-            "error": summary.error,
-            "latency_ms": host.now_millis().saturating_sub(started),
-        })
-        .to_string();
-        let deferred_host = Rc::clone(&host);
-        host.defer(Box::pin(async move { deferred_host.log(LogLevel::Info, &line) }));
+    if let Ok(value) = HeaderValue::from_str(&recorder.trace_id_hex()) {
+        headers.insert("x-trace-id", value);
+    }
+    // A stream holds its own handle on the recorder and finishes the trace after its last chunk.
+    if !matches!(response.body(), Body::Stream(_)) {
+        recorder.finish(status);
     }
     response
 }
@@ -144,20 +157,29 @@ async fn serve<H: Host + 'static>(
     cache: &ConfigCache,
     parts: &http::request::Parts,
     body: Body,
-    summary: &mut chat::Summary,
+    endpoint: Endpoint<'_>,
+    recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let endpoint = endpoint(&parts.method, parts.uri.path())?;
-    if endpoint == Endpoint::Health {
-        return Ok(json_response(StatusCode::OK, &json!({"status": "ok"})));
-    }
     let config = load_config(&**host, cache).await?;
-    summary.log_requests = config.telemetry.log_requests;
-    let principal = auth::authenticate(&config, &parts.headers)?;
-    summary.principal = Some(principal.id.clone());
+    recorder.configure(&config.telemetry);
+    let span = recorder.child(recorder.root(), "authenticate", SpanKind::Internal);
+    let principal = auth::authenticate(&config, &parts.headers);
+    match &principal {
+        Ok(p) => {
+            recorder.set(span, GATEWAY_PRINCIPAL_ID, p.id.as_str());
+            recorder.set(span, GATEWAY_PRINCIPAL_KIND, format!("{:?}", p.kind).to_lowercase());
+            recorder.set(recorder.root(), GATEWAY_PRINCIPAL_ID, p.id.as_str());
+        }
+        Err(e) => recorder.fail(span, e.message.clone()),
+    }
+    recorder.end(span);
+    principal?;
     match endpoint {
         Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         Endpoint::Models { route } => models(&**host, &config, route),
-        Endpoint::ChatCompletions { route } => chat::chat_completions(host, &config, parts, body, route, summary).await,
+        Endpoint::ChatCompletions { route } => {
+            chat::chat_completions(host, &config, parts, body, route, recorder).await
+        }
     }
 }
 

@@ -7,11 +7,93 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::with_timeout;
+use serde_json::Value;
+
+use super::{with_timeout, CompletionFacts, Recorder};
+use crate::config::PriceConfig;
 use crate::error::ApiError;
 use crate::host::{ByteStream, Host};
 use crate::providers::{ChatStreamTranslator, StreamEvent};
 use crate::sse;
+use crate::trace::SpanRef;
+
+/// The closing usage chunk: no choices, a `usage` object.
+pub fn is_usage_only(chunk: &Value) -> bool {
+    chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty)
+        && chunk.get("usage").is_some_and(Value::is_object)
+}
+
+/// Watches the translated chunks for the trace, and hides the usage the gateway asked for on the
+/// trace's behalf when the client did not ask for it.
+pub(crate) struct StreamTrace<H: Host + 'static> {
+    recorder: Recorder<H>,
+    gen_span: SpanRef,
+    attempt_span: SpanRef,
+    client_wants_usage: bool,
+    price: Option<PriceConfig>,
+    facts: CompletionFacts,
+    finished: bool,
+}
+
+impl<H: Host + 'static> StreamTrace<H> {
+    pub fn new(
+        recorder: Recorder<H>,
+        gen_span: SpanRef,
+        attempt_span: SpanRef,
+        client_wants_usage: bool,
+        price: Option<PriceConfig>,
+    ) -> Self {
+        StreamTrace {
+            recorder,
+            gen_span,
+            attempt_span,
+            client_wants_usage,
+            price,
+            facts: CompletionFacts::default(),
+            finished: false,
+        }
+    }
+
+    /// Records a chunk; returns what the client should get of it.
+    fn filter(&mut self, mut chunk: Value) -> Option<Value> {
+        self.facts.observe(&chunk);
+        if self.client_wants_usage {
+            return Some(chunk);
+        }
+        if is_usage_only(&chunk) {
+            return None;
+        }
+        if let Some(obj) = chunk.as_object_mut() {
+            obj.remove("usage");
+        }
+        Some(chunk)
+    }
+
+    /// The stream ended (cleanly, with an error event, or abandoned): close the trace.
+    fn finish(&mut self, error: Option<&str>) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let recorder = &self.recorder;
+        recorder.upstream_finished();
+        recorder.completion(self.gen_span, &self.facts, self.price.as_ref());
+        if let Some(message) = error {
+            recorder.fail(self.attempt_span, message);
+            recorder.fail(self.gen_span, message);
+            recorder.fail(recorder.root(), message);
+            recorder.note(format!("stream error: {message}"));
+        }
+        recorder.end(self.attempt_span);
+        recorder.end(self.gen_span);
+        recorder.finish(200);
+    }
+}
+
+impl<H: Host + 'static> Drop for StreamTrace<H> {
+    fn drop(&mut self) {
+        self.finish(Some("the client went away before the stream ended"));
+    }
+}
 
 /// SSE bytes for one event.
 pub fn encode(event: &StreamEvent) -> Bytes {
@@ -36,27 +118,38 @@ pub fn encode_all(events: &[StreamEvent]) -> Bytes {
     Bytes::from(out)
 }
 
-struct Translating<H> {
+struct Translating<H: Host + 'static> {
     host: Rc<H>,
     upstream: ByteStream,
     translator: Option<Box<dyn ChatStreamTranslator>>,
     queue: VecDeque<Bytes>,
     idle_ms: u64,
+    trace: StreamTrace<H>,
 }
 
-impl<H: Host> Translating<H> {
+impl<H: Host + 'static> Translating<H> {
     fn emit(&mut self, events: Vec<StreamEvent>) {
-        for event in &events {
-            self.queue.push_back(encode(event));
-            if matches!(event, StreamEvent::Done | StreamEvent::Error(_)) {
+        for event in events {
+            match event {
+                StreamEvent::Chunk(chunk) => {
+                    if let Some(chunk) = self.trace.filter(chunk) {
+                        self.queue.push_back(sse::encode_data(&chunk));
+                    }
+                }
                 // Nothing follows a terminal event, whatever the upstream still sends.
-                self.translator = None;
-                return;
+                StreamEvent::Done => {
+                    self.queue.push_back(Bytes::from_static(sse::DONE));
+                    self.translator = None;
+                    self.trace.finish(None);
+                    return;
+                }
+                StreamEvent::Error(error) => return self.fail(error),
             }
         }
     }
 
     fn fail(&mut self, error: ApiError) {
+        self.trace.finish(Some(&error.message));
         self.queue.push_back(encode(&StreamEvent::Error(error)));
         self.translator = None;
     }
@@ -93,13 +186,14 @@ impl<H: Host> Translating<H> {
 }
 
 /// The client-facing body: translated SSE, flushed as each upstream chunk is translated.
-pub fn translate<H: Host + 'static>(
+pub(crate) fn translate<H: Host + 'static>(
     host: Rc<H>,
     upstream: ByteStream,
     translator: Box<dyn ChatStreamTranslator>,
     idle_ms: u64,
+    trace: StreamTrace<H>,
 ) -> ByteStream {
-    let state = Translating { host, upstream, translator: Some(translator), queue: VecDeque::new(), idle_ms };
+    let state = Translating { host, upstream, translator: Some(translator), queue: VecDeque::new(), idle_ms, trace };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
             if let Some(bytes) = state.queue.pop_front() {

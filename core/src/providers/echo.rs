@@ -45,7 +45,7 @@ pub fn completion(request: &ChatRequest, model: &str, id: &str, created: u64) ->
     })
 }
 
-/// The same answer as a stream of chunks, one word (with its leading space) per chunk.
+/// The same answer as a stream of chunks, one word (with its leading space) per chunk, then usage.
 pub fn stream(request: &ChatRequest, model: &str, id: &str, created: u64) -> Vec<StreamEvent> {
     let reply = reply_text(request);
     let header = ChunkHeader { id: id.to_owned(), model: model.to_owned(), created };
@@ -59,9 +59,8 @@ pub fn stream(request: &ChatRequest, model: &str, id: &str, created: u64) -> Vec
         }
     }
     events.push(StreamEvent::Chunk(header.chunk(json!({}), Some("stop"))));
-    if request.wants_stream_usage() {
-        events.push(StreamEvent::Chunk(header.usage_chunk(usage(request, &reply))));
-    }
+    // Always produced, like a provider asked for usage; the pipeline strips it unless the client asked.
+    events.push(StreamEvent::Chunk(header.usage_chunk(usage(request, &reply))));
     events.push(StreamEvent::Done);
     events
 }

@@ -76,6 +76,15 @@ pub fn chat_provider(kind: ProviderType) -> Option<&'static dyn ChatProvider> {
     }
 }
 
+/// `gen_ai.provider.name` for a provider type (OpenTelemetry's well-known values where one exists).
+pub fn otel_provider_name(kind: ProviderType) -> &'static str {
+    match kind {
+        ProviderType::Openai => "openai",
+        ProviderType::Anthropic => "anthropic",
+        ProviderType::Echo => "gateway.echo",
+    }
+}
+
 /// Joins a base URL and a path without doubling or dropping the slash.
 pub(crate) fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))

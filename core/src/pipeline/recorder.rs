@@ -1,0 +1,284 @@
+//! Records a request's trace as the pipeline runs, and exports it once nothing holds it any more
+//! (after the response, or after the last chunk of a stream): deferred through the host, so the
+//! client never waits for export.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use serde_json::Value as Json;
+
+use super::with_timeout;
+use crate::config::{PriceConfig, TelemetryConfig};
+use crate::host::{Host, LogLevel};
+use crate::openai::Usage;
+use crate::trace::attrs::*;
+use crate::trace::{otlp, SpanKind, SpanRef, Trace, Value};
+
+/// Where and how the finished trace goes (from config, once it is loaded).
+#[derive(Debug, Clone)]
+struct ExportSettings {
+    telemetry: TelemetryConfig,
+}
+
+/// Latency facts gathered across attempts, for the breakdown on the root span.
+#[derive(Debug, Default, Clone, Copy)]
+struct Timing {
+    upstream_start: Option<u64>,
+    upstream_end: Option<u64>,
+    upstream_ttfb: Option<u64>,
+}
+
+struct Recording<H: Host + 'static> {
+    host: Rc<H>,
+    trace: RefCell<Trace>,
+    settings: RefCell<ExportSettings>,
+    timing: RefCell<Timing>,
+    summary: RefCell<Vec<String>>,
+}
+
+/// A shared handle on the request's trace; clones go to the response stream.
+pub(crate) struct Recorder<H: Host + 'static> {
+    inner: Rc<Recording<H>>,
+}
+
+impl<H: Host + 'static> Clone for Recorder<H> {
+    fn clone(&self) -> Self {
+        Recorder { inner: Rc::clone(&self.inner) }
+    }
+}
+
+/// What a completion (whole or streamed) said about itself, read from its OpenAI-shaped JSON.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct CompletionFacts {
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub finish_reasons: Vec<String>,
+    pub usage: Option<Usage>,
+    pub tool_names: Vec<String>,
+    pub tool_call_ids: Vec<String>,
+}
+
+fn count(v: &Json, path: &[&str]) -> u64 {
+    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Json::as_u64).unwrap_or(0)
+}
+
+impl CompletionFacts {
+    /// Reads a `chat.completion` or one `chat.completion.chunk`; call it for every chunk.
+    pub fn observe(&mut self, v: &Json) {
+        if let Some(id) = v.get("id").and_then(Json::as_str) {
+            self.id.get_or_insert_with(|| id.to_owned());
+        }
+        if let Some(model) = v.get("model").and_then(Json::as_str) {
+            self.model.get_or_insert_with(|| model.to_owned());
+        }
+        if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(Usage {
+                prompt_tokens: count(usage, &["prompt_tokens"]),
+                completion_tokens: count(usage, &["completion_tokens"]),
+                cached_tokens: count(usage, &["prompt_tokens_details", "cached_tokens"]),
+                reasoning_tokens: count(usage, &["completion_tokens_details", "reasoning_tokens"]),
+            });
+        }
+        for choice in v.get("choices").and_then(Json::as_array).into_iter().flatten() {
+            if let Some(reason) = choice.get("finish_reason").and_then(Json::as_str) {
+                self.finish_reasons.push(reason.to_owned());
+            }
+            let message = choice.get("message").or_else(|| choice.get("delta"));
+            for call in message.and_then(|m| m.get("tool_calls")).and_then(Json::as_array).into_iter().flatten() {
+                if let Some(id) = call.get("id").and_then(Json::as_str) {
+                    self.tool_call_ids.push(id.to_owned());
+                }
+                if let Some(name) = call.get("function").and_then(|f| f.get("name")).and_then(Json::as_str) {
+                    self.tool_names.push(name.to_owned());
+                }
+            }
+        }
+    }
+}
+
+impl<H: Host + 'static> Recorder<H> {
+    pub fn new(host: Rc<H>, trace: Trace) -> Self {
+        Recorder {
+            inner: Rc::new(Recording {
+                host,
+                trace: RefCell::new(trace),
+                settings: RefCell::new(ExportSettings { telemetry: TelemetryConfig::default() }),
+                timing: RefCell::new(Timing::default()),
+                summary: RefCell::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn configure(&self, telemetry: &TelemetryConfig) {
+        self.inner.settings.borrow_mut().telemetry = telemetry.clone();
+    }
+
+    fn now(&self) -> u64 {
+        self.inner.host.now_millis()
+    }
+
+    pub fn root(&self) -> SpanRef {
+        self.inner.trace.borrow().root()
+    }
+
+    pub fn trace_id_hex(&self) -> String {
+        self.inner.trace.borrow().trace_id.to_hex()
+    }
+
+    /// The `traceparent` to send with a request made inside `span`.
+    pub fn traceparent(&self, span: SpanRef) -> Option<String> {
+        let trace = self.inner.trace.borrow();
+        trace.span_id(span).map(|id| crate::trace::TraceParent::header(trace.trace_id, id))
+    }
+
+    pub fn child(&self, parent: SpanRef, name: impl Into<String>, kind: SpanKind) -> SpanRef {
+        let id = self.inner.host.random_u64();
+        let now = self.now();
+        self.inner.trace.borrow_mut().child(parent, name, kind, now, id)
+    }
+
+    pub fn set(&self, span: SpanRef, key: &'static str, value: impl Into<Value>) {
+        self.inner.trace.borrow_mut().set(span, key, value);
+    }
+
+    pub fn fail(&self, span: SpanRef, message: impl Into<String>) {
+        self.inner.trace.borrow_mut().fail(span, message);
+    }
+
+    pub fn end(&self, span: SpanRef) {
+        let now = self.now();
+        self.inner.trace.borrow_mut().end(span, now);
+    }
+
+    /// A short phrase for the one-line summary (`scripts/dev` shows it).
+    pub fn note(&self, text: impl Into<String>) {
+        self.inner.summary.borrow_mut().push(text.into());
+    }
+
+    pub fn upstream_started(&self) {
+        let now = self.now();
+        self.inner.timing.borrow_mut().upstream_start.get_or_insert(now);
+    }
+
+    /// The successful attempt's response head arrived.
+    pub fn upstream_first_byte(&self, attempt_started: u64) {
+        let now = self.now();
+        self.inner.timing.borrow_mut().upstream_ttfb = Some(now.saturating_sub(attempt_started));
+    }
+
+    pub fn upstream_finished(&self) {
+        let now = self.now();
+        self.inner.timing.borrow_mut().upstream_end = Some(now);
+    }
+
+    /// Records a completion's facts on its gen_ai span, with its cost when a price is known.
+    pub fn completion(&self, span: SpanRef, facts: &CompletionFacts, price: Option<&PriceConfig>) {
+        if let Some(id) = &facts.id {
+            self.set(span, GEN_AI_RESPONSE_ID, id.as_str());
+        }
+        if let Some(model) = &facts.model {
+            self.set(span, GEN_AI_RESPONSE_MODEL, model.as_str());
+        }
+        if !facts.finish_reasons.is_empty() {
+            self.set(span, GEN_AI_RESPONSE_FINISH_REASONS, facts.finish_reasons.clone());
+        }
+        if !facts.tool_names.is_empty() {
+            self.set(span, GEN_AI_TOOL_NAMES, facts.tool_names.clone());
+            self.set(span, GEN_AI_TOOL_CALL_IDS, facts.tool_call_ids.clone());
+        }
+        if let Some(usage) = facts.usage {
+            self.set(span, GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens);
+            self.set(span, GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens);
+            self.set(span, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cached_tokens);
+            self.set(span, GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens);
+            self.note(format!("tokens {}→{}", usage.prompt_tokens, usage.completion_tokens));
+            if let Some(price) = price {
+                self.set(span, GATEWAY_COST_USD, price.cost(usage));
+            }
+        }
+    }
+
+    /// Closes the root span with the status and latency breakdown. Called once the client has
+    /// the whole response (for a stream: after its last chunk).
+    pub fn finish(&self, status: u16) {
+        let now = self.now();
+        let root = self.root();
+        let timing = *self.inner.timing.borrow();
+        let mut trace = self.inner.trace.borrow_mut();
+        let start = trace.span(root).map_or(now, |s| s.start_ms);
+        let total = now.saturating_sub(start);
+        trace.set(root, HTTP_RESPONSE_STATUS_CODE, status);
+        trace.set(root, GATEWAY_LATENCY_TOTAL_MS, total);
+        let upstream = match (timing.upstream_start, timing.upstream_end) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
+            (Some(a), None) => now.saturating_sub(a),
+            _ => 0,
+        };
+        trace.set(root, GATEWAY_LATENCY_UPSTREAM_MS, upstream);
+        if let Some(ttfb) = timing.upstream_ttfb {
+            trace.set(root, GATEWAY_LATENCY_UPSTREAM_TTFB_MS, ttfb);
+        }
+        trace.set(root, GATEWAY_LATENCY_OVERHEAD_MS, total.saturating_sub(upstream));
+        trace.end_all(now);
+        drop(trace);
+        self.note(format!("{total}ms (upstream {upstream}ms)"));
+    }
+}
+
+impl<H: Host + 'static> Drop for Recording<H> {
+    fn drop(&mut self) {
+        let now = self.host.now_millis();
+        let mut trace = std::mem::replace(&mut *self.trace.borrow_mut(), Trace::start(None, "", 0, || 1));
+        trace.end_all(now);
+        let telemetry = self.settings.borrow().telemetry.clone();
+        let summary = self.summary.borrow().join(" ");
+        let host = Rc::clone(&self.host);
+        self.host.defer(Box::pin(export(host, trace, telemetry, summary)));
+    }
+}
+
+/// Sends the trace to the collector, or writes it to the log as one JSON line. Bounded in time;
+/// a failure is one warning in the log and changes nothing else.
+async fn export<H: Host>(host: Rc<H>, trace: Trace, telemetry: TelemetryConfig, summary: String) {
+    let body = otlp::traces_body(&trace);
+    let Some(collector) = telemetry.collector_url.as_deref() else {
+        if telemetry.log_traces {
+            let mut line = serde_json::Map::new();
+            line.insert("msg".into(), Json::from("trace"));
+            line.insert("trace_id".into(), Json::from(trace.trace_id.to_hex()));
+            line.insert("summary".into(), Json::from(summary));
+            if let Json::Object(otlp) = body {
+                line.extend(otlp);
+            }
+            host.log(LogLevel::Info, &Json::Object(line).to_string());
+        }
+        return;
+    };
+    let url = format!("{}/v1/traces", collector.trim_end_matches('/'));
+    let mut request = http::Request::post(&url).header(http::header::CONTENT_TYPE, "application/json");
+    for (name, secret) in &telemetry.collector_headers {
+        match host.secret(secret) {
+            Some(value) => request = request.header(name.as_str(), value),
+            None => {
+                host.log(LogLevel::Warn, &format!("{{\"msg\":\"trace export header secret `{secret}` is not set\"}}"))
+            }
+        }
+    }
+    let Ok(request) = request.body(Bytes::from(serde_json::to_vec(&body).unwrap_or_default())) else {
+        host.log(LogLevel::Warn, "{\"msg\":\"trace export request could not be built\"}");
+        return;
+    };
+    let outcome = with_timeout(&*host, telemetry.export_timeout_ms, host.fetch(request)).await;
+    let problem = match outcome {
+        Some(Ok(response)) if response.status().is_success() => return,
+        Some(Ok(response)) => format!("collector answered HTTP {}", response.status().as_u16()),
+        Some(Err(e)) => e.to_string(),
+        None => format!("no answer within {} ms", telemetry.export_timeout_ms),
+    };
+    host.log(
+        LogLevel::Warn,
+        &serde_json::json!({"msg": "trace export failed", "trace_id": trace.trace_id.to_hex(), "error": problem})
+            .to_string(),
+    );
+}
