@@ -7,6 +7,7 @@ The gateway runs in its real runtime (workerd through Miniflare, or the Spin com
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -22,10 +23,13 @@ import httpx
 import openai
 import pytest
 
+import otlp_receiver
+
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_KEY = "sk-e2e-gateway-key"
 OPENAI_SECRET = "sk-e2e-openai-upstream-secret"
 ANTHROPIC_SECRET = "sk-e2e-anthropic-upstream-secret"
+OTLP_SECRET = "Bearer otlp-e2e-collector-secret"
 TARGETS = [t for t in os.environ.get("GATEWAY_TARGETS", "cloudflare,spin").split(",") if t]
 
 
@@ -110,14 +114,13 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
 
-@pytest.fixture(scope="session", params=TARGETS)
-def gateway(request, llmock, tmp_path_factory):
-    target = request.param
-    workdir = tmp_path_factory.mktemp(f"gateway-{target}")
+@contextlib.contextmanager
+def running_gateway(target: str, config: dict, workdir: Path):
+    """Starts scripts/run-local with `config` and yields the Gateway once it prints READY."""
     config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(gateway_config(llmock.url)))
+    config_path.write_text(json.dumps(config))
     log_path = workdir / "gateway.log"
-    env = dict(os.environ, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET)
+    env = dict(os.environ, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET)
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "run-local"), target, "--config", str(config_path)],
         stdout=subprocess.PIPE, stderr=open(log_path, "w"), env=env, text=True,
@@ -138,6 +141,71 @@ def gateway(request, llmock, tmp_path_factory):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@pytest.fixture(scope="session", params=TARGETS)
+def gateway(request, llmock, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp(f"gateway-{request.param}")
+    with running_gateway(request.param, gateway_config(llmock.url), workdir) as gw:
+        yield gw
+
+
+class Receiver:
+    """The OTLP receiver (and header-recording upstream) of tests/e2e/otlp_receiver.py."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def reset(self) -> None:
+        httpx.post(f"{self.url}/_reset").raise_for_status()
+
+    def mode(self, mode: str) -> None:
+        httpx.post(f"{self.url}/_mode", json={"mode": mode}).raise_for_status()
+
+    def received(self) -> dict:
+        return httpx.get(f"{self.url}/_received").json()
+
+    def trace(self, trace_id: str, timeout: float = 10.0) -> list[dict]:
+        """The spans exported for one trace id, waiting for the export to arrive."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for export in self.received()["traces"]:
+                spans = [s for rs in export["body"].get("resourceSpans", [])
+                         for ss in rs.get("scopeSpans", []) for s in ss.get("spans", [])]
+                if spans and spans[0]["traceId"] == trace_id:
+                    return spans
+            time.sleep(0.05)
+        raise AssertionError(f"no trace {trace_id} reached the collector")
+
+
+@pytest.fixture(scope="session")
+def receiver_server():
+    server, port = otlp_receiver.serve()
+    yield Receiver(f"http://127.0.0.1:{port}")
+    server.shutdown()
+
+
+@pytest.fixture
+def receiver(receiver_server):
+    receiver_server.reset()
+    yield receiver_server
+    receiver_server.reset()
+
+
+@pytest.fixture(scope="session", params=TARGETS)
+def traced_gateway(request, llmock, receiver_server, tmp_path_factory):
+    """A gateway exporting its traces to the test receiver, with a provider that records headers."""
+    config = gateway_config(llmock.url)
+    config["providers"]["recorder"] = {"type": "openai", "base_url": f"{receiver_server.url}/v1"}
+    config["telemetry"] = {
+        "collector_url": receiver_server.url,
+        "collector_headers": {"authorization": "otlp_token"},
+        "export_timeout_ms": 1000,
+        "prices": {"openai/gpt-4o": {"input_per_million": 2.5, "output_per_million": 10.0}},
+    }
+    workdir = tmp_path_factory.mktemp(f"traced-{request.param}")
+    with running_gateway(request.param, config, workdir) as gw:
+        yield gw
 
 
 @pytest.fixture

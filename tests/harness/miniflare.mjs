@@ -22,6 +22,7 @@ for (const provider of Object.values(config.providers ?? {})) {
 for (const server of Object.values(config.mcp_servers ?? {})) {
   if (server.credential?.secret) secretNames.add(server.credential.secret);
 }
+for (const secret of Object.values(config.telemetry?.collector_headers ?? {})) secretNames.add(secret);
 const bindings = {};
 for (const name of secretNames) {
   const value = process.env[name.toUpperCase()];

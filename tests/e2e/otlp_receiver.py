@@ -1,0 +1,93 @@
+"""A small OTLP/HTTP JSON receiver for the tests, which also plays an OpenAI-compatible upstream
+that records the headers it receives (llmock's journal keeps bodies, not headers).
+
+  POST /v1/traces             store an ExportTraceServiceRequest (mode ok | slow | down)
+  POST /v1/chat/completions   answer a fixed completion, record the request headers
+  GET  /_received             {"traces": [...], "upstream_headers": [...]}
+  POST /_mode                 {"mode": "ok" | "slow" | "down"}
+  POST /_reset
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+COMPLETION = {
+    "id": "chatcmpl-recorder", "object": "chat.completion", "created": 1, "model": "recorder-1",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "recorded"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5},
+}
+SLOW_SECONDS = 3.0
+
+
+class State:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.traces: list[dict] = []
+        self.upstream_headers: list[dict] = []
+        self.mode = "ok"
+
+
+class Handler(BaseHTTPRequestHandler):
+    state: State
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _json(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/_received":
+            with self.state.lock:
+                return self._json(200, {"traces": self.state.traces, "upstream_headers": self.state.upstream_headers})
+        self._json(404, {})
+
+    def do_POST(self):
+        body = self._body()
+        if self.path == "/v1/traces":
+            mode = self.state.mode
+            if mode == "down":
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            if mode == "slow":
+                time.sleep(SLOW_SECONDS)
+            with self.state.lock:
+                self.state.traces.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "raw": body.decode(errors="replace"),
+                                          "body": json.loads(body or b"{}")})
+            return self._json(200, {})
+        if self.path == "/v1/chat/completions":
+            with self.state.lock:
+                self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
+            return self._json(200, COMPLETION)
+        if self.path == "/_mode":
+            self.state.mode = json.loads(body)["mode"]
+            return self._json(200, {})
+        if self.path == "/_reset":
+            with self.state.lock:
+                self.state.traces.clear()
+                self.state.upstream_headers.clear()
+                self.state.mode = "ok"
+            return self._json(200, {})
+        self._json(404, {})
+
+
+def serve(port: int = 0) -> tuple[ThreadingHTTPServer, int]:
+    handler = type("BoundHandler", (Handler,), {"state": State()})
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, server.server_address[1]

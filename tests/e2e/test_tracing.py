@@ -1,0 +1,130 @@
+"""Traces exported over OTLP/HTTP JSON to a test receiver, from both targets."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from conftest import ANTHROPIC_SECRET, GATEWAY_KEY, OPENAI_SECRET, OTLP_SECRET
+
+
+def attrs(span: dict) -> dict:
+    out = {}
+    for a in span.get("attributes", []):
+        v = a["value"]
+        if "stringValue" in v:
+            out[a["key"]] = v["stringValue"]
+        elif "intValue" in v:
+            out[a["key"]] = int(v["intValue"])
+        elif "arrayValue" in v:
+            out[a["key"]] = [x.get("stringValue") for x in v["arrayValue"].get("values", [])]
+        else:
+            out[a["key"]] = next(iter(v.values()))
+    return out
+
+
+def by_name(spans: list[dict], name: str) -> list[dict]:
+    return [s for s in spans if s["name"] == name]
+
+
+def test_plain_chat_exports_a_span_tree_with_genai_attributes(traced_gateway, receiver, upstream):
+    raw = traced_gateway.client().chat.completions.with_raw_response.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": "hello"}], max_tokens=30)
+    raw.parse()
+    spans = receiver.trace(raw.headers["x-trace-id"])
+    assert [s["name"] for s in spans] == ["POST /v1/chat/completions", "authenticate", "resolve", "chat gpt-4o", "POST"]
+    root, gen, attempt = spans[0], spans[3], spans[4]
+    assert root["kind"] == 2 and gen["kind"] == 3 and attempt["kind"] == 3
+    assert gen["parentSpanId"] == root["spanId"] and attempt["parentSpanId"] == gen["spanId"]
+    r, g = attrs(root), attrs(gen)
+    assert r["http.response.status_code"] == 200 and r["gateway.principal.id"] == "e2e"
+    assert r["gateway.latency.total_ms"] >= r["gateway.latency.upstream_ms"]
+    assert r["gateway.latency.overhead_ms"] == r["gateway.latency.total_ms"] - r["gateway.latency.upstream_ms"]
+    assert g["gen_ai.operation.name"] == "chat" and g["gen_ai.provider.name"] == "openai"
+    assert g["gen_ai.request.model"] == "gpt-4o" and g["gen_ai.request.max_tokens"] == 30
+    assert g["gen_ai.response.finish_reasons"] == ["stop"]
+    assert g["gen_ai.usage.output_tokens"] > 0
+    assert "gateway.cost.usd" in g
+    export = receiver.received()["traces"][0]
+    assert export["headers"].get("authorization") == OTLP_SECRET, "collector headers come from secrets"
+
+
+def test_streamed_chat_traces_usage_the_client_did_not_ask_for(traced_gateway, receiver, upstream):
+    with traced_gateway.client().chat.completions.with_streaming_response.create(
+        model="anthropic/claude-sonnet-4-6", messages=[{"role": "user", "content": "tell me a story"}], stream=True,
+    ) as response:
+        trace_id = response.headers["x-trace-id"]
+        chunks = list(response.parse())
+    assert chunks and all(c.usage is None for c in chunks), "the client did not ask for usage"
+    gen = by_name(receiver.trace(trace_id), "chat claude-sonnet-4-6")[0]
+    g = attrs(gen)
+    assert g["gen_ai.usage.output_tokens"] > 0 and g["gen_ai.response.finish_reasons"] == ["stop"]
+    assert g["gateway.stream"] is True
+
+
+def test_retried_request_marks_each_attempt(traced_gateway, receiver, upstream):
+    upstream.behave({"type": "fail", "status": 429, "retry_after": 0.2, "times": 1})
+    raw = traced_gateway.client().chat.completions.with_raw_response.create(
+        model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    attempts = by_name(receiver.trace(raw.headers["x-trace-id"]), "POST")
+    assert [attrs(a)["http.response.status_code"] for a in attempts] == [429, 200]
+    assert attempts[0]["status"]["code"] == 2
+    second = attrs(attempts[1])
+    assert second["http.request.resend_count"] == 1 and second["gateway.backoff_ms"] == 200
+
+
+def test_fallen_back_request_shows_both_targets(traced_gateway, receiver, upstream):
+    upstream.behave({"type": "fail", "status": 503, "times": 3, "match": {"provider": "anthropic"}})
+    raw = traced_gateway.client().chat.completions.with_raw_response.create(
+        model="smart", messages=[{"role": "user", "content": "hi"}])
+    spans = receiver.trace(raw.headers["x-trace-id"])
+    primary = by_name(spans, "chat claude-sonnet-4-6")[0]
+    fallback = by_name(spans, "chat gpt-4o")[0]
+    assert attrs(primary)["gateway.fallback"] is False and primary["status"]["code"] == 2
+    assert attrs(fallback)["gateway.fallback"] is True
+    assert attrs(by_name(spans, "resolve")[0])["gateway.route"] == "smart"
+    assert len(by_name(spans, "POST")) == 4
+
+
+def test_callers_traceparent_is_continued_and_reaches_the_upstream(traced_gateway, receiver, upstream):
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    raw = traced_gateway.client().chat.completions.with_raw_response.create(
+        model="recorder/model", messages=[{"role": "user", "content": "hi"}], extra_headers={"traceparent": parent})
+    assert raw.headers["x-trace-id"] == "0af7651916cd43dd8448eb211c80319c"
+    spans = receiver.trace("0af7651916cd43dd8448eb211c80319c")
+    assert spans[0]["parentSpanId"] == "b7ad6b7169203331"
+    attempt = by_name(spans, "POST")[0]
+    seen = receiver.received()["upstream_headers"][-1]["traceparent"]
+    assert seen == f"00-0af7651916cd43dd8448eb211c80319c-{attempt['spanId']}-01"
+
+
+def test_no_secret_appears_in_any_exported_payload(traced_gateway, receiver, upstream):
+    client = traced_gateway.client()
+    client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    client.chat.completions.create(model="anthropic/claude-sonnet-4-6", messages=[{"role": "user", "content": "hi"}])
+    deadline = time.monotonic() + 10
+    while len(receiver.received()["traces"]) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    payloads = [t["raw"] for t in receiver.received()["traces"]]
+    assert len(payloads) >= 2
+    for payload in payloads:
+        for secret in (OPENAI_SECRET, ANTHROPIC_SECRET, GATEWAY_KEY, OTLP_SECRET):
+            assert secret not in payload
+
+
+@pytest.mark.parametrize("mode", ["slow", "down"])
+def test_a_slow_or_down_collector_neither_changes_nor_delays_responses(traced_gateway, receiver, upstream, mode):
+    client = traced_gateway.client()
+    client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "warm up"}])
+    receiver.mode(mode)
+    started = time.monotonic()
+    out = client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    elapsed = time.monotonic() - started
+    assert out.choices[0].message.content
+    assert elapsed < 0.9, f"the response waited for the collector ({elapsed:.2f}s; the collector takes 3s or never answers)"
+    deadline = time.monotonic() + 5
+    while "trace export failed" not in traced_gateway.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "trace export failed" in traced_gateway.log(), "the failure is one warning in the log"
