@@ -151,6 +151,13 @@ impl<H: Host + 'static> Recorder<H> {
         self.inner.trace.borrow_mut().end(span, now);
     }
 
+    /// Adds an audit record to the trace (exported as an OTLP log record linked to `span`).
+    #[allow(dead_code)] // the MCP proxy and the policy engine write through this
+    pub fn audit(&self, span: SpanRef, body: impl Into<String>, attributes: Vec<(&'static str, Value)>) {
+        let now = self.now();
+        self.inner.trace.borrow_mut().audit(span, now, body, attributes);
+    }
+
     /// A short phrase for the one-line summary (`scripts/dev` shows it).
     pub fn note(&self, text: impl Into<String>) {
         self.inner.summary.borrow_mut().push(text.into());
@@ -241,21 +248,33 @@ impl<H: Host + 'static> Drop for Recording<H> {
 /// Sends the trace to the collector, or writes it to the log as one JSON line. Bounded in time;
 /// a failure is one warning in the log and changes nothing else.
 async fn export<H: Host>(host: Rc<H>, trace: Trace, telemetry: TelemetryConfig, summary: String) {
-    let body = otlp::traces_body(&trace);
+    let spans = otlp::traces_body(&trace);
+    let records = otlp::logs_body(&trace);
     let Some(collector) = telemetry.collector_url.as_deref() else {
         if telemetry.log_traces {
-            let mut line = serde_json::Map::new();
-            line.insert("msg".into(), Json::from("trace"));
-            line.insert("trace_id".into(), Json::from(trace.trace_id.to_hex()));
-            line.insert("summary".into(), Json::from(summary));
-            if let Json::Object(otlp) = body {
+            for (msg, body) in [("trace", Some(spans)), ("audit", records)] {
+                let Some(Json::Object(otlp)) = body else { continue };
+                let mut line = serde_json::Map::new();
+                line.insert("msg".into(), Json::from(msg));
+                line.insert("trace_id".into(), Json::from(trace.trace_id.to_hex()));
+                if msg == "trace" {
+                    line.insert("summary".into(), Json::from(summary.as_str()));
+                }
                 line.extend(otlp);
+                host.log(LogLevel::Info, &Json::Object(line).to_string());
             }
-            host.log(LogLevel::Info, &Json::Object(line).to_string());
         }
         return;
     };
-    let url = format!("{}/v1/traces", collector.trim_end_matches('/'));
+    post(&*host, &telemetry, collector, "v1/traces", &spans, &trace).await;
+    if let Some(records) = records {
+        post(&*host, &telemetry, collector, "v1/logs", &records, &trace).await;
+    }
+}
+
+/// One OTLP POST, bounded by the export timeout; a failure is one warning.
+async fn post<H: Host>(host: &H, telemetry: &TelemetryConfig, collector: &str, path: &str, body: &Json, trace: &Trace) {
+    let url = format!("{}/{path}", collector.trim_end_matches('/'));
     let mut request = http::Request::post(&url).header(http::header::CONTENT_TYPE, "application/json");
     for (name, secret) in &telemetry.collector_headers {
         match host.secret(secret) {
@@ -265,11 +284,11 @@ async fn export<H: Host>(host: Rc<H>, trace: Trace, telemetry: TelemetryConfig, 
             }
         }
     }
-    let Ok(request) = request.body(Bytes::from(serde_json::to_vec(&body).unwrap_or_default())) else {
+    let Ok(request) = request.body(Bytes::from(serde_json::to_vec(body).unwrap_or_default())) else {
         host.log(LogLevel::Warn, "{\"msg\":\"trace export request could not be built\"}");
         return;
     };
-    let outcome = with_timeout(&*host, telemetry.export_timeout_ms, host.fetch(request)).await;
+    let outcome = with_timeout(host, telemetry.export_timeout_ms, host.fetch(request)).await;
     let problem = match outcome {
         Some(Ok(response)) if response.status().is_success() => return,
         Some(Ok(response)) => format!("collector answered HTTP {}", response.status().as_u16()),
@@ -278,7 +297,56 @@ async fn export<H: Host>(host: Rc<H>, trace: Trace, telemetry: TelemetryConfig, 
     };
     host.log(
         LogLevel::Warn,
-        &serde_json::json!({"msg": "trace export failed", "trace_id": trace.trace_id.to_hex(), "error": problem})
+        &serde_json::json!({"msg": "trace export failed", "path": path, "trace_id": trace.trace_id.to_hex(), "error": problem})
             .to_string(),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FakeAnswer, FakeHost};
+
+    fn recorder(host: &Rc<FakeHost>, collector: Option<&str>) -> Recorder<FakeHost> {
+        let recorder = Recorder::new(Rc::clone(host), Trace::start(None, "root", 1, || 5));
+        let telemetry = TelemetryConfig { collector_url: collector.map(str::to_owned), ..TelemetryConfig::default() };
+        recorder.configure(&telemetry);
+        recorder
+    }
+
+    fn run_deferred(host: &FakeHost) {
+        for work in host.take_deferred() {
+            futures::executor::block_on(work);
+        }
+    }
+
+    #[test]
+    fn audit_records_go_to_the_collectors_logs_endpoint_after_the_trace() {
+        let host = Rc::new(FakeHost::default());
+        host.answer(FakeAnswer::json(200, "{}")).answer(FakeAnswer::json(200, "{}"));
+        let rec = recorder(&host, Some("http://collector.test"));
+        rec.audit(rec.root(), "tools/call allowed", vec![(GATEWAY_OUTCOME, Value::from("allow"))]);
+        drop(rec);
+        run_deferred(&host);
+        let requests = host.requests.borrow();
+        let uris: Vec<String> = requests.iter().map(|r| r.uri().to_string()).collect();
+        assert_eq!(uris, vec!["http://collector.test/v1/traces", "http://collector.test/v1/logs"]);
+        let logs: Json = serde_json::from_slice(requests[1].body()).unwrap_or_default();
+        assert_eq!(
+            logs["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0]["body"]["stringValue"],
+            "tools/call allowed"
+        );
+    }
+
+    #[test]
+    fn without_a_collector_audit_records_are_a_log_line_of_their_own() {
+        let host = Rc::new(FakeHost::default());
+        let rec = recorder(&host, None);
+        rec.audit(rec.root(), "policy decision", Vec::new());
+        drop(rec);
+        run_deferred(&host);
+        let logs = host.logs.borrow();
+        assert_eq!(logs.len(), 2);
+        assert!(logs[0].contains("\"msg\":\"trace\"") && logs[1].contains("\"msg\":\"audit\""));
+    }
 }

@@ -193,6 +193,17 @@ pub struct Trace {
     /// The caller's span, when the request carried a `traceparent`.
     pub remote_parent: Option<SpanId>,
     pub spans: Vec<Span>,
+    /// Audit records, exported as OTLP log records linked to their span.
+    pub records: Vec<AuditRecord>,
+}
+
+/// One audit record (an MCP request or response, a policy decision): a short body and facts.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub time_ms: u64,
+    pub span: SpanId,
+    pub body: String,
+    pub attributes: Vec<(&'static str, Value)>,
 }
 
 impl Trace {
@@ -214,7 +225,7 @@ impl Trace {
             attributes: Vec::new(),
             status: Status::Unset,
         };
-        Trace { trace_id, remote_parent: parent.map(|p| p.parent_id), spans: vec![root] }
+        Trace { trace_id, remote_parent: parent.map(|p| p.parent_id), spans: vec![root], records: Vec::new() }
     }
 
     pub fn root(&self) -> SpanRef {
@@ -269,6 +280,19 @@ impl Trace {
     pub fn end_all(&mut self, now_ms: u64) {
         for s in &mut self.spans {
             s.end_ms.get_or_insert(now_ms);
+        }
+    }
+
+    /// Adds an audit record attached to `span`.
+    pub fn audit(
+        &mut self,
+        span: SpanRef,
+        now_ms: u64,
+        body: impl Into<String>,
+        attributes: Vec<(&'static str, Value)>,
+    ) {
+        if let Some(id) = self.span_id(span) {
+            self.records.push(AuditRecord { time_ms: now_ms, span: id, body: body.into(), attributes });
         }
     }
 

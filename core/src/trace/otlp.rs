@@ -72,6 +72,34 @@ pub fn traces_body(trace: &Trace) -> Json {
     }]})
 }
 
+/// The `ExportLogsServiceRequest` body for a trace's audit records (`None` when it has none).
+pub fn logs_body(trace: &Trace) -> Option<Json> {
+    if trace.records.is_empty() {
+        return None;
+    }
+    let records: Vec<Json> = trace
+        .records
+        .iter()
+        .map(|r| {
+            json!({
+                "timeUnixNano": nanos(r.time_ms),
+                "observedTimeUnixNano": nanos(r.time_ms),
+                "severityNumber": 9,
+                "severityText": "INFO",
+                "eventName": "gateway.audit",
+                "body": {"stringValue": r.body},
+                "attributes": attributes(&r.attributes),
+                "traceId": trace.trace_id.to_hex(),
+                "spanId": r.span.to_hex(),
+            })
+        })
+        .collect();
+    Some(json!({"resourceLogs": [{
+        "resource": resource(),
+        "scopeLogs": [{"scope": {"name": SERVICE_NAME, "version": env!("CARGO_PKG_VERSION")}, "logRecords": records}],
+    }]}))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +123,20 @@ mod tests {
         assert_eq!(span["attributes"][0], json!({"key": "gen_ai.usage.input_tokens", "value": {"intValue": "12"}}));
         assert_eq!(span["attributes"][1]["value"]["arrayValue"]["values"][0]["stringValue"], "stop");
         assert_eq!(span["status"], json!({"code": 2, "message": "boom"}));
+        assert_eq!(logs_body(&trace), None);
+    }
+
+    #[test]
+    fn audit_records_encode_as_log_records_linked_to_their_span() {
+        let mut trace = Trace::start(None, "root", 5, || 3);
+        let root = trace.root();
+        trace.audit(root, 6, "tools/call denied", vec![("gateway.mcp.server", Value::from("github"))]);
+        let body = logs_body(&trace).unwrap();
+        let record = &body["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+        assert_eq!(record["traceId"], trace.trace_id.to_hex());
+        assert_eq!(record["spanId"], trace.spans[0].id.to_hex());
+        assert_eq!(record["timeUnixNano"], "6000000");
+        assert_eq!(record["body"]["stringValue"], "tools/call denied");
+        assert_eq!(record["attributes"][0]["value"]["stringValue"], "github");
     }
 }
