@@ -1,0 +1,214 @@
+//! Property tests: no input panics the parsers, the stream translators or the pipeline.
+//!
+//! A bounded, seeded fuzz run (no extra tooling): random bytes and mutations of the recorded
+//! fixtures, fed in random slices. `FUZZ_SECONDS` sets the budget per target (default 2),
+//! `FUZZ_SEED` replays a run; a failure prints the seed and the input.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gateway_core::auth::hash_key;
+use gateway_core::config::{Config, ConfigCache, ProviderType};
+use gateway_core::host::Body;
+use gateway_core::providers::{chat_provider, ResponseContext};
+use gateway_core::sse::SseParser;
+use gateway_core::testing::{FakeAnswer, FakeHost};
+
+/// xorshift64*: small, fast, reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const INTERESTING: &[&[u8]] = &[
+    b"\n",
+    b"\r\n",
+    b"\n\n",
+    b"data: ",
+    b"event: ",
+    b"[DONE]",
+    b"{",
+    b"}",
+    b"\"",
+    b":",
+    b",",
+    b"null",
+    b"\xff",
+    b"\x00",
+    b"{\"type\":\"message_stop\"}",
+    b"{\"type\":\"content_block_delta\",\"index\":9,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"x\"}}",
+    b"{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+    b"18446744073709551616",
+    b"-1",
+    b"1e999",
+];
+
+/// Mutates a seed input: byte flips, insertions of interesting tokens, deletions, truncation.
+fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
+    let mut out = seed.to_vec();
+    for _ in 0..=rng.below(8) {
+        match rng.below(5) {
+            0 if !out.is_empty() => {
+                let i = rng.below(out.len());
+                out[i] = rng.next() as u8;
+            }
+            1 => {
+                let token = INTERESTING[rng.below(INTERESTING.len())];
+                let i = rng.below(out.len() + 1);
+                out.splice(i..i, token.iter().copied());
+            }
+            2 if !out.is_empty() => {
+                let start = rng.below(out.len());
+                let end = (start + rng.below(64)).min(out.len());
+                out.drain(start..end);
+            }
+            3 => out.truncate(rng.below(out.len() + 1)),
+            _ => {
+                let n = rng.below(32);
+                out.extend((0..n).map(|_| rng.next() as u8));
+            }
+        }
+    }
+    out
+}
+
+/// Splits input into random slices, as a network would.
+fn slices<'a>(rng: &mut Rng, input: &'a [u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        let n = 1 + rng.below(rest.len().min(97));
+        let (a, b) = rest.split_at(n);
+        out.push(a);
+        rest = b;
+    }
+    out
+}
+
+/// Runs `case` on generated inputs until the time budget is spent; a panic reports seed and input.
+fn fuzz(name: &str, seeds: &[&[u8]], mut case: impl FnMut(&mut Rng, &[u8])) {
+    let budget =
+        Duration::from_secs_f64(std::env::var("FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2.0));
+    let seed = std::env::var("FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5EED_u64 ^ name.len() as u64);
+    let mut rng = Rng(seed | 1);
+    let started = Instant::now();
+    let mut runs = 0u64;
+    while started.elapsed() < budget {
+        let input = if rng.below(4) == 0 || seeds.is_empty() {
+            (0..rng.below(512)).map(|_| rng.next() as u8).collect()
+        } else {
+            let pick = rng.below(seeds.len());
+            mutate(&mut rng, seeds[pick])
+        };
+        let mut case_rng = Rng(rng.next() | 1);
+        let outcome = catch_unwind(AssertUnwindSafe(|| case(&mut case_rng, &input)));
+        if outcome.is_err() {
+            panic!("{name}: panic after {runs} runs (FUZZ_SEED={seed}); input: {:?}", String::from_utf8_lossy(&input));
+        }
+        runs += 1;
+    }
+    eprintln!("{name}: {runs} inputs in {:?}, no panic", started.elapsed());
+}
+
+const TEXT_STREAM: &[u8] = include_bytes!("../fixtures/anthropic/text_stream.sse");
+const TOOL_STREAM: &[u8] = include_bytes!("../fixtures/anthropic/tool_stream.sse");
+const OPENAI_STREAM: &[u8] = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\",\"tool_calls\":[{\"index\":0,\"id\":\"t\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n";
+const CHAT_REQUEST: &[u8] = include_bytes!("../fixtures/anthropic/chat_request.json");
+const TOOL_RESPONSE: &[u8] = include_bytes!("../fixtures/anthropic/tool_response.json");
+
+#[test]
+fn sse_parser_never_panics() {
+    fuzz("sse", &[TEXT_STREAM, OPENAI_STREAM], |rng, input| {
+        let mut parser = SseParser::new();
+        for slice in slices(rng, input) {
+            let _ = parser.push(slice);
+        }
+        let _ = parser.finish();
+    });
+}
+
+#[test]
+fn stream_translators_never_panic() {
+    for kind in [ProviderType::Openai, ProviderType::Anthropic] {
+        let provider = chat_provider(kind).unwrap();
+        fuzz(&format!("{kind:?} stream"), &[TEXT_STREAM, TOOL_STREAM, OPENAI_STREAM], |rng, input| {
+            let mut translator = provider.chat_stream(ResponseContext { created: 0, include_usage: true });
+            for slice in slices(rng, input) {
+                let _ = translator.push(slice);
+            }
+            let _ = translator.finish();
+        });
+    }
+}
+
+#[test]
+fn response_and_error_translators_never_panic() {
+    for kind in [ProviderType::Openai, ProviderType::Anthropic] {
+        let provider = chat_provider(kind).unwrap();
+        fuzz(&format!("{kind:?} response"), &[TOOL_RESPONSE, br#"{"error":{"message":"x","code":5}}"#], |_, input| {
+            let _ = provider.chat_response(input, &ResponseContext { created: 0, include_usage: false });
+            let _ = provider.error("p", http::StatusCode::TOO_MANY_REQUESTS, input);
+        });
+    }
+}
+
+#[test]
+fn config_parser_never_panics() {
+    let example = include_bytes!("../../config/examples/production.json");
+    fuzz("config", &[example], |_, input| {
+        let _ = Config::from_json(input);
+    });
+}
+
+#[test]
+fn the_pipeline_answers_every_request_body_without_panicking() {
+    let key = "sk-fuzz";
+    let config = serde_json::json!({
+        "version": 1,
+        "providers": {
+            "openai": {"type": "openai", "base_url": "http://up.test/v1"},
+            "anthropic": {"type": "anthropic", "base_url": "http://up.test/anthropic"},
+            "demo": {"type": "echo"}
+        },
+        "keys": [{"sha256": hash_key(key), "principal": {"kind": "user", "id": "f"}}],
+        "retry": {"attempts": 1}
+    })
+    .to_string();
+    let openai_request = br#"{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#;
+    let echo_request = br#"{"model":"demo/x","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":[{"type":"text","text":"a b"}]}]}"#;
+    fuzz("pipeline", &[CHAT_REQUEST, openai_request, echo_request], |rng, input| {
+        let host = Rc::new(FakeHost::with_config(&config));
+        let upstream = [TEXT_STREAM, OPENAI_STREAM][rng.below(2)];
+        host.answer(FakeAnswer::Stream {
+            chunks: vec![Bytes::from(mutate(rng, upstream))],
+            then_error: rng.below(2) == 0,
+        });
+        let request = http::Request::post("/v1/chat/completions")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::Full(Bytes::copy_from_slice(input)))
+            .unwrap();
+        futures::executor::block_on(async {
+            use futures::StreamExt;
+            let response = gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), request).await;
+            assert!(!response.status().is_server_error() || response.status() == 502, "{}", response.status());
+            if let Body::Stream(mut s) = response.into_body() {
+                while s.next().await.is_some() {}
+            }
+            for work in host.take_deferred() {
+                work.await;
+            }
+        });
+    });
+}
