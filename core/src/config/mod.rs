@@ -59,6 +59,16 @@ pub enum ProviderType {
     Openai,
     /// Anthropic Messages API, `x-api-key` and `anthropic-version`.
     Anthropic,
+    /// Azure OpenAI: deployment paths with `api-version`, or the v1 GA path; `api-key` header.
+    Azure,
+    /// Groq's OpenAI-compatible API.
+    Groq,
+    /// Mistral's chat completions API.
+    Mistral,
+    /// Together AI's OpenAI-compatible API.
+    Together,
+    /// DeepSeek's OpenAI-compatible API.
+    Deepseek,
     /// Built in, no network: answers with the last user message. For trying configs and policies.
     Echo,
 }
@@ -85,6 +95,13 @@ pub struct ProviderConfig {
     /// Anthropic only: `max_tokens` sent when the client sets none (Anthropic requires one).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_max_tokens: Option<u32>,
+    /// Azure only: `api-version` for deployment paths (e.g. `2024-10-21`); `v1` (the default)
+    /// uses the GA path `/openai/v1/...` with the deployment name as the body's `model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// Azure only: model id -> deployment name (a model not listed is its own deployment name).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deployments: BTreeMap<String, String>,
 }
 
 /// A named, reusable routing configuration.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use super::{Config, CredentialConfig, PolicyConfig, RetryConfig, CONFIG_VERSION};
+use super::{Config, CredentialConfig, PolicyConfig, ProviderType, RetryConfig, CONFIG_VERSION};
 
 /// A configuration document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -84,6 +84,15 @@ impl Config {
             }
             if let Some(url) = &provider.base_url {
                 check_url(format!("{at}.base_url"), url)?;
+            } else if provider.kind == ProviderType::Azure {
+                return Err(ConfigError::new(
+                    format!("{at}.base_url"),
+                    "azure needs its resource endpoint, e.g. `https://my-resource.openai.azure.com`",
+                ));
+            }
+            let azure_only = provider.api_version.is_some() || !provider.deployments.is_empty();
+            if azure_only && provider.kind != ProviderType::Azure {
+                return Err(ConfigError::new(at, "`api_version` and `deployments` apply to azure providers only"));
             }
             if let Some(secret) = &provider.api_key_secret {
                 if !is_secret_name(secret) {

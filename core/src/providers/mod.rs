@@ -1,6 +1,7 @@
 //! One hub (the OpenAI format), many spokes: each provider type translates to and from it.
 
 pub mod anthropic;
+pub mod dialects;
 pub mod echo;
 pub mod openai;
 
@@ -67,22 +68,44 @@ pub trait ChatProvider {
     fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError;
 }
 
-/// The implementation behind a provider type; `None` for types answered in-process (echo).
-pub fn chat_provider(kind: ProviderType) -> Option<&'static dyn ChatProvider> {
+/// What the gateway knows about a provider type: its one entry in [`spec`].
+#[derive(Clone, Copy)]
+pub struct ProviderSpec {
+    /// `gen_ai.provider.name` (OpenTelemetry's well-known value where one exists).
+    pub otel_name: &'static str,
+    /// The chat implementation; `None` for types answered in-process (echo).
+    pub chat: Option<&'static dyn ChatProvider>,
+}
+
+/// The one place that maps a provider type to its implementation.
+pub fn spec(kind: ProviderType) -> ProviderSpec {
+    static OPENAI: openai::Compatible = openai::Compatible(&dialects::OPENAI);
+    static AZURE: openai::Compatible = openai::Compatible(&dialects::AZURE);
+    static GROQ: openai::Compatible = openai::Compatible(&dialects::GROQ);
+    static MISTRAL: openai::Compatible = openai::Compatible(&dialects::MISTRAL);
+    static TOGETHER: openai::Compatible = openai::Compatible(&dialects::TOGETHER);
+    static DEEPSEEK: openai::Compatible = openai::Compatible(&dialects::DEEPSEEK);
+    let compatible = |c: &'static openai::Compatible| ProviderSpec { otel_name: c.0.otel_name, chat: Some(c) };
     match kind {
-        ProviderType::Openai => Some(&openai::OpenAi),
-        ProviderType::Anthropic => Some(&anthropic::Anthropic),
-        ProviderType::Echo => None,
+        ProviderType::Openai => compatible(&OPENAI),
+        ProviderType::Azure => compatible(&AZURE),
+        ProviderType::Groq => compatible(&GROQ),
+        ProviderType::Mistral => compatible(&MISTRAL),
+        ProviderType::Together => compatible(&TOGETHER),
+        ProviderType::Deepseek => compatible(&DEEPSEEK),
+        ProviderType::Anthropic => ProviderSpec { otel_name: "anthropic", chat: Some(&anthropic::Anthropic) },
+        ProviderType::Echo => ProviderSpec { otel_name: "gateway.echo", chat: None },
     }
 }
 
-/// `gen_ai.provider.name` for a provider type (OpenTelemetry's well-known values where one exists).
+/// The chat implementation behind a provider type; `None` for types answered in-process (echo).
+pub fn chat_provider(kind: ProviderType) -> Option<&'static dyn ChatProvider> {
+    spec(kind).chat
+}
+
+/// `gen_ai.provider.name` for a provider type.
 pub fn otel_provider_name(kind: ProviderType) -> &'static str {
-    match kind {
-        ProviderType::Openai => "openai",
-        ProviderType::Anthropic => "anthropic",
-        ProviderType::Echo => "gateway.echo",
-    }
+    spec(kind).otel_name
 }
 
 /// Joins a base URL and a path without doubling or dropping the slash.

@@ -1,40 +1,131 @@
-//! OpenAI Chat Completions upstream: the hub format, so requests pass through whole.
+//! OpenAI Chat Completions and its compatible dialects (Azure, Groq, Mistral, Together,
+//! DeepSeek): one implementation, parametrized by a [`Dialect`] (the data is in `dialects.rs`).
 
 use bytes::Bytes;
 use http::StatusCode;
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{
-    client_status, explain, join_url, json_post, opaque_upstream_error, ChatProvider, ChatStreamTranslator,
-    ResponseContext, StreamEvent, Target,
+    client_status, explain, json_post, opaque_upstream_error, ChatProvider, ChatStreamTranslator, ResponseContext,
+    StreamEvent, Target,
 };
 use crate::error::ApiError;
 use crate::openai::ChatRequest;
 use crate::sse::SseParser;
 
-pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// How a vendor takes its key.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth {
+    /// `Authorization: Bearer {key}`.
+    Bearer,
+    /// The key alone in this header (Azure's `api-key`).
+    Header(&'static str),
+}
 
-pub struct OpenAi;
+/// What one OpenAI-compatible vendor does differently.
+pub struct Dialect {
+    /// The provider type, as config and error messages name it.
+    pub name: &'static str,
+    /// `gen_ai.provider.name`.
+    pub otel_name: &'static str,
+    pub auth: Auth,
+    /// Top-level request fields the vendor cannot take: refused with a 400 naming them.
+    pub rejected: &'static [&'static str],
+    /// Message fields the vendor cannot take.
+    pub rejected_in_messages: &'static [&'static str],
+    /// Fields the vendor names differently: (OpenAI name, vendor name).
+    pub renamed: &'static [(&'static str, &'static str)],
+    /// `n` must be 1.
+    pub single_choice: bool,
+    /// What `tool_choice: "required"` is called.
+    pub required_tool_choice: &'static str,
+    /// The vendor accepts `stream_options`; when it does not, it reports stream usage on its own.
+    pub stream_options: bool,
+    /// The chat completions URL for a target.
+    pub url: fn(&Target<'_>) -> Result<String, ApiError>,
+    /// The body's `model` for a target.
+    pub model: fn(&Target<'_>) -> String,
+}
 
-impl ChatProvider for OpenAi {
+/// A [`ChatProvider`] for any OpenAI-compatible dialect.
+pub struct Compatible(pub &'static Dialect);
+
+fn unsupported(dialect: &Dialect, field: &str) -> ApiError {
+    ApiError::invalid_request(format!("`{field}` is not supported by provider type `{}`", dialect.name))
+        .with_param(field)
+}
+
+impl Compatible {
+    /// The request body in the vendor's dialect; what it cannot express is refused, never dropped.
+    fn body(&self, target: &Target<'_>, request: &ChatRequest) -> Result<Map<String, Value>, ApiError> {
+        let dialect = self.0;
+        let mut body = match serde_json::to_value(request) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(ApiError::invalid_request("the request could not be re-encoded")),
+        };
+        body.insert("model".into(), Value::from((dialect.model)(target)));
+        for field in dialect.rejected {
+            if body.get(*field).is_some_and(|v| !v.is_null()) {
+                return Err(unsupported(dialect, field));
+            }
+        }
+        for (i, message) in body.get("messages").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for field in dialect.rejected_in_messages {
+                if message.get(*field).is_some() {
+                    return Err(unsupported(dialect, &format!("messages[{i}].{field}")));
+                }
+            }
+        }
+        if dialect.single_choice && body.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
+            return Err(unsupported(dialect, "n (other than 1)"));
+        }
+        for (from, to) in dialect.renamed {
+            if let Some(value) = body.remove(*from) {
+                if body.get(*to).is_some_and(|v| !v.is_null()) {
+                    return Err(ApiError::invalid_request(format!(
+                        "`{from}` and `{to}` cannot both be sent to provider type `{}`",
+                        dialect.name
+                    ))
+                    .with_param(*from));
+                }
+                body.insert((*to).into(), value);
+            }
+        }
+        if body.get("tool_choice").and_then(Value::as_str) == Some("required") {
+            body.insert("tool_choice".into(), Value::from(dialect.required_tool_choice));
+        }
+        if !dialect.stream_options {
+            // The vendor sends stream usage unasked; the gateway strips it unless the client asked.
+            body.remove("stream_options");
+        }
+        Ok(body)
+    }
+}
+
+impl ChatProvider for Compatible {
     fn chat_request(
         &self,
         target: &Target<'_>,
         request: &ChatRequest,
         api_key: Option<&str>,
     ) -> Result<http::Request<Bytes>, ApiError> {
-        let mut upstream = request.clone();
-        upstream.model = target.model.clone();
-        let body = serde_json::to_vec(&upstream).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-        let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
-        let auth: Vec<(&str, String)> = api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
-        json_post(&join_url(base, "chat/completions"), target.provider, &auth, body)
+        let body = self.body(target, request)?;
+        let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+        let auth: Vec<(&str, String)> = match (api_key, self.0.auth) {
+            (Some(key), Auth::Bearer) => vec![("authorization", format!("Bearer {key}"))],
+            (Some(key), Auth::Header(name)) => vec![(name, key.to_owned())],
+            (None, _) => Vec::new(),
+        };
+        json_post(&(self.0.url)(target)?, target.provider, &auth, body)
     }
 
     fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, ApiError> {
         match serde_json::from_slice::<Value>(body) {
-            Ok(v) if v.get("choices").is_some() => Ok(v),
+            Ok(mut v) if v.get("choices").is_some() => {
+                normalize_usage(&mut v);
+                Ok(v)
+            }
             _ => Err(ApiError::bad_gateway("the upstream's chat completion is not valid JSON with `choices`")),
         }
     }
@@ -45,6 +136,26 @@ impl ChatProvider for OpenAi {
 
     fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
         openai_style_error(provider_name, status, body)
+    }
+}
+
+/// Brings vendor usage reports into OpenAI's shape: Groq's `x_groq.usage` becomes `usage`, and
+/// DeepSeek's `prompt_cache_hit_tokens` becomes `prompt_tokens_details.cached_tokens`.
+pub(crate) fn normalize_usage(chunk: &mut Value) {
+    let Some(obj) = chunk.as_object_mut() else { return };
+    if !obj.get("usage").is_some_and(Value::is_object) {
+        if let Some(usage) = obj.get_mut("x_groq").and_then(|x| x.get_mut("usage")).map(Value::take) {
+            if usage.is_object() {
+                obj.insert("usage".into(), usage);
+            }
+        }
+    }
+    let Some(usage) = obj.get_mut("usage").and_then(Value::as_object_mut) else { return };
+    if let Some(hit) = usage.get("prompt_cache_hit_tokens").and_then(Value::as_u64) {
+        let details = usage.entry("prompt_tokens_details").or_insert_with(|| Value::Object(Map::new()));
+        if let Some(details) = details.as_object_mut() {
+            details.entry("cached_tokens").or_insert(Value::from(hit));
+        }
     }
 }
 
@@ -109,7 +220,8 @@ impl OpenAiStream {
                     self.ended = true;
                     out.push(StreamEvent::Error(openai_style_error("upstream", StatusCode::BAD_GATEWAY, &body)));
                 }
-                Ok(chunk) => {
+                Ok(mut chunk) => {
+                    normalize_usage(&mut chunk);
                     let finishes = chunk
                         .get("choices")
                         .and_then(Value::as_array)
@@ -162,9 +274,11 @@ impl ChatStreamTranslator for OpenAiStream {
 mod tests {
     use super::*;
 
+    static OPENAI: Compatible = Compatible(&super::super::dialects::OPENAI);
+
     fn run(input: &[&[u8]]) -> Vec<StreamEvent> {
         let mut t: Box<dyn ChatStreamTranslator> =
-            OpenAi.chat_stream(ResponseContext { created: 0, include_usage: false });
+            OPENAI.chat_stream(ResponseContext { created: 0, include_usage: false });
         let mut out = Vec::new();
         for chunk in input {
             out.extend(t.push(chunk));
@@ -205,7 +319,7 @@ mod tests {
 
     #[test]
     fn upstream_error_body_keeps_message_and_code() {
-        let err = OpenAi.error(
+        let err = OPENAI.error(
             "openai",
             StatusCode::TOO_MANY_REQUESTS,
             br#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
@@ -217,8 +331,104 @@ mod tests {
 
     #[test]
     fn upstream_auth_failure_is_a_502_naming_the_provider() {
-        let err = OpenAi.error("openai", StatusCode::UNAUTHORIZED, br#"{"error":{"message":"bad key"}}"#);
+        let err = OPENAI.error("openai", StatusCode::UNAUTHORIZED, br#"{"error":{"message":"bad key"}}"#);
         assert_eq!(err.status, 502);
         assert!(err.message.contains("rejected the gateway's credentials"));
+    }
+
+    fn provider(kind: &str, extra: serde_json::Value) -> crate::config::ProviderConfig {
+        let mut doc = serde_json::json!({"type": kind});
+        if let (Some(doc), Some(extra)) = (doc.as_object_mut(), extra.as_object()) {
+            doc.extend(extra.clone());
+        }
+        serde_json::from_value(doc).unwrap()
+    }
+
+    fn request(body: serde_json::Value) -> ChatRequest {
+        serde_json::from_value(body).unwrap()
+    }
+
+    fn build(
+        kind: crate::config::ProviderType,
+        config: &crate::config::ProviderConfig,
+        model: &str,
+        body: serde_json::Value,
+    ) -> Result<(http::Request<Bytes>, Value), ApiError> {
+        let target = Target { provider_name: "p", provider: config, model: model.into() };
+        let req = crate::providers::chat_provider(kind).unwrap().chat_request(&target, &request(body), Some("k"))?;
+        let json = serde_json::from_slice(req.body()).unwrap();
+        Ok((req, json))
+    }
+
+    use crate::config::ProviderType;
+    use serde_json::json;
+
+    #[test]
+    fn groq_refuses_fields_it_cannot_take_naming_them() {
+        let cfg = provider("groq", json!({}));
+        let err = build(ProviderType::Groq, &cfg, "llama", json!({"model": "m", "messages": [], "logprobs": true}))
+            .unwrap_err();
+        assert_eq!((err.status.as_u16(), err.param.as_deref()), (400, Some("logprobs")));
+        assert!(err.message.contains("groq"));
+        let err = build(ProviderType::Groq, &cfg, "llama", json!({"model": "m", "n": 2, "messages": []})).unwrap_err();
+        assert_eq!(err.status, 400);
+        let err = build(
+            ProviderType::Groq,
+            &cfg,
+            "l",
+            json!({"model": "m", "messages": [{"role": "user", "content": "x", "name": "bob"}]}),
+        )
+        .unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("messages[0].name"));
+        let (req, _) = build(ProviderType::Groq, &cfg, "llama", json!({"model": "m", "messages": []})).unwrap();
+        assert_eq!(req.uri(), "https://api.groq.com/openai/v1/chat/completions");
+        assert_eq!(req.headers()["authorization"], "Bearer k");
+    }
+
+    #[test]
+    fn mistral_renames_seed_and_required_and_drops_stream_options_it_would_reject() {
+        let cfg = provider("mistral", json!({}));
+        let body = json!({"model": "m", "messages": [], "seed": 4, "max_completion_tokens": 9, "tool_choice": "required",
+                          "stream": true, "stream_options": {"include_usage": true}});
+        let (req, sent) = build(ProviderType::Mistral, &cfg, "mistral-large", body).unwrap();
+        assert_eq!(req.uri(), "https://api.mistral.ai/v1/chat/completions");
+        assert_eq!(sent["random_seed"], 4);
+        assert_eq!(sent["max_tokens"], 9);
+        assert_eq!(sent["tool_choice"], "any");
+        assert!(sent.get("seed").is_none() && sent.get("stream_options").is_none());
+        assert_eq!(sent["model"], "mistral-large");
+    }
+
+    #[test]
+    fn azure_uses_deployment_paths_with_api_version_or_the_v1_path_and_the_api_key_header() {
+        let dated = provider(
+            "azure",
+            json!({"base_url": "https://res.openai.azure.com", "api_version": "2024-10-21",
+                                              "deployments": {"gpt-4o": "prod-4o"}}),
+        );
+        let (req, sent) = build(ProviderType::Azure, &dated, "gpt-4o", json!({"model": "m", "messages": []})).unwrap();
+        assert_eq!(
+            req.uri(),
+            "https://res.openai.azure.com/openai/deployments/prod-4o/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(req.headers()["api-key"], "k");
+        assert!(req.headers().get("authorization").is_none());
+        assert_eq!(sent["model"], "prod-4o");
+        let v1 = provider("azure", json!({"base_url": "https://res.openai.azure.com"}));
+        let (req, sent) = build(ProviderType::Azure, &v1, "gpt-4o", json!({"model": "m", "messages": []})).unwrap();
+        assert_eq!(req.uri(), "https://res.openai.azure.com/openai/v1/chat/completions");
+        assert_eq!(sent["model"], "gpt-4o");
+        let err = build(ProviderType::Azure, &dated, "../x", json!({"model": "m", "messages": []})).unwrap_err();
+        assert_eq!(err.status, 400);
+    }
+
+    #[test]
+    fn vendor_usage_reports_are_normalized_to_openai_usage() {
+        let mut groq = json!({"choices": [], "x_groq": {"usage": {"prompt_tokens": 3, "completion_tokens": 2}}});
+        normalize_usage(&mut groq);
+        assert_eq!(groq["usage"]["prompt_tokens"], 3);
+        let mut deepseek = json!({"choices": [], "usage": {"prompt_tokens": 10, "prompt_cache_hit_tokens": 6}});
+        normalize_usage(&mut deepseek);
+        assert_eq!(deepseek["usage"]["prompt_tokens_details"]["cached_tokens"], 6);
     }
 }

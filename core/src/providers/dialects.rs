@@ -1,0 +1,119 @@
+//! OpenAI-compatible vendors: what each one does differently, as data. Adding a vendor is a few
+//! lines here, not a module.
+
+use super::openai::{Auth, Dialect};
+use super::{join_url, Target};
+use crate::error::ApiError;
+
+fn chat_path(target: &Target<'_>, default_base: &str) -> Result<String, ApiError> {
+    Ok(join_url(target.provider.base_url.as_deref().unwrap_or(default_base), "chat/completions"))
+}
+
+pub static OPENAI: Dialect = Dialect {
+    name: "openai",
+    otel_name: "openai",
+    auth: Auth::Bearer,
+    rejected: &[],
+    rejected_in_messages: &[],
+    renamed: &[],
+    single_choice: false,
+    required_tool_choice: "required",
+    stream_options: true,
+    url: |t| chat_path(t, "https://api.openai.com/v1"),
+    model: |t| t.model.clone(),
+};
+
+pub static GROQ: Dialect = Dialect {
+    name: "groq",
+    otel_name: "groq",
+    auth: Auth::Bearer,
+    rejected: &["logprobs", "logit_bias", "top_logprobs"],
+    rejected_in_messages: &["name"],
+    renamed: &[],
+    single_choice: true,
+    required_tool_choice: "required",
+    stream_options: true,
+    url: |t| chat_path(t, "https://api.groq.com/openai/v1"),
+    model: |t| t.model.clone(),
+};
+
+pub static MISTRAL: Dialect = Dialect {
+    name: "mistral",
+    otel_name: "mistral_ai",
+    auth: Auth::Bearer,
+    rejected: &["logit_bias", "logprobs", "top_logprobs", "user", "service_tier", "store", "metadata"],
+    rejected_in_messages: &[],
+    renamed: &[("seed", "random_seed"), ("max_completion_tokens", "max_tokens")],
+    single_choice: false,
+    required_tool_choice: "any",
+    stream_options: false,
+    url: |t| chat_path(t, "https://api.mistral.ai/v1"),
+    model: |t| t.model.clone(),
+};
+
+pub static TOGETHER: Dialect = Dialect {
+    name: "together",
+    otel_name: "together_ai",
+    auth: Auth::Bearer,
+    rejected: &["service_tier", "store", "metadata"],
+    rejected_in_messages: &[],
+    renamed: &[],
+    single_choice: false,
+    required_tool_choice: "required",
+    stream_options: true,
+    url: |t| chat_path(t, "https://api.together.xyz/v1"),
+    model: |t| t.model.clone(),
+};
+
+pub static DEEPSEEK: Dialect = Dialect {
+    name: "deepseek",
+    otel_name: "deepseek",
+    auth: Auth::Bearer,
+    rejected: &["n", "seed", "service_tier", "store", "metadata", "parallel_tool_calls"],
+    rejected_in_messages: &[],
+    renamed: &[("max_completion_tokens", "max_tokens")],
+    single_choice: false,
+    required_tool_choice: "required",
+    stream_options: true,
+    url: |t| chat_path(t, "https://api.deepseek.com"),
+    model: |t| t.model.clone(),
+};
+
+/// Azure's deployment name for a model: from `deployments`, else the model id itself.
+fn azure_deployment(t: &Target<'_>) -> String {
+    t.provider.deployments.get(&t.model).cloned().unwrap_or_else(|| t.model.clone())
+}
+
+/// `api_version` `v1` (or none): `{endpoint}/openai/v1/chat/completions` with the deployment as
+/// `model`; a dated version: `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=`.
+fn azure_url(t: &Target<'_>) -> Result<String, ApiError> {
+    let base = t.provider.base_url.as_deref().unwrap_or_default();
+    match t.provider.api_version.as_deref() {
+        None | Some("v1") => Ok(join_url(base, "openai/v1/chat/completions")),
+        Some(version) => {
+            let deployment = azure_deployment(t);
+            if !deployment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+                return Err(ApiError::invalid_request(format!("`{deployment}` is not a valid Azure deployment name"))
+                    .with_param("model"));
+            }
+            Ok(format!(
+                "{}?api-version={version}",
+                join_url(base, &format!("openai/deployments/{deployment}/chat/completions"))
+            ))
+        }
+    }
+}
+
+pub static AZURE: Dialect = Dialect {
+    name: "azure",
+    otel_name: "azure.ai.openai",
+    auth: Auth::Header("api-key"),
+    rejected: &[],
+    rejected_in_messages: &[],
+    renamed: &[],
+    single_choice: false,
+    required_tool_choice: "required",
+    stream_options: true,
+    url: azure_url,
+    model: azure_deployment,
+};
