@@ -22,6 +22,7 @@ fn host_with(telemetry: Value) -> Rc<FakeHost> {
         "providers": {
             "openai": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "openai_api_key"},
             "anthropic": {"type": "anthropic", "base_url": "http://up.test/anthropic", "api_key_secret": "openai_api_key"},
+            "mistral": {"type": "mistral", "base_url": "http://up.test/mistral/v1", "api_key_secret": "openai_api_key"},
         },
         "routes": {"smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]}},
         "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "agent", "id": "bot"}}],
@@ -288,4 +289,24 @@ fn a_refused_request_is_traced_with_its_error() {
     assert_eq!(spans[0]["status"]["code"], 2);
     assert_eq!(attr(&spans[0], "error.type"), "model_not_found");
     assert_eq!(attr(&spans[0], "http.response.status_code"), 404);
+}
+
+#[test]
+fn usage_a_vendor_sends_unasked_on_its_last_chunk_is_traced_and_hidden_from_the_client() {
+    let host = host();
+    host.answer(FakeAnswer::Stream {
+        chunks: vec![Bytes::from_static(b"data: {\"id\":\"m\",\"model\":\"mistral-large\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":1,\"total_tokens\":8}}\n\ndata: [DONE]\n\n")],
+        then_error: false,
+    });
+    let (_, _, body) = chat(
+        &host,
+        json!({"model": "mistral/mistral-large", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
+        &[],
+    );
+    let sent: Value = serde_json::from_slice(host.requests.borrow()[0].body()).unwrap();
+    assert!(sent.get("stream_options").is_none(), "Mistral refuses stream_options");
+    assert!(body.contains("\"content\":\"hi\"") && !body.contains("usage"), "{body}");
+    let (_, spans) = logged_spans(&host);
+    assert_eq!(attr(named(&spans, "chat mistral-large")[0], "gen_ai.usage.input_tokens"), 7);
+    assert_eq!(attr(named(&spans, "chat mistral-large")[0], "gen_ai.provider.name"), "mistral_ai");
 }

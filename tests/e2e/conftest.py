@@ -30,6 +30,7 @@ GATEWAY_KEY = "sk-e2e-gateway-key"
 OPENAI_SECRET = "sk-e2e-openai-upstream-secret"
 ANTHROPIC_SECRET = "sk-e2e-anthropic-upstream-secret"
 OTLP_SECRET = "Bearer otlp-e2e-collector-secret"
+AZURE_SECRET = "azure-e2e-api-key-secret"
 TARGETS = [t for t in os.environ.get("GATEWAY_TARGETS", "cloudflare,spin").split(",") if t]
 
 
@@ -83,13 +84,20 @@ def llmock():
         proc.wait(timeout=10)
 
 
-def gateway_config(upstream: str) -> dict:
+def gateway_config(upstream: str, recorder: str) -> dict:
     key_hash = hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()
     return {
         "version": 1,
         "providers": {
             "openai": {"type": "openai", "base_url": f"{upstream}/v1", "api_key_secret": "openai_api_key"},
             "anthropic": {"type": "anthropic", "base_url": f"{upstream}/anthropic", "api_key_secret": "anthropic_api_key"},
+            "groq": {"type": "groq", "base_url": f"{upstream}/groq/openai/v1", "api_key_secret": "groq_api_key"},
+            "mistral": {"type": "mistral", "base_url": f"{upstream}/mistral/v1", "api_key_secret": "mistral_api_key"},
+            "together": {"type": "together", "base_url": f"{upstream}/together/v1", "api_key_secret": "together_api_key"},
+            "deepseek": {"type": "deepseek", "base_url": recorder, "api_key_secret": "deepseek_api_key"},
+            "azure": {"type": "azure", "base_url": recorder, "api_key_secret": "azure_api_key",
+                      "api_version": "2024-10-21", "deployments": {"gpt-4o": "prod-4o"}},
+            "azure-v1": {"type": "azure", "base_url": recorder, "api_key_secret": "azure_api_key"},
             "demo": {"type": "echo"},
             "unreachable": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
         },
@@ -120,7 +128,9 @@ def running_gateway(target: str, config: dict, workdir: Path):
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
     log_path = workdir / "gateway.log"
-    env = dict(os.environ, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET)
+    env = dict(os.environ, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET,
+               AZURE_API_KEY=AZURE_SECRET, GROQ_API_KEY="sk-e2e-groq", MISTRAL_API_KEY="sk-e2e-mistral",
+               TOGETHER_API_KEY="sk-e2e-together", DEEPSEEK_API_KEY="sk-e2e-deepseek")
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "run-local"), target, "--config", str(config_path)],
         stdout=subprocess.PIPE, stderr=open(log_path, "w"), env=env, text=True,
@@ -144,9 +154,9 @@ def running_gateway(target: str, config: dict, workdir: Path):
 
 
 @pytest.fixture(scope="session", params=TARGETS)
-def gateway(request, llmock, tmp_path_factory):
+def gateway(request, llmock, receiver_server, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"gateway-{request.param}")
-    with running_gateway(request.param, gateway_config(llmock.url), workdir) as gw:
+    with running_gateway(request.param, gateway_config(llmock.url, receiver_server.url), workdir) as gw:
         yield gw
 
 
@@ -195,7 +205,7 @@ def receiver(receiver_server):
 @pytest.fixture(scope="session", params=TARGETS)
 def traced_gateway(request, llmock, receiver_server, tmp_path_factory):
     """A gateway exporting its traces to the test receiver, with a provider that records headers."""
-    config = gateway_config(llmock.url)
+    config = gateway_config(llmock.url, receiver_server.url)
     config["providers"]["recorder"] = {"type": "openai", "base_url": f"{receiver_server.url}/v1"}
     config["telemetry"] = {
         "collector_url": receiver_server.url,

@@ -2,8 +2,8 @@
 that records the headers it receives (llmock's journal keeps bodies, not headers).
 
   POST /v1/traces             store an ExportTraceServiceRequest (mode ok | slow | down)
-  POST /v1/chat/completions   answer a fixed completion, record the request headers
-  GET  /_received             {"traces": [...], "upstream_headers": [...]}
+  POST .../chat/completions   answer a fixed completion, record the path, headers and body
+  GET  /_received             {"traces": [...], "upstream_headers": [...], "upstream_requests": [...]}
   POST /_mode                 {"mode": "ok" | "slow" | "down"}
   POST /_reset
 """
@@ -18,7 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 COMPLETION = {
     "id": "chatcmpl-recorder", "object": "chat.completion", "created": 1, "model": "recorder-1",
     "choices": [{"index": 0, "message": {"role": "assistant", "content": "recorded"}, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5},
+    # DeepSeek-style cache counters, which the gateway maps to prompt_tokens_details.cached_tokens.
+    "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5, "prompt_cache_hit_tokens": 3},
 }
 SLOW_SECONDS = 3.0
 
@@ -28,6 +29,7 @@ class State:
         self.lock = threading.Lock()
         self.traces: list[dict] = []
         self.upstream_headers: list[dict] = []
+        self.upstream_requests: list[dict] = []
         self.mode = "ok"
 
 
@@ -52,7 +54,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/_received":
             with self.state.lock:
-                return self._json(200, {"traces": self.state.traces, "upstream_headers": self.state.upstream_headers})
+                return self._json(200, {"traces": self.state.traces, "upstream_headers": self.state.upstream_headers,
+                                        "upstream_requests": self.state.upstream_requests})
         self._json(404, {})
 
     def do_POST(self):
@@ -69,9 +72,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.traces.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "raw": body.decode(errors="replace"),
                                           "body": json.loads(body or b"{}")})
             return self._json(200, {})
-        if self.path == "/v1/chat/completions":
+        if self.path.split("?")[0].endswith("/chat/completions"):
             with self.state.lock:
                 self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
+                self.state.upstream_requests.append({"path": self.path, "body": json.loads(body or b"{}")})
             return self._json(200, COMPLETION)
         if self.path == "/_mode":
             self.state.mode = json.loads(body)["mode"]
@@ -80,6 +84,7 @@ class Handler(BaseHTTPRequestHandler):
             with self.state.lock:
                 self.state.traces.clear()
                 self.state.upstream_headers.clear()
+                self.state.upstream_requests.clear()
                 self.state.mode = "ok"
             return self._json(200, {})
         self._json(404, {})

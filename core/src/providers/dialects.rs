@@ -23,6 +23,7 @@ pub static OPENAI: Dialect = Dialect {
     model: |t| t.model.clone(),
 };
 
+/// Groq refuses these with 400 and needs `n` = 1; usage may come in `x_groq.usage`.
 pub static GROQ: Dialect = Dialect {
     name: "groq",
     otel_name: "groq",
@@ -37,6 +38,7 @@ pub static GROQ: Dialect = Dialect {
     model: |t| t.model.clone(),
 };
 
+/// Mistral answers unknown fields with 422 `extra_forbidden`; its usage arrives unasked.
 pub static MISTRAL: Dialect = Dialect {
     name: "mistral",
     otel_name: "mistral_ai",
@@ -51,20 +53,22 @@ pub static MISTRAL: Dialect = Dialect {
     model: |t| t.model.clone(),
 };
 
+/// Together's `logprobs` is a count, not OpenAI's boolean; its usage arrives on the last chunk unasked.
 pub static TOGETHER: Dialect = Dialect {
     name: "together",
     otel_name: "together_ai",
     auth: Auth::Bearer,
-    rejected: &["service_tier", "store", "metadata"],
+    rejected: &["logprobs", "top_logprobs", "service_tier", "store", "metadata"],
     rejected_in_messages: &[],
-    renamed: &[],
+    renamed: &[("max_completion_tokens", "max_tokens")],
     single_choice: false,
     required_tool_choice: "required",
-    stream_options: true,
-    url: |t| chat_path(t, "https://api.together.xyz/v1"),
+    stream_options: false,
+    url: |t| chat_path(t, "https://api.together.ai/v1"),
     model: |t| t.model.clone(),
 };
 
+/// DeepSeek documents a smaller parameter set than OpenAI's; what it lacks is refused.
 pub static DEEPSEEK: Dialect = Dialect {
     name: "deepseek",
     otel_name: "deepseek",

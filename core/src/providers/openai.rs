@@ -123,7 +123,7 @@ impl ChatProvider for Compatible {
     fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, ApiError> {
         match serde_json::from_slice::<Value>(body) {
             Ok(mut v) if v.get("choices").is_some() => {
-                normalize_usage(&mut v);
+                normalize(&mut v);
                 Ok(v)
             }
             _ => Err(ApiError::bad_gateway("the upstream's chat completion is not valid JSON with `choices`")),
@@ -139,10 +139,29 @@ impl ChatProvider for Compatible {
     }
 }
 
-/// Brings vendor usage reports into OpenAI's shape: Groq's `x_groq.usage` becomes `usage`, and
-/// DeepSeek's `prompt_cache_hit_tokens` becomes `prompt_tokens_details.cached_tokens`.
-pub(crate) fn normalize_usage(chunk: &mut Value) {
+/// Brings vendor dialects into OpenAI's shape, for a whole completion or one chunk: Groq's
+/// `x_groq.usage` becomes `usage`; DeepSeek's `prompt_cache_hit_tokens` becomes
+/// `prompt_tokens_details.cached_tokens`; Together's `eos` finish reason becomes `stop`; a
+/// `reasoning` string (Groq, Together) becomes `reasoning_content`, as DeepSeek names it.
+pub(crate) fn normalize(chunk: &mut Value) {
     let Some(obj) = chunk.as_object_mut() else { return };
+    for choice in obj.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten() {
+        if choice.get("finish_reason").and_then(Value::as_str) == Some("eos") {
+            choice["finish_reason"] = Value::from("stop");
+        }
+        for key in ["message", "delta"] {
+            let Some(message) = choice.get_mut(key).and_then(Value::as_object_mut) else { continue };
+            if !message.contains_key("reasoning_content") {
+                if let Some(reasoning) = message.remove("reasoning") {
+                    if reasoning.is_string() {
+                        message.insert("reasoning_content".into(), reasoning);
+                    } else {
+                        message.insert("reasoning".into(), reasoning);
+                    }
+                }
+            }
+        }
+    }
     if !obj.get("usage").is_some_and(Value::is_object) {
         if let Some(usage) = obj.get_mut("x_groq").and_then(|x| x.get_mut("usage")).map(Value::take) {
             if usage.is_object() {
@@ -221,7 +240,7 @@ impl OpenAiStream {
                     out.push(StreamEvent::Error(openai_style_error("upstream", StatusCode::BAD_GATEWAY, &body)));
                 }
                 Ok(mut chunk) => {
-                    normalize_usage(&mut chunk);
+                    normalize(&mut chunk);
                     let finishes = chunk
                         .get("choices")
                         .and_then(Value::as_array)
@@ -423,12 +442,17 @@ mod tests {
     }
 
     #[test]
-    fn vendor_usage_reports_are_normalized_to_openai_usage() {
-        let mut groq = json!({"choices": [], "x_groq": {"usage": {"prompt_tokens": 3, "completion_tokens": 2}}});
-        normalize_usage(&mut groq);
+    fn vendor_dialects_are_normalized_to_openai_shape() {
+        let mut groq = json!({"choices": [{"index": 0, "delta": {"reasoning": "hmm"}, "finish_reason": null}],
+                              "x_groq": {"usage": {"prompt_tokens": 3, "completion_tokens": 2}}});
+        normalize(&mut groq);
         assert_eq!(groq["usage"]["prompt_tokens"], 3);
+        assert_eq!(groq["choices"][0]["delta"]["reasoning_content"], "hmm");
         let mut deepseek = json!({"choices": [], "usage": {"prompt_tokens": 10, "prompt_cache_hit_tokens": 6}});
-        normalize_usage(&mut deepseek);
+        normalize(&mut deepseek);
         assert_eq!(deepseek["usage"]["prompt_tokens_details"]["cached_tokens"], 6);
+        let mut together = json!({"choices": [{"index": 0, "message": {"content": "x"}, "finish_reason": "eos"}]});
+        normalize(&mut together);
+        assert_eq!(together["choices"][0]["finish_reason"], "stop");
     }
 }
