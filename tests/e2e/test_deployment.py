@@ -40,7 +40,9 @@ def test_spin_toml_declares_every_secret_the_examples_use_and_the_built_componen
         assert manifest["variables"][name]["secret"] is True, name
         assert component["variables"][name] == "{{ %s }}" % name
     hosts = component["allowed_outbound_hosts"]
-    assert "https://api.openai.com" in hosts and "https://api.anthropic.com" in hosts
+    for host in ("https://api.openai.com", "https://api.anthropic.com", "https://api.groq.com",
+                 "https://api.mistral.ai", "https://api.together.ai", "https://api.deepseek.com"):
+        assert host in hosts, host
     assert "-p gateway-spin" in component["build"]["command"]
 
 
@@ -66,7 +68,7 @@ def test_spin_up_serves_the_component_when_the_spin_cli_is_present(tmp_path):
 
 def test_scripts_dev_answers_a_first_chat_completion_with_no_provider_keys():
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     proc = subprocess.Popen([str(ROOT / "scripts" / "dev"), "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -84,7 +86,7 @@ def test_scripts_dev_answers_a_first_chat_completion_with_no_provider_keys():
         assert response.json()["choices"][0]["message"]["content"] == "first request"
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"authorization": "Bearer sk-gateway-dev"})
         ids = [m["id"] for m in models.json()["data"]]
-        assert "demo/echo-1" in ids and not any(i.startswith(("openai/", "anthropic/")) for i in ids)
+        assert "demo/echo-1" in ids and not any(i.startswith(("openai/", "anthropic/", "deepseek/")) for i in ids)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
