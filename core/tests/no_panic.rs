@@ -126,6 +126,9 @@ const TEXT_STREAM: &[u8] = include_bytes!("../fixtures/anthropic/text_stream.sse
 const TOOL_STREAM: &[u8] = include_bytes!("../fixtures/anthropic/tool_stream.sse");
 const OPENAI_STREAM: &[u8] = b"data: {\"id\":\"c\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\",\"tool_calls\":[{\"index\":0,\"id\":\"t\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},\"finish_reason\":null}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":1}}\n\ndata: [DONE]\n\n";
 const CHAT_REQUEST: &[u8] = include_bytes!("../fixtures/anthropic/chat_request.json");
+const GEMINI_STREAM: &[u8] = include_bytes!("../fixtures/gemini/tool_stream.sse");
+const GEMINI_REQUEST: &[u8] = include_bytes!("../fixtures/gemini/chat_request.json");
+const GEMINI_RESPONSE: &[u8] = include_bytes!("../fixtures/gemini/tool_response.json");
 const TOOL_RESPONSE: &[u8] = include_bytes!("../fixtures/anthropic/tool_response.json");
 
 #[test]
@@ -141,10 +144,11 @@ fn sse_parser_never_panics() {
 
 #[test]
 fn stream_translators_never_panic() {
-    for kind in [ProviderType::Openai, ProviderType::Anthropic] {
+    for kind in [ProviderType::Openai, ProviderType::Anthropic, ProviderType::Gemini] {
         let provider = chat_provider(kind).unwrap();
-        fuzz(&format!("{kind:?} stream"), &[TEXT_STREAM, TOOL_STREAM, OPENAI_STREAM], |rng, input| {
-            let mut translator = provider.chat_stream(ResponseContext { created: 0, include_usage: true });
+        fuzz(&format!("{kind:?} stream"), &[TEXT_STREAM, TOOL_STREAM, OPENAI_STREAM, GEMINI_STREAM], |rng, input| {
+            let mut translator =
+                provider.chat_stream(ResponseContext { created: 0, include_usage: true, fallback_id: String::new() });
             for slice in slices(rng, input) {
                 let _ = translator.push(slice);
             }
@@ -155,12 +159,19 @@ fn stream_translators_never_panic() {
 
 #[test]
 fn response_and_error_translators_never_panic() {
-    for kind in [ProviderType::Openai, ProviderType::Anthropic] {
+    for kind in [ProviderType::Openai, ProviderType::Anthropic, ProviderType::Gemini] {
         let provider = chat_provider(kind).unwrap();
-        fuzz(&format!("{kind:?} response"), &[TOOL_RESPONSE, br#"{"error":{"message":"x","code":5}}"#], |_, input| {
-            let _ = provider.chat_response(input, &ResponseContext { created: 0, include_usage: false });
-            let _ = provider.error("p", http::StatusCode::TOO_MANY_REQUESTS, input);
-        });
+        fuzz(
+            &format!("{kind:?} response"),
+            &[TOOL_RESPONSE, GEMINI_RESPONSE, br#"{"error":{"message":"x","code":5}}"#],
+            |_, input| {
+                let _ = provider.chat_response(
+                    input,
+                    &ResponseContext { created: 0, include_usage: false, fallback_id: String::new() },
+                );
+                let _ = provider.error("p", http::StatusCode::TOO_MANY_REQUESTS, input);
+            },
+        );
     }
 }
 
@@ -180,6 +191,7 @@ fn the_pipeline_answers_every_request_body_without_panicking() {
         "providers": {
             "openai": {"type": "openai", "base_url": "http://up.test/v1"},
             "anthropic": {"type": "anthropic", "base_url": "http://up.test/anthropic"},
+            "gemini": {"type": "gemini", "base_url": "http://up.test/gemini"},
             "demo": {"type": "echo"}
         },
         "keys": [{"sha256": hash_key(key), "principal": {"kind": "user", "id": "f"}}],
@@ -188,9 +200,9 @@ fn the_pipeline_answers_every_request_body_without_panicking() {
     .to_string();
     let openai_request = br#"{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#;
     let echo_request = br#"{"model":"demo/x","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":[{"type":"text","text":"a b"}]}]}"#;
-    fuzz("pipeline", &[CHAT_REQUEST, openai_request, echo_request], |rng, input| {
+    fuzz("pipeline", &[CHAT_REQUEST, GEMINI_REQUEST, openai_request, echo_request], |rng, input| {
         let host = Rc::new(FakeHost::with_config(&config));
-        let upstream = [TEXT_STREAM, OPENAI_STREAM][rng.below(2)];
+        let upstream = [TEXT_STREAM, OPENAI_STREAM, GEMINI_STREAM][rng.below(3)];
         host.answer(FakeAnswer::Stream {
             chunks: vec![Bytes::from(mutate(rng, upstream))],
             then_error: rng.below(2) == 0,

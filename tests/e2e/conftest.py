@@ -91,6 +91,7 @@ def gateway_config(upstream: str, recorder: str) -> dict:
         "providers": {
             "openai": {"type": "openai", "base_url": f"{upstream}/v1", "api_key_secret": "openai_api_key"},
             "anthropic": {"type": "anthropic", "base_url": f"{upstream}/anthropic", "api_key_secret": "anthropic_api_key"},
+            "gemini": {"type": "gemini", "base_url": f"{upstream}/gemini", "api_key_secret": "gemini_api_key"},
             "groq": {"type": "groq", "base_url": f"{upstream}/groq/openai/v1", "api_key_secret": "groq_api_key"},
             "mistral": {"type": "mistral", "base_url": f"{upstream}/mistral/v1", "api_key_secret": "mistral_api_key"},
             "together": {"type": "together", "base_url": f"{upstream}/together/v1", "api_key_secret": "together_api_key"},
@@ -130,7 +131,7 @@ def running_gateway(target: str, config: dict, workdir: Path):
     log_path = workdir / "gateway.log"
     env = dict(os.environ, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET,
                AZURE_API_KEY=AZURE_SECRET, GROQ_API_KEY="sk-e2e-groq", MISTRAL_API_KEY="sk-e2e-mistral",
-               TOGETHER_API_KEY="sk-e2e-together", DEEPSEEK_API_KEY="sk-e2e-deepseek")
+               TOGETHER_API_KEY="sk-e2e-together", DEEPSEEK_API_KEY="sk-e2e-deepseek", GEMINI_API_KEY="sk-e2e-gemini")
     proc = subprocess.Popen(
         [str(ROOT / "scripts" / "run-local"), target, "--config", str(config_path)],
         stdout=subprocess.PIPE, stderr=open(log_path, "w"), env=env, text=True,

@@ -41,7 +41,8 @@ def test_spin_toml_declares_every_secret_the_examples_use_and_the_built_componen
         assert component["variables"][name] == "{{ %s }}" % name
     hosts = component["allowed_outbound_hosts"]
     for host in ("https://api.openai.com", "https://api.anthropic.com", "https://api.groq.com",
-                 "https://api.mistral.ai", "https://api.together.ai", "https://api.deepseek.com"):
+                 "https://api.mistral.ai", "https://api.together.ai", "https://api.deepseek.com",
+                 "https://generativelanguage.googleapis.com"):
         assert host in hosts, host
     assert "-p gateway-spin" in component["build"]["command"]
 
@@ -86,7 +87,7 @@ def test_scripts_dev_answers_a_first_chat_completion_with_no_provider_keys():
         assert response.json()["choices"][0]["message"]["content"] == "first request"
         models = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"authorization": "Bearer sk-gateway-dev"})
         ids = [m["id"] for m in models.json()["data"]]
-        assert "demo/echo-1" in ids and not any(i.startswith(("openai/", "anthropic/", "deepseek/")) for i in ids)
+        assert "demo/echo-1" in ids and not any(i.startswith(("openai/", "anthropic/", "deepseek/", "gemini/")) for i in ids)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)

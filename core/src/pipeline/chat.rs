@@ -322,6 +322,14 @@ impl<H: Host + 'static> Attempts<'_, H> {
         }
     }
 
+    fn response_context(&self, include_usage: bool) -> ResponseContext {
+        ResponseContext {
+            created: self.host.now_millis() / 1000,
+            include_usage,
+            fallback_id: format!("chatcmpl-gw-{:016x}", self.host.random_u64()),
+        }
+    }
+
     fn attempt_failed(&self, span: SpanRef, error: &ApiError) {
         self.recorder.fail(span, error.message.clone());
         self.recorder.set(span, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
@@ -334,7 +342,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             Body::Stream(s) => s,
             Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
         };
-        let ctx = ResponseContext { created: self.host.now_millis() / 1000, include_usage: true };
+        let ctx = self.response_context(true);
         let trace = StreamTrace::new(
             self.recorder.clone(),
             self.gen_span,
@@ -376,7 +384,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 .with_code("upstream_timeout"))
             }
         };
-        let ctx = ResponseContext { created: self.host.now_millis() / 1000, include_usage: false };
+        let ctx = self.response_context(false);
         let completion = self.provider.chat_response(&body, &ctx)?;
         self.recorder.end(attempt_span);
         self.recorder.upstream_finished();

@@ -3,6 +3,7 @@
 pub mod anthropic;
 pub mod dialects;
 pub mod echo;
+pub mod gemini;
 pub mod openai;
 
 use bytes::Bytes;
@@ -30,6 +31,8 @@ pub struct ResponseContext {
     pub created: u64,
     /// The client asked for `stream_options.include_usage`.
     pub include_usage: bool,
+    /// An id for the response when the upstream sends none (unique per request).
+    pub fallback_id: String,
 }
 
 /// One translated stream event, before SSE encoding.
@@ -94,6 +97,7 @@ pub fn spec(kind: ProviderType) -> ProviderSpec {
         ProviderType::Together => compatible(&TOGETHER),
         ProviderType::Deepseek => compatible(&DEEPSEEK),
         ProviderType::Anthropic => ProviderSpec { otel_name: "anthropic", chat: Some(&anthropic::Anthropic) },
+        ProviderType::Gemini => ProviderSpec { otel_name: "gcp.gemini", chat: Some(&gemini::Gemini) },
         ProviderType::Echo => ProviderSpec { otel_name: "gateway.echo", chat: None },
     }
 }

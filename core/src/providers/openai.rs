@@ -297,7 +297,7 @@ mod tests {
 
     fn run(input: &[&[u8]]) -> Vec<StreamEvent> {
         let mut t: Box<dyn ChatStreamTranslator> =
-            OPENAI.chat_stream(ResponseContext { created: 0, include_usage: false });
+            OPENAI.chat_stream(ResponseContext { created: 0, include_usage: false, fallback_id: String::new() });
         let mut out = Vec::new();
         for chunk in input {
             out.extend(t.push(chunk));

@@ -1,0 +1,248 @@
+//! OpenAI chat request -> Gemini `generateContent` request.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
+
+fn unsupported(field: &str) -> ApiError {
+    ApiError::invalid_request(format!("`{field}` is not supported by provider type `gemini`")).with_param(field)
+}
+
+/// Top-level OpenAI fields with a Gemini `generationConfig` counterpart, beyond the typed ones.
+const GENERATION_FIELDS: &[(&str, &str)] = &[
+    ("seed", "seed"),
+    ("presence_penalty", "presencePenalty"),
+    ("frequency_penalty", "frequencyPenalty"),
+    ("n", "candidateCount"),
+];
+
+/// Builds the `generateContent` body. Fields Gemini cannot express are refused, never dropped.
+pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
+    let mut generation = Map::new();
+    for (field, value) in &request.rest {
+        if field == "response_format" {
+            response_format(value, &mut generation)?;
+            continue;
+        }
+        match GENERATION_FIELDS.iter().find(|(openai, _)| openai == field) {
+            Some((_, gemini)) if !value.is_null() => {
+                generation.insert((*gemini).into(), value.clone());
+            }
+            Some(_) => {}
+            None => return Err(unsupported(field)),
+        }
+    }
+    if let Some(opts) = &request.stream_options {
+        if let Some(field) = opts.rest.keys().next() {
+            return Err(unsupported(&format!("stream_options.{field}")));
+        }
+    }
+    if request.user.is_some() {
+        return Err(unsupported("user"));
+    }
+    if request.parallel_tool_calls == Some(false) {
+        return Err(unsupported("parallel_tool_calls=false"));
+    }
+    if let Some(max) = request.max_output_tokens() {
+        generation.insert("maxOutputTokens".into(), json!(max));
+    }
+    if let Some(t) = request.temperature {
+        generation.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        generation.insert("topP".into(), json!(p));
+    }
+    if let Some(stop) = &request.stop {
+        generation.insert("stopSequences".into(), json!(stop.sequences()));
+    }
+
+    // Tool results name the function; OpenAI's tool messages only carry the call id.
+    let mut call_names = BTreeMap::new();
+    for message in &request.messages {
+        for call in message.tool_calls.iter().flatten() {
+            call_names.insert(call.id.as_str(), call.function.name.as_str());
+        }
+    }
+    let mut system = Vec::new();
+    let mut contents: Vec<Value> = Vec::new();
+    for (i, message) in request.messages.iter().enumerate() {
+        let at = format!("messages[{i}]");
+        if let Some(field) = message.rest.keys().next() {
+            return Err(unsupported(&format!("{at}.{field}")));
+        }
+        if message.name.is_some() {
+            return Err(unsupported(&format!("{at}.name")));
+        }
+        match message.role {
+            Role::System | Role::Developer => {
+                let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();
+                system.push(json!({"text": text}));
+            }
+            Role::User => push(&mut contents, "user", parts(message, &at)?),
+            Role::Assistant => push(&mut contents, "model", model_parts(message, &at)?),
+            Role::Tool => push(&mut contents, "user", vec![function_response(message, &at, &call_names)?]),
+            Role::Function => return Err(unsupported(&format!("{at}.role=function (use tools)"))),
+        }
+    }
+    if contents.is_empty() {
+        return Err(ApiError::invalid_request("`messages` needs at least one user message for provider type `gemini`")
+            .with_param("messages"));
+    }
+    let mut body = Map::new();
+    body.insert("contents".into(), Value::Array(contents));
+    if !system.is_empty() {
+        body.insert("systemInstruction".into(), json!({"parts": system}));
+    }
+    if let Some(tools) = &request.tools {
+        let mut declarations = Vec::new();
+        for (i, tool) in tools.iter().enumerate() {
+            if tool.kind != "function" {
+                return Err(unsupported(&format!("tools[{i}].type={}", tool.kind)));
+            }
+            let mut d = Map::new();
+            d.insert("name".into(), json!(tool.function.name));
+            if let Some(description) = &tool.function.description {
+                d.insert("description".into(), json!(description));
+            }
+            if let Some(parameters) = &tool.function.parameters {
+                d.insert("parametersJsonSchema".into(), parameters.clone());
+            }
+            declarations.push(Value::Object(d));
+        }
+        body.insert("tools".into(), json!([{"functionDeclarations": declarations}]));
+    }
+    if let Some(choice) = &request.tool_choice {
+        let config = match choice {
+            ToolChoice::Mode(mode) => match mode.as_str() {
+                "auto" => json!({"mode": "AUTO"}),
+                "none" => json!({"mode": "NONE"}),
+                "required" => json!({"mode": "ANY"}),
+                other => {
+                    return Err(
+                        ApiError::invalid_request(format!("unknown tool_choice `{other}`")).with_param("tool_choice")
+                    )
+                }
+            },
+            ToolChoice::Named(named) => json!({"mode": "ANY", "allowedFunctionNames": [named.function.name]}),
+        };
+        body.insert("toolConfig".into(), json!({"functionCallingConfig": config}));
+    }
+    if !generation.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(generation));
+    }
+    Ok(Value::Object(body))
+}
+
+/// `response_format`: JSON mode and JSON schema map to `responseMimeType` / `responseJsonSchema`.
+fn response_format(value: &Value, generation: &mut Map<String, Value>) -> Result<(), ApiError> {
+    match value.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(()),
+        Some("json_object") => {
+            generation.insert("responseMimeType".into(), json!("application/json"));
+            Ok(())
+        }
+        Some("json_schema") => {
+            let schema = value.get("json_schema").and_then(|s| s.get("schema")).ok_or_else(|| {
+                ApiError::invalid_request("`response_format.json_schema.schema` is required")
+                    .with_param("response_format")
+            })?;
+            generation.insert("responseMimeType".into(), json!("application/json"));
+            generation.insert("responseJsonSchema".into(), schema.clone());
+            Ok(())
+        }
+        _ => Err(unsupported("response_format")),
+    }
+}
+
+/// Gemini wants alternating roles: consecutive same-role contents merge their parts.
+fn push(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
+    if let Some(last) = contents.last_mut() {
+        if last.get("role").and_then(Value::as_str) == Some(role) {
+            if let Some(existing) = last.get_mut("parts").and_then(Value::as_array_mut) {
+                existing.extend(parts);
+                return;
+            }
+        }
+    }
+    contents.push(json!({"role": role, "parts": parts}));
+}
+
+fn parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+    match &message.content {
+        None => {
+            Err(ApiError::invalid_request(format!("`{at}.content` is required")).with_param(format!("{at}.content")))
+        }
+        Some(MessageContent::Text(text)) => Ok(vec![json!({"text": text})]),
+        Some(MessageContent::Parts(parts)) => {
+            parts.iter().enumerate().map(|(j, p)| part(p, &format!("{at}.content[{j}]"))).collect()
+        }
+    }
+}
+
+fn part(part: &ContentPart, at: &str) -> Result<Value, ApiError> {
+    if let Some(field) = part.rest.keys().next() {
+        return Err(unsupported(&format!("{at}.{field}")));
+    }
+    match (part.kind.as_str(), &part.text, &part.image_url) {
+        ("text", Some(text), _) => Ok(json!({"text": text})),
+        ("image_url", _, Some(image)) => {
+            let inline = image.url.strip_prefix("data:").and_then(|rest| rest.split_once(','));
+            match inline {
+                Some((meta, data)) if meta.ends_with(";base64") => Ok(json!({"inlineData": {
+                    "mimeType": meta.trim_end_matches(";base64"), "data": data}})),
+                _ => Err(ApiError::invalid_request(format!(
+                    "`{at}.image_url.url`: provider type `gemini` takes images as base64 data URLs"
+                ))
+                .with_param(at)),
+            }
+        }
+        ("text" | "image_url", _, _) => {
+            Err(ApiError::invalid_request(format!("`{at}` is missing its `{}` field", part.kind)).with_param(at))
+        }
+        (other, _, _) => Err(unsupported(&format!("{at}.type={other}"))),
+    }
+}
+
+fn model_parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+    let mut out = match &message.content {
+        Some(MessageContent::Text(text)) if !text.is_empty() => vec![json!({"text": text})],
+        Some(MessageContent::Parts(_)) => parts(message, at)?,
+        _ => Vec::new(),
+    };
+    for (j, call) in message.tool_calls.iter().flatten().enumerate() {
+        let raw = if call.function.arguments.trim().is_empty() { "{}" } else { &call.function.arguments };
+        let args: Value = serde_json::from_str(raw).map_err(|e| {
+            ApiError::invalid_request(format!("`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"))
+                .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
+        })?;
+        out.push(json!({"functionCall": {"id": call.id, "name": call.function.name, "args": args}}));
+    }
+    if out.is_empty() {
+        out.push(json!({"text": ""}));
+    }
+    Ok(out)
+}
+
+/// A tool result: its content as the function's response object (JSON objects as they are,
+/// anything else under `result`).
+fn function_response(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &str>) -> Result<Value, ApiError> {
+    let Some(id) = message.tool_call_id.as_deref() else {
+        return Err(ApiError::invalid_request(format!("`{at}.tool_call_id` is required for tool messages"))
+            .with_param(format!("{at}.tool_call_id")));
+    };
+    let Some(name) = call_names.get(id) else {
+        return Err(ApiError::invalid_request(format!(
+            "`{at}.tool_call_id` `{id}` matches no earlier assistant tool call (provider type `gemini` needs the function name)"
+        ))
+        .with_param(format!("{at}.tool_call_id")));
+    };
+    let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();
+    let response = match serde_json::from_str::<Value>(&text) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({"result": text}),
+    };
+    Ok(json!({"functionResponse": {"id": id, "name": name, "response": response}}))
+}
