@@ -78,12 +78,11 @@ impl GeminiStream {
             self.usage = Some(usage);
         }
         let mut out = Vec::new();
-        if response.candidates.is_empty() {
-            if response.prompt_feedback.as_ref().and_then(|f| f.block_reason.as_deref()).is_some() {
-                out.push(self.chunk(0, json!({"role": "assistant", "content": ""}), None));
-                out.push(self.chunk(0, json!({}), Some("content_filter")));
-                self.candidates.entry(0).or_default().finished = true;
-            }
+        let blocked = response.prompt_feedback.as_ref().and_then(|f| f.block_reason.as_deref()).is_some();
+        if response.candidates.is_empty() && blocked {
+            out.push(self.chunk(0, json!({"role": "assistant", "content": ""}), None));
+            out.push(self.chunk(0, json!({}), Some("content_filter")));
+            self.candidates.entry(0).or_default().finished = true;
         }
         for candidate in &response.candidates {
             let index = candidate.index;
