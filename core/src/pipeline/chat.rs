@@ -4,21 +4,18 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 
-use super::stream::StreamTrace;
-use super::{json_response, stream, with_timeout, CompletionFacts, Recorder};
+use super::attempts::{mark, sse_response, Attempts, Delivery, Failure};
+use super::{json_response, stream, CompletionFacts, Recorder};
 use crate::config::{Config, PriceConfig, ProviderType};
 use crate::error::ApiError;
-use crate::host::{Body, CollectError, FetchError, Host};
+use crate::host::{Body, CollectError, Host};
 use crate::openai::{ChatRequest, StreamOptions};
-use crate::providers::{self, echo, ChatProvider, ResponseContext, StreamEvent, Target};
-use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision, RetryPolicy};
+use crate::providers::{self, echo, StreamEvent, Target};
+use crate::retry::RetryPolicy;
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
-
-/// Largest upstream error body read for its message.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 
 pub(crate) async fn chat_completions<H: Host + 'static>(
     host: &Rc<H>,
@@ -78,7 +75,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             provider,
             target,
             upstream: &upstream,
-            request: &request,
+            delivery: Delivery::Chat(&request),
             policy: &policy,
             recorder,
             gen_span,
@@ -132,23 +129,7 @@ fn gen_ai_span<H: Host + 'static>(
 
 /// Reads the body (bounded) and parses it, naming the offending field on failure.
 async fn parse(config: &Config, parts: &http::request::Parts, body: Body) -> Result<ChatRequest, ApiError> {
-    let limit = config.limits.max_request_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("request body exceeds {limit} bytes"),
-        )
-        .with_code("request_too_large")
-    };
-    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let bytes = body.collect(limit).await.map_err(|e| match e {
-        CollectError::TooLarge { .. } => too_large(),
-        CollectError::Body(e) => ApiError::invalid_request(format!("the request body could not be read: {e}")),
-    })?;
+    let bytes = read_body(config, parts, body).await?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let request: ChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -165,8 +146,29 @@ async fn parse(config: &Config, parts: &http::request::Parts, body: Body) -> Res
     Ok(request)
 }
 
+/// Reads a request body, refusing more than `limits.max_request_bytes` (413) before reading it all.
+pub(crate) async fn read_body(config: &Config, parts: &http::request::Parts, body: Body) -> Result<Bytes, ApiError> {
+    let limit = config.limits.max_request_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("request body exceeds {limit} bytes"),
+        )
+        .with_code("request_too_large")
+    };
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    body.collect(limit).await.map_err(|e| match e {
+        CollectError::TooLarge { .. } => too_large(),
+        CollectError::Body(e) => ApiError::invalid_request(format!("the request body could not be read: {e}")),
+    })
+}
+
 /// A model name -> the ordered targets to try, and the retry settings that apply.
-fn resolve<'c>(
+pub(crate) fn resolve<'c>(
     config: &'c Config,
     route: Option<&str>,
     model: &str,
@@ -201,216 +203,6 @@ fn target<'c>(config: &'c Config, model: &str) -> Result<Target<'c>, ApiError> {
         return Err(model_not_found(format!("model `{id}` is not enabled for provider `{name}`")));
     }
     Ok(Target { provider_name, provider, model: id.to_owned() })
-}
-
-/// Why a target produced no response.
-enum Failure {
-    /// Not worth another target (the request itself was refused).
-    Final(ApiError),
-    /// Retries on this target are spent; a fallback may still succeed.
-    Exhausted(ApiError),
-}
-
-/// Everything one target's attempts need.
-struct Attempts<'a, H: Host + 'static> {
-    host: &'a Rc<H>,
-    config: &'a Config,
-    provider: &'a dyn ChatProvider,
-    target: &'a Target<'a>,
-    upstream: &'a http::Request<Bytes>,
-    request: &'a ChatRequest,
-    policy: &'a RetryPolicy,
-    recorder: &'a Recorder<H>,
-    gen_span: SpanRef,
-    price: Option<&'a PriceConfig>,
-    /// Attempts across all targets so far (for `x-gateway-attempts`).
-    total_attempts: &'a Cell<u32>,
-}
-
-impl<H: Host + 'static> Attempts<'_, H> {
-    /// Attempts the target until success, a non-retryable error, or retries run out.
-    async fn run(&self) -> Result<http::Response<Body>, Failure> {
-        let (host, recorder, target) = (self.host, self.recorder, self.target);
-        let timeouts = &self.config.timeouts;
-        let mut attempt = 0;
-        let mut backoff = 0;
-        loop {
-            attempt += 1;
-            self.total_attempts.set(self.total_attempts.get() + 1);
-            let span = recorder.child(self.gen_span, "POST", SpanKind::Client);
-            recorder.set(span, HTTP_REQUEST_METHOD, "POST");
-            if let Some(host_name) = self.upstream.uri().host() {
-                recorder.set(span, SERVER_ADDRESS, host_name);
-            }
-            recorder.set(span, GATEWAY_ATTEMPT, attempt);
-            if attempt > 1 {
-                recorder.set(span, HTTP_REQUEST_RESEND_COUNT, attempt - 1);
-                recorder.set(span, GATEWAY_BACKOFF_MS, backoff);
-            }
-            let mut upstream = self.upstream.clone();
-            if let Some(value) = recorder.traceparent(span).and_then(|v| HeaderValue::from_str(&v).ok()) {
-                upstream.headers_mut().insert("traceparent", value);
-            }
-            recorder.upstream_started();
-            let started = host.now_millis();
-            let sent = with_timeout(&**host, timeouts.first_byte_ms, host.fetch(upstream)).await;
-            let (error, retry_after) = match sent {
-                Some(Ok(response)) if response.status().is_success() => {
-                    recorder.upstream_first_byte(started);
-                    recorder.set(span, HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
-                    let delivered = if self.request.is_stream() {
-                        Ok(self.stream_response(response, span))
-                    } else {
-                        self.whole_response(response, span).await
-                    };
-                    match delivered {
-                        Ok(mut response) => {
-                            mark(&mut response, target, self.total_attempts.get());
-                            return Ok(response);
-                        }
-                        // Nothing reached the client yet, so a body that broke off may be retried.
-                        Err(error) => (error, None),
-                    }
-                }
-                Some(Ok(response)) => {
-                    let status = response.status();
-                    recorder.set(span, HTTP_RESPONSE_STATUS_CODE, status.as_u16());
-                    let retry_after = retry_after_ms(response.headers());
-                    let body = with_timeout(&**host, timeouts.idle_ms, response.into_body().collect(MAX_ERROR_BODY))
-                        .await
-                        .and_then(Result::ok)
-                        .unwrap_or_default();
-                    let error = self.provider.error(target.provider_name, status, &body);
-                    if !is_retryable_status(status) {
-                        self.attempt_failed(span, &error);
-                        return Err(Failure::Final(error));
-                    }
-                    (error, retry_after)
-                }
-                Some(Err(FetchError::Invalid(reason))) => {
-                    let error = ApiError::unavailable(format!(
-                        "the runtime refused the request to provider `{}`: {reason}",
-                        target.provider_name
-                    ));
-                    self.attempt_failed(span, &error);
-                    return Err(Failure::Final(error));
-                }
-                Some(Err(FetchError::Connect(reason))) => {
-                    (ApiError::bad_gateway(format!("cannot reach provider `{}`: {reason}", target.provider_name)), None)
-                }
-                None => (
-                    ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "upstream_error",
-                        format!(
-                            "provider `{}` sent no response within {} ms",
-                            target.provider_name, timeouts.first_byte_ms
-                        ),
-                    )
-                    .with_code("upstream_timeout"),
-                    None,
-                ),
-            };
-            self.attempt_failed(span, &error);
-            match self.policy.after_failure(attempt, retry_after, host.random_u64()) {
-                RetryDecision::RetryAfter { millis } => {
-                    backoff = millis;
-                    host.sleep(millis).await;
-                }
-                RetryDecision::GiveUp => return Err(Failure::Exhausted(error)),
-            }
-        }
-    }
-
-    fn response_context(&self, include_usage: bool) -> ResponseContext {
-        ResponseContext {
-            created: self.host.now_millis() / 1000,
-            include_usage,
-            fallback_id: format!("chatcmpl-gw-{:016x}", self.host.random_u64()),
-        }
-    }
-
-    fn attempt_failed(&self, span: SpanRef, error: &ApiError) {
-        self.recorder.fail(span, error.message.clone());
-        self.recorder.set(span, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
-        self.recorder.end(span);
-        self.recorder.upstream_finished();
-    }
-
-    fn stream_response(&self, response: http::Response<Body>, attempt_span: SpanRef) -> http::Response<Body> {
-        let upstream = match response.into_body() {
-            Body::Stream(s) => s,
-            Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
-        };
-        let ctx = self.response_context(true);
-        let trace = StreamTrace::new(
-            self.recorder.clone(),
-            self.gen_span,
-            attempt_span,
-            self.request.wants_stream_usage(),
-            self.price.cloned(),
-        );
-        let body = stream::translate(
-            Rc::clone(self.host),
-            upstream,
-            self.provider.chat_stream(ctx),
-            self.config.timeouts.idle_ms,
-            trace,
-        );
-        sse_response(Body::Stream(body))
-    }
-
-    async fn whole_response(
-        &self,
-        response: http::Response<Body>,
-        attempt_span: SpanRef,
-    ) -> Result<http::Response<Body>, ApiError> {
-        let limit = self.config.limits.max_response_bytes;
-        let idle = self.config.timeouts.idle_ms;
-        let body = match with_timeout(&**self.host, idle, response.into_body().collect(limit)).await {
-            Some(Ok(body)) => body,
-            Some(Err(CollectError::TooLarge { .. })) => {
-                return Err(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes")))
-            }
-            Some(Err(CollectError::Body(e))) => {
-                return Err(ApiError::bad_gateway(format!("the upstream response broke off: {e}")))
-            }
-            None => {
-                return Err(ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_error",
-                    format!("the upstream response body stalled for more than {idle} ms"),
-                )
-                .with_code("upstream_timeout"))
-            }
-        };
-        let ctx = self.response_context(false);
-        let completion = self.provider.chat_response(&body, &ctx)?;
-        self.recorder.end(attempt_span);
-        self.recorder.upstream_finished();
-        let mut facts = CompletionFacts::default();
-        facts.observe(&completion);
-        self.recorder.completion(self.gen_span, &facts, self.price);
-        self.recorder.end(self.gen_span);
-        Ok(json_response(StatusCode::OK, &completion))
-    }
-}
-
-/// Tells the client where the answer came from and how many attempts it took.
-fn mark(response: &mut http::Response<Body>, target: &Target<'_>, attempts: u32) {
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(target.provider_name) {
-        headers.insert("x-gateway-provider", v);
-    }
-    headers.insert("x-gateway-attempts", HeaderValue::from(attempts));
-}
-
-fn sse_response(body: Body) -> http::Response<Body> {
-    let mut response = http::Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    response
 }
 
 fn echo_response<H: Host + 'static>(

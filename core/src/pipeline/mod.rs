@@ -1,7 +1,9 @@
 //! The request pipeline, generic over [`Host`]: parse and authenticate, resolve, send with
 //! retries and fallbacks, translate (incrementally for streams), record.
 
+mod attempts;
 mod chat;
+mod operations;
 mod recorder;
 pub mod stream;
 
@@ -17,6 +19,7 @@ use crate::auth;
 use crate::config::{Config, ConfigCache, CONFIG_KV_KEY};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
+use crate::providers::Operation;
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, Trace, TraceParent};
 
@@ -37,6 +40,7 @@ pub(crate) async fn with_timeout<H: Host, F: Future>(host: &H, millis: u64, fut:
 enum Endpoint<'p> {
     Health,
     ChatCompletions { route: Option<&'p str> },
+    Operation { route: Option<&'p str>, op: Operation },
     Models { route: Option<&'p str> },
 }
 
@@ -52,6 +56,11 @@ fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError
     };
     let (found, allowed) = match rest {
         "chat/completions" => (Endpoint::ChatCompletions { route }, Method::POST),
+        "embeddings" => (Endpoint::Operation { route, op: Operation::Embeddings }, Method::POST),
+        "images/generations" => (Endpoint::Operation { route, op: Operation::ImageGenerations }, Method::POST),
+        "moderations" => (Endpoint::Operation { route, op: Operation::Moderations }, Method::POST),
+        "audio/speech" => (Endpoint::Operation { route, op: Operation::Speech }, Method::POST),
+        "responses" => (Endpoint::Operation { route, op: Operation::Responses }, Method::POST),
         "models" => (Endpoint::Models { route }, Method::GET),
         _ => return Err(ApiError::not_found(format!("no endpoint at `{path}`"))),
     };
@@ -180,6 +189,7 @@ async fn serve<H: Host + 'static>(
         Endpoint::ChatCompletions { route } => {
             chat::chat_completions(host, &config, parts, body, route, recorder).await
         }
+        Endpoint::Operation { route, op } => operations::forward(host, &config, parts, body, route, op, recorder).await,
     }
 }
 

@@ -73,11 +73,14 @@ impl CompletionFacts {
             self.model.get_or_insert_with(|| model.to_owned());
         }
         if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+            // Chat names (`prompt_tokens`) or Responses API names (`input_tokens`).
             self.usage = Some(Usage {
-                prompt_tokens: count(usage, &["prompt_tokens"]),
-                completion_tokens: count(usage, &["completion_tokens"]),
-                cached_tokens: count(usage, &["prompt_tokens_details", "cached_tokens"]),
-                reasoning_tokens: count(usage, &["completion_tokens_details", "reasoning_tokens"]),
+                prompt_tokens: count(usage, &["prompt_tokens"]).max(count(usage, &["input_tokens"])),
+                completion_tokens: count(usage, &["completion_tokens"]).max(count(usage, &["output_tokens"])),
+                cached_tokens: count(usage, &["prompt_tokens_details", "cached_tokens"])
+                    .max(count(usage, &["input_tokens_details", "cached_tokens"])),
+                reasoning_tokens: count(usage, &["completion_tokens_details", "reasoning_tokens"])
+                    .max(count(usage, &["output_tokens_details", "reasoning_tokens"])),
             });
         }
         for choice in v.get("choices").and_then(Json::as_array).into_iter().flatten() {

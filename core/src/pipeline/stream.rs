@@ -70,7 +70,7 @@ impl<H: Host + 'static> StreamTrace<H> {
     }
 
     /// The stream ended (cleanly, with an error event, or abandoned): close the trace.
-    fn finish(&mut self, error: Option<&str>) {
+    pub(crate) fn finish(&mut self, error: Option<&str>) {
         if std::mem::replace(&mut self.finished, true) {
             return;
         }
@@ -202,5 +202,59 @@ pub(crate) fn translate<H: Host + 'static>(
             state.translator.as_ref()?;
             state.pull().await;
         }
+    }))
+}
+
+struct Passing<H: Host + 'static> {
+    host: Rc<H>,
+    upstream: ByteStream,
+    idle_ms: u64,
+    sse: bool,
+    trace: StreamTrace<H>,
+    done: bool,
+}
+
+/// Another endpoint's streamed body, forwarded chunk by chunk as it is. A break or stall ends an
+/// event stream with an error event, and any other body with an error (the connection is cut
+/// rather than ended cleanly where the runtime allows it).
+pub(crate) fn passthrough<H: Host + 'static>(
+    host: Rc<H>,
+    upstream: ByteStream,
+    idle_ms: u64,
+    sse: bool,
+    trace: StreamTrace<H>,
+) -> ByteStream {
+    let state = Passing { host, upstream, idle_ms, sse, trace, done: false };
+    Box::pin(futures::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        let failure = match with_timeout(&*state.host, state.idle_ms, state.upstream.next()).await {
+            Some(Some(Ok(bytes))) => return Some((Ok(bytes), state)),
+            Some(None) => {
+                state.trace.finish(None);
+                return None;
+            }
+            Some(Some(Err(e))) => {
+                ApiError::bad_gateway(format!("the upstream stream broke off: {e}")).with_code("stream_interrupted")
+            }
+            None => ApiError::new(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                format!("the upstream stream stalled for more than {} ms", state.idle_ms),
+            )
+            .with_code("stream_timeout"),
+        };
+        state.done = true;
+        state.trace.finish(Some(&failure.message));
+        let item = if state.sse {
+            let mut out = b"event: error\ndata: ".to_vec();
+            out.extend_from_slice(&failure.to_json());
+            out.extend_from_slice(b"\n\n");
+            Ok(Bytes::from(out))
+        } else {
+            Err(crate::host::BodyError(failure.message))
+        };
+        Some((item, state))
     }))
 }

@@ -2,14 +2,17 @@
 //! lines here, not a module.
 
 use super::openai::{Auth, Dialect};
+use super::Operation::{Embeddings, ImageGenerations, Moderations, Responses, Speech};
 use super::{join_url, Target};
 use crate::error::ApiError;
 
-fn chat_path(target: &Target<'_>, default_base: &str) -> Result<String, ApiError> {
-    Ok(join_url(target.provider.base_url.as_deref().unwrap_or(default_base), "chat/completions"))
+/// `{base_url or the vendor's default}/{path}`.
+fn under_base(target: &Target<'_>, default_base: &str, path: &str) -> Result<String, ApiError> {
+    Ok(join_url(target.provider.base_url.as_deref().unwrap_or(default_base), path))
 }
 
 pub static OPENAI: Dialect = Dialect {
+    operations: &[Embeddings, ImageGenerations, Moderations, Speech, Responses],
     name: "openai",
     otel_name: "openai",
     auth: Auth::Bearer,
@@ -19,12 +22,13 @@ pub static OPENAI: Dialect = Dialect {
     single_choice: false,
     required_tool_choice: "required",
     stream_options: true,
-    url: |t| chat_path(t, "https://api.openai.com/v1"),
+    url: |t, path| under_base(t, "https://api.openai.com/v1", path),
     model: |t| t.model.clone(),
 };
 
 /// Groq refuses these with 400 and needs `n` = 1; usage may come in `x_groq.usage`.
 pub static GROQ: Dialect = Dialect {
+    operations: &[Speech],
     name: "groq",
     otel_name: "groq",
     auth: Auth::Bearer,
@@ -34,12 +38,13 @@ pub static GROQ: Dialect = Dialect {
     single_choice: true,
     required_tool_choice: "required",
     stream_options: true,
-    url: |t| chat_path(t, "https://api.groq.com/openai/v1"),
+    url: |t, path| under_base(t, "https://api.groq.com/openai/v1", path),
     model: |t| t.model.clone(),
 };
 
 /// Mistral answers unknown fields with 422 `extra_forbidden`; its usage arrives unasked.
 pub static MISTRAL: Dialect = Dialect {
+    operations: &[Embeddings],
     name: "mistral",
     otel_name: "mistral_ai",
     auth: Auth::Bearer,
@@ -49,12 +54,13 @@ pub static MISTRAL: Dialect = Dialect {
     single_choice: false,
     required_tool_choice: "any",
     stream_options: false,
-    url: |t| chat_path(t, "https://api.mistral.ai/v1"),
+    url: |t, path| under_base(t, "https://api.mistral.ai/v1", path),
     model: |t| t.model.clone(),
 };
 
 /// Together's `logprobs` is a count, not OpenAI's boolean; its usage arrives on the last chunk unasked.
 pub static TOGETHER: Dialect = Dialect {
+    operations: &[Embeddings, ImageGenerations, Speech],
     name: "together",
     otel_name: "together_ai",
     auth: Auth::Bearer,
@@ -64,12 +70,13 @@ pub static TOGETHER: Dialect = Dialect {
     single_choice: false,
     required_tool_choice: "required",
     stream_options: false,
-    url: |t| chat_path(t, "https://api.together.ai/v1"),
+    url: |t, path| under_base(t, "https://api.together.ai/v1", path),
     model: |t| t.model.clone(),
 };
 
 /// DeepSeek documents a smaller parameter set than OpenAI's; what it lacks is refused.
 pub static DEEPSEEK: Dialect = Dialect {
+    operations: &[],
     name: "deepseek",
     otel_name: "deepseek",
     auth: Auth::Bearer,
@@ -79,7 +86,7 @@ pub static DEEPSEEK: Dialect = Dialect {
     single_choice: false,
     required_tool_choice: "required",
     stream_options: true,
-    url: |t| chat_path(t, "https://api.deepseek.com"),
+    url: |t, path| under_base(t, "https://api.deepseek.com", path),
     model: |t| t.model.clone(),
 };
 
@@ -90,25 +97,25 @@ fn azure_deployment(t: &Target<'_>) -> String {
 
 /// `api_version` `v1` (or none): `{endpoint}/openai/v1/chat/completions` with the deployment as
 /// `model`; a dated version: `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=`.
-fn azure_url(t: &Target<'_>) -> Result<String, ApiError> {
+/// The Responses API is served on the v1 path only.
+fn azure_url(t: &Target<'_>, path: &str) -> Result<String, ApiError> {
     let base = t.provider.base_url.as_deref().unwrap_or_default();
     match t.provider.api_version.as_deref() {
-        None | Some("v1") => Ok(join_url(base, "openai/v1/chat/completions")),
+        None | Some("v1") => Ok(join_url(base, &format!("openai/v1/{path}"))),
+        Some(_) if path == "responses" => Ok(join_url(base, "openai/v1/responses")),
         Some(version) => {
             let deployment = azure_deployment(t);
             if !deployment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
                 return Err(ApiError::invalid_request(format!("`{deployment}` is not a valid Azure deployment name"))
                     .with_param("model"));
             }
-            Ok(format!(
-                "{}?api-version={version}",
-                join_url(base, &format!("openai/deployments/{deployment}/chat/completions"))
-            ))
+            Ok(format!("{}?api-version={version}", join_url(base, &format!("openai/deployments/{deployment}/{path}"))))
         }
     }
 }
 
 pub static AZURE: Dialect = Dialect {
+    operations: &[Embeddings, ImageGenerations, Speech, Responses],
     name: "azure",
     otel_name: "azure.ai.openai",
     auth: Auth::Header("api-key"),

@@ -54,6 +54,51 @@ pub trait ChatStreamTranslator {
     fn finish(self: Box<Self>) -> Vec<StreamEvent>;
 }
 
+/// OpenAI endpoints other than chat, forwarded as they are to vendors that offer them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Embeddings,
+    ImageGenerations,
+    Moderations,
+    Speech,
+    Responses,
+}
+
+impl Operation {
+    /// The path under a vendor's OpenAI-compatible base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Operation::Embeddings => "embeddings",
+            Operation::ImageGenerations => "images/generations",
+            Operation::Moderations => "moderations",
+            Operation::Speech => "audio/speech",
+            Operation::Responses => "responses",
+        }
+    }
+
+    /// `gen_ai.operation.name` (OpenTelemetry's values where one exists).
+    pub fn otel_name(self) -> &'static str {
+        match self {
+            Operation::Embeddings => "embeddings",
+            Operation::ImageGenerations => "generate_content",
+            Operation::Moderations => "moderation",
+            Operation::Speech => "speech",
+            Operation::Responses => "chat",
+        }
+    }
+}
+
+/// The 400 for a provider that does not offer an endpoint, naming both.
+pub fn unsupported_operation(provider_name: &str, kind: ProviderType, op: Operation) -> ApiError {
+    ApiError::invalid_request(format!(
+        "provider `{provider_name}` (type `{}`) does not offer `/v1/{}`",
+        serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        op.path()
+    ))
+    .with_param("model")
+    .with_code("unsupported_endpoint")
+}
+
 /// What the pipeline needs from one provider wire format.
 pub trait ChatProvider {
     /// Builds the upstream request; `api_key` is the resolved secret, if the provider has one.
@@ -69,6 +114,16 @@ pub trait ChatProvider {
     fn chat_stream(&self, ctx: ResponseContext) -> Box<dyn ChatStreamTranslator>;
     /// Maps a non-success upstream response to the OpenAI error shape.
     fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError;
+    /// The upstream request for another endpoint, or `None` when the provider does not offer it.
+    fn operation_request(
+        &self,
+        _op: Operation,
+        _target: &Target<'_>,
+        _body: serde_json::Map<String, Value>,
+        _api_key: Option<&str>,
+    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+        None
+    }
 }
 
 /// What the gateway knows about a provider type: its one entry in [`spec`].

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
-    client_status, explain, json_post, opaque_upstream_error, ChatProvider, ChatStreamTranslator, ResponseContext,
-    StreamEvent, Target,
+    client_status, explain, json_post, opaque_upstream_error, ChatProvider, ChatStreamTranslator, Operation,
+    ResponseContext, StreamEvent, Target,
 };
 use crate::error::ApiError;
 use crate::openai::ChatRequest;
@@ -42,8 +42,10 @@ pub struct Dialect {
     pub required_tool_choice: &'static str,
     /// The vendor accepts `stream_options`; when it does not, it reports stream usage on its own.
     pub stream_options: bool,
-    /// The chat completions URL for a target.
-    pub url: fn(&Target<'_>) -> Result<String, ApiError>,
+    /// The URL of an endpoint path (`chat/completions`, `embeddings`, ...) for a target.
+    pub url: fn(&Target<'_>, &str) -> Result<String, ApiError>,
+    /// The other OpenAI endpoints the vendor offers.
+    pub operations: &'static [Operation],
     /// The body's `model` for a target.
     pub model: fn(&Target<'_>) -> String,
 }
@@ -57,6 +59,14 @@ fn unsupported(dialect: &Dialect, field: &str) -> ApiError {
 }
 
 impl Compatible {
+    fn auth(&self, api_key: Option<&str>) -> Vec<(&'static str, String)> {
+        match (api_key, self.0.auth) {
+            (Some(key), Auth::Bearer) => vec![("authorization", format!("Bearer {key}"))],
+            (Some(key), Auth::Header(name)) => vec![(name, key.to_owned())],
+            (None, _) => Vec::new(),
+        }
+    }
+
     /// The request body in the vendor's dialect; what it cannot express is refused, never dropped.
     fn body(&self, target: &Target<'_>, request: &ChatRequest) -> Result<Map<String, Value>, ApiError> {
         let dialect = self.0;
@@ -112,12 +122,8 @@ impl ChatProvider for Compatible {
     ) -> Result<http::Request<Bytes>, ApiError> {
         let body = self.body(target, request)?;
         let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-        let auth: Vec<(&str, String)> = match (api_key, self.0.auth) {
-            (Some(key), Auth::Bearer) => vec![("authorization", format!("Bearer {key}"))],
-            (Some(key), Auth::Header(name)) => vec![(name, key.to_owned())],
-            (None, _) => Vec::new(),
-        };
-        json_post(&(self.0.url)(target)?, target.provider, &auth, body)
+        let auth = self.auth(api_key);
+        json_post(&(self.0.url)(target, "chat/completions")?, target.provider, &auth, body)
     }
 
     fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, ApiError> {
@@ -136,6 +142,23 @@ impl ChatProvider for Compatible {
 
     fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
         openai_style_error(provider_name, status, body)
+    }
+
+    fn operation_request(
+        &self,
+        op: Operation,
+        target: &Target<'_>,
+        mut body: Map<String, Value>,
+        api_key: Option<&str>,
+    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+        if !self.0.operations.contains(&op) {
+            return None;
+        }
+        body.insert("model".into(), Value::from((self.0.model)(target)));
+        Some((|| {
+            let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+            json_post(&(self.0.url)(target, op.path())?, target.provider, &self.auth(api_key), body)
+        })())
     }
 }
 

@@ -1,0 +1,288 @@
+//! Attempts on one target: send with a timeout, retry with backoff or `Retry-After`, and deliver
+//! the successful response (a translated chat completion, or another endpoint's body as it is).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+
+use super::stream::StreamTrace;
+use super::{json_response, stream, with_timeout, CompletionFacts, Recorder};
+use crate::config::{Config, PriceConfig};
+use crate::error::ApiError;
+use crate::host::{Body, CollectError, FetchError, Host};
+use crate::openai::ChatRequest;
+use crate::providers::{ChatProvider, ResponseContext, Target};
+use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision, RetryPolicy};
+use crate::trace::attrs::*;
+use crate::trace::{SpanKind, SpanRef};
+
+/// Largest upstream error body read for its message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What a successful response becomes.
+#[derive(Clone, Copy)]
+pub(crate) enum Delivery<'a> {
+    /// A chat completion, translated from the provider's format (incrementally when streamed).
+    Chat(&'a ChatRequest),
+    /// Another endpoint's response, passed through as it is.
+    Raw,
+}
+
+/// Why a target produced no response.
+pub(crate) enum Failure {
+    /// Not worth another target (the request itself was refused).
+    Final(ApiError),
+    /// Retries on this target are spent; a fallback may still succeed.
+    Exhausted(ApiError),
+}
+
+/// Everything one target's attempts need.
+pub(crate) struct Attempts<'a, H: Host + 'static> {
+    pub host: &'a Rc<H>,
+    pub config: &'a Config,
+    pub provider: &'a dyn ChatProvider,
+    pub target: &'a Target<'a>,
+    pub upstream: &'a http::Request<Bytes>,
+    pub delivery: Delivery<'a>,
+    pub policy: &'a RetryPolicy,
+    pub recorder: &'a Recorder<H>,
+    pub gen_span: SpanRef,
+    pub price: Option<&'a PriceConfig>,
+    /// Attempts across all targets so far (for `x-gateway-attempts`).
+    pub total_attempts: &'a Cell<u32>,
+}
+
+impl<H: Host + 'static> Attempts<'_, H> {
+    /// Attempts the target until success, a non-retryable error, or retries run out.
+    pub async fn run(&self) -> Result<http::Response<Body>, Failure> {
+        let (host, recorder, target) = (self.host, self.recorder, self.target);
+        let timeouts = &self.config.timeouts;
+        let mut attempt = 0;
+        let mut backoff = 0;
+        loop {
+            attempt += 1;
+            self.total_attempts.set(self.total_attempts.get() + 1);
+            let span = recorder.child(self.gen_span, "POST", SpanKind::Client);
+            recorder.set(span, HTTP_REQUEST_METHOD, "POST");
+            if let Some(host_name) = self.upstream.uri().host() {
+                recorder.set(span, SERVER_ADDRESS, host_name);
+            }
+            recorder.set(span, GATEWAY_ATTEMPT, attempt);
+            if attempt > 1 {
+                recorder.set(span, HTTP_REQUEST_RESEND_COUNT, attempt - 1);
+                recorder.set(span, GATEWAY_BACKOFF_MS, backoff);
+            }
+            let mut upstream = self.upstream.clone();
+            if let Some(value) = recorder.traceparent(span).and_then(|v| HeaderValue::from_str(&v).ok()) {
+                upstream.headers_mut().insert("traceparent", value);
+            }
+            recorder.upstream_started();
+            let started = host.now_millis();
+            let sent = with_timeout(&**host, timeouts.first_byte_ms, host.fetch(upstream)).await;
+            let (error, retry_after) = match sent {
+                Some(Ok(response)) if response.status().is_success() => {
+                    recorder.upstream_first_byte(started);
+                    recorder.set(span, HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
+                    let delivered = match self.delivery {
+                        Delivery::Chat(request) if request.is_stream() => {
+                            Ok(self.stream_response(request, response, span))
+                        }
+                        Delivery::Chat(_) => self.whole_response(response, span).await,
+                        Delivery::Raw => self.raw_response(response, span).await,
+                    };
+                    match delivered {
+                        Ok(mut response) => {
+                            mark(&mut response, target, self.total_attempts.get());
+                            return Ok(response);
+                        }
+                        // Nothing reached the client yet, so a body that broke off may be retried.
+                        Err(error) => (error, None),
+                    }
+                }
+                Some(Ok(response)) => {
+                    let status = response.status();
+                    recorder.set(span, HTTP_RESPONSE_STATUS_CODE, status.as_u16());
+                    let retry_after = retry_after_ms(response.headers());
+                    let body = with_timeout(&**host, timeouts.idle_ms, response.into_body().collect(MAX_ERROR_BODY))
+                        .await
+                        .and_then(Result::ok)
+                        .unwrap_or_default();
+                    let error = self.provider.error(target.provider_name, status, &body);
+                    if !is_retryable_status(status) {
+                        self.attempt_failed(span, &error);
+                        return Err(Failure::Final(error));
+                    }
+                    (error, retry_after)
+                }
+                Some(Err(FetchError::Invalid(reason))) => {
+                    let error = ApiError::unavailable(format!(
+                        "the runtime refused the request to provider `{}`: {reason}",
+                        target.provider_name
+                    ));
+                    self.attempt_failed(span, &error);
+                    return Err(Failure::Final(error));
+                }
+                Some(Err(FetchError::Connect(reason))) => {
+                    (ApiError::bad_gateway(format!("cannot reach provider `{}`: {reason}", target.provider_name)), None)
+                }
+                None => (
+                    ApiError::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_error",
+                        format!(
+                            "provider `{}` sent no response within {} ms",
+                            target.provider_name, timeouts.first_byte_ms
+                        ),
+                    )
+                    .with_code("upstream_timeout"),
+                    None,
+                ),
+            };
+            self.attempt_failed(span, &error);
+            match self.policy.after_failure(attempt, retry_after, host.random_u64()) {
+                RetryDecision::RetryAfter { millis } => {
+                    backoff = millis;
+                    host.sleep(millis).await;
+                }
+                RetryDecision::GiveUp => return Err(Failure::Exhausted(error)),
+            }
+        }
+    }
+
+    fn response_context(&self, include_usage: bool) -> ResponseContext {
+        ResponseContext {
+            created: self.host.now_millis() / 1000,
+            include_usage,
+            fallback_id: format!("chatcmpl-gw-{:016x}", self.host.random_u64()),
+        }
+    }
+
+    fn attempt_failed(&self, span: SpanRef, error: &ApiError) {
+        self.recorder.fail(span, error.message.clone());
+        self.recorder.set(span, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
+        self.recorder.end(span);
+        self.recorder.upstream_finished();
+    }
+
+    fn stream_response(
+        &self,
+        request: &ChatRequest,
+        response: http::Response<Body>,
+        attempt_span: SpanRef,
+    ) -> http::Response<Body> {
+        let upstream = match response.into_body() {
+            Body::Stream(s) => s,
+            Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
+        };
+        let ctx = self.response_context(true);
+        let trace = StreamTrace::new(
+            self.recorder.clone(),
+            self.gen_span,
+            attempt_span,
+            request.wants_stream_usage(),
+            self.price.cloned(),
+        );
+        let body = stream::translate(
+            Rc::clone(self.host),
+            upstream,
+            self.provider.chat_stream(ctx),
+            self.config.timeouts.idle_ms,
+            trace,
+        );
+        sse_response(Body::Stream(body))
+    }
+
+    /// Reads a whole upstream body, bounded in size and in time.
+    async fn collect_upstream(&self, response: http::Response<Body>) -> Result<Bytes, ApiError> {
+        let limit = self.config.limits.max_response_bytes;
+        let idle = self.config.timeouts.idle_ms;
+        match with_timeout(&**self.host, idle, response.into_body().collect(limit)).await {
+            Some(Ok(body)) => Ok(body),
+            Some(Err(CollectError::TooLarge { .. })) => {
+                Err(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes")))
+            }
+            Some(Err(CollectError::Body(e))) => {
+                Err(ApiError::bad_gateway(format!("the upstream response broke off: {e}")))
+            }
+            None => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_error",
+                format!("the upstream response body stalled for more than {idle} ms"),
+            )
+            .with_code("upstream_timeout")),
+        }
+    }
+
+    /// Records a whole response's facts and closes its spans.
+    fn record_whole(&self, attempt_span: SpanRef, body: &serde_json::Value) {
+        self.recorder.end(attempt_span);
+        self.recorder.upstream_finished();
+        let mut facts = CompletionFacts::default();
+        facts.observe(body);
+        self.recorder.completion(self.gen_span, &facts, self.price);
+        self.recorder.end(self.gen_span);
+    }
+
+    async fn whole_response(
+        &self,
+        response: http::Response<Body>,
+        attempt_span: SpanRef,
+    ) -> Result<http::Response<Body>, ApiError> {
+        let body = self.collect_upstream(response).await?;
+        let completion = self.provider.chat_response(&body, &self.response_context(false))?;
+        self.record_whole(attempt_span, &completion);
+        Ok(json_response(StatusCode::OK, &completion))
+    }
+
+    /// Another endpoint's response as it is: JSON read whole (for its usage), anything else
+    /// (audio, server-sent events) streamed through chunk by chunk.
+    async fn raw_response(
+        &self,
+        response: http::Response<Body>,
+        attempt_span: SpanRef,
+    ) -> Result<http::Response<Body>, ApiError> {
+        let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
+        let kind = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+        let mut out = if kind.starts_with("application/json") {
+            let body = self.collect_upstream(response).await?;
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
+                self.record_whole(attempt_span, &value);
+            } else {
+                self.record_whole(attempt_span, &serde_json::Value::Null);
+            }
+            http::Response::new(Body::Full(body))
+        } else {
+            let upstream = match response.into_body() {
+                Body::Stream(s) => s,
+                Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
+            };
+            let trace = StreamTrace::new(self.recorder.clone(), self.gen_span, attempt_span, true, self.price.cloned());
+            let sse = kind.starts_with("text/event-stream");
+            let body = stream::passthrough(Rc::clone(self.host), upstream, self.config.timeouts.idle_ms, sse, trace);
+            http::Response::new(Body::Stream(body))
+        };
+        if let Some(content_type) = content_type {
+            out.headers_mut().insert(http::header::CONTENT_TYPE, content_type);
+        }
+        Ok(out)
+    }
+}
+
+/// Tells the client where the answer came from and how many attempts it took.
+pub(crate) fn mark(response: &mut http::Response<Body>, target: &Target<'_>, attempts: u32) {
+    let headers = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(target.provider_name) {
+        headers.insert("x-gateway-provider", v);
+    }
+    headers.insert("x-gateway-attempts", HeaderValue::from(attempts));
+}
+
+pub(crate) fn sse_response(body: Body) -> http::Response<Body> {
+    let mut response = http::Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

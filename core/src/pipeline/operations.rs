@@ -1,0 +1,103 @@
+//! OpenAI endpoints other than chat (`/v1/embeddings`, `/v1/images/generations`,
+//! `/v1/moderations`, `/v1/audio/speech`, `/v1/responses`): the body is forwarded as it is, with
+//! the provider's model id and credentials, to providers that offer the endpoint; a provider that
+//! does not is a 400 naming it and the endpoint, before anything is sent.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use serde_json::{Map, Value};
+
+use super::attempts::{Attempts, Delivery, Failure};
+use super::chat::{read_body, resolve};
+use super::Recorder;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::host::{Body, Host};
+use crate::providers::{self, unsupported_operation, Operation};
+use crate::retry::RetryPolicy;
+use crate::trace::attrs::*;
+use crate::trace::SpanKind;
+
+pub(crate) async fn forward<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    parts: &http::request::Parts,
+    body: Body,
+    route: Option<&str>,
+    op: Operation,
+    recorder: &Recorder<H>,
+) -> Result<http::Response<Body>, ApiError> {
+    let bytes = read_body(config, parts, body).await?;
+    let body: Map<String, Value> = match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => map,
+        Ok(_) => return Err(ApiError::invalid_request("the request body must be a JSON object")),
+        Err(e) => return Err(ApiError::invalid_request(format!("request body is not valid JSON: {e}"))),
+    };
+    let model = match body.get("model") {
+        Some(Value::String(model)) => model.clone(),
+        Some(_) => return Err(ApiError::invalid_request("`model` must be a string").with_param("model")),
+        None if route.is_some() => String::new(),
+        None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
+    };
+    let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
+    let resolved = resolve(config, route, &model);
+    if let Err(e) = &resolved {
+        recorder.fail(span, e.message.clone());
+    }
+    recorder.end(span);
+    let (targets, retry, _) = resolved?;
+    let policy = RetryPolicy::new(retry);
+    let total_attempts = Cell::new(0);
+    let mut last_error = ApiError::bad_gateway("no upstream target was tried");
+    for (index, target) in targets.iter().enumerate() {
+        let spec = providers::spec(target.provider.kind);
+        let gen_span =
+            recorder.child(recorder.root(), format!("{} {}", op.otel_name(), target.model), SpanKind::Client);
+        recorder.set(gen_span, GEN_AI_OPERATION_NAME, op.otel_name());
+        recorder.set(gen_span, GEN_AI_PROVIDER_NAME, spec.otel_name);
+        recorder.set(gen_span, GEN_AI_REQUEST_MODEL, target.model.as_str());
+        recorder.set(gen_span, GATEWAY_PROVIDER, target.provider_name);
+        recorder.set(gen_span, GATEWAY_FALLBACK, index > 0);
+        recorder.note(format!("{}/{}", target.provider_name, target.model));
+        let unsupported = || unsupported_operation(target.provider_name, target.provider.kind, op);
+        let Some(provider) = spec.chat else { return Err(unsupported()) };
+        let api_key = match &target.provider.api_key_secret {
+            Some(name) => Some(host.secret(name).ok_or_else(|| {
+                ApiError::unavailable(format!(
+                    "provider `{}` is not usable: its secret `{name}` is not set",
+                    target.provider_name
+                ))
+            })?),
+            None => None,
+        };
+        let upstream =
+            provider.operation_request(op, target, body.clone(), api_key.as_deref()).ok_or_else(unsupported)??;
+        let attempts = Attempts {
+            host,
+            config,
+            provider,
+            target,
+            upstream: &upstream,
+            delivery: Delivery::Raw,
+            policy: &policy,
+            recorder,
+            gen_span,
+            price: config.telemetry.prices.get(&format!("{}/{}", target.provider_name, target.model)),
+            total_attempts: &total_attempts,
+        };
+        match attempts.run().await {
+            Ok(response) => return Ok(response),
+            Err(failure) => {
+                let (Failure::Final(error) | Failure::Exhausted(error)) = &failure;
+                recorder.fail(gen_span, error.message.clone());
+                recorder.end(gen_span);
+                match failure {
+                    Failure::Final(error) => return Err(error),
+                    Failure::Exhausted(error) => last_error = error,
+                }
+            }
+        }
+    }
+    Err(last_error)
+}
