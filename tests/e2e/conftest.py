@@ -99,6 +99,7 @@ def gateway_config(upstream: str, recorder: str) -> dict:
             "azure": {"type": "azure", "base_url": recorder, "api_key_secret": "azure_api_key",
                       "api_version": "2024-10-21", "deployments": {"gpt-4o": "prod-4o"}},
             "azure-v1": {"type": "azure", "base_url": recorder, "api_key_secret": "azure_api_key"},
+            "recorder": {"type": "openai", "base_url": f"{recorder}/v1"},
             "demo": {"type": "echo"},
             "unreachable": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
         },
@@ -207,7 +208,6 @@ def receiver(receiver_server):
 def traced_gateway(request, llmock, receiver_server, tmp_path_factory):
     """A gateway exporting its traces to the test receiver, with a provider that records headers."""
     config = gateway_config(llmock.url, receiver_server.url)
-    config["providers"]["recorder"] = {"type": "openai", "base_url": f"{receiver_server.url}/v1"}
     config["telemetry"] = {
         "collector_url": receiver_server.url,
         "collector_headers": {"authorization": "otlp_token"},

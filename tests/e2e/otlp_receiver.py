@@ -3,6 +3,8 @@ that records the headers it receives (llmock's journal keeps bodies, not headers
 
   POST /v1/traces             store an ExportTraceServiceRequest (mode ok | slow | down)
   POST .../chat/completions   answer a fixed completion, record the path, headers and body
+  POST .../audio/speech       stream three chunks of "audio"
+  POST .../moderations        answer a fixed moderation result
   GET  /_received             {"traces": [...], "upstream_headers": [...], "upstream_requests": [...]}
   POST /_mode                 {"mode": "ok" | "slow" | "down"}
   POST /_reset
@@ -35,6 +37,7 @@ class State:
 
 class Handler(BaseHTTPRequestHandler):
     state: State
+    protocol_version = "HTTP/1.1"  # chunked responses need it
 
     def log_message(self, *args):  # quiet
         pass
@@ -77,6 +80,22 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
                 self.state.upstream_requests.append({"path": self.path, "body": json.loads(body or b"{}")})
             return self._json(200, COMPLETION)
+        if self.path.endswith("/audio/speech"):
+            self.send_response(200)
+            self.send_header("content-type", "audio/mpeg")
+            self.send_header("transfer-encoding", "chunked")
+            self.end_headers()
+            for piece in (b"ID3", b"\x00\x01\x02", b"tail"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        if self.path.endswith("/moderations"):
+            with self.state.lock:
+                self.state.upstream_requests.append({"path": self.path, "body": json.loads(body or b"{}")})
+            return self._json(200, {"id": "modr-1", "model": "omni-moderation-latest", "results": [
+                {"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.01}}]})
         if self.path == "/_mode":
             self.state.mode = json.loads(body)["mode"]
             return self._json(200, {})
