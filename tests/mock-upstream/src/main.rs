@@ -1,5 +1,7 @@
 //! A fast OpenAI-shaped upstream for benchmarks: HTTP/1.1 keep-alive, a thread per connection,
-//! std only. Every POST gets the same small chat completion. Prints `READY http://ADDR`.
+//! std only. Every POST gets the same small chat completion, or, when its body asks for
+//! `"stream":true`, the same answer as a chunked SSE stream (first chunk at once, then 10 ms
+//! apart). Prints `READY http://ADDR`.
 //!
 //! Usage: mock-upstream [--port N]
 
@@ -40,11 +42,20 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
                 }
             }
         }
+        let mut body = Vec::new();
         if chunked {
             skip_chunked_body(&mut reader)?;
         } else {
-            let mut body = vec![0; content_length];
+            body = vec![0; content_length];
             reader.read_exact(&mut body)?;
+        }
+        let text = String::from_utf8_lossy(&body);
+        if text.contains("\"stream\":true") || text.contains("\"stream\": true") {
+            write_stream(&mut writer)?;
+            if close {
+                return Ok(());
+            }
+            continue;
         }
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{}\r\n{COMPLETION}",
@@ -56,6 +67,28 @@ fn serve(stream: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
     }
+}
+
+const STREAM_CHUNKS: [&str; 4] = [
+    r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"Hello"},"finish_reason":null}]}"#,
+    r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" from the"},"finish_reason":null}]}"#,
+    r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":" benchmark upstream."},"finish_reason":"stop"}]}"#,
+    r#"{"id":"chatcmpl-bench","object":"chat.completion.chunk","created":1700000000,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":6,"total_tokens":15}}"#,
+];
+
+/// A chunked SSE response: the first event at once, the rest 10 ms apart, then `[DONE]`.
+fn write_stream(writer: &mut TcpStream) -> std::io::Result<()> {
+    writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")?;
+    let events =
+        STREAM_CHUNKS.iter().map(|c| format!("data: {c}\n\n")).chain(std::iter::once("data: [DONE]\n\n".to_owned()));
+    for (i, event) in events.enumerate() {
+        if i > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        writer.write_all(format!("{:x}\r\n{event}\r\n", event.len()).as_bytes())?;
+        writer.flush()?;
+    }
+    writer.write_all(b"0\r\n\r\n")
 }
 
 /// Reads past a `transfer-encoding: chunked` body (sizes in hex, a zero-size chunk, trailers).
