@@ -129,10 +129,19 @@ const CHAT_REQUEST: &[u8] = include_bytes!("../fixtures/anthropic/chat_request.j
 const GEMINI_STREAM: &[u8] = include_bytes!("../fixtures/gemini/tool_stream.sse");
 const GEMINI_REQUEST: &[u8] = include_bytes!("../fixtures/gemini/chat_request.json");
 const GEMINI_RESPONSE: &[u8] = include_bytes!("../fixtures/gemini/tool_response.json");
+const OLLAMA_STREAM: &[u8] = include_bytes!("../fixtures/ollama/tool_stream.ndjson");
+const OLLAMA_RESPONSE: &[u8] = include_bytes!("../fixtures/ollama/chat_response.json");
 const TOOL_RESPONSE: &[u8] = include_bytes!("../fixtures/anthropic/tool_response.json");
 
 #[test]
 fn sse_parser_never_panics() {
+    fuzz("ndjson", &[OLLAMA_STREAM], |rng, input| {
+        let mut parser = gateway_core::ndjson::NdjsonParser::default();
+        for slice in slices(rng, input) {
+            let _ = parser.push(slice);
+        }
+        let _ = parser.finish();
+    });
     fuzz("sse", &[TEXT_STREAM, OPENAI_STREAM], |rng, input| {
         let mut parser = SseParser::new();
         for slice in slices(rng, input) {
@@ -144,9 +153,10 @@ fn sse_parser_never_panics() {
 
 #[test]
 fn stream_translators_never_panic() {
-    for kind in [ProviderType::Openai, ProviderType::Anthropic, ProviderType::Gemini] {
+    for kind in [ProviderType::Openai, ProviderType::Anthropic, ProviderType::Gemini, ProviderType::Ollama] {
         let provider = chat_provider(kind).unwrap();
-        fuzz(&format!("{kind:?} stream"), &[TEXT_STREAM, TOOL_STREAM, OPENAI_STREAM, GEMINI_STREAM], |rng, input| {
+        let seeds = [TEXT_STREAM, TOOL_STREAM, OPENAI_STREAM, GEMINI_STREAM, OLLAMA_STREAM];
+        fuzz(&format!("{kind:?} stream"), &seeds, |rng, input| {
             let mut translator =
                 provider.chat_stream(ResponseContext { created: 0, include_usage: true, fallback_id: String::new() });
             for slice in slices(rng, input) {
@@ -159,11 +169,11 @@ fn stream_translators_never_panic() {
 
 #[test]
 fn response_and_error_translators_never_panic() {
-    for kind in [ProviderType::Openai, ProviderType::Anthropic, ProviderType::Gemini] {
+    for kind in [ProviderType::Openai, ProviderType::Anthropic, ProviderType::Gemini, ProviderType::Ollama] {
         let provider = chat_provider(kind).unwrap();
         fuzz(
             &format!("{kind:?} response"),
-            &[TOOL_RESPONSE, GEMINI_RESPONSE, br#"{"error":{"message":"x","code":5}}"#],
+            &[TOOL_RESPONSE, GEMINI_RESPONSE, OLLAMA_RESPONSE, br#"{"error":{"message":"x","code":5}}"#],
             |_, input| {
                 let _ = provider.chat_response(
                     input,

@@ -100,6 +100,7 @@ def gateway_config(upstream: str, recorder: str) -> dict:
                       "api_version": "2024-10-21", "deployments": {"gpt-4o": "prod-4o"}},
             "azure-v1": {"type": "azure", "base_url": recorder, "api_key_secret": "azure_api_key"},
             "recorder": {"type": "openai", "base_url": f"{recorder}/v1"},
+            "ollama": {"type": "ollama", "base_url": recorder},
             "demo": {"type": "echo"},
             "unreachable": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
         },

@@ -3,6 +3,7 @@ that records the headers it receives (llmock's journal keeps bodies, not headers
 
   POST /v1/traces             store an ExportTraceServiceRequest (mode ok | slow | down)
   POST .../chat/completions   answer a fixed completion, record the path, headers and body
+  POST /api/chat              Ollama's native chat (NDJSON when streaming)
   POST .../audio/speech       stream three chunks of "audio"
   POST .../moderations        answer a fixed moderation result
   GET  /_received             {"traces": [...], "upstream_headers": [...], "upstream_requests": [...]}
@@ -54,6 +55,38 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _ollama_chat(self, request: dict) -> None:
+        """Ollama's native /api/chat: a tool call when tools are offered and the last message is
+        the user's, else an answer; NDJSON lines when streaming (the default)."""
+        with self.state.lock:
+            self.state.upstream_requests.append({"path": self.path, "body": request})
+        model = request.get("model", "")
+        last = (request.get("messages") or [{}])[-1]
+        if request.get("tools") and last.get("role") == "user":
+            name = request["tools"][0]["function"]["name"]
+            pieces = [{"role": "assistant", "content": "", "tool_calls": [{"function": {"name": name, "arguments": {"city": "Paris"}}}]}]
+        else:
+            pieces = [{"role": "assistant", "content": word} for word in ("Hello", " from", " Ollama")]
+        final = {"model": model, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+                 "prompt_eval_count": 11, "eval_count": 3}
+        if not request.get("stream", True):
+            content = "".join(p["content"] for p in pieces)
+            message = {"role": "assistant", "content": content}
+            if "tool_calls" in pieces[0]:
+                message["tool_calls"] = pieces[0]["tool_calls"]
+            return self._json(200, dict(final, message=message))
+        self.send_response(200)
+        self.send_header("content-type", "application/x-ndjson")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        lines = [json.dumps({"model": model, "message": p, "done": False}) + "\n" for p in pieces]
+        lines.append(json.dumps(final) + "\n")
+        for line in lines:
+            data = line.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
     def do_GET(self):
         if self.path == "/_received":
             with self.state.lock:
@@ -80,6 +113,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
                 self.state.upstream_requests.append({"path": self.path, "body": json.loads(body or b"{}")})
             return self._json(200, COMPLETION)
+        if self.path == "/api/chat":
+            return self._ollama_chat(json.loads(body or b"{}"))
         if self.path.endswith("/audio/speech"):
             self.send_response(200)
             self.send_header("content-type", "audio/mpeg")

@@ -59,6 +59,8 @@ pub enum ProviderType {
     Openai,
     /// Anthropic Messages API, `x-api-key` and `anthropic-version`.
     Anthropic,
+    /// Ollama's native API (`/api/chat`, NDJSON streams); no key by default.
+    Ollama,
     /// Google Gemini API: `generateContent` / `streamGenerateContent`, `x-goog-api-key`.
     Gemini,
     /// Azure OpenAI: deployment paths with `api-version`, or the v1 GA path; `api-key` header.

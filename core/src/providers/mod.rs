@@ -4,6 +4,7 @@ pub mod anthropic;
 pub mod dialects;
 pub mod echo;
 pub mod gemini;
+pub mod ollama;
 pub mod openai;
 
 use bytes::Bytes;
@@ -153,6 +154,7 @@ pub fn spec(kind: ProviderType) -> ProviderSpec {
         ProviderType::Deepseek => compatible(&DEEPSEEK),
         ProviderType::Anthropic => ProviderSpec { otel_name: "anthropic", chat: Some(&anthropic::Anthropic) },
         ProviderType::Gemini => ProviderSpec { otel_name: "gcp.gemini", chat: Some(&gemini::Gemini) },
+        ProviderType::Ollama => ProviderSpec { otel_name: "ollama", chat: Some(&ollama::Ollama) },
         ProviderType::Echo => ProviderSpec { otel_name: "gateway.echo", chat: None },
     }
 }

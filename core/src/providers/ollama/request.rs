@@ -1,0 +1,177 @@
+//! OpenAI chat request -> Ollama native `/api/chat` request.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
+
+fn unsupported(field: &str) -> ApiError {
+    ApiError::invalid_request(format!("`{field}` is not supported by provider type `ollama`")).with_param(field)
+}
+
+/// OpenAI fields with an Ollama `options` counterpart, beyond the typed ones.
+const OPTION_FIELDS: &[(&str, &str)] =
+    &[("seed", "seed"), ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty")];
+
+/// Builds the `/api/chat` body. Fields Ollama cannot express are refused, never dropped.
+pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, ApiError> {
+    let mut options = Map::new();
+    let mut body = Map::new();
+    for (field, value) in &request.rest {
+        if field == "response_format" {
+            match value.get("type").and_then(Value::as_str) {
+                Some("text") => {}
+                Some("json_object") => {
+                    body.insert("format".into(), json!("json"));
+                }
+                Some("json_schema") => {
+                    let schema = value.get("json_schema").and_then(|s| s.get("schema")).ok_or_else(|| {
+                        ApiError::invalid_request("`response_format.json_schema.schema` is required")
+                            .with_param("response_format")
+                    })?;
+                    body.insert("format".into(), schema.clone());
+                }
+                _ => return Err(unsupported("response_format")),
+            }
+            continue;
+        }
+        if field == "n" && value.as_u64() == Some(1) {
+            continue;
+        }
+        match OPTION_FIELDS.iter().find(|(openai, _)| openai == field) {
+            Some((_, ollama)) if !value.is_null() => {
+                options.insert((*ollama).into(), value.clone());
+            }
+            Some(_) => {}
+            None => return Err(unsupported(field)),
+        }
+    }
+    if let Some(opts) = &request.stream_options {
+        if let Some(field) = opts.rest.keys().next() {
+            return Err(unsupported(&format!("stream_options.{field}")));
+        }
+    }
+    if request.user.is_some() {
+        return Err(unsupported("user"));
+    }
+    if request.parallel_tool_calls == Some(false) {
+        return Err(unsupported("parallel_tool_calls=false"));
+    }
+    if let Some(max) = request.max_output_tokens() {
+        options.insert("num_predict".into(), json!(max));
+    }
+    if let Some(t) = request.temperature {
+        options.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        options.insert("top_p".into(), json!(p));
+    }
+    if let Some(stop) = &request.stop {
+        options.insert("stop".into(), json!(stop.sequences()));
+    }
+    let mut call_names = BTreeMap::new();
+    for message in &request.messages {
+        for call in message.tool_calls.iter().flatten() {
+            call_names.insert(call.id.as_str(), call.function.name.as_str());
+        }
+    }
+    let mut messages = Vec::new();
+    for (i, message) in request.messages.iter().enumerate() {
+        messages.push(message_body(message, &format!("messages[{i}]"), &call_names)?);
+    }
+    body.insert("model".into(), json!(model));
+    body.insert("messages".into(), Value::Array(messages));
+    body.insert("stream".into(), json!(request.is_stream()));
+    // `tool_choice: none` is honoured by not offering the tools; Ollama cannot force a call.
+    let offer_tools = match &request.tool_choice {
+        None => true,
+        Some(ToolChoice::Mode(mode)) if mode == "auto" => true,
+        Some(ToolChoice::Mode(mode)) if mode == "none" => false,
+        Some(_) => return Err(unsupported("tool_choice (only auto and none)")),
+    };
+    if let (Some(tools), true) = (&request.tools, offer_tools) {
+        for (i, tool) in tools.iter().enumerate() {
+            if tool.kind != "function" {
+                return Err(unsupported(&format!("tools[{i}].type={}", tool.kind)));
+            }
+        }
+        body.insert("tools".into(), serde_json::to_value(tools).unwrap_or_default());
+    }
+    if !options.is_empty() {
+        body.insert("options".into(), Value::Object(options));
+    }
+    Ok(Value::Object(body))
+}
+
+fn message_body(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &str>) -> Result<Value, ApiError> {
+    if let Some(field) = message.rest.keys().next() {
+        return Err(unsupported(&format!("{at}.{field}")));
+    }
+    if message.name.is_some() {
+        return Err(unsupported(&format!("{at}.name")));
+    }
+    let role = match message.role {
+        Role::System | Role::Developer => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::Tool => "tool",
+        Role::Function => return Err(unsupported(&format!("{at}.role=function (use tools)"))),
+    };
+    let mut out = Map::new();
+    out.insert("role".into(), json!(role));
+    let mut images = Vec::new();
+    let content = match &message.content {
+        None => String::new(),
+        Some(MessageContent::Text(text)) => text.clone(),
+        Some(MessageContent::Parts(parts)) => {
+            let mut text = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                let part_at = format!("{at}.content[{j}]");
+                if let Some(field) = part.rest.keys().next() {
+                    return Err(unsupported(&format!("{part_at}.{field}")));
+                }
+                match (part.kind.as_str(), &part.text, &part.image_url) {
+                    ("text", Some(t), _) => text.push(t.as_str()),
+                    ("image_url", _, Some(image)) => {
+                        let data =
+                            image.url.strip_prefix("data:").and_then(|r| r.split_once(";base64,")).map(|(_, d)| d);
+                        let Some(data) = data else {
+                            return Err(ApiError::invalid_request(format!(
+                                "`{part_at}.image_url.url`: provider type `ollama` takes images as base64 data URLs"
+                            ))
+                            .with_param(part_at));
+                        };
+                        images.push(json!(data));
+                    }
+                    (other, _, _) => return Err(unsupported(&format!("{part_at}.type={other}"))),
+                }
+            }
+            text.join("\n")
+        }
+    };
+    out.insert("content".into(), json!(content));
+    if !images.is_empty() {
+        out.insert("images".into(), Value::Array(images));
+    }
+    if let Some(calls) = &message.tool_calls {
+        let mut converted = Vec::new();
+        for (j, call) in calls.iter().enumerate() {
+            let raw = if call.function.arguments.trim().is_empty() { "{}" } else { &call.function.arguments };
+            let args: Value = serde_json::from_str(raw).map_err(|e| {
+                ApiError::invalid_request(format!("`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"))
+                    .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
+            })?;
+            converted.push(json!({"function": {"name": call.function.name, "arguments": args}}));
+        }
+        out.insert("tool_calls".into(), Value::Array(converted));
+    }
+    if message.role == Role::Tool {
+        let name = message.tool_call_id.as_deref().and_then(|id| call_names.get(id));
+        if let Some(name) = name {
+            out.insert("tool_name".into(), json!(name));
+        }
+    }
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,103 @@
+//! Ollama's NDJSON chat stream -> OpenAI chunks: each line carries a piece of the message (tool
+//! calls arrive whole); the last has `done: true`, the reason and the token counts.
+
+use serde_json::json;
+
+use super::response::{finish_reason, tool_calls, ChatResponse};
+use crate::error::ApiError;
+use crate::ndjson::NdjsonParser;
+use crate::openai::ChunkHeader;
+use crate::providers::{ChatStreamTranslator, ResponseContext, StreamEvent};
+
+pub struct OllamaStream {
+    parser: NdjsonParser,
+    header: ChunkHeader,
+    started: bool,
+    calls: usize,
+    ended: bool,
+}
+
+impl OllamaStream {
+    pub fn new(ctx: ResponseContext) -> Self {
+        let header = ChunkHeader { id: ctx.fallback_id, model: String::new(), created: ctx.created };
+        OllamaStream { parser: NdjsonParser::default(), header, started: false, calls: 0, ended: false }
+    }
+
+    fn fail(&mut self, error: ApiError) -> Vec<StreamEvent> {
+        self.ended = true;
+        vec![StreamEvent::Error(error)]
+    }
+
+    fn line(&mut self, line: &str) -> Vec<StreamEvent> {
+        let response: ChatResponse = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(e) => {
+                return self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream line: {e}")))
+            }
+        };
+        if let Some(message) = response.error.as_deref() {
+            return self.fail(ApiError::bad_gateway(format!("the upstream stream failed: {message}")));
+        }
+        if self.header.model.is_empty() {
+            self.header.model.clone_from(&response.model);
+        }
+        let mut out = Vec::new();
+        if !std::mem::replace(&mut self.started, true) {
+            out.push(StreamEvent::Chunk(self.header.chunk(json!({"role": "assistant", "content": ""}), None)));
+        }
+        if let Some(message) = &response.message {
+            if let Some(thinking) = message.thinking.as_deref().filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::Chunk(self.header.chunk(json!({"reasoning_content": thinking}), None)));
+            }
+            if !message.content.is_empty() {
+                out.push(StreamEvent::Chunk(self.header.chunk(json!({"content": message.content}), None)));
+            }
+            if !message.tool_calls.is_empty() {
+                let calls = tool_calls(&message.tool_calls, &self.header.id, self.calls);
+                self.calls += calls.len();
+                out.push(StreamEvent::Chunk(self.header.chunk(json!({"tool_calls": calls}), None)));
+            }
+        }
+        if response.done {
+            self.ended = true;
+            let reason = finish_reason(response.done_reason.as_deref(), self.calls > 0);
+            out.push(StreamEvent::Chunk(self.header.chunk(json!({}), Some(reason))));
+            out.push(StreamEvent::Chunk(self.header.usage_chunk(response.usage())));
+            out.push(StreamEvent::Done);
+        }
+        out
+    }
+
+    fn lines(&mut self, lines: Vec<String>) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        for line in lines {
+            if self.ended {
+                break;
+            }
+            out.extend(self.line(&line));
+        }
+        out
+    }
+}
+
+impl ChatStreamTranslator for OllamaStream {
+    fn push(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
+        match self.parser.push(bytes) {
+            Ok(lines) => self.lines(lines),
+            Err(e) if !self.ended => self.fail(ApiError::bad_gateway(e.to_string())),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn finish(mut self: Box<Self>) -> Vec<StreamEvent> {
+        let parser = std::mem::take(&mut self.parser);
+        let mut out = self.lines(parser.finish().into_iter().collect());
+        if !self.ended {
+            self.ended = true;
+            out.push(StreamEvent::Error(
+                ApiError::bad_gateway("the upstream stream ended before `done`").with_code("stream_interrupted"),
+            ));
+        }
+        out
+    }
+}
