@@ -157,8 +157,12 @@ fn stream_translators_never_panic() {
         let provider = chat_provider(kind).unwrap();
         let seeds = [TEXT_STREAM, TOOL_STREAM, OPENAI_STREAM, GEMINI_STREAM, OLLAMA_STREAM];
         fuzz(&format!("{kind:?} stream"), &seeds, |rng, input| {
-            let mut translator =
-                provider.chat_stream(ResponseContext { created: 0, include_usage: true, fallback_id: String::new() });
+            let mut translator = provider.chat_stream(ResponseContext {
+                created: 0,
+                include_usage: true,
+                fallback_id: String::new(),
+                base64_embeddings: false,
+            });
             for slice in slices(rng, input) {
                 let _ = translator.push(slice);
             }
@@ -177,7 +181,12 @@ fn response_and_error_translators_never_panic() {
             |_, input| {
                 let _ = provider.chat_response(
                     input,
-                    &ResponseContext { created: 0, include_usage: false, fallback_id: String::new() },
+                    &ResponseContext {
+                        created: 0,
+                        include_usage: false,
+                        fallback_id: String::new(),
+                        base64_embeddings: false,
+                    },
                 );
                 let _ = provider.error("p", http::StatusCode::TOO_MANY_REQUESTS, input);
             },

@@ -21,6 +21,8 @@ fn host() -> Rc<FakeHost> {
         "providers": {
             "openai": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "k"},
             "anthropic": {"type": "anthropic", "base_url": "http://up.test/anthropic", "api_key_secret": "k"},
+            "gemini": {"type": "gemini", "base_url": "http://gem.test", "api_key_secret": "k"},
+            "ollama": {"type": "ollama", "base_url": "http://ollama.test:11434"},
             "azure": {"type": "azure", "base_url": "http://az.test", "api_key_secret": "k", "api_version": "2024-10-21",
                       "deployments": {"text-embedding-3-small": "emb"}}
         },
@@ -157,4 +159,66 @@ fn a_body_that_is_not_a_json_object_or_lacks_a_model_is_a_400() {
     let (status, _, body) = post(&host, "/v1/embeddings", json!({"input": "x"}));
     assert_eq!(status, 400);
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"]["param"], "model");
+}
+
+#[test]
+fn gemini_embeddings_are_translated_through_batch_embed_contents() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"embeddings":[{"values":[0.1,0.2]},{"values":[0.3,0.4]}]}"#));
+    let (status, _, body) = post(
+        &host,
+        "/v1/embeddings",
+        json!({"model": "gemini/gemini-embedding-001", "input": ["a", "b"], "dimensions": 2}),
+    );
+    assert_eq!(status, 200);
+    let out: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(out["object"], "list");
+    assert_eq!(out["model"], "gemini-embedding-001");
+    assert_eq!(out["data"][1], json!({"object": "embedding", "index": 1, "embedding": [0.3, 0.4]}));
+    let sent = &host.requests.borrow()[0];
+    assert_eq!(sent.uri(), "http://gem.test/v1beta/models/gemini-embedding-001:batchEmbedContents");
+    assert_eq!(sent.headers()["x-goog-api-key"], "sk-upstream");
+    let body: Value = serde_json::from_slice(sent.body()).unwrap();
+    assert_eq!(
+        body["requests"][0],
+        json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}, "outputDimensionality": 2})
+    );
+}
+
+#[test]
+fn ollama_embeddings_are_translated_through_api_embed() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"model":"all-minilm","embeddings":[[0.5,0.6]],"prompt_eval_count":3}"#));
+    let (status, _, body) = post(&host, "/v1/embeddings", json!({"model": "ollama/all-minilm", "input": "hello"}));
+    assert_eq!(status, 200);
+    let out: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(out["data"][0]["embedding"], json!([0.5, 0.6]));
+    assert_eq!(out["usage"]["prompt_tokens"], 3);
+    let sent = &host.requests.borrow()[0];
+    assert_eq!(sent.uri(), "http://ollama.test:11434/api/embed");
+    assert_eq!(
+        serde_json::from_slice::<Value>(sent.body()).unwrap(),
+        json!({"model": "all-minilm", "input": ["hello"]})
+    );
+}
+
+#[test]
+fn embedding_options_a_translating_provider_cannot_honour_are_refused() {
+    let host = host();
+    let (status, _, body) = post(&host, "/v1/embeddings", json!({"model": "gemini/e", "input": "a", "user": "u"}));
+    assert_eq!(status, 400);
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"]["param"], "user");
+    let (status, _, _) = post(&host, "/v1/embeddings", json!({"model": "ollama/e", "input": [[1, 2, 3]]}));
+    assert_eq!(status, 400);
+    assert!(host.requests.borrow().is_empty());
+}
+
+#[test]
+fn translated_embeddings_come_back_base64_when_asked_as_the_openai_sdks_do() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"model":"m","embeddings":[[1.0]],"prompt_eval_count":1}"#));
+    let (_, _, body) =
+        post(&host, "/v1/embeddings", json!({"model": "ollama/m", "input": "a", "encoding_format": "base64"}));
+    let out: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(out["data"][0]["embedding"], "AACAPw==", "1.0 as a little-endian f32");
 }

@@ -101,6 +101,7 @@ def gateway_config(upstream: str, recorder: str) -> dict:
             "azure-v1": {"type": "azure", "base_url": recorder, "api_key_secret": "azure_api_key"},
             "recorder": {"type": "openai", "base_url": f"{recorder}/v1"},
             "ollama": {"type": "ollama", "base_url": recorder},
+            "gemini-embed": {"type": "gemini", "base_url": recorder, "api_key_secret": "gemini_api_key"},
             "demo": {"type": "echo"},
             "unreachable": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
         },

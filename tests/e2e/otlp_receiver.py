@@ -4,6 +4,7 @@ that records the headers it receives (llmock's journal keeps bodies, not headers
   POST /v1/traces             store an ExportTraceServiceRequest (mode ok | slow | down)
   POST .../chat/completions   answer a fixed completion, record the path, headers and body
   POST /api/chat              Ollama's native chat (NDJSON when streaming)
+  POST /api/embed, ...:batchEmbedContents   Ollama's and Gemini's embeddings
   POST .../audio/speech       stream three chunks of "audio"
   POST .../moderations        answer a fixed moderation result
   GET  /_received             {"traces": [...], "upstream_headers": [...], "upstream_requests": [...]}
@@ -115,6 +116,14 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, COMPLETION)
         if self.path == "/api/chat":
             return self._ollama_chat(json.loads(body or b"{}"))
+        if self.path == "/api/embed" or self.path.endswith(":batchEmbedContents"):
+            request = json.loads(body or b"{}")
+            with self.state.lock:
+                self.state.upstream_requests.append({"path": self.path, "body": request})
+            if self.path == "/api/embed":
+                return self._json(200, {"model": request["model"], "prompt_eval_count": 2,
+                                        "embeddings": [[0.1, 0.2, 0.3] for _ in request["input"]]})
+            return self._json(200, {"embeddings": [{"values": [0.4, 0.5]} for _ in request["requests"]]})
         if self.path.endswith("/audio/speech"):
             self.send_response(200)
             self.send_header("content-type", "audio/mpeg")

@@ -15,6 +15,14 @@ def test_embeddings_through_openai(gateway, upstream):
     assert sent["model"] == "text-embedding-3-small" and sent["input"] == ["hello", "world"]
 
 
+@pytest.mark.parametrize("model, path", [("ollama/all-minilm", "/api/embed"),
+                                         ("gemini-embed/gemini-embedding-001", "/v1beta/models/gemini-embedding-001:batchEmbedContents")])
+def test_embeddings_translated_for_native_apis(gateway, receiver, upstream, model, path):
+    out = gateway.client().embeddings.create(model=model, input=["one", "two"])
+    assert [d.index for d in out.data] == [0, 1] and len(out.data[0].embedding) > 0
+    assert receiver.received()["upstream_requests"][-1]["path"] == path
+
+
 def test_image_generation_through_openai(gateway, upstream):
     out = gateway.client().images.generate(model="openai/dall-e-3", prompt="a lighthouse", n=1, size="1024x1024")
     assert out.data

@@ -13,7 +13,7 @@ use crate::config::{Config, PriceConfig};
 use crate::error::ApiError;
 use crate::host::{Body, CollectError, FetchError, Host};
 use crate::openai::ChatRequest;
-use crate::providers::{ChatProvider, ResponseContext, Target};
+use crate::providers::{ChatProvider, Operation, ResponseContext, Target};
 use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision, RetryPolicy};
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
@@ -26,8 +26,9 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub(crate) enum Delivery<'a> {
     /// A chat completion, translated from the provider's format (incrementally when streamed).
     Chat(&'a ChatRequest),
-    /// Another endpoint's response, passed through as it is.
-    Raw,
+    /// Another endpoint's response: translated when the provider speaks its own format, else
+    /// passed through as it is.
+    Operation { op: Operation, base64_embeddings: bool },
 }
 
 /// Why a target produced no response.
@@ -90,7 +91,9 @@ impl<H: Host + 'static> Attempts<'_, H> {
                             Ok(self.stream_response(request, response, span))
                         }
                         Delivery::Chat(_) => self.whole_response(response, span).await,
-                        Delivery::Raw => self.raw_response(response, span).await,
+                        Delivery::Operation { op, base64_embeddings } => {
+                            self.operation_response(op, base64_embeddings, response, span).await
+                        }
                     };
                     match delivered {
                         Ok(mut response) => {
@@ -156,6 +159,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             created: self.host.now_millis() / 1000,
             include_usage,
             fallback_id: format!("chatcmpl-gw-{:016x}", self.host.random_u64()),
+            base64_embeddings: false,
         }
     }
 
@@ -238,8 +242,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     /// Another endpoint's response as it is: JSON read whole (for its usage), anything else
     /// (audio, server-sent events) streamed through chunk by chunk.
-    async fn raw_response(
+    async fn operation_response(
         &self,
+        op: Operation,
+        base64_embeddings: bool,
         response: http::Response<Body>,
         attempt_span: SpanRef,
     ) -> Result<http::Response<Body>, ApiError> {
@@ -247,6 +253,15 @@ impl<H: Host + 'static> Attempts<'_, H> {
         let kind = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
         let mut out = if kind.starts_with("application/json") {
             let body = self.collect_upstream(response).await?;
+            let ctx = ResponseContext { base64_embeddings, ..self.response_context(false) };
+            if let Some(translated) = self.provider.operation_response(op, &body, &ctx) {
+                let mut value = translated?;
+                if let Some(obj) = value.as_object_mut().filter(|o| o.get("model").is_some_and(|m| m == "")) {
+                    obj.insert("model".into(), self.target.model.clone().into());
+                }
+                self.record_whole(attempt_span, &value);
+                return Ok(json_response(StatusCode::OK, &value));
+            }
             if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&body) {
                 self.record_whole(attempt_span, &value);
             } else {

@@ -40,6 +40,7 @@ pub(crate) async fn forward<H: Host + 'static>(
         None if route.is_some() => String::new(),
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
+    let base64_embeddings = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
     let resolved = resolve(config, route, &model);
     if let Err(e) = &resolved {
@@ -79,7 +80,7 @@ pub(crate) async fn forward<H: Host + 'static>(
             provider,
             target,
             upstream: &upstream,
-            delivery: Delivery::Raw,
+            delivery: Delivery::Operation { op, base64_embeddings },
             policy: &policy,
             recorder,
             gen_span,

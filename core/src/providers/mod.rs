@@ -34,6 +34,8 @@ pub struct ResponseContext {
     pub include_usage: bool,
     /// An id for the response when the upstream sends none (unique per request).
     pub fallback_id: String,
+    /// Embeddings: the client asked for base64 vectors (the OpenAI SDKs' default).
+    pub base64_embeddings: bool,
 }
 
 /// One translated stream event, before SSE encoding.
@@ -125,6 +127,110 @@ pub trait ChatProvider {
     ) -> Option<Result<http::Request<Bytes>, ApiError>> {
         None
     }
+    /// Translates another endpoint's successful JSON response into OpenAI's shape; `None` when the
+    /// provider answers in OpenAI's shape already.
+    fn operation_response(
+        &self,
+        _op: Operation,
+        _body: &[u8],
+        _ctx: &ResponseContext,
+    ) -> Option<Result<Value, ApiError>> {
+        None
+    }
+}
+
+/// The inputs of an embeddings request as texts (token-array inputs cannot be translated).
+pub(crate) fn embedding_inputs(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
+    let bad = || {
+        ApiError::invalid_request("`input` must be a string or an array of strings for this provider")
+            .with_param("input")
+    };
+    match body.get("input") {
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items.iter().map(|v| v.as_str().map(str::to_owned).ok_or_else(bad)).collect(),
+        _ => Err(bad()),
+    }
+}
+
+/// Refuses embedding options a translating provider cannot honour.
+pub(crate) fn check_embedding_options(
+    provider_type: &str,
+    body: &serde_json::Map<String, Value>,
+    allowed: &[&str],
+) -> Result<(), ApiError> {
+    for (field, value) in body {
+        let fine = matches!(field.as_str(), "model" | "input")
+            || allowed.contains(&field.as_str())
+            || (field == "encoding_format" && (value == "float" || value == "base64"));
+        if !fine {
+            return Err(ApiError::invalid_request(format!(
+                "`{field}` is not supported for embeddings by provider type `{provider_type}`"
+            ))
+            .with_param(field.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// A vector as OpenAI's base64 encoding: little-endian `f32`s.
+fn base64_vector(vector: &Value) -> Value {
+    let bytes: Vec<u8> = vector
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_f64)
+        .flat_map(|x| (x as f32).to_le_bytes())
+        .collect();
+    Value::String(base64(&bytes))
+}
+
+#[cfg(test)]
+mod embedding_tests {
+    #[test]
+    fn base64_matches_known_encodings_and_float_vectors_round_trip() {
+        assert_eq!(super::base64(b""), "");
+        assert_eq!(super::base64(b"f"), "Zg==");
+        assert_eq!(super::base64(b"fo"), "Zm8=");
+        assert_eq!(super::base64(b"foobar"), "Zm9vYmFy");
+        // 1.0f32 little-endian is 00 00 80 3f.
+        assert_eq!(super::base64_vector(&serde_json::json!([1.0])), "AACAPw==");
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(char::from(TABLE.get(((n >> shift) & 63) as usize).copied().unwrap_or(b'A')));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// OpenAI's embeddings list from vectors (as floats, or base64 when the client asked).
+pub(crate) fn embedding_list(model: &str, vectors: Vec<Value>, prompt_tokens: u64, as_base64: bool) -> Value {
+    let data: Vec<Value> = vectors
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let v = if as_base64 { base64_vector(&v) } else { v };
+            serde_json::json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    serde_json::json!({"object": "list", "data": data, "model": model,
+                       "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}})
 }
 
 /// What the gateway knows about a provider type: its one entry in [`spec`].

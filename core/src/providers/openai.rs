@@ -319,8 +319,12 @@ mod tests {
     static OPENAI: Compatible = Compatible(&super::super::dialects::OPENAI);
 
     fn run(input: &[&[u8]]) -> Vec<StreamEvent> {
-        let mut t: Box<dyn ChatStreamTranslator> =
-            OPENAI.chat_stream(ResponseContext { created: 0, include_usage: false, fallback_id: String::new() });
+        let mut t: Box<dyn ChatStreamTranslator> = OPENAI.chat_stream(ResponseContext {
+            created: 0,
+            include_usage: false,
+            fallback_id: String::new(),
+            base64_embeddings: false,
+        });
         let mut out = Vec::new();
         for chunk in input {
             out.extend(t.push(chunk));

@@ -7,7 +7,7 @@ use super::*;
 use crate::providers::StreamEvent;
 
 fn ctx(include_usage: bool) -> ResponseContext {
-    ResponseContext { created: 1_700_000_000, include_usage, fallback_id: "resp-1".into() }
+    ResponseContext { created: 1_700_000_000, include_usage, fallback_id: "resp-1".into(), base64_embeddings: false }
 }
 
 /// Feeds a recorded stream in awkward slices (7 bytes at a time) to exercise reassembly.

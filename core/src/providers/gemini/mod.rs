@@ -6,9 +6,12 @@ mod stream;
 
 use bytes::Bytes;
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
-use super::{join_url, json_post, ChatProvider, ChatStreamTranslator, ResponseContext, Target};
+use super::{
+    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatProvider, ChatStreamTranslator,
+    Operation, ResponseContext, Target,
+};
 use crate::error::ApiError;
 use crate::openai::ChatRequest;
 
@@ -53,6 +56,65 @@ impl ChatProvider for Gemini {
 
     fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
         response::error(provider_name, status, body)
+    }
+
+    /// Embeddings through `batchEmbedContents` (one request per input).
+    fn operation_request(
+        &self,
+        op: Operation,
+        target: &Target<'_>,
+        body: Map<String, Value>,
+        api_key: Option<&str>,
+    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+        if op != Operation::Embeddings {
+            return None;
+        }
+        Some((|| {
+            check_model(&target.model)?;
+            check_embedding_options("gemini", &body, &["dimensions"])?;
+            let dimensions = body.get("dimensions").cloned();
+            let requests: Vec<Value> = embedding_inputs(&body)?
+                .into_iter()
+                .map(|text| {
+                    let mut request =
+                        json!({"model": format!("models/{}", target.model), "content": {"parts": [{"text": text}]}});
+                    if let (Some(d), Some(obj)) = (&dimensions, request.as_object_mut()) {
+                        obj.insert("outputDimensionality".into(), d.clone());
+                    }
+                    request
+                })
+                .collect();
+            let body = serde_json::to_vec(&json!({"requests": requests}))
+                .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+            let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+            let url = join_url(base, &format!("v1beta/models/{}:batchEmbedContents", target.model));
+            let auth: Vec<(&str, String)> = api_key.map(|k| ("x-goog-api-key", k.to_owned())).into_iter().collect();
+            json_post(&url, target.provider, &auth, body)
+        })())
+    }
+
+    fn operation_response(&self, op: Operation, body: &[u8], ctx: &ResponseContext) -> Option<Result<Value, ApiError>> {
+        (op == Operation::Embeddings).then(|| {
+            let parsed: Value = serde_json::from_slice(body).map_err(|e| {
+                ApiError::bad_gateway(format!("the upstream's batchEmbedContents response is malformed: {e}"))
+            })?;
+            let vectors = parsed
+                .get("embeddings")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::bad_gateway("the upstream's batchEmbedContents response has no `embeddings`"))?
+                .iter()
+                .map(|e| e.get("values").cloned().unwrap_or(Value::Array(Vec::new())))
+                .collect();
+            Ok(embedding_list("", vectors, 0, ctx.base64_embeddings))
+        })
+    }
+}
+
+fn check_model(model: &str) -> Result<(), ApiError> {
+    if model.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(format!("`{model}` is not a Gemini model id")).with_param("model"))
     }
 }
 

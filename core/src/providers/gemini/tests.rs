@@ -7,7 +7,12 @@ use super::*;
 use crate::providers::StreamEvent;
 
 fn ctx() -> ResponseContext {
-    ResponseContext { created: 1_700_000_000, include_usage: true, fallback_id: "fallback".into() }
+    ResponseContext {
+        created: 1_700_000_000,
+        include_usage: true,
+        fallback_id: "fallback".into(),
+        base64_embeddings: false,
+    }
 }
 
 fn translate(sse: &str) -> Vec<StreamEvent> {

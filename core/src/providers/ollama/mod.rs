@@ -8,9 +8,12 @@ mod stream;
 
 use bytes::Bytes;
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
-use super::{join_url, json_post, ChatProvider, ChatStreamTranslator, ResponseContext, Target};
+use super::{
+    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatProvider, ChatStreamTranslator,
+    Operation, ResponseContext, Target,
+};
 use crate::error::ApiError;
 use crate::openai::ChatRequest;
 
@@ -45,6 +48,46 @@ impl ChatProvider for Ollama {
 
     fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
         response::error(provider_name, status, body)
+    }
+
+    /// Embeddings through the native `/api/embed`.
+    fn operation_request(
+        &self,
+        op: Operation,
+        target: &Target<'_>,
+        body: Map<String, Value>,
+        api_key: Option<&str>,
+    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+        if op != Operation::Embeddings {
+            return None;
+        }
+        Some((|| {
+            check_embedding_options("ollama", &body, &["dimensions"])?;
+            let mut request = json!({"model": target.model, "input": embedding_inputs(&body)?});
+            if let (Some(d), Some(obj)) = (body.get("dimensions"), request.as_object_mut()) {
+                obj.insert("dimensions".into(), d.clone());
+            }
+            let body = serde_json::to_vec(&request).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+            let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+            let auth: Vec<(&str, String)> =
+                api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
+            json_post(&join_url(base, "api/embed"), target.provider, &auth, body)
+        })())
+    }
+
+    fn operation_response(&self, op: Operation, body: &[u8], ctx: &ResponseContext) -> Option<Result<Value, ApiError>> {
+        (op == Operation::Embeddings).then(|| {
+            let parsed: Value = serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_gateway(format!("the upstream's /api/embed response is malformed: {e}")))?;
+            let vectors = parsed
+                .get("embeddings")
+                .and_then(Value::as_array)
+                .cloned()
+                .ok_or_else(|| ApiError::bad_gateway("the upstream's /api/embed response has no `embeddings`"))?;
+            let model = parsed.get("model").and_then(Value::as_str).unwrap_or_default();
+            let tokens = parsed.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0);
+            Ok(embedding_list(model, vectors, tokens, ctx.base64_embeddings))
+        })
     }
 }
 
