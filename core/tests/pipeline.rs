@@ -24,7 +24,16 @@ fn config() -> String {
             "demo": {"type": "echo", "models": ["echo-1"]},
             "nokey": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "missing_secret", "models": ["m"]}
         },
-        "routes": {"smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]}},
+        "routes": {
+            "smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]},
+            "weighted": {"models": [{"model": "anthropic/claude-sonnet-4-6", "weight": 1}, {"model": "openai/gpt-4o", "weight": 1000000}]},
+            "long-context": {"models": ["openai/gpt-4o-mini", "openai/gpt-4.1"], "fallback_on": [400]},
+            "tuned": {"models": ["openai/gpt-4o"], "transform": {
+                "request_headers": {"set": {"x-team": "search"}, "remove": ["accept"]},
+                "response_headers": {"set": {"x-route": "tuned"}},
+                "body_defaults": {"temperature": 0.1, "max_tokens": 64},
+                "body_overrides": {"user": "route-tuned"}}}
+        },
         "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "user", "id": "alice"}}],
         "limits": {"max_request_bytes": 4096},
         "retry": {"attempts": 3, "initial_backoff_ms": 100, "max_backoff_ms": 1000, "max_retry_after_ms": 2000}
@@ -338,7 +347,7 @@ fn models_lists_usable_models_and_routes() {
     let r = call(&host(), "GET", "/v1/models", Some(KEY), "");
     let ids: Vec<String> =
         r.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, vec!["demo/echo-1", "smart"]);
+    assert_eq!(ids, vec!["demo/echo-1", "long-context", "smart", "tuned", "weighted"]);
 }
 
 #[test]
@@ -365,4 +374,45 @@ fn a_warm_instance_reuses_the_parsed_configuration_until_its_ttl_passes() {
     assert_eq!(models(&host), 200, "served from the cache");
     host.now.set(host.now.get() + gateway_core::config::CONFIG_CACHE_TTL_MS);
     assert_eq!(models(&host), 401, "re-read once the entry expired");
+}
+
+#[test]
+fn a_weighted_route_draws_its_primary_by_weight_and_keeps_the_rest_as_fallbacks() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, openai_completion()));
+    let r = chat(&host, json!({"model": "weighted", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.headers["x-gateway-provider"], "openai", "the heavy model is drawn first");
+}
+
+#[test]
+fn a_configured_status_moves_on_to_the_next_model_without_retrying() {
+    let host = host();
+    host.answer(FakeAnswer::json(
+        400,
+        r#"{"error":{"message":"context length exceeded","code":"context_length_exceeded"}}"#,
+    ));
+    host.answer(FakeAnswer::json(200, openai_completion()));
+    let r = chat(&host, json!({"model": "long-context", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-gateway-attempts"], "2");
+    assert_eq!(upstream_json(&host, 1)["model"], "gpt-4.1");
+    assert!(host.slept.borrow().is_empty(), "no backoff before a fallback on status");
+}
+
+#[test]
+fn route_transforms_edit_headers_and_body() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, openai_completion()));
+    let r = chat(
+        &host,
+        json!({"model": "tuned", "max_tokens": 5, "user": "client", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(r.headers["x-route"], "tuned");
+    let sent = &host.requests.borrow()[0];
+    assert_eq!(sent.headers()["x-team"], "search");
+    assert!(sent.headers().get("accept").is_none());
+    let body: Value = serde_json::from_slice(sent.body()).unwrap();
+    assert_eq!(body["temperature"], 0.1, "a default fills what the client left out");
+    assert_eq!(body["max_tokens"], 5, "a default never replaces what the client sent");
+    assert_eq!(body["user"], "route-tuned", "an override always wins");
 }

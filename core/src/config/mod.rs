@@ -113,13 +113,80 @@ pub struct ProviderConfig {
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// `provider/model` targets: the first is primary, the rest are fallbacks tried in order.
-    pub models: Vec<String>,
+    /// With weights, the primary is drawn by weight on each request and the others follow in order.
+    pub models: Vec<RouteTarget>,
+    /// Upstream statuses that move on to the next model at once, without retrying (e.g. `400`
+    /// for a context-length error a larger model can take).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fallback_on: Vec<u16>,
     /// Cedar policies that apply to this route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyConfig>,
     /// Overrides the global retry settings for this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
+    /// Request and response edits applied on this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<TransformConfig>,
+}
+
+/// A route's model: `"provider/model"`, or `{"model": "provider/model", "weight": 3}`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RouteTarget {
+    Model(String),
+    Weighted {
+        model: String,
+        /// Relative share of requests that start with this model (default 1).
+        #[serde(default = "one")]
+        weight: u32,
+    },
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl RouteTarget {
+    pub fn model(&self) -> &str {
+        match self {
+            RouteTarget::Model(m) | RouteTarget::Weighted { model: m, .. } => m,
+        }
+    }
+
+    pub fn weight(&self) -> Option<u32> {
+        match self {
+            RouteTarget::Model(_) => None,
+            RouteTarget::Weighted { weight, .. } => Some(*weight),
+        }
+    }
+}
+
+/// Header and body edits on a route.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransformConfig {
+    /// Headers set on, or removed from, the upstream request (values are not secret).
+    #[serde(default)]
+    pub request_headers: HeaderEdits,
+    /// Headers set on, or removed from, the response to the client.
+    #[serde(default)]
+    pub response_headers: HeaderEdits,
+    /// Request body fields set when the client did not send them.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub body_defaults: serde_json::Map<String, serde_json::Value>,
+    /// Request body fields always set, whatever the client sent (`model` cannot be overridden).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub body_overrides: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEdits {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }
 
 /// Whether an MCP server is served.

@@ -121,7 +121,11 @@ impl Config {
             if route.models.is_empty() {
                 return Err(ConfigError::new(format!("{at}.models"), "a route needs at least one `provider/model`"));
             }
-            for (i, target) in route.models.iter().enumerate() {
+            for (i, entry) in route.models.iter().enumerate() {
+                let target = entry.model();
+                if entry.weight() == Some(0) {
+                    return Err(ConfigError::new(format!("{at}.models[{i}].weight"), "weights must be positive"));
+                }
                 let provider = target.split_once('/').filter(|(_, m)| !m.is_empty());
                 match provider {
                     Some((p, _)) if self.providers.contains_key(p) => {}
@@ -134,6 +138,44 @@ impl Config {
                             format!("`{target}` is not `provider/model`"),
                         ));
                     }
+                }
+            }
+            for status in &route.fallback_on {
+                if !(400..=599).contains(status) {
+                    return Err(ConfigError::new(
+                        format!("{at}.fallback_on"),
+                        format!("{status} is not an HTTP error status"),
+                    ));
+                }
+            }
+            if let Some(transform) = &route.transform {
+                let edits = [
+                    ("request_headers", &transform.request_headers),
+                    ("response_headers", &transform.response_headers),
+                ];
+                for (name, edit) in edits {
+                    for header in edit.set.keys().chain(edit.remove.iter()) {
+                        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                            return Err(ConfigError::new(
+                                format!("{at}.transform.{name}"),
+                                format!("`{header}` is not a valid header name"),
+                            ));
+                        }
+                    }
+                    for (header, value) in &edit.set {
+                        if http::HeaderValue::from_str(value).is_err() {
+                            return Err(ConfigError::new(
+                                format!("{at}.transform.{name}.set.{header}"),
+                                "not a valid header value",
+                            ));
+                        }
+                    }
+                }
+                if transform.body_overrides.contains_key("model") || transform.body_defaults.contains_key("model") {
+                    return Err(ConfigError::new(
+                        format!("{at}.transform"),
+                        "`model` is chosen by the route's `models`",
+                    ));
                 }
             }
             check_policies(&format!("{at}.policies"), &route.policies, &mut policy_ids)?;
@@ -293,6 +335,26 @@ mod tests {
     fn reserved_route_names_are_refused() {
         let doc = r#"{"version": 1, "providers": {"o": {"type": "openai"}}, "routes": {"v1": {"models": ["o/m"]}}}"#;
         assert_eq!(err(doc), "routes.v1");
+    }
+
+    #[test]
+    fn route_weights_fallback_statuses_and_transforms_are_checked() {
+        let base = r#"{"version": 1, "providers": {"o": {"type": "openai"}}, "routes": {"r": ROUTE}}"#;
+        let doc = |route: &str| base.replace("ROUTE", route);
+        assert_eq!(err(&doc(r#"{"models": [{"model": "o/m", "weight": 0}]}"#)), "routes.r.models[0].weight");
+        assert_eq!(err(&doc(r#"{"models": ["o/m"], "fallback_on": [200]}"#)), "routes.r.fallback_on");
+        assert_eq!(
+            err(&doc(r#"{"models": ["o/m"], "transform": {"body_overrides": {"model": "x"}}}"#)),
+            "routes.r.transform"
+        );
+        assert_eq!(
+            err(&doc(r#"{"models": ["o/m"], "transform": {"request_headers": {"set": {"bad header": "x"}}}}"#)),
+            "routes.r.transform.request_headers"
+        );
+        assert_eq!(
+            err(&doc(r#"{"models": [{"model": "o/m", "weight": 2}, "o/n"], "fallback_on": [400, 404]}"#)),
+            "accepted"
+        );
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub(crate) struct Attempts<'a, H: Host + 'static> {
     pub price: Option<&'a PriceConfig>,
     /// Attempts across all targets so far (for `x-gateway-attempts`).
     pub total_attempts: &'a Cell<u32>,
+    /// Statuses that move on to the next target at once.
+    pub fallback_on: &'a [u16],
 }
 
 impl<H: Host + 'static> Attempts<'_, H> {
@@ -113,6 +115,11 @@ impl<H: Host + 'static> Attempts<'_, H> {
                         .and_then(Result::ok)
                         .unwrap_or_default();
                     let error = self.provider.error(target.provider_name, status, &body);
+                    if self.fallback_on.contains(&status.as_u16()) {
+                        self.attempt_failed(span, &error);
+                        recorder.set(span, GATEWAY_OUTCOME, "fallback_on_status");
+                        return Err(Failure::Exhausted(error));
+                    }
                     if !is_retryable_status(status) {
                         self.attempt_failed(span, &error);
                         return Err(Failure::Final(error));

@@ -8,7 +8,7 @@ use http::StatusCode;
 
 use super::attempts::{mark, sse_response, Attempts, Delivery, Failure};
 use super::{json_response, stream, CompletionFacts, Recorder};
-use crate::config::{Config, PriceConfig, ProviderType};
+use crate::config::{Config, HeaderEdits, PriceConfig, ProviderType, RetryConfig, RouteConfig, TransformConfig};
 use crate::error::ApiError;
 use crate::host::{Body, CollectError, Host};
 use crate::openai::{ChatRequest, StreamOptions};
@@ -27,20 +27,24 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
 ) -> Result<http::Response<Body>, ApiError> {
     let request = parse(config, parts, body).await?;
     let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
-    let resolved = resolve(config, route, &request.model);
+    let resolved = resolve(config, route, &request.model, host.random_u64());
     match &resolved {
-        Ok((targets, _, route_name)) => {
-            if let Some(name) = route_name {
-                recorder.set(span, GATEWAY_ROUTE, *name);
+        Ok(resolved) => {
+            if let Some((name, _)) = resolved.route {
+                recorder.set(span, GATEWAY_ROUTE, name);
             }
-            let names = targets.iter().map(|t| format!("{}/{}", t.provider_name, t.model)).collect::<Vec<_>>();
+            let names = resolved.targets.iter().map(|t| format!("{}/{}", t.provider_name, t.model)).collect::<Vec<_>>();
             recorder.set(span, GATEWAY_TARGETS, names);
         }
         Err(e) => recorder.fail(span, e.message.clone()),
     }
     recorder.end(span);
-    let (targets, retry, _) = resolved?;
-    let policy = RetryPolicy::new(retry);
+    let resolved = resolved?;
+    let request = match resolved.transform() {
+        Some(transform) => transformed(request, transform)?,
+        None => request,
+    };
+    let policy = RetryPolicy::new(resolved.retry.clone());
     // Streams always ask the upstream for usage, so the trace has it; the stream strips it again
     // when the client did not ask.
     let mut upstream_request = request.clone();
@@ -52,7 +56,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     }
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
     let total_attempts = Cell::new(0);
-    for (index, target) in targets.iter().enumerate() {
+    for (index, target) in resolved.targets.iter().enumerate() {
         let gen_span = gen_ai_span(recorder, target, &request, index > 0);
         recorder.note(format!("{}/{}", target.provider_name, target.model));
         let price = config.telemetry.prices.get(&format!("{}/{}", target.provider_name, target.model));
@@ -68,7 +72,10 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             })?),
             None => None,
         };
-        let upstream = provider.chat_request(target, &upstream_request, api_key.as_deref())?;
+        let mut upstream = provider.chat_request(target, &upstream_request, api_key.as_deref())?;
+        if let Some(transform) = resolved.transform() {
+            apply_header_edits(upstream.headers_mut(), &transform.request_headers);
+        }
         let attempts = Attempts {
             host,
             config,
@@ -81,9 +88,15 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             gen_span,
             price,
             total_attempts: &total_attempts,
+            fallback_on: resolved.fallback_on(),
         };
         match attempts.run().await {
-            Ok(response) => return Ok(response),
+            Ok(mut response) => {
+                if let Some(transform) = resolved.transform() {
+                    apply_header_edits(response.headers_mut(), &transform.response_headers);
+                }
+                return Ok(response);
+            }
             Err(failure) => {
                 let (Failure::Final(error) | Failure::Exhausted(error)) = &failure;
                 recorder.fail(gen_span, error.message.clone());
@@ -96,6 +109,20 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
         }
     }
     Err(last_error)
+}
+
+/// The request with a route's body defaults and overrides applied.
+fn transformed(request: ChatRequest, transform: &TransformConfig) -> Result<ChatRequest, ApiError> {
+    if transform.body_defaults.is_empty() && transform.body_overrides.is_empty() {
+        return Ok(request);
+    }
+    let mut body = match serde_json::to_value(&request) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(ApiError::invalid_request("the request could not be re-encoded")),
+    };
+    apply_body_transform(&mut body, transform);
+    serde_json::from_value(serde_json::Value::Object(body))
+        .map_err(|e| ApiError::unavailable(format!("the route's body transform makes the request invalid: {e}")))
 }
 
 /// The inference span for one target, named and attributed per the GenAI conventions.
@@ -167,20 +194,87 @@ pub(crate) async fn read_body(config: &Config, parts: &http::request::Parts, bod
     })
 }
 
-/// A model name -> the ordered targets to try, and the retry settings that apply.
+/// What a model name resolves to.
+pub(crate) struct Resolved<'c> {
+    /// Targets in the order to try them.
+    pub targets: Vec<Target<'c>>,
+    pub retry: RetryConfig,
+    /// The route, when the request named one.
+    pub route: Option<(&'c str, &'c RouteConfig)>,
+}
+
+impl Resolved<'_> {
+    pub fn fallback_on(&self) -> &[u16] {
+        self.route.map(|(_, r)| r.fallback_on.as_slice()).unwrap_or_default()
+    }
+
+    pub fn transform(&self) -> Option<&TransformConfig> {
+        self.route.and_then(|(_, r)| r.transform.as_ref())
+    }
+}
+
+/// A model name -> the ordered targets to try. With weights, `random` draws the primary.
 pub(crate) fn resolve<'c>(
     config: &'c Config,
     route: Option<&str>,
     model: &str,
-) -> Result<(Vec<Target<'c>>, crate::config::RetryConfig, Option<&'c str>), ApiError> {
+    random: u64,
+) -> Result<Resolved<'c>, ApiError> {
     let route_name = route.or_else(|| config.routes.contains_key(model).then_some(model));
-    if let Some(name) = route_name {
-        let (name, route) =
-            config.routes.get_key_value(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
-        let targets = route.models.iter().map(|m| target(config, m)).collect::<Result<Vec<_>, _>>()?;
-        return Ok((targets, route.retry.clone().unwrap_or_else(|| config.retry.clone()), Some(name.as_str())));
+    let Some(name) = route_name else {
+        return Ok(Resolved { targets: vec![target(config, model)?], retry: config.retry.clone(), route: None });
+    };
+    let (name, route) =
+        config.routes.get_key_value(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
+    let mut targets = route.models.iter().map(|m| target(config, m.model())).collect::<Result<Vec<_>, _>>()?;
+    if route.models.iter().any(|m| m.weight().is_some()) {
+        let weights: Vec<u64> = route.models.iter().map(|m| u64::from(m.weight().unwrap_or(1))).collect();
+        let mut draw = random % weights.iter().sum::<u64>().max(1);
+        let primary = weights
+            .iter()
+            .position(|w| {
+                draw < *w || {
+                    draw -= w;
+                    false
+                }
+            })
+            .unwrap_or(0);
+        let chosen = targets.remove(primary);
+        targets.insert(0, chosen);
     }
-    Ok((vec![target(config, model)?], config.retry.clone(), None))
+    Ok(Resolved {
+        targets,
+        retry: route.retry.clone().unwrap_or_else(|| config.retry.clone()),
+        route: Some((name.as_str(), route)),
+    })
+}
+
+/// Applies a route's body defaults and overrides to a JSON request body.
+pub(crate) fn apply_body_transform(body: &mut serde_json::Map<String, serde_json::Value>, transform: &TransformConfig) {
+    for (key, value) in &transform.body_defaults {
+        if body.get(key).is_none_or(serde_json::Value::is_null) {
+            body.insert(key.clone(), value.clone());
+        }
+    }
+    for (key, value) in &transform.body_overrides {
+        body.insert(key.clone(), value.clone());
+    }
+}
+
+/// Applies header edits to a header map.
+pub(crate) fn apply_header_edits(headers: &mut http::HeaderMap, edits: &HeaderEdits) {
+    for name in &edits.remove {
+        if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+    for (name, value) in &edits.set {
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_str(value))
+        {
+            headers.insert(name, value);
+        }
+    }
 }
 
 fn model_not_found(message: String) -> ApiError {

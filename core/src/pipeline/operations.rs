@@ -9,7 +9,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use super::attempts::{Attempts, Delivery, Failure};
-use super::chat::{read_body, resolve};
+use super::chat::{apply_body_transform, apply_header_edits, read_body, resolve};
 use super::Recorder;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -29,7 +29,7 @@ pub(crate) async fn forward<H: Host + 'static>(
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let bytes = read_body(config, parts, body).await?;
-    let body: Map<String, Value> = match serde_json::from_slice(&bytes) {
+    let mut body: Map<String, Value> = match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err(ApiError::invalid_request("the request body must be a JSON object")),
         Err(e) => return Err(ApiError::invalid_request(format!("request body is not valid JSON: {e}"))),
@@ -42,16 +42,19 @@ pub(crate) async fn forward<H: Host + 'static>(
     };
     let base64_embeddings = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
-    let resolved = resolve(config, route, &model);
+    let resolved = resolve(config, route, &model, host.random_u64());
     if let Err(e) = &resolved {
         recorder.fail(span, e.message.clone());
     }
     recorder.end(span);
-    let (targets, retry, _) = resolved?;
-    let policy = RetryPolicy::new(retry);
+    let resolved = resolved?;
+    if let Some(transform) = resolved.transform() {
+        apply_body_transform(&mut body, transform);
+    }
+    let policy = RetryPolicy::new(resolved.retry.clone());
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
-    for (index, target) in targets.iter().enumerate() {
+    for (index, target) in resolved.targets.iter().enumerate() {
         let spec = providers::spec(target.provider.kind);
         let gen_span =
             recorder.child(recorder.root(), format!("{} {}", op.otel_name(), target.model), SpanKind::Client);
@@ -86,9 +89,15 @@ pub(crate) async fn forward<H: Host + 'static>(
             gen_span,
             price: config.telemetry.prices.get(&format!("{}/{}", target.provider_name, target.model)),
             total_attempts: &total_attempts,
+            fallback_on: resolved.fallback_on(),
         };
         match attempts.run().await {
-            Ok(response) => return Ok(response),
+            Ok(mut response) => {
+                if let Some(transform) = resolved.transform() {
+                    apply_header_edits(response.headers_mut(), &transform.response_headers);
+                }
+                return Ok(response);
+            }
             Err(failure) => {
                 let (Failure::Final(error) | Failure::Exhausted(error)) = &failure;
                 recorder.fail(gen_span, error.message.clone());
