@@ -105,7 +105,14 @@ def gateway_config(upstream: str, recorder: str) -> dict:
             "demo": {"type": "echo"},
             "unreachable": {"type": "openai", "base_url": "http://127.0.0.1:9/v1"},
         },
-        "routes": {"smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]}},
+        "routes": {
+            "smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]},
+            "long-context": {"models": ["openai/gpt-4o-mini", "openai/gpt-4.1"], "fallback_on": [400]},
+            "tuned": {"models": ["openai/gpt-4o"], "transform": {
+                "request_headers": {"set": {"x-team": "search"}},
+                "response_headers": {"set": {"x-route": "tuned"}},
+                "body_defaults": {"temperature": 0.1}, "body_overrides": {"max_tokens": 42}}},
+        },
         "keys": [{"sha256": key_hash, "principal": {"kind": "user", "id": "e2e"}}],
         "limits": {"max_request_bytes": 65536},
         "retry": {"attempts": 3, "initial_backoff_ms": 50, "max_backoff_ms": 200, "max_retry_after_ms": 3000},

@@ -276,7 +276,7 @@ def test_echo_provider_answers_with_no_upstream(gateway, upstream):
 
 def test_models_lists_routes(gateway, upstream):
     ids = [m.id for m in gateway.client().models.list()]
-    assert "smart" in ids
+    assert {"smart", "long-context", "tuned"} <= set(ids)
 
 
 def test_secrets_never_appear_in_the_gateway_log(gateway, upstream):
@@ -288,3 +288,21 @@ def test_secrets_never_appear_in_the_gateway_log(gateway, upstream):
     assert '"msg":"trace"' in log, "traces are logged"
     for secret in (OPENAI_SECRET, ANTHROPIC_SECRET, GATEWAY_KEY):
         assert secret not in log
+
+
+def test_route_moves_on_at_once_on_a_configured_status(gateway, upstream):
+    upstream.behave({"type": "fail", "status": 400, "message": "context length exceeded", "times": 1})
+    raw = gateway.client().chat.completions.with_raw_response.create(
+        model="long-context", messages=[{"role": "user", "content": "hi"}])
+    assert raw.parse().choices[0].message.content
+    seen = upstream.requests()
+    assert [r["status"] for r in seen] == [400, 200]
+    assert [r["body"]["model"] for r in seen] == ["gpt-4o-mini", "gpt-4.1"]
+
+
+def test_route_transforms_apply_to_body_and_response_headers(gateway, upstream):
+    raw = gateway.client().chat.completions.with_raw_response.create(
+        model="tuned", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+    assert raw.headers["x-route"] == "tuned"
+    sent = last_request(upstream, "/v1/chat/completions")["body"]
+    assert sent["temperature"] == 0.1 and sent["max_tokens"] == 42
