@@ -56,6 +56,23 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _chat_stream(self, request: dict) -> None:
+        """The fixed completion as OpenAI chunks, usage last when asked for."""
+        base = {"id": "chatcmpl-recorder", "object": "chat.completion.chunk", "created": 1, "model": "recorder-1"}
+        events = [dict(base, choices=[{"index": 0, "delta": {"role": "assistant", "content": "rec"}, "finish_reason": None}]),
+                  dict(base, choices=[{"index": 0, "delta": {"content": "orded"}, "finish_reason": "stop"}])]
+        if (request.get("stream_options") or {}).get("include_usage"):
+            events.append(dict(base, choices=[], usage=COMPLETION["usage"]))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for data in [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]:
+            raw = data.encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(raw), raw))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
     def _ollama_chat(self, request: dict) -> None:
         """Ollama's native /api/chat: a tool call when tools are offered and the last message is
         the user's, else an answer; NDJSON lines when streaming (the default)."""
@@ -110,9 +127,12 @@ class Handler(BaseHTTPRequestHandler):
                                           "body": json.loads(body or b"{}")})
             return self._json(200, {})
         if self.path.split("?")[0].endswith("/chat/completions"):
+            request = json.loads(body or b"{}")
             with self.state.lock:
                 self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
-                self.state.upstream_requests.append({"path": self.path, "body": json.loads(body or b"{}")})
+                self.state.upstream_requests.append({"path": self.path, "body": request})
+            if request.get("stream"):
+                return self._chat_stream(request)
             return self._json(200, COMPLETION)
         if self.path == "/api/chat":
             return self._ollama_chat(json.loads(body or b"{}"))

@@ -91,3 +91,14 @@ def test_deepseek_cache_hits_become_cached_tokens(gateway, receiver, upstream):
     out = gateway.client().chat.completions.create(model="deepseek/deepseek-chat", messages=[{"role": "user", "content": "hi"}])
     assert out.usage.prompt_tokens_details.cached_tokens == 3
     assert receiver.received()["upstream_requests"][-1]["path"] == "/chat/completions"
+
+
+@pytest.mark.parametrize("model", ["azure/gpt-4o", "azure-v1/my-deployment", "deepseek/deepseek-chat"])
+def test_streamed_chat_through_azure_and_deepseek(gateway, receiver, upstream, model):
+    stream = gateway.client().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True})
+    text, _, finish, usage = collect(stream)
+    assert text == "recorded" and finish == "stop"
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 3
+    sent = receiver.received()["upstream_requests"][-1]["body"]
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
