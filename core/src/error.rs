@@ -8,12 +8,22 @@ use serde::Serialize;
 
 use crate::host::Body;
 
-/// Who a failure is down to; decides the status family and what the log says.
+/// Who a failure is down to; recorded on the trace (`gateway.error.blame`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blame {
     Client,
     Upstream,
     Gateway,
+}
+
+impl Blame {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Blame::Client => "client",
+            Blame::Upstream => "upstream",
+            Blame::Gateway => "gateway",
+        }
+    }
 }
 
 /// An error answered in the OpenAI error shape.

@@ -41,10 +41,6 @@ impl RetryPolicy {
         RetryPolicy { config }
     }
 
-    pub fn attempts(&self) -> u32 {
-        self.config.attempts
-    }
-
     /// `failed_attempt` counts from 1; `random` is any `u64` (jitter source).
     #[must_use]
     pub fn after_failure(&self, failed_attempt: u32, retry_after: Option<u64>, random: u64) -> RetryDecision {

@@ -95,7 +95,8 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
             LogLevel::Error,
             &format!("{{\"msg\":\"stored configuration refused\",\"error\":{:?}}}", e.to_string()),
         );
-        ApiError::unavailable(format!("the stored configuration is invalid: {e}"))
+        // The detail (which may quote a value) goes to the log, not to unauthenticated callers.
+        ApiError::unavailable("the stored configuration is invalid; the gateway log names the field")
     })?;
     let config = Rc::new(config);
     cache.store(now, Rc::clone(&config));
@@ -141,6 +142,7 @@ pub async fn handle<H: Host + 'static>(
         Err(error) => {
             recorder.fail(root, error.message.clone());
             recorder.set(root, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
+            recorder.set(root, GATEWAY_ERROR_BLAME, error.blame().as_str());
             recorder.note(format!("error: {}", error.message));
             error.into_response()
         }

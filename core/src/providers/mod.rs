@@ -315,6 +315,10 @@ pub(crate) fn client_status(upstream: StatusCode) -> StatusCode {
 
 /// An upstream error whose body could not be understood.
 pub(crate) fn opaque_upstream_error(provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
+    if matches!(status.as_u16(), 401 | 403) {
+        return ApiError::new(client_status(status), "upstream_error", explain(provider_name, status, ""))
+            .with_code("upstream_auth_failed");
+    }
     let snippet: String = String::from_utf8_lossy(body).chars().take(200).collect();
     ApiError::new(
         client_status(status),
@@ -324,12 +328,14 @@ pub(crate) fn opaque_upstream_error(provider_name: &str, status: StatusCode, bod
     .with_code("upstream_error")
 }
 
-/// Prefix that makes an upstream credential failure explicit to the caller.
+/// The client-facing message for an upstream error. A credential failure gets a fixed message:
+/// providers often quote the (masked or not) key they refused, which must not reach the client.
 pub(crate) fn explain(provider_name: &str, status: StatusCode, message: &str) -> String {
     match status.as_u16() {
-        401 | 403 => {
-            format!("provider `{provider_name}` rejected the gateway's credentials: {message}")
-        }
+        401 | 403 => format!(
+            "provider `{provider_name}` rejected the gateway's credentials (HTTP {}); check its secret",
+            status.as_u16()
+        ),
         _ => message.to_owned(),
     }
 }

@@ -38,6 +38,8 @@ pub const GATEWAY_ATTEMPT: &str = "gateway.attempt";
 pub const GATEWAY_BACKOFF_MS: &str = "gateway.backoff_ms";
 pub const GATEWAY_FALLBACK: &str = "gateway.fallback";
 pub const GATEWAY_OUTCOME: &str = "gateway.outcome";
+/// Who a failure is down to: `client`, `upstream` or `gateway`.
+pub const GATEWAY_ERROR_BLAME: &str = "gateway.error.blame";
 pub const GATEWAY_LATENCY_TOTAL_MS: &str = "gateway.latency.total_ms";
 pub const GATEWAY_LATENCY_UPSTREAM_TTFB_MS: &str = "gateway.latency.upstream_ttfb_ms";
 pub const GATEWAY_LATENCY_UPSTREAM_MS: &str = "gateway.latency.upstream_ms";

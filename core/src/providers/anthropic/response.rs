@@ -54,7 +54,10 @@ impl AnthropicUsage {
     pub fn to_openai(self) -> Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         Usage {
-            prompt_tokens: self.input_tokens + cached + self.cache_creation_input_tokens.unwrap_or(0),
+            prompt_tokens: self
+                .input_tokens
+                .saturating_add(cached)
+                .saturating_add(self.cache_creation_input_tokens.unwrap_or(0)),
             completion_tokens: self.output_tokens,
             cached_tokens: cached,
             reasoning_tokens: 0,

@@ -29,11 +29,7 @@ impl ChatProvider for Gemini {
         request: &ChatRequest,
         api_key: Option<&str>,
     ) -> Result<http::Request<Bytes>, ApiError> {
-        if !target.model.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(
-                ApiError::invalid_request(format!("`{}` is not a Gemini model id", target.model)).with_param("model")
-            );
-        }
+        check_model(&target.model)?;
         let body = serde_json::to_vec(&generate_content_body(request)?)
             .map_err(|e| ApiError::invalid_request(e.to_string()))?;
         let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);

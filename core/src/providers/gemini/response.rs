@@ -75,7 +75,7 @@ impl UsageMetadata {
     pub fn to_openai(self) -> Usage {
         Usage {
             prompt_tokens: self.prompt_token_count,
-            completion_tokens: self.candidates_token_count + self.thoughts_token_count,
+            completion_tokens: self.candidates_token_count.saturating_add(self.thoughts_token_count),
             cached_tokens: self.cached_content_token_count,
             reasoning_tokens: self.thoughts_token_count,
         }
