@@ -26,6 +26,7 @@ fn config() -> String {
         },
         "routes": {
             "smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]},
+            "keyless-first": {"models": ["nokey/m", "openai/gpt-4o"]},
             "weighted": {"models": [{"model": "anthropic/claude-sonnet-4-6", "weight": 1}, {"model": "openai/gpt-4o", "weight": 1000000}]},
             "long-context": {"models": ["openai/gpt-4o-mini", "openai/gpt-4.1"], "fallback_on": [400]},
             "tuned": {"models": ["openai/gpt-4o"], "transform": {
@@ -347,7 +348,7 @@ fn models_lists_usable_models_and_routes() {
     let r = call(&host(), "GET", "/v1/models", Some(KEY), "");
     let ids: Vec<String> =
         r.json()["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, vec!["demo/echo-1", "long-context", "smart", "tuned", "weighted"]);
+    assert_eq!(ids, vec!["demo/echo-1", "keyless-first", "long-context", "smart", "tuned", "weighted"]);
 }
 
 #[test]
@@ -415,4 +416,32 @@ fn route_transforms_edit_headers_and_body() {
     assert_eq!(body["temperature"], 0.1, "a default fills what the client left out");
     assert_eq!(body["max_tokens"], 5, "a default never replaces what the client sent");
     assert_eq!(body["user"], "route-tuned", "an override always wins");
+}
+
+#[test]
+fn a_target_that_cannot_be_used_hands_over_to_the_next() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, openai_completion()));
+    let r = chat(&host, json!({"model": "keyless-first", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-gateway-provider"], "openai");
+}
+
+#[test]
+fn a_success_body_that_cannot_be_translated_is_not_retried() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, "{\"not\": \"a completion\"}"));
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 502);
+    assert_eq!(host.requests.borrow().len(), 1, "the same generation is not paid for again");
+}
+
+#[test]
+fn a_success_body_that_breaks_off_is_retried() {
+    let host = host();
+    host.answer(FakeAnswer::Stream { chunks: vec![Bytes::from_static(b"{\"id\":")], then_error: true });
+    host.answer(FakeAnswer::json(200, openai_completion()));
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-gateway-attempts"], "2");
 }

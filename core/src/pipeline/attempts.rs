@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
 use super::stream::StreamTrace;
-use super::{json_response, stream, with_timeout, CompletionFacts, Recorder};
+use super::{json_response, read_whole, stream, with_timeout, CompletionFacts, ReadError, Recorder};
 use crate::config::{Config, PriceConfig};
 use crate::error::ApiError;
-use crate::host::{Body, CollectError, FetchError, Host};
+use crate::host::{Body, FetchError, Host};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatProvider, Operation, ResponseContext, Target};
 use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision, RetryPolicy};
@@ -29,6 +29,14 @@ pub(crate) enum Delivery<'a> {
     /// Another endpoint's response: translated when the provider speaks its own format, else
     /// passed through as it is.
     Operation { op: Operation, base64_embeddings: bool },
+}
+
+/// Why a successful response head did not become a response for the client.
+pub(crate) enum Undelivered {
+    /// The body broke off or stalled before anything reached the client: worth another attempt.
+    Retry(ApiError),
+    /// The body is too large or cannot be translated: another attempt would fail the same way.
+    GiveUp(ApiError),
 }
 
 /// Why a target produced no response.
@@ -103,16 +111,19 @@ impl<H: Host + 'static> Attempts<'_, H> {
                             return Ok(response);
                         }
                         // Nothing reached the client yet, so a body that broke off may be retried.
-                        Err(error) => (error, None),
+                        Err(Undelivered::Retry(error)) => (error, None),
+                        Err(Undelivered::GiveUp(error)) => {
+                            self.attempt_failed(span, &error);
+                            return Err(Failure::Exhausted(error));
+                        }
                     }
                 }
                 Some(Ok(response)) => {
                     let status = response.status();
                     recorder.set(span, HTTP_RESPONSE_STATUS_CODE, status.as_u16());
                     let retry_after = retry_after_ms(response.headers());
-                    let body = with_timeout(&**host, timeouts.idle_ms, response.into_body().collect(MAX_ERROR_BODY))
+                    let body = read_whole(&**host, response.into_body(), MAX_ERROR_BODY, timeouts.idle_ms)
                         .await
-                        .and_then(Result::ok)
                         .unwrap_or_default();
                     let error = self.provider.error(target.provider_name, status, &body);
                     if self.fallback_on.contains(&status.as_u16()) {
@@ -205,24 +216,26 @@ impl<H: Host + 'static> Attempts<'_, H> {
         sse_response(Body::Stream(body))
     }
 
-    /// Reads a whole upstream body, bounded in size and in time.
-    async fn collect_upstream(&self, response: http::Response<Body>) -> Result<Bytes, ApiError> {
+    /// Reads a whole upstream body, bounded in size and in the silence between chunks.
+    async fn collect_upstream(&self, response: http::Response<Body>) -> Result<Bytes, Undelivered> {
         let limit = self.config.limits.max_response_bytes;
         let idle = self.config.timeouts.idle_ms;
-        match with_timeout(&**self.host, idle, response.into_body().collect(limit)).await {
-            Some(Ok(body)) => Ok(body),
-            Some(Err(CollectError::TooLarge { .. })) => {
-                Err(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes")))
+        match read_whole(&**self.host, response.into_body(), limit, idle).await {
+            Ok(body) => Ok(body),
+            Err(ReadError::TooLarge) => {
+                Err(Undelivered::GiveUp(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes"))))
             }
-            Some(Err(CollectError::Body(e))) => {
-                Err(ApiError::bad_gateway(format!("the upstream response broke off: {e}")))
+            Err(ReadError::Broken(e)) => {
+                Err(Undelivered::Retry(ApiError::bad_gateway(format!("the upstream response broke off: {e}"))))
             }
-            None => Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_error",
-                format!("the upstream response body stalled for more than {idle} ms"),
-            )
-            .with_code("upstream_timeout")),
+            Err(ReadError::Stalled) => Err(Undelivered::Retry(
+                ApiError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "upstream_error",
+                    format!("the upstream response body stalled for more than {idle} ms"),
+                )
+                .with_code("upstream_timeout"),
+            )),
         }
     }
 
@@ -240,9 +253,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
         &self,
         response: http::Response<Body>,
         attempt_span: SpanRef,
-    ) -> Result<http::Response<Body>, ApiError> {
+    ) -> Result<http::Response<Body>, Undelivered> {
         let body = self.collect_upstream(response).await?;
-        let completion = self.provider.chat_response(&body, &self.response_context(false))?;
+        let completion =
+            self.provider.chat_response(&body, &self.response_context(false)).map_err(Undelivered::GiveUp)?;
         self.record_whole(attempt_span, &completion);
         Ok(json_response(StatusCode::OK, &completion))
     }
@@ -255,14 +269,14 @@ impl<H: Host + 'static> Attempts<'_, H> {
         base64_embeddings: bool,
         response: http::Response<Body>,
         attempt_span: SpanRef,
-    ) -> Result<http::Response<Body>, ApiError> {
+    ) -> Result<http::Response<Body>, Undelivered> {
         let content_type = response.headers().get(http::header::CONTENT_TYPE).cloned();
         let kind = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
         let mut out = if kind.starts_with("application/json") {
             let body = self.collect_upstream(response).await?;
             let ctx = ResponseContext { base64_embeddings, ..self.response_context(false) };
             if let Some(translated) = self.provider.operation_response(op, &body, &ctx) {
-                let mut value = translated?;
+                let mut value = translated.map_err(Undelivered::GiveUp)?;
                 if let Some(obj) = value.as_object_mut().filter(|o| o.get("model").is_some_and(|m| m == "")) {
                     obj.insert("model".into(), self.target.model.clone().into());
                 }

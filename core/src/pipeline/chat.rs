@@ -7,10 +7,10 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use super::attempts::{mark, sse_response, Attempts, Delivery, Failure};
-use super::{json_response, stream, CompletionFacts, Recorder};
+use super::{json_response, read_whole, stream, CompletionFacts, ReadError, Recorder};
 use crate::config::{Config, HeaderEdits, PriceConfig, ProviderType, RetryConfig, RouteConfig, TransformConfig};
 use crate::error::ApiError;
-use crate::host::{Body, CollectError, Host};
+use crate::host::{Body, Host};
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::providers::{self, echo, StreamEvent, Target};
 use crate::retry::RetryPolicy;
@@ -25,7 +25,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     route: Option<&str>,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let request = parse(config, parts, body).await?;
+    let request = parse(&**host, config, parts, body).await?;
     let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
     let resolved = resolve(config, route, &request.model, host.random_u64());
     match &resolved {
@@ -63,16 +63,18 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
             return Ok(echo_response(&**host, &request, target, recorder, gen_span, price));
         };
-        let api_key = match &target.provider.api_key_secret {
-            Some(name) => Some(host.secret(name).ok_or_else(|| {
-                ApiError::unavailable(format!(
-                    "provider `{}` is not usable: its secret `{name}` is not set",
-                    target.provider_name
-                ))
-            })?),
-            None => None,
+        // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
+        let prepared =
+            api_key(&**host, target).and_then(|key| provider.chat_request(target, &upstream_request, key.as_deref()));
+        let mut upstream = match prepared {
+            Ok(upstream) => upstream,
+            Err(error) => {
+                recorder.fail(gen_span, error.message.clone());
+                recorder.end(gen_span);
+                last_error = error;
+                continue;
+            }
         };
-        let mut upstream = provider.chat_request(target, &upstream_request, api_key.as_deref())?;
         if let Some(transform) = resolved.transform() {
             apply_header_edits(upstream.headers_mut(), &transform.request_headers);
         }
@@ -109,6 +111,19 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
         }
     }
     Err(last_error)
+}
+
+/// The provider's key, when it has one; a configured secret that is not set makes the target unusable.
+pub(crate) fn api_key<H: Host>(host: &H, target: &Target<'_>) -> Result<Option<String>, ApiError> {
+    match &target.provider.api_key_secret {
+        Some(name) => host.secret(name).map(Some).ok_or_else(|| {
+            ApiError::unavailable(format!(
+                "provider `{}` is not usable: its secret `{name}` is not set",
+                target.provider_name
+            ))
+        }),
+        None => Ok(None),
+    }
 }
 
 /// The request with a route's body defaults and overrides applied.
@@ -155,8 +170,13 @@ fn gen_ai_span<H: Host + 'static>(
 }
 
 /// Reads the body (bounded) and parses it, naming the offending field on failure.
-async fn parse(config: &Config, parts: &http::request::Parts, body: Body) -> Result<ChatRequest, ApiError> {
-    let bytes = read_body(config, parts, body).await?;
+async fn parse<H: Host>(
+    host: &H,
+    config: &Config,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<ChatRequest, ApiError> {
+    let bytes = read_body(host, config, parts, body).await?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let request: ChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -174,7 +194,12 @@ async fn parse(config: &Config, parts: &http::request::Parts, body: Body) -> Res
 }
 
 /// Reads a request body, refusing more than `limits.max_request_bytes` (413) before reading it all.
-pub(crate) async fn read_body(config: &Config, parts: &http::request::Parts, body: Body) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body<H: Host>(
+    host: &H,
+    config: &Config,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<Bytes, ApiError> {
     let limit = config.limits.max_request_bytes;
     let too_large = || {
         ApiError::new(
@@ -188,9 +213,15 @@ pub(crate) async fn read_body(config: &Config, parts: &http::request::Parts, bod
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    body.collect(limit).await.map_err(|e| match e {
-        CollectError::TooLarge { .. } => too_large(),
-        CollectError::Body(e) => ApiError::invalid_request(format!("the request body could not be read: {e}")),
+    read_whole(host, body, limit, config.timeouts.idle_ms).await.map_err(|e| match e {
+        ReadError::TooLarge => too_large(),
+        ReadError::Broken(e) => ApiError::invalid_request(format!("the request body could not be read: {e}")),
+        ReadError::Stalled => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!("the request body stalled for more than {} ms", config.timeouts.idle_ms),
+        )
+        .with_code("request_timeout"),
     })
 }
 

@@ -35,6 +35,43 @@ pub(crate) async fn with_timeout<H: Host, F: Future>(host: &H, millis: u64, fut:
     }
 }
 
+/// Why a body could not be read whole.
+pub(crate) enum ReadError {
+    /// Larger than allowed.
+    TooLarge,
+    /// The body broke off.
+    Broken(String),
+    /// No chunk arrived within the idle timeout.
+    Stalled,
+}
+
+/// Reads a whole body, bounded in size and in the silence allowed between two chunks.
+pub(crate) async fn read_whole<H: Host>(host: &H, body: Body, limit: usize, idle_ms: u64) -> Result<Bytes, ReadError> {
+    use futures::StreamExt;
+    let mut stream = match body {
+        Body::Full(bytes) if bytes.len() > limit => return Err(ReadError::TooLarge),
+        Body::Full(bytes) => return Ok(bytes),
+        Body::Stream(stream) => stream,
+    };
+    let mut buf = Vec::new();
+    loop {
+        match with_timeout(host, idle_ms, stream.next()).await {
+            None => return Err(ReadError::Stalled),
+            Some(None) => return Ok(Bytes::from(buf)),
+            Some(Some(Err(e))) => return Err(ReadError::Broken(e.to_string())),
+            Some(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(ReadError::TooLarge);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Longest wait for the configuration store.
+const KV_TIMEOUT_MS: u64 = 10_000;
+
 /// What the request asked for, from its method and path.
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint<'p> {
@@ -81,9 +118,9 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
     if let Some(config) = cache.fresh(now) {
         return Ok(config);
     }
-    let raw = host
-        .kv_get(CONFIG_KV_KEY)
+    let raw = with_timeout(host, KV_TIMEOUT_MS, host.kv_get(CONFIG_KV_KEY))
         .await
+        .ok_or_else(|| ApiError::unavailable("the configuration store did not answer in time"))?
         .map_err(|e| ApiError::unavailable(format!("cannot read the configuration store: {e}")))?
         .ok_or_else(|| {
             ApiError::unavailable(

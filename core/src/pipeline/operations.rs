@@ -9,7 +9,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use super::attempts::{Attempts, Delivery, Failure};
-use super::chat::{apply_body_transform, apply_header_edits, read_body, resolve};
+use super::chat::{api_key, apply_body_transform, apply_header_edits, read_body, resolve};
 use super::Recorder;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -28,7 +28,7 @@ pub(crate) async fn forward<H: Host + 'static>(
     op: Operation,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let bytes = read_body(config, parts, body).await?;
+    let bytes = read_body(&**host, config, parts, body).await?;
     let mut body: Map<String, Value> = match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err(ApiError::invalid_request("the request body must be a JSON object")),
@@ -65,18 +65,25 @@ pub(crate) async fn forward<H: Host + 'static>(
         recorder.set(gen_span, GATEWAY_FALLBACK, index > 0);
         recorder.note(format!("{}/{}", target.provider_name, target.model));
         let unsupported = || unsupported_operation(target.provider_name, target.provider.kind, op);
-        let Some(provider) = spec.chat else { return Err(unsupported()) };
-        let api_key = match &target.provider.api_key_secret {
-            Some(name) => Some(host.secret(name).ok_or_else(|| {
-                ApiError::unavailable(format!(
-                    "provider `{}` is not usable: its secret `{name}` is not set",
-                    target.provider_name
-                ))
-            })?),
-            None => None,
+        // A target that cannot be used (no secret, no such endpoint) hands over to the next.
+        let prepared = spec.chat.ok_or_else(unsupported).and_then(|provider| {
+            let key = api_key(&**host, target)?;
+            let request =
+                provider.operation_request(op, target, body.clone(), key.as_deref()).ok_or_else(unsupported)??;
+            Ok((provider, request))
+        });
+        let (provider, mut upstream) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                recorder.fail(gen_span, error.message.clone());
+                recorder.end(gen_span);
+                last_error = error;
+                continue;
+            }
         };
-        let upstream =
-            provider.operation_request(op, target, body.clone(), api_key.as_deref()).ok_or_else(unsupported)??;
+        if let Some(transform) = resolved.transform() {
+            apply_header_edits(upstream.headers_mut(), &transform.request_headers);
+        }
         let attempts = Attempts {
             host,
             config,
