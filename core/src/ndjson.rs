@@ -11,6 +11,8 @@ pub struct LineTooLong;
 #[derive(Debug, Default)]
 pub struct NdjsonParser {
     buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no newline.
+    scanned: usize,
 }
 
 impl NdjsonParser {
@@ -19,15 +21,18 @@ impl NdjsonParser {
         self.buffer.extend_from_slice(bytes);
         let mut lines = Vec::new();
         let mut start = 0;
-        while let Some(pos) = self.buffer.get(start..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
-            let line = String::from_utf8_lossy(self.buffer.get(start..start + pos).unwrap_or_default());
+        let mut from = self.scanned;
+        while let Some(pos) = self.buffer.get(from..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
+            let line = String::from_utf8_lossy(self.buffer.get(start..from + pos).unwrap_or_default());
             let line = line.trim();
             if !line.is_empty() {
                 lines.push(line.to_owned());
             }
-            start += pos + 1;
+            start = from + pos + 1;
+            from = start;
         }
         self.buffer.drain(..start);
+        self.scanned = self.buffer.len();
         if self.buffer.len() > MAX_LINE {
             return Err(LineTooLong);
         }

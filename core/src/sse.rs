@@ -13,17 +13,21 @@ pub struct SseEvent {
 #[derive(Debug, Default)]
 pub struct SseParser {
     buffer: Vec<u8>,
+    /// How much of `buffer` is known to hold no newline (so it is not scanned again).
+    scanned: usize,
     event: String,
     data: Vec<String>,
+    data_len: usize,
     has_data: bool,
 }
 
-/// Cap on one unterminated line, so a hostile upstream cannot grow the buffer without bound.
-const MAX_LINE: usize = 16 * 1024 * 1024;
+/// Cap on one event (its unterminated line or its joined data lines), so a hostile upstream
+/// cannot grow the buffers without bound.
+const MAX_EVENT: usize = 16 * 1024 * 1024;
 
-/// The event stream grew a line past [`MAX_LINE`].
+/// The event stream grew an event past [`MAX_EVENT`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event stream line exceeds {MAX_LINE} bytes")]
+#[error("event stream event exceeds {MAX_EVENT} bytes")]
 pub struct LineTooLong;
 
 impl SseParser {
@@ -36,8 +40,9 @@ impl SseParser {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
         let mut start = 0;
-        while let Some(pos) = self.buffer.get(start..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
-            let end = start + pos;
+        let mut from = self.scanned;
+        while let Some(pos) = self.buffer.get(from..).and_then(|b| b.iter().position(|&c| c == b'\n')) {
+            let end = from + pos;
             let mut line = self.buffer.get(start..end).unwrap_or_default();
             if let Some(stripped) = line.strip_suffix(b"\r") {
                 line = stripped;
@@ -47,9 +52,11 @@ impl SseParser {
                 events.push(event);
             }
             start = end + 1;
+            from = start;
         }
         self.buffer.drain(..start);
-        if self.buffer.len() > MAX_LINE {
+        self.scanned = self.buffer.len();
+        if self.buffer.len() > MAX_EVENT || self.data_len > MAX_EVENT {
             return Err(LineTooLong);
         }
         Ok(events)
@@ -83,6 +90,7 @@ impl SseParser {
         match field {
             "event" => self.event = value.to_owned(),
             "data" => {
+                self.data_len += value.len() + 1;
                 self.data.push(value.to_owned());
                 self.has_data = true;
             }
@@ -97,6 +105,7 @@ impl SseParser {
             return None;
         }
         self.has_data = false;
+        self.data_len = 0;
         let data = std::mem::take(&mut self.data).join("\n");
         Some(SseEvent { event, data })
     }
@@ -131,6 +140,16 @@ mod tests {
         let mut p = SseParser::new();
         let events = p.push(b": ping\ndata: a\ndata: b\n\n").unwrap();
         assert_eq!(events, vec![SseEvent { event: String::new(), data: "a\nb".into() }]);
+    }
+
+    #[test]
+    fn a_line_fed_byte_by_byte_is_found_once_complete() {
+        let mut p = SseParser::new();
+        let mut events = Vec::new();
+        for b in b"data: abc\n\n" {
+            events.extend(p.push(&[*b]).unwrap());
+        }
+        assert_eq!(events, vec![SseEvent { event: String::new(), data: "abc".into() }]);
     }
 
     #[test]

@@ -76,8 +76,13 @@ impl Compatible {
         };
         body.insert("model".into(), Value::from((dialect.model)(target)));
         for field in dialect.rejected {
-            if body.get(*field).is_some_and(|v| !v.is_null()) {
-                return Err(unsupported(dialect, field));
+            match body.get(*field) {
+                None => {}
+                // A value that asks for nothing (null, false, `n: 1`) is dropped, not refused.
+                Some(v) if v.is_null() || v == &Value::Bool(false) || (*field == "n" && v == &Value::from(1)) => {
+                    body.remove(*field);
+                }
+                Some(_) => return Err(unsupported(dialect, field)),
             }
         }
         for (i, message) in body.get("messages").and_then(Value::as_array).into_iter().flatten().enumerate() {
@@ -90,15 +95,9 @@ impl Compatible {
         if dialect.single_choice && body.get("n").and_then(Value::as_u64).is_some_and(|n| n != 1) {
             return Err(unsupported(dialect, "n (other than 1)"));
         }
+        // The OpenAI name wins when both are sent (`max_completion_tokens` over `max_tokens`).
         for (from, to) in dialect.renamed {
-            if let Some(value) = body.remove(*from) {
-                if body.get(*to).is_some_and(|v| !v.is_null()) {
-                    return Err(ApiError::invalid_request(format!(
-                        "`{from}` and `{to}` cannot both be sent to provider type `{}`",
-                        dialect.name
-                    ))
-                    .with_param(*from));
-                }
+            if let Some(value) = body.remove(*from).filter(|v| !v.is_null()) {
                 body.insert((*to).into(), value);
             }
         }
@@ -481,5 +480,18 @@ mod tests {
         let mut together = json!({"choices": [{"index": 0, "message": {"content": "x"}, "finish_reason": "eos"}]});
         normalize(&mut together);
         assert_eq!(together["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn values_that_ask_for_nothing_are_dropped_and_the_openai_name_wins_a_rename() {
+        let cfg = provider("mistral", json!({}));
+        let body = json!({"model": "m", "messages": [], "logprobs": false, "store": null, "max_tokens": 5, "max_completion_tokens": 9});
+        let (_, sent) = build(ProviderType::Mistral, &cfg, "m", body).unwrap();
+        assert!(sent.get("logprobs").is_none() && sent.get("store").is_none());
+        assert_eq!(sent["max_tokens"], 9);
+        let cfg = provider("deepseek", json!({}));
+        let (_, sent) =
+            build(ProviderType::Deepseek, &cfg, "m", json!({"model": "m", "messages": [], "n": 1})).unwrap();
+        assert!(sent.get("n").is_none());
     }
 }

@@ -13,6 +13,18 @@ use crate::openai::ChunkHeader;
 use crate::providers::{ChatStreamTranslator, ResponseContext, StreamEvent};
 use crate::sse::{SseEvent, SseParser};
 
+/// The event types this translator understands.
+const KNOWN_EVENTS: &[&str] = &[
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "ping",
+    "error",
+];
+
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum Event {
@@ -113,10 +125,21 @@ impl AnthropicStream {
     }
 
     fn event(&mut self, sse: SseEvent) -> Vec<StreamEvent> {
-        let event: Event = match serde_json::from_str(&sse.data) {
+        let value: Value = match serde_json::from_str(&sse.data) {
+            Ok(v) => v,
+            Err(e) => {
+                return vec![
+                    self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
+                ]
+            }
+        };
+        // New event types are ignored, as Anthropic's versioning policy asks of clients; a known
+        // type that does not parse is a broken stream, not something to skip.
+        if !value.get("type").and_then(Value::as_str).is_some_and(|t| KNOWN_EVENTS.contains(&t)) {
+            return Vec::new();
+        }
+        let event: Event = match serde_json::from_value(value) {
             Ok(e) => e,
-            // New event types are ignored, as Anthropic's versioning policy asks of clients.
-            Err(_) if serde_json::from_str::<Value>(&sse.data).is_ok() => return Vec::new(),
             Err(e) => {
                 return vec![
                     self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))

@@ -176,3 +176,17 @@ fn anthropic_errors_map_to_openai_shape_and_status() {
     assert_eq!(err.status, 502);
     assert!(err.message.contains("HTTP 500"));
 }
+
+#[test]
+fn anthropic_stream_ignores_unknown_event_types_but_not_broken_known_ones() {
+    let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{}}}\n\n";
+    let unknown = format!("{start}event: future\ndata: {{\"type\":\"future_event\",\"x\":1}}\n\n");
+    let events = translate_stream(&unknown, false);
+    assert!(
+        matches!(events.last(), Some(StreamEvent::Error(e)) if e.code.as_deref() == Some("stream_interrupted")),
+        "only the early end is an error"
+    );
+    let broken = format!("{start}event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"delta\":{{\"type\":\"text_delta\",\"text\":\"x\"}}}}\n\n");
+    let events = translate_stream(&broken, false);
+    assert!(matches!(events.last(), Some(StreamEvent::Error(e)) if e.message.contains("malformed")));
+}
