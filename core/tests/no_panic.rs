@@ -159,7 +159,7 @@ fn stream_translators_never_panic() {
         fuzz(&format!("{kind:?} stream"), &seeds, |rng, input| {
             let mut translator = provider.chat_stream(ResponseContext {
                 created: 0,
-                include_usage: true,
+                model: String::new(),
                 fallback_id: String::new(),
                 base64_embeddings: false,
             });
@@ -183,7 +183,7 @@ fn response_and_error_translators_never_panic() {
                     input,
                     &ResponseContext {
                         created: 0,
-                        include_usage: false,
+                        model: String::new(),
                         fallback_id: String::new(),
                         base64_embeddings: false,
                     },

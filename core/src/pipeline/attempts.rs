@@ -172,10 +172,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
         }
     }
 
-    fn response_context(&self, include_usage: bool) -> ResponseContext {
+    fn response_context(&self) -> ResponseContext {
         ResponseContext {
             created: self.host.now_millis() / 1000,
-            include_usage,
+            model: self.target.model.clone(),
             fallback_id: format!("chatcmpl-gw-{:016x}", self.host.random_u64()),
             base64_embeddings: false,
         }
@@ -198,7 +198,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             Body::Stream(s) => s,
             Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
         };
-        let ctx = self.response_context(true);
+        let ctx = self.response_context();
         let trace = StreamTrace::new(
             self.recorder.clone(),
             self.gen_span,
@@ -255,8 +255,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
         attempt_span: SpanRef,
     ) -> Result<http::Response<Body>, Undelivered> {
         let body = self.collect_upstream(response).await?;
-        let completion =
-            self.provider.chat_response(&body, &self.response_context(false)).map_err(Undelivered::GiveUp)?;
+        let completion = self.provider.chat_response(&body, &self.response_context()).map_err(Undelivered::GiveUp)?;
         self.record_whole(attempt_span, &completion);
         Ok(json_response(StatusCode::OK, &completion))
     }
@@ -274,12 +273,9 @@ impl<H: Host + 'static> Attempts<'_, H> {
         let kind = content_type.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
         let mut out = if kind.starts_with("application/json") {
             let body = self.collect_upstream(response).await?;
-            let ctx = ResponseContext { base64_embeddings, ..self.response_context(false) };
+            let ctx = ResponseContext { base64_embeddings, ..self.response_context() };
             if let Some(translated) = self.provider.operation_response(op, &body, &ctx) {
-                let mut value = translated.map_err(Undelivered::GiveUp)?;
-                if let Some(obj) = value.as_object_mut().filter(|o| o.get("model").is_some_and(|m| m == "")) {
-                    obj.insert("model".into(), self.target.model.clone().into());
-                }
+                let value = translated.map_err(Undelivered::GiveUp)?;
                 self.record_whole(attempt_span, &value);
                 return Ok(json_response(StatusCode::OK, &value));
             }

@@ -30,8 +30,8 @@ pub struct Target<'c> {
 pub struct ResponseContext {
     /// Unix seconds, for `created`.
     pub created: u64,
-    /// The client asked for `stream_options.include_usage`.
-    pub include_usage: bool,
+    /// The provider's model id, for translated responses that do not name it.
+    pub model: String,
     /// An id for the response when the upstream sends none (unique per request).
     pub fallback_id: String,
     /// Embeddings: the client asked for base64 vectors (the OpenAI SDKs' default).

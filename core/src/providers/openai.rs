@@ -320,7 +320,7 @@ mod tests {
     fn run(input: &[&[u8]]) -> Vec<StreamEvent> {
         let mut t: Box<dyn ChatStreamTranslator> = OPENAI.chat_stream(ResponseContext {
             created: 0,
-            include_usage: false,
+            model: String::new(),
             fallback_id: String::new(),
             base64_embeddings: false,
         });

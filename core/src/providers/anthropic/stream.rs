@@ -96,7 +96,6 @@ struct ErrorBody {
 
 pub struct AnthropicStream {
     parser: SseParser,
-    ctx: ResponseContext,
     header: ChunkHeader,
     usage: AnthropicUsage,
     /// Anthropic content-block index -> OpenAI tool-call index, for `tool_use` blocks.
@@ -110,7 +109,6 @@ impl AnthropicStream {
         let header = ChunkHeader { created: ctx.created, ..ChunkHeader::default() };
         AnthropicStream {
             parser: SseParser::new(),
-            ctx,
             header,
             usage: AnthropicUsage::default(),
             tool_index: BTreeMap::new(),
@@ -214,9 +212,8 @@ impl AnthropicStream {
                     return vec![StreamEvent::Error(interrupted())];
                 }
                 let mut out = Vec::new();
-                if self.ctx.include_usage {
-                    out.push(StreamEvent::Chunk(self.header.usage_chunk(self.usage.to_openai())));
-                }
+                // Always: the pipeline strips it unless the client asked for usage.
+                out.push(StreamEvent::Chunk(self.header.usage_chunk(self.usage.to_openai())));
                 out.push(StreamEvent::Done);
                 out
             }

@@ -6,13 +6,18 @@ use serde_json::{json, Value};
 use super::*;
 use crate::providers::StreamEvent;
 
-fn ctx(include_usage: bool) -> ResponseContext {
-    ResponseContext { created: 1_700_000_000, include_usage, fallback_id: "resp-1".into(), base64_embeddings: false }
+fn ctx() -> ResponseContext {
+    ResponseContext {
+        created: 1_700_000_000,
+        model: "claude".into(),
+        fallback_id: "resp-1".into(),
+        base64_embeddings: false,
+    }
 }
 
 /// Feeds a recorded stream in awkward slices (7 bytes at a time) to exercise reassembly.
-fn translate_stream(sse: &str, include_usage: bool) -> Vec<StreamEvent> {
-    let mut t = Anthropic.chat_stream(ctx(include_usage));
+fn translate_stream(sse: &str) -> Vec<StreamEvent> {
+    let mut t = Anthropic.chat_stream(ctx());
     let mut out = Vec::new();
     for chunk in sse.as_bytes().chunks(7) {
         out.extend(t.push(chunk));
@@ -71,7 +76,7 @@ fn anthropic_request_with_unparseable_tool_arguments_is_a_400() {
 #[test]
 fn anthropic_response_maps_text_tool_calls_reasoning_and_usage() {
     let out =
-        Anthropic.chat_response(include_bytes!("../../../fixtures/anthropic/tool_response.json"), &ctx(false)).unwrap();
+        Anthropic.chat_response(include_bytes!("../../../fixtures/anthropic/tool_response.json"), &ctx()).unwrap();
     assert_eq!(out["object"], "chat.completion");
     assert_eq!(out["created"], 1_700_000_000);
     let choice = &out["choices"][0];
@@ -91,7 +96,7 @@ fn anthropic_response_maps_text_tool_calls_reasoning_and_usage() {
 
 #[test]
 fn anthropic_stream_emits_text_deltas_finish_reason_usage_and_done() {
-    let events = translate_stream(include_str!("../../../fixtures/anthropic/text_stream.sse"), true);
+    let events = translate_stream(include_str!("../../../fixtures/anthropic/text_stream.sse"));
     let chunks = chunks(&events);
     assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(chunks[0]["id"], "msg_01");
@@ -108,14 +113,8 @@ fn anthropic_stream_emits_text_deltas_finish_reason_usage_and_done() {
 }
 
 #[test]
-fn anthropic_stream_without_include_usage_has_no_usage_chunk() {
-    let events = translate_stream(include_str!("../../../fixtures/anthropic/text_stream.sse"), false);
-    assert!(chunks(&events).iter().all(|c| c.get("usage").is_none()));
-}
-
-#[test]
 fn anthropic_stream_emits_tool_call_argument_deltas_with_stable_indexes() {
-    let events = translate_stream(include_str!("../../../fixtures/anthropic/tool_stream.sse"), false);
+    let events = translate_stream(include_str!("../../../fixtures/anthropic/tool_stream.sse"));
     let mut calls: Vec<(u64, Option<String>, Option<String>, String)> = Vec::new();
     for chunk in chunks(&events) {
         for call in chunk["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten() {
@@ -144,7 +143,7 @@ fn anthropic_stream_emits_tool_call_argument_deltas_with_stable_indexes() {
 fn anthropic_stream_cut_mid_way_ends_with_an_error_event() {
     let full = include_str!("../../../fixtures/anthropic/text_stream.sse");
     let cut = &full[..full.find("event: message_delta").unwrap()];
-    let events = translate_stream(cut, true);
+    let events = translate_stream(cut);
     assert!(matches!(events.last(), Some(StreamEvent::Error(e)) if e.code.as_deref() == Some("stream_interrupted")));
     assert!(!events.contains(&StreamEvent::Done));
 }
@@ -153,7 +152,7 @@ fn anthropic_stream_cut_mid_way_ends_with_an_error_event() {
 fn anthropic_stream_error_event_is_forwarded_as_an_error() {
     let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{}}}\n\n\
                event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
-    let events = translate_stream(sse, false);
+    let events = translate_stream(sse);
     assert!(matches!(events.last(), Some(StreamEvent::Error(e)) if e.message == "Overloaded"));
 }
 
@@ -181,12 +180,12 @@ fn anthropic_errors_map_to_openai_shape_and_status() {
 fn anthropic_stream_ignores_unknown_event_types_but_not_broken_known_ones() {
     let start = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{}}}\n\n";
     let unknown = format!("{start}event: future\ndata: {{\"type\":\"future_event\",\"x\":1}}\n\n");
-    let events = translate_stream(&unknown, false);
+    let events = translate_stream(&unknown);
     assert!(
         matches!(events.last(), Some(StreamEvent::Error(e)) if e.code.as_deref() == Some("stream_interrupted")),
         "only the early end is an error"
     );
     let broken = format!("{start}event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"delta\":{{\"type\":\"text_delta\",\"text\":\"x\"}}}}\n\n");
-    let events = translate_stream(&broken, false);
+    let events = translate_stream(&broken);
     assert!(matches!(events.last(), Some(StreamEvent::Error(e)) if e.message.contains("malformed")));
 }

@@ -101,7 +101,7 @@ impl ChatProvider for Gemini {
                 .iter()
                 .map(|e| e.get("values").cloned().unwrap_or(Value::Array(Vec::new())))
                 .collect();
-            Ok(embedding_list("", vectors, 0, ctx.base64_embeddings))
+            Ok(embedding_list(&ctx.model, vectors, 0, ctx.base64_embeddings))
         })
     }
 }

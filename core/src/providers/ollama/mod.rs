@@ -84,7 +84,7 @@ impl ChatProvider for Ollama {
                 .and_then(Value::as_array)
                 .cloned()
                 .ok_or_else(|| ApiError::bad_gateway("the upstream's /api/embed response has no `embeddings`"))?;
-            let model = parsed.get("model").and_then(Value::as_str).unwrap_or_default();
+            let model = parsed.get("model").and_then(Value::as_str).unwrap_or(&ctx.model);
             let tokens = parsed.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0);
             Ok(embedding_list(model, vectors, tokens, ctx.base64_embeddings))
         })

@@ -9,7 +9,7 @@ use crate::providers::StreamEvent;
 fn ctx() -> ResponseContext {
     ResponseContext {
         created: 1_700_000_000,
-        include_usage: true,
+        model: "m".into(),
         fallback_id: "chatcmpl-x".into(),
         base64_embeddings: false,
     }
