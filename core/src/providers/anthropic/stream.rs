@@ -211,11 +211,8 @@ impl AnthropicStream {
                 if self.finish.is_none() {
                     return vec![StreamEvent::Error(interrupted())];
                 }
-                let mut out = Vec::new();
-                // Always: the pipeline strips it unless the client asked for usage.
-                out.push(StreamEvent::Chunk(self.header.usage_chunk(self.usage.to_openai())));
-                out.push(StreamEvent::Done);
-                out
+                // Usage always: the pipeline strips it unless the client asked for it.
+                vec![StreamEvent::Chunk(self.header.usage_chunk(self.usage.to_openai())), StreamEvent::Done]
             }
             Event::Error { error } => {
                 let err = error_from_parts("anthropic", StatusCode::BAD_GATEWAY, &error.kind, &error.message);
