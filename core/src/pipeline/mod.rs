@@ -209,7 +209,7 @@ async fn serve<H: Host + 'static>(
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let config = load_config(&**host, cache).await?;
-    recorder.configure(&config.telemetry);
+    recorder.configure(Rc::clone(&config));
     let span = recorder.child(recorder.root(), "authenticate", SpanKind::Internal);
     let principal = auth::authenticate(&config, &parts.headers);
     match &principal {

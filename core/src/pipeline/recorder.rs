@@ -9,17 +9,11 @@ use bytes::Bytes;
 use serde_json::Value as Json;
 
 use super::with_timeout;
-use crate::config::{PriceConfig, TelemetryConfig};
+use crate::config::{Config, PriceConfig, TelemetryConfig};
 use crate::host::{Host, LogLevel};
 use crate::openai::Usage;
 use crate::trace::attrs::*;
 use crate::trace::{otlp, SpanKind, SpanRef, Trace, Value};
-
-/// Where and how the finished trace goes (from config, once it is loaded).
-#[derive(Debug, Clone)]
-struct ExportSettings {
-    telemetry: TelemetryConfig,
-}
 
 /// Latency facts gathered across attempts, for the breakdown on the root span.
 #[derive(Debug, Default, Clone, Copy)]
@@ -32,7 +26,8 @@ struct Timing {
 struct Recording<H: Host + 'static> {
     host: Rc<H>,
     trace: RefCell<Trace>,
-    settings: RefCell<ExportSettings>,
+    /// Where the finished trace goes: the request's configuration, once loaded.
+    config: RefCell<Option<Rc<Config>>>,
     timing: RefCell<Timing>,
     summary: RefCell<Vec<String>>,
 }
@@ -106,15 +101,15 @@ impl<H: Host + 'static> Recorder<H> {
             inner: Rc::new(Recording {
                 host,
                 trace: RefCell::new(trace),
-                settings: RefCell::new(ExportSettings { telemetry: TelemetryConfig::default() }),
+                config: RefCell::new(None),
                 timing: RefCell::new(Timing::default()),
                 summary: RefCell::new(Vec::new()),
             }),
         }
     }
 
-    pub fn configure(&self, telemetry: &TelemetryConfig) {
-        self.inner.settings.borrow_mut().telemetry = telemetry.clone();
+    pub fn configure(&self, config: Rc<Config>) {
+        *self.inner.config.borrow_mut() = Some(config);
     }
 
     fn now(&self) -> u64 {
@@ -238,19 +233,25 @@ impl<H: Host + 'static> Recorder<H> {
 
 impl<H: Host + 'static> Drop for Recording<H> {
     fn drop(&mut self) {
+        let config = self.config.borrow_mut().take();
+        let exported = config.as_ref().is_none_or(|c| c.telemetry.collector_url.is_some() || c.telemetry.log_traces);
+        if !exported {
+            return;
+        }
         let now = self.host.now_millis();
         let mut trace = std::mem::replace(&mut *self.trace.borrow_mut(), Trace::start(None, "", 0, || 1));
         trace.end_all(now);
-        let telemetry = self.settings.borrow().telemetry.clone();
-        let summary = self.summary.borrow().join(" ");
+        let summary = std::mem::take(&mut *self.summary.borrow_mut()).join(" ");
         let host = Rc::clone(&self.host);
-        self.host.defer(Box::pin(export(host, trace, telemetry, summary)));
+        self.host.defer(Box::pin(export(host, trace, config, summary)));
     }
 }
 
 /// Sends the trace to the collector, or writes it to the log as one JSON line. Bounded in time;
 /// a failure is one warning in the log and changes nothing else.
-async fn export<H: Host>(host: Rc<H>, trace: Trace, telemetry: TelemetryConfig, summary: String) {
+async fn export<H: Host>(host: Rc<H>, trace: Trace, config: Option<Rc<Config>>, summary: String) {
+    let default = TelemetryConfig::default();
+    let telemetry = config.as_ref().map_or(&default, |c| &c.telemetry);
     let spans = otlp::traces_body(&trace);
     let records = otlp::logs_body(&trace);
     let Some(collector) = telemetry.collector_url.as_deref() else {
@@ -269,9 +270,9 @@ async fn export<H: Host>(host: Rc<H>, trace: Trace, telemetry: TelemetryConfig, 
         }
         return;
     };
-    post(&*host, &telemetry, collector, "v1/traces", &spans, &trace).await;
+    post(&*host, telemetry, collector, "v1/traces", &spans, &trace).await;
     if let Some(records) = records {
-        post(&*host, &telemetry, collector, "v1/logs", &records, &trace).await;
+        post(&*host, telemetry, collector, "v1/logs", &records, &trace).await;
     }
 }
 
@@ -312,8 +313,9 @@ mod tests {
 
     fn recorder(host: &Rc<FakeHost>, collector: Option<&str>) -> Recorder<FakeHost> {
         let recorder = Recorder::new(Rc::clone(host), Trace::start(None, "root", 1, || 5));
-        let telemetry = TelemetryConfig { collector_url: collector.map(str::to_owned), ..TelemetryConfig::default() };
-        recorder.configure(&telemetry);
+        let mut config = Config::from_json(br#"{"version": 1}"#).unwrap();
+        config.telemetry.collector_url = collector.map(str::to_owned);
+        recorder.configure(Rc::new(config));
         recorder
     }
 
