@@ -24,8 +24,9 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// What a successful response becomes.
 #[derive(Clone, Copy)]
 pub(crate) enum Delivery<'a> {
-    /// A chat completion, translated from the provider's format (incrementally when streamed).
-    Chat(&'a ChatRequest),
+    /// A chat completion, translated from the provider's format (incrementally when streamed);
+    /// the stream keeps usage only when the client asked for it.
+    Chat { request: &'a ChatRequest, client_wants_usage: bool },
     /// Another endpoint's response: translated when the provider speaks its own format, else
     /// passed through as it is.
     Operation { op: Operation, base64_embeddings: bool },
@@ -97,10 +98,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
                     recorder.upstream_first_byte(started);
                     recorder.set(span, HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
                     let delivered = match self.delivery {
-                        Delivery::Chat(request) if request.is_stream() => {
-                            Ok(self.stream_response(request, response, span))
+                        Delivery::Chat { request, client_wants_usage } if request.is_stream() => {
+                            Ok(self.stream_response(client_wants_usage, response, span))
                         }
-                        Delivery::Chat(_) => self.whole_response(response, span).await,
+                        Delivery::Chat { .. } => self.whole_response(response, span).await,
                         Delivery::Operation { op, base64_embeddings } => {
                             self.operation_response(op, base64_embeddings, response, span).await
                         }
@@ -190,7 +191,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     fn stream_response(
         &self,
-        request: &ChatRequest,
+        client_wants_usage: bool,
         response: http::Response<Body>,
         attempt_span: SpanRef,
     ) -> http::Response<Body> {
@@ -203,7 +204,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             self.recorder.clone(),
             self.gen_span,
             attempt_span,
-            request.wants_stream_usage(),
+            client_wants_usage,
             self.price.cloned(),
         );
         let body = stream::translate(

@@ -40,16 +40,16 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     }
     recorder.end(span);
     let resolved = resolved?;
-    let request = match resolved.transform() {
+    let mut request = match resolved.transform() {
         Some(transform) => transformed(request, transform)?,
         None => request,
     };
     let policy = RetryPolicy::new(resolved.retry.clone());
     // Streams always ask the upstream for usage, so the trace has it; the stream strips it again
     // when the client did not ask.
-    let mut upstream_request = request.clone();
+    let client_wants_usage = request.wants_stream_usage();
     if request.is_stream() {
-        upstream_request
+        request
             .stream_options
             .get_or_insert_with(|| StreamOptions { include_usage: None, rest: Default::default() })
             .include_usage = Some(true);
@@ -61,11 +61,10 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
         recorder.note(format!("{}/{}", target.provider_name, target.model));
         let price = config.telemetry.prices.get(&format!("{}/{}", target.provider_name, target.model));
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
-            return Ok(echo_response(&**host, &request, target, recorder, gen_span, price));
+            return Ok(echo_response(&**host, &request, client_wants_usage, target, recorder, gen_span, price));
         };
         // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
-        let prepared =
-            api_key(&**host, target).and_then(|key| provider.chat_request(target, &upstream_request, key.as_deref()));
+        let prepared = api_key(&**host, target).and_then(|key| provider.chat_request(target, &request, key.as_deref()));
         let mut upstream = match prepared {
             Ok(upstream) => upstream,
             Err(error) => {
@@ -84,7 +83,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             provider,
             target,
             upstream: &upstream,
-            delivery: Delivery::Chat(&request),
+            delivery: Delivery::Chat { request: &request, client_wants_usage },
             policy: &policy,
             recorder,
             gen_span,
@@ -330,9 +329,11 @@ fn target<'c>(config: &'c Config, model: &str) -> Result<Target<'c>, ApiError> {
     Ok(Target { provider_name, provider, model: id.to_owned() })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn echo_response<H: Host + 'static>(
     host: &H,
     request: &ChatRequest,
+    client_wants_usage: bool,
     target: &Target<'_>,
     recorder: &Recorder<H>,
     gen_span: SpanRef,
@@ -349,9 +350,7 @@ fn echo_response<H: Host + 'static>(
                 facts.observe(chunk);
             }
         }
-        events.retain(|e| {
-            request.wants_stream_usage() || !matches!(e, StreamEvent::Chunk(c) if stream::is_usage_only(c))
-        });
+        events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if stream::is_usage_only(c)));
         sse_response(Body::Full(stream::encode_all(&events)))
     } else {
         let completion = echo::completion(request, &target.model, &id, created);

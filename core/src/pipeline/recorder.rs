@@ -127,7 +127,7 @@ impl<H: Host + 'static> Recorder<H> {
     /// The `traceparent` to send with a request made inside `span`.
     pub fn traceparent(&self, span: SpanRef) -> Option<String> {
         let trace = self.inner.trace.borrow();
-        trace.span_id(span).map(|id| crate::trace::TraceParent::header(trace.trace_id, id))
+        trace.span_id(span).map(|id| crate::trace::TraceParent::header(trace.trace_id, id, trace.sampled))
     }
 
     pub fn child(&self, parent: SpanRef, name: impl Into<String>, kind: SpanKind) -> SpanRef {

@@ -92,9 +92,10 @@ impl TraceParent {
         Some(TraceParent { trace_id, parent_id, sampled: flags[0] & 1 == 1 })
     }
 
-    /// The header value naming `span` as the parent of whatever receives it.
-    pub fn header(trace_id: TraceId, span: SpanId) -> String {
-        format!("00-{}-{}-01", trace_id.to_hex(), span.to_hex())
+    /// The header value naming `span` as the parent of whatever receives it; the caller's
+    /// sampling decision travels on.
+    pub fn header(trace_id: TraceId, span: SpanId, sampled: bool) -> String {
+        format!("00-{}-{}-{}", trace_id.to_hex(), span.to_hex(), if sampled { "01" } else { "00" })
     }
 }
 
@@ -192,6 +193,8 @@ pub struct Trace {
     pub trace_id: TraceId,
     /// The caller's span, when the request carried a `traceparent`.
     pub remote_parent: Option<SpanId>,
+    /// The caller's sampling flag (sampled when the trace starts here).
+    pub sampled: bool,
     pub spans: Vec<Span>,
     /// Audit records, exported as OTLP log records linked to their span.
     pub records: Vec<AuditRecord>,
@@ -225,7 +228,13 @@ impl Trace {
             attributes: Vec::new(),
             status: Status::Unset,
         };
-        Trace { trace_id, remote_parent: parent.map(|p| p.parent_id), spans: vec![root], records: Vec::new() }
+        Trace {
+            trace_id,
+            remote_parent: parent.map(|p| p.parent_id),
+            sampled: parent.is_none_or(|p| p.sampled),
+            spans: vec![root],
+            records: Vec::new(),
+        }
     }
 
     pub fn root(&self) -> SpanRef {
@@ -311,7 +320,10 @@ mod tests {
         let parsed = TraceParent::parse(header).unwrap();
         assert_eq!(parsed.trace_id.to_hex(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(parsed.sampled);
-        assert_eq!(TraceParent::header(parsed.trace_id, parsed.parent_id), header);
+        assert_eq!(TraceParent::header(parsed.trace_id, parsed.parent_id, parsed.sampled), header);
+        let unsampled = TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
+        assert!(!unsampled.sampled);
+        assert!(TraceParent::header(unsampled.trace_id, unsampled.parent_id, false).ends_with("-00"));
         for bad in [
             "",
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",

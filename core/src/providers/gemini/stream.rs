@@ -56,13 +56,16 @@ impl GeminiStream {
     }
 
     fn event(&mut self, sse: SseEvent) -> Vec<StreamEvent> {
-        if let Ok(value) = serde_json::from_str::<Value>(&sse.data) {
-            if value.get("error").is_some() {
-                let body = sse.data.into_bytes();
-                return self.fail(super::response::error("gemini", http::StatusCode::BAD_GATEWAY, &body));
+        let value: Value = match serde_json::from_str(&sse.data) {
+            Ok(v) => v,
+            Err(e) => {
+                return self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
             }
+        };
+        if value.get("error").is_some() {
+            return self.fail(super::response::error("gemini", http::StatusCode::BAD_GATEWAY, sse.data.as_bytes()));
         }
-        let response: GenerateContentResponse = match serde_json::from_str(&sse.data) {
+        let response: GenerateContentResponse = match serde_json::from_value(value) {
             Ok(r) => r,
             Err(e) => {
                 return self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
