@@ -6,6 +6,8 @@ pub mod echo;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use bytes::Bytes;
 use http::StatusCode;

@@ -4,30 +4,16 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::providers::test_support::chunks;
 use crate::providers::StreamEvent;
 
 fn ctx() -> ResponseContext {
-    ResponseContext {
-        created: 1_700_000_000,
-        model: "claude".into(),
-        fallback_id: "resp-1".into(),
-        base64_embeddings: false,
-    }
+    crate::providers::test_support::ctx("claude", "resp-1")
 }
 
 /// Feeds a recorded stream in awkward slices (7 bytes at a time) to exercise reassembly.
 fn translate_stream(sse: &str) -> Vec<StreamEvent> {
-    let mut t = Anthropic.chat_stream(ctx());
-    let mut out = Vec::new();
-    for chunk in sse.as_bytes().chunks(7) {
-        out.extend(t.push(chunk));
-    }
-    out.extend(t.finish());
-    out
-}
-
-fn chunks(events: &[StreamEvent]) -> Vec<&Value> {
-    events.iter().filter_map(|e| if let StreamEvent::Chunk(c) = e { Some(c) } else { None }).collect()
+    crate::providers::test_support::translate(&Anthropic, ctx(), sse, 7)
 }
 
 #[test]

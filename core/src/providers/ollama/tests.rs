@@ -4,29 +4,15 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::providers::test_support::chunks;
 use crate::providers::StreamEvent;
 
 fn ctx() -> ResponseContext {
-    ResponseContext {
-        created: 1_700_000_000,
-        model: "m".into(),
-        fallback_id: "chatcmpl-x".into(),
-        base64_embeddings: false,
-    }
+    crate::providers::test_support::ctx("m", "chatcmpl-x")
 }
 
 fn translate(ndjson: &str) -> Vec<StreamEvent> {
-    let mut t = Ollama.chat_stream(ctx());
-    let mut out = Vec::new();
-    for chunk in ndjson.as_bytes().chunks(13) {
-        out.extend(t.push(chunk));
-    }
-    out.extend(t.finish());
-    out
-}
-
-fn chunks(events: &[StreamEvent]) -> Vec<&Value> {
-    events.iter().filter_map(|e| if let StreamEvent::Chunk(c) = e { Some(c) } else { None }).collect()
+    crate::providers::test_support::translate(&Ollama, ctx(), ndjson, 13)
 }
 
 #[test]
