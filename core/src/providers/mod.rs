@@ -6,6 +6,7 @@ pub mod echo;
 pub mod gemini;
 pub mod ollama;
 pub mod openai;
+pub(crate) mod sampling;
 #[cfg(test)]
 pub(crate) mod test_support;
 

@@ -6,66 +6,41 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
+use crate::providers::sampling::{self, sampling, tool_call_names, OutputFormat, SamplingNames};
 
 fn unsupported(field: &str) -> ApiError {
-    ApiError::invalid_request(format!("`{field}` is not supported by provider type `gemini`")).with_param(field)
+    sampling::unsupported("gemini", field)
 }
 
-/// Top-level OpenAI fields with a Gemini `generationConfig` counterpart, beyond the typed ones.
-const GENERATION_FIELDS: &[(&str, &str)] = &[
-    ("seed", "seed"),
-    ("presence_penalty", "presencePenalty"),
-    ("frequency_penalty", "frequencyPenalty"),
-    ("n", "candidateCount"),
-];
+/// Where Gemini's `generationConfig` takes OpenAI's sampling parameters.
+const GENERATION: SamplingNames = SamplingNames {
+    provider_type: "gemini",
+    max_tokens: "maxOutputTokens",
+    temperature: "temperature",
+    top_p: "topP",
+    stop: "stopSequences",
+    extra: &[
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+        ("n", "candidateCount"),
+    ],
+};
 
 /// Builds the `generateContent` body. Fields Gemini cannot express are refused, never dropped.
 pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
-    let mut generation = Map::new();
-    for (field, value) in &request.rest {
-        if field == "response_format" {
-            response_format(value, &mut generation)?;
-            continue;
+    let (mut generation, format) = sampling(request, &GENERATION)?;
+    match format {
+        None | Some(OutputFormat::Text) => {}
+        Some(OutputFormat::JsonObject) => {
+            generation.insert("responseMimeType".into(), json!("application/json"));
         }
-        match GENERATION_FIELDS.iter().find(|(openai, _)| openai == field) {
-            Some((_, gemini)) if !value.is_null() => {
-                generation.insert((*gemini).into(), value.clone());
-            }
-            Some(_) => {}
-            None => return Err(unsupported(field)),
+        Some(OutputFormat::JsonSchema(schema)) => {
+            generation.insert("responseMimeType".into(), json!("application/json"));
+            generation.insert("responseJsonSchema".into(), schema.clone());
         }
     }
-    if let Some(opts) = &request.stream_options {
-        if let Some(field) = opts.rest.keys().next() {
-            return Err(unsupported(&format!("stream_options.{field}")));
-        }
-    }
-    if request.user.is_some() {
-        return Err(unsupported("user"));
-    }
-    if request.parallel_tool_calls == Some(false) {
-        return Err(unsupported("parallel_tool_calls=false"));
-    }
-    if let Some(max) = request.max_output_tokens() {
-        generation.insert("maxOutputTokens".into(), json!(max));
-    }
-    if let Some(t) = request.temperature {
-        generation.insert("temperature".into(), json!(t));
-    }
-    if let Some(p) = request.top_p {
-        generation.insert("topP".into(), json!(p));
-    }
-    if let Some(stop) = &request.stop {
-        generation.insert("stopSequences".into(), json!(stop.sequences()));
-    }
-
-    // Tool results name the function; OpenAI's tool messages only carry the call id.
-    let mut call_names = BTreeMap::new();
-    for message in &request.messages {
-        for call in message.tool_calls.iter().flatten() {
-            call_names.insert(call.id.as_str(), call.function.name.as_str());
-        }
-    }
+    let call_names = tool_call_names(request);
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {
@@ -134,27 +109,6 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
         body.insert("generationConfig".into(), Value::Object(generation));
     }
     Ok(Value::Object(body))
-}
-
-/// `response_format`: JSON mode and JSON schema map to `responseMimeType` / `responseJsonSchema`.
-fn response_format(value: &Value, generation: &mut Map<String, Value>) -> Result<(), ApiError> {
-    match value.get("type").and_then(Value::as_str) {
-        Some("text") => Ok(()),
-        Some("json_object") => {
-            generation.insert("responseMimeType".into(), json!("application/json"));
-            Ok(())
-        }
-        Some("json_schema") => {
-            let schema = value.get("json_schema").and_then(|s| s.get("schema")).ok_or_else(|| {
-                ApiError::invalid_request("`response_format.json_schema.schema` is required")
-                    .with_param("response_format")
-            })?;
-            generation.insert("responseMimeType".into(), json!("application/json"));
-            generation.insert("responseJsonSchema".into(), schema.clone());
-            Ok(())
-        }
-        _ => Err(unsupported("response_format")),
-    }
 }
 
 /// Gemini wants alternating roles: consecutive same-role contents merge their parts.

@@ -6,77 +6,36 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
+use crate::providers::sampling::{self, sampling, tool_call_names, OutputFormat, SamplingNames};
 
 fn unsupported(field: &str) -> ApiError {
-    ApiError::invalid_request(format!("`{field}` is not supported by provider type `ollama`")).with_param(field)
+    sampling::unsupported("ollama", field)
 }
 
-/// OpenAI fields with an Ollama `options` counterpart, beyond the typed ones.
-const OPTION_FIELDS: &[(&str, &str)] =
-    &[("seed", "seed"), ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty")];
+/// Where Ollama's `options` take OpenAI's sampling parameters.
+const OPTIONS: SamplingNames = SamplingNames {
+    provider_type: "ollama",
+    max_tokens: "num_predict",
+    temperature: "temperature",
+    top_p: "top_p",
+    stop: "stop",
+    extra: &[("seed", "seed"), ("presence_penalty", "presence_penalty"), ("frequency_penalty", "frequency_penalty")],
+};
 
 /// Builds the `/api/chat` body. Fields Ollama cannot express are refused, never dropped.
 pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, ApiError> {
-    let mut options = Map::new();
+    let (options, format) = sampling(request, &OPTIONS)?;
     let mut body = Map::new();
-    for (field, value) in &request.rest {
-        if field == "response_format" {
-            match value.get("type").and_then(Value::as_str) {
-                Some("text") => {}
-                Some("json_object") => {
-                    body.insert("format".into(), json!("json"));
-                }
-                Some("json_schema") => {
-                    let schema = value.get("json_schema").and_then(|s| s.get("schema")).ok_or_else(|| {
-                        ApiError::invalid_request("`response_format.json_schema.schema` is required")
-                            .with_param("response_format")
-                    })?;
-                    body.insert("format".into(), schema.clone());
-                }
-                _ => return Err(unsupported("response_format")),
-            }
-            continue;
+    match format {
+        None | Some(OutputFormat::Text) => {}
+        Some(OutputFormat::JsonObject) => {
+            body.insert("format".into(), json!("json"));
         }
-        if field == "n" && value.as_u64() == Some(1) {
-            continue;
-        }
-        match OPTION_FIELDS.iter().find(|(openai, _)| openai == field) {
-            Some((_, ollama)) if !value.is_null() => {
-                options.insert((*ollama).into(), value.clone());
-            }
-            Some(_) => {}
-            None => return Err(unsupported(field)),
+        Some(OutputFormat::JsonSchema(schema)) => {
+            body.insert("format".into(), schema.clone());
         }
     }
-    if let Some(opts) = &request.stream_options {
-        if let Some(field) = opts.rest.keys().next() {
-            return Err(unsupported(&format!("stream_options.{field}")));
-        }
-    }
-    if request.user.is_some() {
-        return Err(unsupported("user"));
-    }
-    if request.parallel_tool_calls == Some(false) {
-        return Err(unsupported("parallel_tool_calls=false"));
-    }
-    if let Some(max) = request.max_output_tokens() {
-        options.insert("num_predict".into(), json!(max));
-    }
-    if let Some(t) = request.temperature {
-        options.insert("temperature".into(), json!(t));
-    }
-    if let Some(p) = request.top_p {
-        options.insert("top_p".into(), json!(p));
-    }
-    if let Some(stop) = &request.stop {
-        options.insert("stop".into(), json!(stop.sequences()));
-    }
-    let mut call_names = BTreeMap::new();
-    for message in &request.messages {
-        for call in message.tool_calls.iter().flatten() {
-            call_names.insert(call.id.as_str(), call.function.name.as_str());
-        }
-    }
+    let call_names = tool_call_names(request);
     let mut messages = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {
         messages.push(message_body(message, &format!("messages[{i}]"), &call_names)?);

@@ -1,0 +1,108 @@
+//! What native-format providers (Gemini, Ollama) share when they translate an OpenAI request:
+//! sampling parameters under their own names, `response_format`, and tool-call names.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use crate::error::ApiError;
+use crate::openai::ChatRequest;
+
+/// Where a provider puts OpenAI's sampling parameters.
+pub(crate) struct SamplingNames {
+    /// The provider type, for error messages.
+    pub provider_type: &'static str,
+    pub max_tokens: &'static str,
+    pub temperature: &'static str,
+    pub top_p: &'static str,
+    pub stop: &'static str,
+    /// Untyped OpenAI fields the provider takes, and its names for them.
+    pub extra: &'static [(&'static str, &'static str)],
+}
+
+/// OpenAI's `response_format`, parsed.
+pub(crate) enum OutputFormat<'a> {
+    Text,
+    JsonObject,
+    JsonSchema(&'a Value),
+}
+
+pub(crate) fn unsupported(provider_type: &str, field: &str) -> ApiError {
+    ApiError::invalid_request(format!("`{field}` is not supported by provider type `{provider_type}`"))
+        .with_param(field)
+}
+
+/// The sampling parameters in the provider's names, and the request's `response_format`. Any
+/// other untyped field, `user`, `parallel_tool_calls: false` and unknown `stream_options` are
+/// refused (a no-op `n: 1` is accepted).
+pub(crate) fn sampling<'a>(
+    request: &'a ChatRequest,
+    names: &SamplingNames,
+) -> Result<(Map<String, Value>, Option<OutputFormat<'a>>), ApiError> {
+    let refuse = |field: &str| unsupported(names.provider_type, field);
+    let mut params = Map::new();
+    let mut format = None;
+    for (field, value) in &request.rest {
+        if field == "response_format" {
+            format = Some(output_format(value).ok_or_else(|| refuse("response_format"))??);
+            continue;
+        }
+        match names.extra.iter().find(|(openai, _)| openai == field) {
+            Some((_, name)) if !value.is_null() => {
+                params.insert((*name).into(), value.clone());
+            }
+            Some(_) => {}
+            None if field == "n" && value.as_u64() == Some(1) => {}
+            None => return Err(refuse(field)),
+        }
+    }
+    if let Some(field) = request.stream_options.as_ref().and_then(|o| o.rest.keys().next()) {
+        return Err(refuse(&format!("stream_options.{field}")));
+    }
+    if request.user.is_some() {
+        return Err(refuse("user"));
+    }
+    if request.parallel_tool_calls == Some(false) {
+        return Err(refuse("parallel_tool_calls=false"));
+    }
+    if let Some(max) = request.max_output_tokens() {
+        params.insert(names.max_tokens.into(), json!(max));
+    }
+    if let Some(t) = request.temperature {
+        params.insert(names.temperature.into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        params.insert(names.top_p.into(), json!(p));
+    }
+    if let Some(stop) = &request.stop {
+        params.insert(names.stop.into(), json!(stop.sequences()));
+    }
+    Ok((params, format))
+}
+
+/// `None` for a format type that is not OpenAI's; an error for a JSON schema without its schema.
+fn output_format(value: &Value) -> Option<Result<OutputFormat<'_>, ApiError>> {
+    match value.get("type").and_then(Value::as_str)? {
+        "text" => Some(Ok(OutputFormat::Text)),
+        "json_object" => Some(Ok(OutputFormat::JsonObject)),
+        "json_schema" => Some(
+            value.get("json_schema").and_then(|s| s.get("schema")).map(OutputFormat::JsonSchema).ok_or_else(|| {
+                ApiError::invalid_request("`response_format.json_schema.schema` is required")
+                    .with_param("response_format")
+            }),
+        ),
+        _ => None,
+    }
+}
+
+/// Tool-call id -> function name, from the assistant messages (native formats name the function
+/// in tool results; OpenAI's tool messages carry only the call id).
+pub(crate) fn tool_call_names(request: &ChatRequest) -> BTreeMap<&str, &str> {
+    let mut names = BTreeMap::new();
+    for message in &request.messages {
+        for call in message.tool_calls.iter().flatten() {
+            names.insert(call.id.as_str(), call.function.name.as_str());
+        }
+    }
+    names
+}
