@@ -7,9 +7,10 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
+use super::chat::apply_header_edits;
 use super::stream::StreamTrace;
 use super::{json_response, read_whole, stream, with_timeout, CompletionFacts, ReadError, Recorder};
-use crate::config::{Config, PriceConfig};
+use crate::config::{Config, PriceConfig, TransformConfig};
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
 use crate::openai::ChatRequest;
@@ -40,6 +41,24 @@ pub(crate) enum Undelivered {
     GiveUp(ApiError),
 }
 
+/// What comes after one target.
+pub(crate) enum AfterTarget {
+    /// The response for the client.
+    Deliver(http::Response<Body>),
+    /// A failure no other target would mend (the request itself was refused).
+    Stop(ApiError),
+    /// This target is spent; the next one (a fallback) may succeed.
+    Fallback(ApiError),
+}
+
+/// A target that could not even be tried (no secret, a field or endpoint it lacks): recorded on
+/// its span; the next target is tried.
+pub(crate) fn skip_target<H: Host + 'static>(recorder: &Recorder<H>, gen_span: SpanRef, error: ApiError) -> ApiError {
+    recorder.fail(gen_span, error.message.clone());
+    recorder.end(gen_span);
+    error
+}
+
 /// Why a target produced no response.
 pub(crate) enum Failure {
     /// Not worth another target (the request itself was refused).
@@ -67,6 +86,20 @@ pub(crate) struct Attempts<'a, H: Host + 'static> {
 }
 
 impl<H: Host + 'static> Attempts<'_, H> {
+    /// Runs the attempts; applies the route's response header edits to a success, records a failure.
+    pub async fn conclude(&self, transform: Option<&TransformConfig>) -> AfterTarget {
+        match self.run().await {
+            Ok(mut response) => {
+                if let Some(transform) = transform {
+                    apply_header_edits(response.headers_mut(), &transform.response_headers);
+                }
+                AfterTarget::Deliver(response)
+            }
+            Err(Failure::Final(error)) => AfterTarget::Stop(skip_target(self.recorder, self.gen_span, error)),
+            Err(Failure::Exhausted(error)) => AfterTarget::Fallback(skip_target(self.recorder, self.gen_span, error)),
+        }
+    }
+
     /// Attempts the target until success, a non-retryable error, or retries run out.
     pub async fn run(&self) -> Result<http::Response<Body>, Failure> {
         let (host, recorder, target) = (self.host, self.recorder, self.target);

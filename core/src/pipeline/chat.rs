@@ -6,7 +6,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::StatusCode;
 
-use super::attempts::{mark, sse_response, Attempts, Delivery, Failure};
+use super::attempts::{mark, skip_target, sse_response, AfterTarget, Attempts, Delivery};
 use super::{json_response, read_whole, stream, CompletionFacts, ReadError, Recorder};
 use crate::config::{Config, HeaderEdits, PriceConfig, ProviderType, RetryConfig, RouteConfig, TransformConfig};
 use crate::error::ApiError;
@@ -68,9 +68,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
         let mut upstream = match prepared {
             Ok(upstream) => upstream,
             Err(error) => {
-                recorder.fail(gen_span, error.message.clone());
-                recorder.end(gen_span);
-                last_error = error;
+                last_error = skip_target(recorder, gen_span, error);
                 continue;
             }
         };
@@ -91,22 +89,10 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             total_attempts: &total_attempts,
             fallback_on: resolved.fallback_on(),
         };
-        match attempts.run().await {
-            Ok(mut response) => {
-                if let Some(transform) = resolved.transform() {
-                    apply_header_edits(response.headers_mut(), &transform.response_headers);
-                }
-                return Ok(response);
-            }
-            Err(failure) => {
-                let (Failure::Final(error) | Failure::Exhausted(error)) = &failure;
-                recorder.fail(gen_span, error.message.clone());
-                recorder.end(gen_span);
-                match failure {
-                    Failure::Final(error) => return Err(error),
-                    Failure::Exhausted(error) => last_error = error,
-                }
-            }
+        match attempts.conclude(resolved.transform()).await {
+            AfterTarget::Deliver(response) => return Ok(response),
+            AfterTarget::Stop(error) => return Err(error),
+            AfterTarget::Fallback(error) => last_error = error,
         }
     }
     Err(last_error)

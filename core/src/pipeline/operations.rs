@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-use super::attempts::{Attempts, Delivery, Failure};
+use super::attempts::{skip_target, AfterTarget, Attempts, Delivery};
 use super::chat::{api_key, apply_body_transform, apply_header_edits, read_body, resolve};
 use super::Recorder;
 use crate::config::Config;
@@ -75,9 +75,7 @@ pub(crate) async fn forward<H: Host + 'static>(
         let (provider, mut upstream) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
-                recorder.fail(gen_span, error.message.clone());
-                recorder.end(gen_span);
-                last_error = error;
+                last_error = skip_target(recorder, gen_span, error);
                 continue;
             }
         };
@@ -98,22 +96,10 @@ pub(crate) async fn forward<H: Host + 'static>(
             total_attempts: &total_attempts,
             fallback_on: resolved.fallback_on(),
         };
-        match attempts.run().await {
-            Ok(mut response) => {
-                if let Some(transform) = resolved.transform() {
-                    apply_header_edits(response.headers_mut(), &transform.response_headers);
-                }
-                return Ok(response);
-            }
-            Err(failure) => {
-                let (Failure::Final(error) | Failure::Exhausted(error)) = &failure;
-                recorder.fail(gen_span, error.message.clone());
-                recorder.end(gen_span);
-                match failure {
-                    Failure::Final(error) => return Err(error),
-                    Failure::Exhausted(error) => last_error = error,
-                }
-            }
+        match attempts.conclude(resolved.transform()).await {
+            AfterTarget::Deliver(response) => return Ok(response),
+            AfterTarget::Stop(error) => return Err(error),
+            AfterTarget::Fallback(error) => last_error = error,
         }
     }
     Err(last_error)
