@@ -4,9 +4,9 @@ pub mod anthropic;
 pub mod dialects;
 pub mod echo;
 pub mod gemini;
+pub(crate) mod native;
 pub mod ollama;
 pub mod openai;
-pub(crate) mod sampling;
 #[cfg(test)]
 pub(crate) mod test_support;
 

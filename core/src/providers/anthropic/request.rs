@@ -4,6 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
+use crate::providers::native::{push_alternating, tool_arguments};
 
 /// Used when neither the client nor the provider config sets `max_tokens` (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -42,9 +43,9 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
                 let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();
                 system.push(json!({"type": "text", "text": text}));
             }
-            Role::User => push_message(&mut messages, "user", user_blocks(message, &at)?),
-            Role::Assistant => push_message(&mut messages, "assistant", assistant_blocks(message, &at)?),
-            Role::Tool => push_message(&mut messages, "user", vec![tool_result(message, &at)?]),
+            Role::User => push_alternating(&mut messages, "user", "content", user_blocks(message, &at)?),
+            Role::Assistant => push_alternating(&mut messages, "assistant", "content", assistant_blocks(message, &at)?),
+            Role::Tool => push_alternating(&mut messages, "user", "content", vec![tool_result(message, &at)?]),
             Role::Function => return Err(unsupported(&format!("{at}.role=function (use tools)"))),
         }
     }
@@ -119,19 +120,6 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
     Ok(Value::Object(body))
 }
 
-/// Anthropic wants alternating roles: consecutive same-role messages merge their blocks.
-fn push_message(messages: &mut Vec<Value>, role: &str, blocks: Vec<Value>) {
-    if let Some(last) = messages.last_mut() {
-        if last.get("role").and_then(Value::as_str) == Some(role) {
-            if let Some(content) = last.get_mut("content").and_then(Value::as_array_mut) {
-                content.extend(blocks);
-                return;
-            }
-        }
-    }
-    messages.push(json!({"role": role, "content": blocks}));
-}
-
 fn user_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
     match &message.content {
         None => Err(ApiError::invalid_request(format!("`{at}.content` is required for user messages"))
@@ -190,15 +178,7 @@ fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiEr
         _ => {}
     }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
-        let input: Value = serde_json::from_str(if call.function.arguments.trim().is_empty() {
-            "{}"
-        } else {
-            &call.function.arguments
-        })
-        .map_err(|e| {
-            ApiError::invalid_request(format!("`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"))
-                .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
-        })?;
+        let input = tool_arguments(call, at, j)?;
         blocks.push(json!({"type": "tool_use", "id": call.id, "name": call.function.name, "input": input}));
     }
     if blocks.is_empty() {

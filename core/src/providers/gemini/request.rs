@@ -6,10 +6,12 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
-use crate::providers::sampling::{self, sampling, tool_call_names, OutputFormat, SamplingNames};
+use crate::providers::native::{
+    self, push_alternating, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames,
+};
 
 fn unsupported(field: &str) -> ApiError {
-    sampling::unsupported("gemini", field)
+    native::unsupported("gemini", field)
 }
 
 /// Where Gemini's `generationConfig` takes OpenAI's sampling parameters.
@@ -56,9 +58,11 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
                 let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();
                 system.push(json!({"text": text}));
             }
-            Role::User => push(&mut contents, "user", parts(message, &at)?),
-            Role::Assistant => push(&mut contents, "model", model_parts(message, &at)?),
-            Role::Tool => push(&mut contents, "user", vec![function_response(message, &at, &call_names)?]),
+            Role::User => push_alternating(&mut contents, "user", "parts", parts(message, &at)?),
+            Role::Assistant => push_alternating(&mut contents, "model", "parts", model_parts(message, &at)?),
+            Role::Tool => {
+                push_alternating(&mut contents, "user", "parts", vec![function_response(message, &at, &call_names)?])
+            }
             Role::Function => return Err(unsupported(&format!("{at}.role=function (use tools)"))),
         }
     }
@@ -111,19 +115,6 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
     Ok(Value::Object(body))
 }
 
-/// Gemini wants alternating roles: consecutive same-role contents merge their parts.
-fn push(contents: &mut Vec<Value>, role: &str, parts: Vec<Value>) {
-    if let Some(last) = contents.last_mut() {
-        if last.get("role").and_then(Value::as_str) == Some(role) {
-            if let Some(existing) = last.get_mut("parts").and_then(Value::as_array_mut) {
-                existing.extend(parts);
-                return;
-            }
-        }
-    }
-    contents.push(json!({"role": role, "parts": parts}));
-}
-
 fn parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
     match &message.content {
         None => {
@@ -167,11 +158,7 @@ fn model_parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> 
         _ => Vec::new(),
     };
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
-        let raw = if call.function.arguments.trim().is_empty() { "{}" } else { &call.function.arguments };
-        let args: Value = serde_json::from_str(raw).map_err(|e| {
-            ApiError::invalid_request(format!("`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"))
-                .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
-        })?;
+        let args = tool_arguments(call, at, j)?;
         out.push(json!({"functionCall": {"id": call.id, "name": call.function.name, "args": args}}));
     }
     if out.is_empty() {

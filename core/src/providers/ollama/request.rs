@@ -6,10 +6,10 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
-use crate::providers::sampling::{self, sampling, tool_call_names, OutputFormat, SamplingNames};
+use crate::providers::native::{self, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames};
 
 fn unsupported(field: &str) -> ApiError {
-    sampling::unsupported("ollama", field)
+    native::unsupported("ollama", field)
 }
 
 /// Where Ollama's `options` take OpenAI's sampling parameters.
@@ -117,11 +117,7 @@ fn message_body(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &st
     if let Some(calls) = &message.tool_calls {
         let mut converted = Vec::new();
         for (j, call) in calls.iter().enumerate() {
-            let raw = if call.function.arguments.trim().is_empty() { "{}" } else { &call.function.arguments };
-            let args: Value = serde_json::from_str(raw).map_err(|e| {
-                ApiError::invalid_request(format!("`{at}.tool_calls[{j}].function.arguments` is not valid JSON: {e}"))
-                    .with_param(format!("{at}.tool_calls[{j}].function.arguments"))
-            })?;
+            let args = tool_arguments(call, at, j)?;
             converted.push(json!({"function": {"name": call.function.name, "arguments": args}}));
         }
         out.insert("tool_calls".into(), Value::Array(converted));

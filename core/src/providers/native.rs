@@ -1,12 +1,13 @@
-//! What native-format providers (Gemini, Ollama) share when they translate an OpenAI request:
-//! sampling parameters under their own names, `response_format`, and tool-call names.
+//! What providers with a native format (Anthropic, Gemini, Ollama) share when they translate an
+//! OpenAI request: sampling parameters under their own names, `response_format`, tool-call names
+//! and arguments, and merging consecutive same-role messages.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::openai::ChatRequest;
+use crate::openai::{ChatRequest, ToolCall};
 
 /// Where a provider puts OpenAI's sampling parameters.
 pub(crate) struct SamplingNames {
@@ -105,4 +106,27 @@ pub(crate) fn tool_call_names(request: &ChatRequest) -> BTreeMap<&str, &str> {
         }
     }
     names
+}
+
+/// A tool call's JSON arguments (empty means `{}`); invalid JSON is a 400 naming the field.
+pub(crate) fn tool_arguments(call: &ToolCall, at: &str, index: usize) -> Result<Value, ApiError> {
+    let raw = if call.function.arguments.trim().is_empty() { "{}" } else { &call.function.arguments };
+    serde_json::from_str(raw).map_err(|e| {
+        ApiError::invalid_request(format!("`{at}.tool_calls[{index}].function.arguments` is not valid JSON: {e}"))
+            .with_param(format!("{at}.tool_calls[{index}].function.arguments"))
+    })
+}
+
+/// Appends a message, merging it into the previous one when the roles match (Anthropic and Gemini
+/// want alternating roles). `items` is the message's list under `key` (`content`, `parts`).
+pub(crate) fn push_alternating(messages: &mut Vec<Value>, role: &str, key: &str, items: Vec<Value>) {
+    if let Some(last) = messages.last_mut() {
+        if last.get("role").and_then(Value::as_str) == Some(role) {
+            if let Some(existing) = last.get_mut(key).and_then(Value::as_array_mut) {
+                existing.extend(items);
+                return;
+            }
+        }
+    }
+    messages.push(json!({"role": role, key: items}));
 }
