@@ -30,26 +30,6 @@ impl Body {
     pub fn empty() -> Self {
         Body::Full(Bytes::new())
     }
-
-    /// Reads the whole body, refusing to hold more than `limit` bytes.
-    pub async fn collect(self, limit: usize) -> Result<Bytes, CollectError> {
-        use futures::StreamExt;
-        match self {
-            Body::Full(bytes) if bytes.len() > limit => Err(CollectError::TooLarge { limit }),
-            Body::Full(bytes) => Ok(bytes),
-            Body::Stream(mut stream) => {
-                let mut buf = Vec::new();
-                while let Some(chunk) = stream.next().await {
-                    let chunk = chunk.map_err(CollectError::Body)?;
-                    if buf.len() + chunk.len() > limit {
-                        return Err(CollectError::TooLarge { limit });
-                    }
-                    buf.extend_from_slice(&chunk);
-                }
-                Ok(Bytes::from(buf))
-            }
-        }
-    }
 }
 
 impl std::fmt::Debug for Body {
@@ -59,17 +39,6 @@ impl std::fmt::Debug for Body {
             Body::Stream(_) => f.write_str("Body::Stream"),
         }
     }
-}
-
-/// Why a body could not be read whole.
-#[derive(Debug, thiserror::Error)]
-pub enum CollectError {
-    /// The body is larger than the caller allows.
-    #[error("body exceeds {limit} bytes")]
-    TooLarge { limit: usize },
-    /// The body broke off while being read.
-    #[error("body broke off: {0}")]
-    Body(BodyError),
 }
 
 /// An outbound request could not produce a response head.

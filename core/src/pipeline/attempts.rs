@@ -7,15 +7,15 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
-use super::chat::apply_header_edits;
+use super::chat::{apply_header_edits, Resolved};
 use super::stream::StreamTrace;
 use super::{json_response, read_whole, stream, with_timeout, CompletionFacts, ReadError, Recorder};
-use crate::config::{Config, PriceConfig, TransformConfig};
+use crate::config::{Config, PriceConfig};
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatProvider, Operation, ResponseContext, Target};
-use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision, RetryPolicy};
+use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision};
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
 
@@ -51,6 +51,29 @@ pub(crate) enum AfterTarget {
     Fallback(ApiError),
 }
 
+/// The price table entry for a target (`provider/model`), if any.
+pub(crate) fn price_for<'c>(config: &'c Config, target: &Target<'_>) -> Option<&'c PriceConfig> {
+    config.telemetry.prices.get(&format!("{}/{}", target.provider_name, target.model))
+}
+
+/// Opens the span for one target of an operation (`chat`, `embeddings`, ...), with the GenAI
+/// attributes every operation shares.
+pub(crate) fn target_span<H: Host + 'static>(
+    recorder: &Recorder<H>,
+    target: &Target<'_>,
+    operation: &str,
+    fallback: bool,
+) -> SpanRef {
+    let span = recorder.child(recorder.root(), format!("{operation} {}", target.model), SpanKind::Client);
+    recorder.set(span, GEN_AI_OPERATION_NAME, operation.to_owned());
+    recorder.set(span, GEN_AI_PROVIDER_NAME, crate::providers::otel_provider_name(target.provider.kind));
+    recorder.set(span, GEN_AI_REQUEST_MODEL, target.model.as_str());
+    recorder.set(span, GATEWAY_PROVIDER, target.provider_name);
+    recorder.set(span, GATEWAY_FALLBACK, fallback);
+    recorder.note(format!("{}/{}", target.provider_name, target.model));
+    span
+}
+
 /// A target that could not even be tried (no secret, a field or endpoint it lacks): recorded on
 /// its span; the next target is tried.
 pub(crate) fn skip_target<H: Host + 'static>(recorder: &Recorder<H>, gen_span: SpanRef, error: ApiError) -> ApiError {
@@ -75,22 +98,24 @@ pub(crate) struct Attempts<'a, H: Host + 'static> {
     pub target: &'a Target<'a>,
     pub upstream: &'a http::Request<Bytes>,
     pub delivery: Delivery<'a>,
-    pub policy: &'a RetryPolicy,
+    /// The route's (or global) retry policy, fallback statuses and transforms.
+    pub resolved: &'a Resolved<'a>,
     pub recorder: &'a Recorder<H>,
     pub gen_span: SpanRef,
-    pub price: Option<&'a PriceConfig>,
     /// Attempts across all targets so far (for `x-gateway-attempts`).
     pub total_attempts: &'a Cell<u32>,
-    /// Statuses that move on to the next target at once.
-    pub fallback_on: &'a [u16],
 }
 
 impl<H: Host + 'static> Attempts<'_, H> {
+    fn price(&self) -> Option<&PriceConfig> {
+        price_for(self.config, self.target)
+    }
+
     /// Runs the attempts; applies the route's response header edits to a success, records a failure.
-    pub async fn conclude(&self, transform: Option<&TransformConfig>) -> AfterTarget {
+    pub async fn conclude(&self) -> AfterTarget {
         match self.run().await {
             Ok(mut response) => {
-                if let Some(transform) = transform {
+                if let Some(transform) = self.resolved.transform() {
                     apply_header_edits(response.headers_mut(), &transform.response_headers);
                 }
                 AfterTarget::Deliver(response)
@@ -120,6 +145,9 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 recorder.set(span, GATEWAY_BACKOFF_MS, backoff);
             }
             let mut upstream = self.upstream.clone();
+            if let Some(transform) = self.resolved.transform() {
+                apply_header_edits(upstream.headers_mut(), &transform.request_headers);
+            }
             if let Some(value) = recorder.traceparent(span).and_then(|v| HeaderValue::from_str(&v).ok()) {
                 upstream.headers_mut().insert("traceparent", value);
             }
@@ -160,7 +188,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
                         .await
                         .unwrap_or_default();
                     let error = self.provider.error(target.provider_name, status, &body);
-                    if self.fallback_on.contains(&status.as_u16()) {
+                    if self.resolved.fallback_on().contains(&status.as_u16()) {
                         self.attempt_failed(span, &error);
                         recorder.set(span, GATEWAY_OUTCOME, "fallback_on_status");
                         return Err(Failure::Exhausted(error));
@@ -196,7 +224,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 ),
             };
             self.attempt_failed(span, &error);
-            match self.policy.after_failure(attempt, retry_after, host.random_u64()) {
+            match self.resolved.policy.after_failure(attempt, retry_after, host.random_u64()) {
                 RetryDecision::RetryAfter { millis } => {
                     backoff = millis;
                     host.sleep(millis).await;
@@ -238,7 +266,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             self.gen_span,
             attempt_span,
             client_wants_usage,
-            self.price.cloned(),
+            self.price().cloned(),
         );
         let body = stream::translate(
             Rc::clone(self.host),
@@ -279,7 +307,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
         self.recorder.upstream_finished();
         let mut facts = CompletionFacts::default();
         facts.observe(body);
-        self.recorder.completion(self.gen_span, &facts, self.price);
+        self.recorder.completion(self.gen_span, &facts, self.price());
         self.recorder.end(self.gen_span);
     }
 
@@ -324,7 +352,8 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 Body::Stream(s) => s,
                 Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
             };
-            let trace = StreamTrace::new(self.recorder.clone(), self.gen_span, attempt_span, true, self.price.cloned());
+            let trace =
+                StreamTrace::new(self.recorder.clone(), self.gen_span, attempt_span, true, self.price().cloned());
             let sse = kind.starts_with("text/event-stream");
             let body = stream::passthrough(Rc::clone(self.host), upstream, self.config.timeouts.idle_ms, sse, trace);
             http::Response::new(Body::Stream(body))

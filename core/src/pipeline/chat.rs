@@ -6,9 +6,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::StatusCode;
 
-use super::attempts::{mark, skip_target, sse_response, AfterTarget, Attempts, Delivery};
+use super::attempts::{mark, price_for, skip_target, sse_response, target_span, AfterTarget, Attempts, Delivery};
 use super::{json_response, read_whole, stream, CompletionFacts, ReadError, Recorder};
-use crate::config::{Config, HeaderEdits, PriceConfig, ProviderType, RetryConfig, RouteConfig, TransformConfig};
+use crate::config::{Config, HeaderEdits, PriceConfig, ProviderType, RouteConfig, TransformConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::openai::{ChatRequest, StreamOptions};
@@ -44,7 +44,6 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
         Some(transform) => transformed(request, transform)?,
         None => request,
     };
-    let policy = RetryPolicy::new(resolved.retry.clone());
     // Streams always ask the upstream for usage, so the trace has it; the stream strips it again
     // when the client did not ask.
     let client_wants_usage = request.wants_stream_usage();
@@ -58,23 +57,19 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     let total_attempts = Cell::new(0);
     for (index, target) in resolved.targets.iter().enumerate() {
         let gen_span = gen_ai_span(recorder, target, &request, index > 0);
-        recorder.note(format!("{}/{}", target.provider_name, target.model));
-        let price = config.telemetry.prices.get(&format!("{}/{}", target.provider_name, target.model));
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
+            let price = price_for(config, target);
             return Ok(echo_response(&**host, &request, client_wants_usage, target, recorder, gen_span, price));
         };
         // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
         let prepared = api_key(&**host, target).and_then(|key| provider.chat_request(target, &request, key.as_deref()));
-        let mut upstream = match prepared {
+        let upstream = match prepared {
             Ok(upstream) => upstream,
             Err(error) => {
                 last_error = skip_target(recorder, gen_span, error);
                 continue;
             }
         };
-        if let Some(transform) = resolved.transform() {
-            apply_header_edits(upstream.headers_mut(), &transform.request_headers);
-        }
         let attempts = Attempts {
             host,
             config,
@@ -82,14 +77,12 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             target,
             upstream: &upstream,
             delivery: Delivery::Chat { request: &request, client_wants_usage },
-            policy: &policy,
+            resolved: &resolved,
             recorder,
             gen_span,
-            price,
             total_attempts: &total_attempts,
-            fallback_on: resolved.fallback_on(),
         };
-        match attempts.conclude(resolved.transform()).await {
+        match attempts.conclude().await {
             AfterTarget::Deliver(response) => return Ok(response),
             AfterTarget::Stop(error) => return Err(error),
             AfterTarget::Fallback(error) => last_error = error,
@@ -132,13 +125,8 @@ fn gen_ai_span<H: Host + 'static>(
     request: &ChatRequest,
     fallback: bool,
 ) -> SpanRef {
-    let span = recorder.child(recorder.root(), format!("chat {}", target.model), SpanKind::Client);
-    recorder.set(span, GEN_AI_OPERATION_NAME, "chat");
-    recorder.set(span, GEN_AI_PROVIDER_NAME, providers::otel_provider_name(target.provider.kind));
-    recorder.set(span, GEN_AI_REQUEST_MODEL, target.model.as_str());
-    recorder.set(span, GATEWAY_PROVIDER, target.provider_name);
+    let span = target_span(recorder, target, "chat", fallback);
     recorder.set(span, GATEWAY_STREAM, request.is_stream());
-    recorder.set(span, GATEWAY_FALLBACK, fallback);
     if let Some(max) = request.max_output_tokens() {
         recorder.set(span, GEN_AI_REQUEST_MAX_TOKENS, max);
     }
@@ -214,7 +202,7 @@ pub(crate) async fn read_body<H: Host>(
 pub(crate) struct Resolved<'c> {
     /// Targets in the order to try them.
     pub targets: Vec<Target<'c>>,
-    pub retry: RetryConfig,
+    pub policy: RetryPolicy,
     /// The route, when the request named one.
     pub route: Option<(&'c str, &'c RouteConfig)>,
 }
@@ -238,7 +226,11 @@ pub(crate) fn resolve<'c>(
 ) -> Result<Resolved<'c>, ApiError> {
     let route_name = route.or_else(|| config.routes.contains_key(model).then_some(model));
     let Some(name) = route_name else {
-        return Ok(Resolved { targets: vec![target(config, model)?], retry: config.retry.clone(), route: None });
+        return Ok(Resolved {
+            targets: vec![target(config, model)?],
+            policy: RetryPolicy::new(config.retry.clone()),
+            route: None,
+        });
     };
     let (name, route) =
         config.routes.get_key_value(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
@@ -260,7 +252,7 @@ pub(crate) fn resolve<'c>(
     }
     Ok(Resolved {
         targets,
-        retry: route.retry.clone().unwrap_or_else(|| config.retry.clone()),
+        policy: RetryPolicy::new(route.retry.clone().unwrap_or_else(|| config.retry.clone())),
         route: Some((name.as_str(), route)),
     })
 }

@@ -8,15 +8,13 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-use super::attempts::{skip_target, AfterTarget, Attempts, Delivery};
-use super::chat::{api_key, apply_body_transform, apply_header_edits, read_body, resolve};
+use super::attempts::{skip_target, target_span, AfterTarget, Attempts, Delivery};
+use super::chat::{api_key, apply_body_transform, read_body, resolve};
 use super::Recorder;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::providers::{self, unsupported_operation, Operation};
-use crate::retry::RetryPolicy;
-use crate::trace::attrs::*;
 use crate::trace::SpanKind;
 
 pub(crate) async fn forward<H: Host + 'static>(
@@ -51,19 +49,11 @@ pub(crate) async fn forward<H: Host + 'static>(
     if let Some(transform) = resolved.transform() {
         apply_body_transform(&mut body, transform);
     }
-    let policy = RetryPolicy::new(resolved.retry.clone());
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
     for (index, target) in resolved.targets.iter().enumerate() {
         let spec = providers::spec(target.provider.kind);
-        let gen_span =
-            recorder.child(recorder.root(), format!("{} {}", op.otel_name(), target.model), SpanKind::Client);
-        recorder.set(gen_span, GEN_AI_OPERATION_NAME, op.otel_name());
-        recorder.set(gen_span, GEN_AI_PROVIDER_NAME, spec.otel_name);
-        recorder.set(gen_span, GEN_AI_REQUEST_MODEL, target.model.as_str());
-        recorder.set(gen_span, GATEWAY_PROVIDER, target.provider_name);
-        recorder.set(gen_span, GATEWAY_FALLBACK, index > 0);
-        recorder.note(format!("{}/{}", target.provider_name, target.model));
+        let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
         let unsupported = || unsupported_operation(target.provider_name, target.provider.kind, op);
         // A target that cannot be used (no secret, no such endpoint) hands over to the next.
         let prepared = spec.chat.ok_or_else(unsupported).and_then(|provider| {
@@ -72,16 +62,13 @@ pub(crate) async fn forward<H: Host + 'static>(
                 provider.operation_request(op, target, body.clone(), key.as_deref()).ok_or_else(unsupported)??;
             Ok((provider, request))
         });
-        let (provider, mut upstream) = match prepared {
+        let (provider, upstream) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
                 last_error = skip_target(recorder, gen_span, error);
                 continue;
             }
         };
-        if let Some(transform) = resolved.transform() {
-            apply_header_edits(upstream.headers_mut(), &transform.request_headers);
-        }
         let attempts = Attempts {
             host,
             config,
@@ -89,14 +76,12 @@ pub(crate) async fn forward<H: Host + 'static>(
             target,
             upstream: &upstream,
             delivery: Delivery::Operation { op, base64_embeddings },
-            policy: &policy,
+            resolved: &resolved,
             recorder,
             gen_span,
-            price: config.telemetry.prices.get(&format!("{}/{}", target.provider_name, target.model)),
             total_attempts: &total_attempts,
-            fallback_on: resolved.fallback_on(),
         };
-        match attempts.conclude(resolved.transform()).await {
+        match attempts.conclude().await {
             AfterTarget::Deliver(response) => return Ok(response),
             AfterTarget::Stop(error) => return Err(error),
             AfterTarget::Fallback(error) => last_error = error,

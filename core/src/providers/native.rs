@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::openai::{ChatRequest, ToolCall};
+use crate::openai::{ChatMessage, ChatRequest, ToolCall};
 
 /// Where a provider puts OpenAI's sampling parameters.
 pub(crate) struct SamplingNames {
@@ -106,6 +106,17 @@ pub(crate) fn tool_call_names(request: &ChatRequest) -> BTreeMap<&str, &str> {
         }
     }
     names
+}
+
+/// Refuses message fields a native format has no place for (anything untyped, and `name`).
+pub(crate) fn check_message(provider_type: &str, message: &ChatMessage, at: &str) -> Result<(), ApiError> {
+    if let Some(field) = message.rest.keys().next() {
+        return Err(unsupported(provider_type, &format!("{at}.{field}")));
+    }
+    if message.name.is_some() {
+        return Err(unsupported(provider_type, &format!("{at}.name")));
+    }
+    Ok(())
 }
 
 /// A tool call's JSON arguments (empty means `{}`); invalid JSON is a 400 naming the field.

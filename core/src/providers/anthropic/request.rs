@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
-use crate::providers::native::{push_alternating, tool_arguments};
+use crate::providers::native::{check_message, push_alternating, tool_arguments};
 
 /// Used when neither the client nor the provider config sets `max_tokens` (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -32,12 +32,7 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
     let mut messages: Vec<Value> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {
         let at = format!("messages[{i}]");
-        if let Some(field) = message.rest.keys().next() {
-            return Err(unsupported(&format!("{at}.{field}")));
-        }
-        if message.name.is_some() {
-            return Err(unsupported(&format!("{at}.name")));
-        }
+        check_message("anthropic", message, &at)?;
         match message.role {
             Role::System | Role::Developer => {
                 let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();

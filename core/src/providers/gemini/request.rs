@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
-    self, push_alternating, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames,
+    self, check_message, push_alternating, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames,
 };
 
 fn unsupported(field: &str) -> ApiError {
@@ -47,12 +47,7 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
     let mut contents: Vec<Value> = Vec::new();
     for (i, message) in request.messages.iter().enumerate() {
         let at = format!("messages[{i}]");
-        if let Some(field) = message.rest.keys().next() {
-            return Err(unsupported(&format!("{at}.{field}")));
-        }
-        if message.name.is_some() {
-            return Err(unsupported(&format!("{at}.name")));
-        }
+        check_message("gemini", message, &at)?;
         match message.role {
             Role::System | Role::Developer => {
                 let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();

@@ -6,7 +6,9 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
-use crate::providers::native::{self, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames};
+use crate::providers::native::{
+    self, check_message, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames,
+};
 
 fn unsupported(field: &str) -> ApiError {
     native::unsupported("ollama", field)
@@ -65,12 +67,7 @@ pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, ApiError> 
 }
 
 fn message_body(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &str>) -> Result<Value, ApiError> {
-    if let Some(field) = message.rest.keys().next() {
-        return Err(unsupported(&format!("{at}.{field}")));
-    }
-    if message.name.is_some() {
-        return Err(unsupported(&format!("{at}.name")));
-    }
+    check_message("ollama", message, at)?;
     let role = match message.role {
         Role::System | Role::Developer => "system",
         Role::User => "user",
