@@ -16,6 +16,7 @@ pub mod ndjson;
 pub mod openai;
 pub mod pipeline;
 pub mod providers;
+pub mod responses;
 pub mod retry;
 pub mod sse;
 pub mod testing;

@@ -14,6 +14,7 @@ use gateway_core::auth::hash_key;
 use gateway_core::config::{Config, ConfigCache, ProviderType};
 use gateway_core::host::Body;
 use gateway_core::providers::{chat_provider, ResponseContext};
+use gateway_core::responses;
 use gateway_core::sse::SseParser;
 use gateway_core::testing::{FakeAnswer, FakeHost};
 
@@ -194,6 +195,29 @@ fn response_and_error_translators_never_panic() {
     }
 }
 
+const RESPONSES_REQUEST: &[u8] = include_bytes!("../fixtures/responses/request.json");
+const CHAT_STREAM: &[u8] = include_bytes!("../fixtures/responses/chat_stream.sse");
+
+#[test]
+fn responses_translators_never_panic() {
+    fuzz("responses request", &[RESPONSES_REQUEST], |_, input| {
+        if let Ok(serde_json::Value::Object(body)) = serde_json::from_slice(input) {
+            let _ = responses::to_chat(&body);
+        }
+    });
+    let request: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(RESPONSES_REQUEST).unwrap();
+    fuzz("responses stream", &[CHAT_STREAM, OPENAI_STREAM], |rng, input| {
+        let mut translator = responses::ResponsesStream::new(responses::Envelope::new(&request, "resp_f".into(), 0));
+        for slice in slices(rng, input) {
+            let _ = translator.push(slice);
+        }
+        let _ = translator.finish();
+        if let Ok(completion) = serde_json::from_slice(input) {
+            let _ = responses::from_completion(&completion, &responses::Envelope::new(&request, "resp_f".into(), 0));
+        }
+    });
+}
+
 #[test]
 fn config_parser_never_panics() {
     let example = include_bytes!("../../config/examples/production.json");
@@ -219,14 +243,16 @@ fn the_pipeline_answers_every_request_body_without_panicking() {
     .to_string();
     let openai_request = br#"{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#;
     let echo_request = br#"{"model":"demo/x","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":[{"type":"text","text":"a b"}]}]}"#;
-    fuzz("pipeline", &[CHAT_REQUEST, GEMINI_REQUEST, openai_request, echo_request], |rng, input| {
+    let seeds = [CHAT_REQUEST, GEMINI_REQUEST, openai_request, echo_request, RESPONSES_REQUEST];
+    fuzz("pipeline", &seeds, |rng, input| {
         let host = Rc::new(FakeHost::with_config(&config));
         let upstream = [TEXT_STREAM, OPENAI_STREAM, GEMINI_STREAM][rng.below(3)];
         host.answer(FakeAnswer::Stream {
             chunks: vec![Bytes::from(mutate(rng, upstream))],
             then_error: rng.below(2) == 0,
         });
-        let request = http::Request::post("/v1/chat/completions")
+        let path = if rng.below(3) == 0 { "/v1/responses" } else { "/v1/chat/completions" };
+        let request = http::Request::post(path)
             .header("authorization", format!("Bearer {key}"))
             .body(Body::Full(Bytes::copy_from_slice(input)))
             .unwrap();

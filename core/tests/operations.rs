@@ -222,3 +222,81 @@ fn translated_embeddings_come_back_base64_when_asked_as_the_openai_sdks_do() {
     let out: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(out["data"][0]["embedding"], "AACAPw==", "1.0 as a little-endian f32");
 }
+
+#[test]
+fn responses_for_anthropic_are_translated_through_chat_both_ways() {
+    let host = host();
+    host.answer(FakeAnswer::json(
+        200,
+        r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-6","content":[{"type":"text","text":"Hi there"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":2}}"#,
+    ));
+    let (status, headers, body) = post(
+        &host,
+        "/v1/responses",
+        json!({"model": "anthropic/claude-sonnet-4-6", "instructions": "Be kind.", "input": "hello", "max_output_tokens": 50}),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["content-type"], "application/json");
+    let out: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(out["object"], "response");
+    assert_eq!(out["status"], "completed");
+    assert_eq!(out["output"][0]["content"][0]["text"], "Hi there");
+    assert_eq!(out["usage"]["input_tokens"], 5);
+    assert_eq!(out["instructions"], "Be kind.");
+    let sent: Value = serde_json::from_slice(host.requests.borrow()[0].body()).unwrap();
+    assert_eq!(host.requests.borrow()[0].uri(), "http://up.test/anthropic/v1/messages");
+    assert_eq!(sent["system"][0]["text"], "Be kind.");
+    assert_eq!(sent["max_tokens"], 50);
+    assert_eq!(sent["messages"][0]["content"][0]["text"], "hello");
+}
+
+#[test]
+fn streamed_responses_for_anthropic_arrive_as_responses_events() {
+    let host = host();
+    let sse = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"claude\",\"usage\":{\"input_tokens\":3,\"output_tokens\":0}}}\n\n\
+               event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n\
+               event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n\
+               event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo\"}}\n\n\
+               event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":2}}\n\n\
+               event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
+    host.answer(FakeAnswer::Stream { chunks: vec![Bytes::from(sse)], then_error: false });
+    let (status, headers, body) =
+        post(&host, "/v1/responses", json!({"model": "anthropic/claude-sonnet-4-6", "input": "hi", "stream": true}));
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/event-stream");
+    let text = String::from_utf8_lossy(&body);
+    let kinds: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
+    assert_eq!(kinds.first(), Some(&"response.created"));
+    assert_eq!(kinds.last(), Some(&"response.completed"));
+    assert_eq!(kinds.iter().filter(|k| **k == "response.output_text.delta").count(), 2);
+    assert!(text.contains("\"text\":\"Hello\""), "{text}");
+    assert!(!text.contains("[DONE]"), "{text}");
+}
+
+#[test]
+fn responses_that_chat_cannot_express_are_a_400_naming_the_provider_and_field() {
+    let host = host();
+    let (status, _, body) = post(
+        &host,
+        "/v1/responses",
+        json!({"model": "anthropic/claude-sonnet-4-6", "input": "hi", "previous_response_id": "resp_1"}),
+    );
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(error["error"]["param"], "previous_response_id");
+    assert!(error["error"]["message"].as_str().unwrap().contains("`anthropic`"));
+    assert!(host.requests.borrow().is_empty());
+}
+
+#[test]
+fn responses_for_openai_stay_native() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"id":"resp_x","object":"response","output":[]}"#));
+    let (status, _, _) = post(
+        &host,
+        "/v1/responses",
+        json!({"model": "openai/gpt-4o", "input": "hi", "previous_response_id": "resp_1"}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(host.requests.borrow()[0].uri(), "http://up.test/v1/responses");
+}

@@ -26,8 +26,20 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let request = parse(&**host, config, parts, body).await?;
+    let resolved = resolve_recorded(&**host, config, route, &request.model, recorder)?;
+    run(host, config, request, &resolved, recorder).await
+}
+
+/// Resolves a model name (or the route in the path) to its targets, on a `resolve` span.
+pub(crate) fn resolve_recorded<'c, H: Host + 'static>(
+    host: &H,
+    config: &'c Config,
+    route: Option<&str>,
+    model: &str,
+    recorder: &Recorder<H>,
+) -> Result<Resolved<'c>, ApiError> {
     let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
-    let resolved = resolve(config, route, &request.model, host.random_u64());
+    let resolved = resolve(config, route, model, host.random_u64());
     match &resolved {
         Ok(resolved) => {
             if let Some((name, _)) = resolved.route {
@@ -39,7 +51,18 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
         Err(e) => recorder.fail(span, e.message.clone()),
     }
     recorder.end(span);
-    let resolved = resolved?;
+    resolved
+}
+
+/// A parsed chat request through its resolved targets: transforms, then attempts with retries
+/// and fallbacks.
+pub(crate) async fn run<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    request: ChatRequest,
+    resolved: &Resolved<'_>,
+    recorder: &Recorder<H>,
+) -> Result<http::Response<Body>, ApiError> {
     let mut request = match resolved.transform() {
         Some(transform) => transformed(request, transform)?,
         None => request,
@@ -77,7 +100,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             target,
             upstream: &upstream,
             delivery: Delivery::Chat { request: &request, client_wants_usage },
-            resolved: &resolved,
+            resolved,
             recorder,
             gen_span,
             total_attempts: &total_attempts,

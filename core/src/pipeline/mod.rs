@@ -5,6 +5,7 @@ mod attempts;
 mod chat;
 mod operations;
 mod recorder;
+mod responses;
 pub mod stream;
 
 use std::future::Future;

@@ -1,7 +1,8 @@
 //! OpenAI endpoints other than chat (`/v1/embeddings`, `/v1/images/generations`,
 //! `/v1/moderations`, `/v1/audio/speech`, `/v1/responses`): the body is forwarded as it is, with
 //! the provider's model id and credentials, to providers that offer the endpoint; a provider that
-//! does not is a 400 naming it and the endpoint, before anything is sent.
+//! does not is a 400 naming it and the endpoint, before anything is sent. `/v1/responses` for a
+//! route with a target lacking a native Responses API is translated through chat instead.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -9,13 +10,13 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use super::attempts::{skip_target, target_span, AfterTarget, Attempts, Delivery};
-use super::chat::{api_key, apply_body_transform, read_body, resolve};
+use super::chat::{api_key, apply_body_transform, read_body, resolve_recorded};
+use super::responses;
 use super::Recorder;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::providers::{self, unsupported_operation, Operation};
-use crate::trace::SpanKind;
 
 pub(crate) async fn forward<H: Host + 'static>(
     host: &Rc<H>,
@@ -39,13 +40,12 @@ pub(crate) async fn forward<H: Host + 'static>(
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
     let base64_embeddings = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
-    let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
-    let resolved = resolve(config, route, &model, host.random_u64());
-    if let Err(e) = &resolved {
-        recorder.fail(span, e.message.clone());
+    let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
+    if let Some(target) = resolved.targets.iter().find(|t| !providers::offers(t.provider.kind, op)) {
+        if op == Operation::Responses {
+            return responses::translated(host, config, &body, &resolved, target, recorder).await;
+        }
     }
-    recorder.end(span);
-    let resolved = resolved?;
     if let Some(transform) = resolved.transform() {
         apply_body_transform(&mut body, transform);
     }

@@ -120,6 +120,10 @@ pub trait ChatProvider {
     fn chat_stream(&self, ctx: ResponseContext) -> Box<dyn ChatStreamTranslator>;
     /// Maps a non-success upstream response to the OpenAI error shape.
     fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError;
+    /// Whether the provider offers another endpoint natively.
+    fn offers(&self, _op: Operation) -> bool {
+        false
+    }
     /// The upstream request for another endpoint, or `None` when the provider does not offer it.
     fn operation_request(
         &self,
@@ -271,6 +275,11 @@ pub fn spec(kind: ProviderType) -> ProviderSpec {
 /// The chat implementation behind a provider type; `None` for types answered in-process (echo).
 pub fn chat_provider(kind: ProviderType) -> Option<&'static dyn ChatProvider> {
     spec(kind).chat
+}
+
+/// Whether a provider type offers an endpoint other than chat natively.
+pub fn offers(kind: ProviderType, op: Operation) -> bool {
+    spec(kind).chat.is_some_and(|provider| provider.offers(op))
 }
 
 /// `gen_ai.provider.name` for a provider type.

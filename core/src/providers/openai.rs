@@ -143,6 +143,10 @@ impl ChatProvider for Compatible {
         openai_style_error(provider_name, status, body)
     }
 
+    fn offers(&self, op: Operation) -> bool {
+        self.0.operations.contains(&op)
+    }
+
     fn operation_request(
         &self,
         op: Operation,
@@ -150,7 +154,7 @@ impl ChatProvider for Compatible {
         mut body: Map<String, Value>,
         api_key: Option<&str>,
     ) -> Option<Result<http::Request<Bytes>, ApiError>> {
-        if !self.0.operations.contains(&op) {
+        if !self.offers(op) {
             return None;
         }
         body.insert("model".into(), Value::from((self.0.model)(target)));

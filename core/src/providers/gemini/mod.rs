@@ -55,6 +55,10 @@ impl ChatProvider for Gemini {
     }
 
     /// Embeddings through `batchEmbedContents` (one request per input).
+    fn offers(&self, op: Operation) -> bool {
+        op == Operation::Embeddings
+    }
+
     fn operation_request(
         &self,
         op: Operation,
@@ -62,7 +66,7 @@ impl ChatProvider for Gemini {
         body: Map<String, Value>,
         api_key: Option<&str>,
     ) -> Option<Result<http::Request<Bytes>, ApiError>> {
-        if op != Operation::Embeddings {
+        if !self.offers(op) {
             return None;
         }
         Some((|| {

@@ -51,6 +51,10 @@ impl ChatProvider for Ollama {
     }
 
     /// Embeddings through the native `/api/embed`.
+    fn offers(&self, op: Operation) -> bool {
+        op == Operation::Embeddings
+    }
+
     fn operation_request(
         &self,
         op: Operation,
@@ -58,7 +62,7 @@ impl ChatProvider for Ollama {
         body: Map<String, Value>,
         api_key: Option<&str>,
     ) -> Option<Result<http::Request<Bytes>, ApiError>> {
-        if op != Operation::Embeddings {
+        if !self.offers(op) {
             return None;
         }
         Some((|| {

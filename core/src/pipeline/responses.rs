@@ -1,0 +1,86 @@
+//! `/v1/responses` through chat: for routes with a target that has no native Responses API, the
+//! request is translated to chat, run like any chat request (retries, fallbacks, traces), and the
+//! answer translated back, incrementally when streamed.
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::HeaderValue;
+use serde_json::{Map, Value};
+
+use super::chat::{self, Resolved};
+use super::{read_whole, Recorder};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::host::{Body, ByteStream, Host};
+use crate::providers::Target;
+use crate::responses::{from_completion, to_chat, Envelope, ResponsesStream};
+
+/// Largest chat completion converted whole (a streamed answer is converted as it comes).
+const MAX_COMPLETION_BYTES: usize = 32 * 1024 * 1024;
+
+pub(crate) async fn translated<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    body: &Map<String, Value>,
+    resolved: &Resolved<'_>,
+    needs_translation: &Target<'_>,
+    recorder: &Recorder<H>,
+) -> Result<http::Response<Body>, ApiError> {
+    let chat = to_chat(body).map_err(|mut e| {
+        e.message = format!(
+            "provider `{}` has no native `/v1/responses`, so the gateway translates to chat completions: {}",
+            needs_translation.provider_name, e.message
+        );
+        e
+    })?;
+    let envelope = Envelope::new(body, format!("resp_{:016x}", host.random_u64()), host.now_millis() / 1000);
+    let response = chat::run(host, config, chat, resolved, recorder).await?;
+    let (mut parts, body) = response.into_parts();
+    let is_stream = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    let body = if is_stream {
+        match body {
+            Body::Full(bytes) => {
+                let mut translator = ResponsesStream::new(envelope);
+                let mut out: Vec<Bytes> = translator.push(&bytes);
+                out.extend(translator.finish());
+                Body::Full(out.concat().into())
+            }
+            Body::Stream(stream) => Body::Stream(translate_stream(stream, envelope)),
+        }
+    } else {
+        let bytes = read_whole(&**host, body, MAX_COMPLETION_BYTES, config.timeouts.idle_ms)
+            .await
+            .map_err(|_| ApiError::bad_gateway("the chat completion could not be read whole"))?;
+        let completion: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::bad_gateway(format!("the chat completion is not JSON: {e}")))?;
+        Body::Full(Bytes::from(serde_json::to_vec(&from_completion(&completion, &envelope)).unwrap_or_default()))
+    };
+    let content_type = if is_stream { "text/event-stream" } else { "application/json" };
+    parts.headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(http::Response::from_parts(parts, body))
+}
+
+/// The chat stream's bytes through a [`ResponsesStream`], flushed chunk by chunk.
+fn translate_stream(chat: ByteStream, envelope: Envelope) -> ByteStream {
+    let state = (chat, Some(ResponsesStream::new(envelope)));
+    Box::pin(futures::stream::unfold(state, |(mut chat, mut translator)| async move {
+        loop {
+            let current = translator.as_mut()?;
+            let out = match chat.next().await {
+                Some(Ok(bytes)) => current.push(&bytes),
+                // The chat stream reports its own faults in-band; a raw error means it was cut.
+                Some(Err(_)) | None => translator.take().map(ResponsesStream::finish).unwrap_or_default(),
+            };
+            if !out.is_empty() {
+                return Some((Ok(Bytes::from(out.concat())), (chat, translator)));
+            }
+        }
+    }))
+}
