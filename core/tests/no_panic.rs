@@ -163,6 +163,7 @@ fn stream_translators_never_panic() {
                 model: String::new(),
                 fallback_id: String::new(),
                 base64_embeddings: false,
+                custom: None,
             });
             for slice in slices(rng, input) {
                 let _ = translator.push(slice);
@@ -187,6 +188,7 @@ fn response_and_error_translators_never_panic() {
                         model: String::new(),
                         fallback_id: String::new(),
                         base64_embeddings: false,
+                        custom: None,
                     },
                 );
                 let _ = provider.error("p", http::StatusCode::TOO_MANY_REQUESTS, input);

@@ -108,6 +108,15 @@ def gateway_config(upstream: str, recorder: str) -> dict:
         "routes": {
             "smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]},
             "long-context": {"models": ["openai/gpt-4o-mini", "openai/gpt-4.1"], "fallback_on": [400]},
+            "proprietary": {"kind": "custom", "upstream": {
+                "type": "custom", "base_url": f"{recorder}/proprietary/generate", "api_key_secret": "openai_api_key",
+                "headers": {"x-tenant": "e2e"},
+                "custom": {"auth_header": "x-api-key",
+                           "request": {"engine": "big-7b", "input": {"question": "{{last_user_message}}", "context": "{{system}}"},
+                                       "limits": {"max_new_tokens": "{{max_tokens}}"}},
+                           "response": {"content": "/result/text", "finish_reason": "/result/why",
+                                        "prompt_tokens": "/meter/in", "completion_tokens": "/meter/out",
+                                        "finish_reasons": {"max_len": "length"}}}}},
             "tuned": {"models": ["openai/gpt-4o"], "transform": {
                 "request_headers": {"set": {"x-team": "search"}},
                 "response_headers": {"set": {"x-route": "tuned"}},

@@ -136,6 +136,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, COMPLETION)
         if self.path == "/api/chat":
             return self._ollama_chat(json.loads(body or b"{}"))
+        if self.path == "/proprietary/generate":
+            # A non-OpenAI API for custom routes: its own request and answer shapes.
+            request = json.loads(body or b"{}")
+            with self.state.lock:
+                self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
+                self.state.upstream_requests.append({"path": self.path, "body": request})
+            question = request.get("input", {}).get("question", "")
+            return self._json(200, {"result": {"text": f"You asked: {question}", "why": "max_len"},
+                                    "meter": {"in": 11, "out": 4}})
         if self.path == "/api/embed" or self.path.endswith(":batchEmbedContents"):
             request = json.loads(body or b"{}")
             with self.state.lock:

@@ -4,6 +4,7 @@
 //! bad document is refused with an error that names the field instead of failing later.
 
 mod cache;
+mod custom;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use cache::{ConfigCache, CONFIG_CACHE_TTL_MS};
+pub use custom::{CustomMapping, ResponseMapping, TEMPLATE_VARIABLES};
 pub use validate::ConfigError;
 
 /// The only document version this gateway reads.
@@ -75,6 +77,8 @@ pub enum ProviderType {
     Deepseek,
     /// Built in, no network: answers with the last user message. For trying configs and policies.
     Echo,
+    /// A raw upstream at `base_url`, with a request template and response mapping (`custom`).
+    Custom,
 }
 
 /// One upstream provider.
@@ -106,15 +110,25 @@ pub struct ProviderConfig {
     /// Azure only: model id -> deployment name (a model not listed is its own deployment name).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deployments: BTreeMap<String, String>,
+    /// Custom only: the request template and response mapping; `base_url` is the full URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<CustomMapping>,
 }
 
 /// A named, reusable routing configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// `simplified` (OpenAI in, `models` out; the default) or `custom` (a raw `upstream`).
+    #[serde(default)]
+    pub kind: RouteKind,
     /// `provider/model` targets: the first is primary, the rest are fallbacks tried in order.
     /// With weights, the primary is drawn by weight on each request and the others follow in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<RouteTarget>,
+    /// Kind `custom` only: the raw upstream, a provider of type `custom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<ProviderConfig>,
     /// Upstream statuses that move on to the next model at once, without retrying (e.g. `400`
     /// for a context-length error a larger model can take).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -128,6 +142,17 @@ pub struct RouteConfig {
     /// Request and response edits applied on this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<TransformConfig>,
+}
+
+/// What a route sends its traffic to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteKind {
+    /// OpenAI in, any configured provider out (`models`).
+    #[default]
+    Simplified,
+    /// A raw upstream with its own URL, headers and body/response mapping (`upstream`).
+    Custom,
 }
 
 /// A route's model: `"provider/model"`, or `{"model": "provider/model", "weight": 3}`.

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Config, CredentialConfig, PolicyConfig, ProviderType, RetryConfig, CONFIG_VERSION};
+use super::{
+    Config, CredentialConfig, PolicyConfig, ProviderConfig, ProviderType, RetryConfig, RouteKind, CONFIG_VERSION,
+};
 
 /// A configuration document was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -59,6 +61,49 @@ fn check_policies(path: &str, policies: &[PolicyConfig], seen: &mut BTreeSet<Str
     Ok(())
 }
 
+/// Checks one provider (also a custom route's `upstream`).
+fn check_provider(at: &str, provider: &ProviderConfig) -> Result<(), ConfigError> {
+    if let Some(url) = &provider.base_url {
+        check_url(format!("{at}.base_url"), url)?;
+    } else if matches!(provider.kind, ProviderType::Azure | ProviderType::Custom) {
+        return Err(ConfigError::new(
+            format!("{at}.base_url"),
+            "azure needs its resource endpoint (`https://my-resource.openai.azure.com`), custom its full URL",
+        ));
+    }
+    let azure_only = provider.api_version.is_some() || !provider.deployments.is_empty();
+    if azure_only && provider.kind != ProviderType::Azure {
+        return Err(ConfigError::new(at, "`api_version` and `deployments` apply to azure providers only"));
+    }
+    match (&provider.custom, provider.kind) {
+        (Some(mapping), ProviderType::Custom) => mapping.check(&format!("{at}.custom"))?,
+        (None, ProviderType::Custom) => {
+            return Err(ConfigError::new(
+                format!("{at}.custom"),
+                "a custom provider needs its request and response mapping",
+            ));
+        }
+        (Some(_), _) => {
+            return Err(ConfigError::new(format!("{at}.custom"), "applies to providers of type `custom` only"))
+        }
+        (None, _) => {}
+    }
+    if let Some(secret) = &provider.api_key_secret {
+        if !is_secret_name(secret) {
+            return Err(ConfigError::new(
+                format!("{at}.api_key_secret"),
+                "secret names are lowercase letters, digits and `_`, starting with a letter",
+            ));
+        }
+    }
+    for header in provider.headers.keys() {
+        if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            return Err(ConfigError::new(format!("{at}.headers.{header}"), "not a valid header name"));
+        }
+    }
+    Ok(())
+}
+
 fn check_retry(path: &str, retry: &RetryConfig) -> Result<(), ConfigError> {
     if !(1..=10).contains(&retry.attempts) {
         return Err(ConfigError::new(format!("{path}.attempts"), "must be between 1 and 10"));
@@ -82,31 +127,7 @@ impl Config {
             if !is_name(name) {
                 return Err(ConfigError::new(at, "provider names are 1-64 letters, digits, `-`, `_`, `.`"));
             }
-            if let Some(url) = &provider.base_url {
-                check_url(format!("{at}.base_url"), url)?;
-            } else if provider.kind == ProviderType::Azure {
-                return Err(ConfigError::new(
-                    format!("{at}.base_url"),
-                    "azure needs its resource endpoint, e.g. `https://my-resource.openai.azure.com`",
-                ));
-            }
-            let azure_only = provider.api_version.is_some() || !provider.deployments.is_empty();
-            if azure_only && provider.kind != ProviderType::Azure {
-                return Err(ConfigError::new(at, "`api_version` and `deployments` apply to azure providers only"));
-            }
-            if let Some(secret) = &provider.api_key_secret {
-                if !is_secret_name(secret) {
-                    return Err(ConfigError::new(
-                        format!("{at}.api_key_secret"),
-                        "secret names are lowercase letters, digits and `_`, starting with a letter",
-                    ));
-                }
-            }
-            for header in provider.headers.keys() {
-                if http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    return Err(ConfigError::new(format!("{at}.headers.{header}"), "not a valid header name"));
-                }
-            }
+            check_provider(&at, provider)?;
         }
         let mut policy_ids = BTreeSet::new();
         check_policies("policies", &self.policies, &mut policy_ids)?;
@@ -118,8 +139,30 @@ impl Config {
                     "route names are 1-64 letters, digits, `-`, `_`, `.` and not a reserved path",
                 ));
             }
-            if route.models.is_empty() {
-                return Err(ConfigError::new(format!("{at}.models"), "a route needs at least one `provider/model`"));
+            match (route.kind, &route.upstream) {
+                (RouteKind::Simplified, None) if route.models.is_empty() => {
+                    return Err(ConfigError::new(
+                        format!("{at}.models"),
+                        "a route needs at least one `provider/model`",
+                    ));
+                }
+                (RouteKind::Simplified, None) => {}
+                (RouteKind::Simplified, Some(_)) => {
+                    return Err(ConfigError::new(format!("{at}.upstream"), "only routes of kind `custom` have one"));
+                }
+                (RouteKind::Custom, None) => {
+                    return Err(ConfigError::new(format!("{at}.upstream"), "a route of kind `custom` needs one"));
+                }
+                (RouteKind::Custom, Some(_)) if !route.models.is_empty() => {
+                    return Err(ConfigError::new(
+                        format!("{at}.models"),
+                        "a route of kind `custom` sends to its `upstream`, not to `models`",
+                    ));
+                }
+                (RouteKind::Custom, Some(upstream)) if upstream.kind != ProviderType::Custom => {
+                    return Err(ConfigError::new(format!("{at}.upstream.type"), "must be `custom`"));
+                }
+                (RouteKind::Custom, Some(upstream)) => check_provider(&format!("{at}.upstream"), upstream)?,
             }
             for (i, entry) in route.models.iter().enumerate() {
                 let target = entry.model();
@@ -355,6 +398,39 @@ mod tests {
             err(&doc(r#"{"models": [{"model": "o/m", "weight": 2}, "o/n"], "fallback_on": [400, 404]}"#)),
             "accepted"
         );
+    }
+
+    #[test]
+    fn custom_routes_and_providers_are_checked() {
+        let mapping = r#"{"request": {"q": "{{prompt}}"}, "response": {"content": "/text"}}"#;
+        let base = r#"{"version": 1, "providers": {"o": {"type": "openai"}}, "routes": {"r": ROUTE}}"#;
+        let doc = |route: &str| base.replace("ROUTE", &route.replace("MAPPING", mapping));
+        let upstream = r#"{"type": "custom", "base_url": "https://x.test/gen", "custom": MAPPING}"#;
+        assert!(Config::from_json(doc(&format!(r#"{{"kind": "custom", "upstream": {upstream}}}"#)).as_bytes()).is_ok());
+        assert_eq!(err(&doc(r#"{"kind": "custom"}"#)), "routes.r.upstream");
+        assert_eq!(err(&doc(&format!(r#"{{"upstream": {upstream}, "models": ["o/m"]}}"#))), "routes.r.upstream");
+        assert_eq!(
+            err(&doc(&format!(r#"{{"kind": "custom", "upstream": {upstream}, "models": ["o/m"]}}"#))),
+            "routes.r.models"
+        );
+        let openai = r#"{"kind": "custom", "upstream": {"type": "openai"}}"#;
+        assert_eq!(err(&doc(openai)), "routes.r.upstream.type");
+        let no_url = r#"{"kind": "custom", "upstream": {"type": "custom", "custom": MAPPING}}"#;
+        assert_eq!(err(&doc(no_url)), "routes.r.upstream.base_url");
+        let unknown =
+            upstream.replace("MAPPING", r#"{"request": {"q": "{{question}}"}, "response": {"content": "/t"}}"#);
+        assert_eq!(
+            err(&doc(&format!(r#"{{"kind": "custom", "upstream": {unknown}}}"#))),
+            "routes.r.upstream.custom.request"
+        );
+        let pointer = upstream.replace("MAPPING", r#"{"request": {}, "response": {"content": "text"}}"#);
+        assert_eq!(
+            err(&doc(&format!(r#"{{"kind": "custom", "upstream": {pointer}}}"#))),
+            "routes.r.upstream.custom.response.content"
+        );
+        let stray =
+            r#"{"version": 1, "providers": {"o": {"type": "openai", "custom": MAPPING}}}"#.replace("MAPPING", mapping);
+        assert_eq!(err(&stray), "providers.o.custom");
     }
 
     #[test]

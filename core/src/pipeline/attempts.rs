@@ -240,6 +240,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             model: self.target.model.clone(),
             fallback_id: format!("chatcmpl-gw-{:016x}", self.host.random_u64()),
             base64_embeddings: false,
+            custom: self.target.provider.custom.as_ref().map(|c| c.response.clone()),
         }
     }
 

@@ -257,6 +257,12 @@ pub(crate) fn resolve<'c>(
     };
     let (name, route) =
         config.routes.get_key_value(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
+    let policy = RetryPolicy::new(route.retry.clone().unwrap_or_else(|| config.retry.clone()));
+    if let Some(upstream) = &route.upstream {
+        // A route of kind `custom`: its own raw upstream, named after the route.
+        let target = Target { provider_name: name, provider: upstream, model: name.clone() };
+        return Ok(Resolved { targets: vec![target], policy, route: Some((name.as_str(), route)) });
+    }
     let mut targets = route.models.iter().map(|m| target(config, m.model())).collect::<Result<Vec<_>, _>>()?;
     if route.models.iter().any(|m| m.weight().is_some()) {
         let weights: Vec<u64> = route.models.iter().map(|m| u64::from(m.weight().unwrap_or(1))).collect();
@@ -273,11 +279,7 @@ pub(crate) fn resolve<'c>(
         let chosen = targets.remove(primary);
         targets.insert(0, chosen);
     }
-    Ok(Resolved {
-        targets,
-        policy: RetryPolicy::new(route.retry.clone().unwrap_or_else(|| config.retry.clone())),
-        route: Some((name.as_str(), route)),
-    })
+    Ok(Resolved { targets, policy, route: Some((name.as_str(), route)) })
 }
 
 /// Applies a route's body defaults and overrides to a JSON request body.

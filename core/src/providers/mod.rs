@@ -1,6 +1,7 @@
 //! One hub (the OpenAI format), many spokes: each provider type translates to and from it.
 
 pub mod anthropic;
+pub mod custom;
 pub mod dialects;
 pub mod echo;
 pub mod gemini;
@@ -39,6 +40,8 @@ pub struct ResponseContext {
     pub fallback_id: String,
     /// Embeddings: the client asked for base64 vectors (the OpenAI SDKs' default).
     pub base64_embeddings: bool,
+    /// Custom providers: where the answer is in the upstream's JSON.
+    pub custom: Option<crate::config::ResponseMapping>,
 }
 
 /// One translated stream event, before SSE encoding.
@@ -269,6 +272,7 @@ pub fn spec(kind: ProviderType) -> ProviderSpec {
         ProviderType::Gemini => ProviderSpec { otel_name: "gcp.gemini", chat: Some(&gemini::Gemini) },
         ProviderType::Ollama => ProviderSpec { otel_name: "ollama", chat: Some(&ollama::Ollama) },
         ProviderType::Echo => ProviderSpec { otel_name: "gateway.echo", chat: None },
+        ProviderType::Custom => ProviderSpec { otel_name: "gateway.custom", chat: Some(&custom::Custom) },
     }
 }
 

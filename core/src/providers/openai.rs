@@ -327,6 +327,7 @@ mod tests {
             model: String::new(),
             fallback_id: String::new(),
             base64_embeddings: false,
+            custom: None,
         });
         let mut out = Vec::new();
         for chunk in input {

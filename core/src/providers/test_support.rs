@@ -11,6 +11,7 @@ pub fn ctx(model: &str, fallback_id: &str) -> ResponseContext {
         model: model.into(),
         fallback_id: fallback_id.into(),
         base64_embeddings: false,
+        custom: None,
     }
 }
 

@@ -54,11 +54,11 @@ impl ChatProvider for Gemini {
         response::error(provider_name, status, body)
     }
 
-    /// Embeddings through `batchEmbedContents` (one request per input).
     fn offers(&self, op: Operation) -> bool {
         op == Operation::Embeddings
     }
 
+    /// Embeddings through `batchEmbedContents` (one request per input).
     fn operation_request(
         &self,
         op: Operation,

@@ -50,11 +50,11 @@ impl ChatProvider for Ollama {
         response::error(provider_name, status, body)
     }
 
-    /// Embeddings through the native `/api/embed`.
     fn offers(&self, op: Operation) -> bool {
         op == Operation::Embeddings
     }
 
+    /// Embeddings through the native `/api/embed`.
     fn operation_request(
         &self,
         op: Operation,
