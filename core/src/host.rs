@@ -68,8 +68,9 @@ pub enum LogLevel {
 /// What a runtime provides to the gateway. Implemented by each edge adapter.
 #[allow(async_fn_in_trait)] // single-threaded Wasm: the futures need not be `Send`
 pub trait Host {
-    /// Sends a request; the response body may stream.
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError>;
+    /// Sends a request; either body may stream. A streamed request body (an upload passed
+    /// through) goes with its `content-length` when the request has one, else chunked.
+    async fn fetch(&self, request: http::Request<Body>) -> Result<http::Response<Body>, FetchError>;
     /// Reads a key from the platform's key-value store.
     async fn kv_get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
     /// Writes a key to the platform's key-value store.

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod host;
+pub mod multipart;
 pub mod ndjson;
 pub mod openai;
 pub mod pipeline;

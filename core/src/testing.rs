@@ -40,6 +40,8 @@ pub struct FakeHost {
     pub deferred: RefCell<Vec<Deferred>>,
     pub logs: RefCell<Vec<String>>,
     pub random: Cell<u64>,
+    /// How many requests went out with a streamed body.
+    pub streamed_uploads: Cell<u32>,
 }
 
 impl FakeHost {
@@ -61,8 +63,22 @@ impl FakeHost {
 }
 
 impl Host for FakeHost {
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError> {
-        self.requests.borrow_mut().push(request);
+    async fn fetch(&self, request: http::Request<Body>) -> Result<http::Response<Body>, FetchError> {
+        // A streamed request body is drained and recorded whole; a broken one fails the request.
+        let (parts, body) = request.into_parts();
+        let body = match body {
+            Body::Full(bytes) => bytes,
+            Body::Stream(mut stream) => {
+                use futures::StreamExt;
+                let mut all = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    all.extend_from_slice(&chunk.map_err(|e| FetchError::Connect(format!("request body: {e}")))?);
+                }
+                self.streamed_uploads.set(self.streamed_uploads.get() + 1);
+                Bytes::from(all)
+            }
+        };
+        self.requests.borrow_mut().push(http::Request::from_parts(parts, body));
         let answer = self.answers.borrow_mut().pop_front();
         match answer {
             Some(FakeAnswer::Full { status, headers, body }) => {

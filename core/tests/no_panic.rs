@@ -221,6 +221,23 @@ fn responses_translators_never_panic() {
 }
 
 #[test]
+fn multipart_scanner_never_panics() {
+    let seed = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\nID3\r\n--b\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nopenai/whisper-1\r\n--b--\r\n";
+    fuzz("multipart", &[seed], |rng, input| {
+        let mut scanner = gateway_core::multipart::FieldScanner::new("b", "model");
+        let mut seen = 0;
+        for slice in slices(rng, input) {
+            seen += slice.len();
+            if let gateway_core::multipart::Scan::Found(range) = scanner.scan(&input[..seen]) {
+                let _ = gateway_core::multipart::with_field(&input[..seen], "b", "model", Some(range), "m");
+                break;
+            }
+        }
+        let _ = gateway_core::multipart::boundary(&String::from_utf8_lossy(input));
+    });
+}
+
+#[test]
 fn config_parser_never_panics() {
     let example = include_bytes!("../../config/examples/production.json");
     fuzz("config", &[example], |_, input| {

@@ -14,6 +14,7 @@ that records the headers it receives (llmock's journal keeps bodies, not headers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
@@ -45,8 +46,37 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return data
+                data += self.rfile.read(size)
+                self.rfile.readline()
         length = int(self.headers.get("content-length") or 0)
         return self.rfile.read(length) if length else b""
+
+    def _upload(self, body: bytes) -> None:
+        """An audio upload: records the form's fields and a digest of its file, answers its size."""
+        boundary = self.headers.get("content-type", "").split("boundary=")[-1].strip('"').encode()
+        fields, file_info = {}, None
+        for part in body.split(b"--" + boundary)[1:]:
+            if part.startswith(b"--"):
+                break
+            head, _, value = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+            value = value.removesuffix(b"\r\n")
+            name = head.split(b'name="')[1].split(b'"')[0].decode()
+            if b"filename=" in head:
+                file_info = {"name": name, "size": len(value), "sha256": hashlib.sha256(value).hexdigest()}
+            else:
+                fields[name] = value.decode()
+        with self.state.lock:
+            self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
+            self.state.upstream_requests.append({"path": self.path, "body": {"fields": fields, "file": file_info,
+                                                                            "length": len(body)}})
+        return self._json(200, {"text": f"{file_info['size'] if file_info else 0} bytes heard"})
 
     def _json(self, status: int, payload: dict) -> None:
         data = json.dumps(payload).encode()
@@ -136,6 +166,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(200, COMPLETION)
         if self.path == "/api/chat":
             return self._ollama_chat(json.loads(body or b"{}"))
+        if self.path.split("?")[0].endswith(("/audio/transcriptions", "/audio/translations")):
+            return self._upload(body)
         if self.path == "/proprietary/generate":
             # A non-OpenAI API for custom routes: its own request and answer shapes.
             request = json.loads(body or b"{}")

@@ -370,6 +370,10 @@ pub struct LimitsConfig {
     /// Largest non-streamed upstream body read, in bytes (default 32 MiB).
     #[serde(default = "default_max_response_bytes")]
     pub max_response_bytes: usize,
+    /// Largest audio upload (`multipart/form-data`) passed through, in bytes (default 25 MiB, as
+    /// OpenAI's own limit).
+    #[serde(default = "default_max_upload_bytes")]
+    pub max_upload_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -377,8 +381,13 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_request_bytes: default_max_request_bytes(),
             max_response_bytes: default_max_response_bytes(),
+            max_upload_bytes: default_max_upload_bytes(),
         }
     }
+}
+
+fn default_max_upload_bytes() -> usize {
+    25 * 1024 * 1024
 }
 
 fn default_max_request_bytes() -> usize {

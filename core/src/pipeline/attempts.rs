@@ -1,7 +1,7 @@
 //! Attempts on one target: send with a timeout, retry with backoff or `Retry-After`, and deliver
 //! the successful response (a translated chat completion, or another endpoint's body as it is).
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -90,13 +90,38 @@ pub(crate) enum Failure {
     Exhausted(ApiError),
 }
 
+/// The request one target's attempts send.
+pub(crate) enum Upstream {
+    /// A buffered body: each attempt sends a copy.
+    Replayable(http::Request<Bytes>),
+    /// A streamed body (an upload passed through as it arrives): sent once, never retried.
+    Once(RefCell<Option<http::Request<Body>>>),
+}
+
+impl Upstream {
+    fn uri(&self) -> Option<http::Uri> {
+        match self {
+            Upstream::Replayable(request) => Some(request.uri().clone()),
+            Upstream::Once(request) => request.borrow().as_ref().map(|r| r.uri().clone()),
+        }
+    }
+
+    /// The request for the next attempt; `None` once a streamed body has been sent.
+    fn next(&self) -> Option<http::Request<Body>> {
+        match self {
+            Upstream::Replayable(request) => Some(request.clone().map(Body::Full)),
+            Upstream::Once(request) => request.borrow_mut().take(),
+        }
+    }
+}
+
 /// Everything one target's attempts need.
 pub(crate) struct Attempts<'a, H: Host + 'static> {
     pub host: &'a Rc<H>,
     pub config: &'a Config,
     pub provider: &'a dyn ChatProvider,
     pub target: &'a Target<'a>,
-    pub upstream: &'a http::Request<Bytes>,
+    pub upstream: &'a Upstream,
     pub delivery: Delivery<'a>,
     /// The route's (or global) retry policy, fallback statuses and transforms.
     pub resolved: &'a Resolved<'a>,
@@ -136,7 +161,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             self.total_attempts.set(self.total_attempts.get() + 1);
             let span = recorder.child(self.gen_span, "POST", SpanKind::Client);
             recorder.set(span, HTTP_REQUEST_METHOD, "POST");
-            if let Some(host_name) = self.upstream.uri().host() {
+            if let Some(host_name) = self.upstream.uri().as_ref().and_then(http::Uri::host) {
                 recorder.set(span, SERVER_ADDRESS, host_name);
             }
             recorder.set(span, GATEWAY_ATTEMPT, attempt);
@@ -144,7 +169,11 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 recorder.set(span, HTTP_REQUEST_RESEND_COUNT, attempt - 1);
                 recorder.set(span, GATEWAY_BACKOFF_MS, backoff);
             }
-            let mut upstream = self.upstream.clone();
+            let Some(mut upstream) = self.upstream.next() else {
+                let error = ApiError::bad_gateway("a streamed upload cannot be sent twice");
+                self.attempt_failed(span, &error);
+                return Err(Failure::Exhausted(error));
+            };
             if let Some(transform) = self.resolved.transform() {
                 apply_header_edits(upstream.headers_mut(), &transform.request_headers);
             }
@@ -224,6 +253,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 ),
             };
             self.attempt_failed(span, &error);
+            if matches!(self.upstream, Upstream::Once(_)) {
+                // Its body is spent: no retry, and the error says why it was not retried.
+                return Err(Failure::Exhausted(error));
+            }
             match self.resolved.policy.after_failure(attempt, retry_after, host.random_u64()) {
                 RetryDecision::RetryAfter { millis } => {
                     backoff = millis;

@@ -6,7 +6,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::StatusCode;
 
-use super::attempts::{mark, price_for, skip_target, sse_response, target_span, AfterTarget, Attempts, Delivery};
+use super::attempts::{
+    mark, price_for, skip_target, sse_response, target_span, AfterTarget, Attempts, Delivery, Upstream,
+};
 use super::{json_response, read_whole, stream, CompletionFacts, ReadError, Recorder};
 use crate::config::{Config, HeaderEdits, PriceConfig, ProviderType, RouteConfig, TransformConfig};
 use crate::error::ApiError;
@@ -98,7 +100,7 @@ pub(crate) async fn run<H: Host + 'static>(
             config,
             provider,
             target,
-            upstream: &upstream,
+            upstream: &Upstream::Replayable(upstream),
             delivery: Delivery::Chat { request: &request, client_wants_usage },
             resolved,
             recorder,

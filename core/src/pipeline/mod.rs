@@ -7,6 +7,7 @@ mod operations;
 mod recorder;
 mod responses;
 pub mod stream;
+mod uploads;
 
 use std::future::Future;
 use std::rc::Rc;
@@ -79,6 +80,7 @@ enum Endpoint<'p> {
     Health,
     ChatCompletions { route: Option<&'p str> },
     Operation { route: Option<&'p str>, op: Operation },
+    Upload { route: Option<&'p str>, op: Operation },
     Models { route: Option<&'p str> },
 }
 
@@ -99,6 +101,8 @@ fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError
         "moderations" => (Endpoint::Operation { route, op: Operation::Moderations }, Method::POST),
         "audio/speech" => (Endpoint::Operation { route, op: Operation::Speech }, Method::POST),
         "responses" => (Endpoint::Operation { route, op: Operation::Responses }, Method::POST),
+        "audio/transcriptions" => (Endpoint::Upload { route, op: Operation::Transcriptions }, Method::POST),
+        "audio/translations" => (Endpoint::Upload { route, op: Operation::Translations }, Method::POST),
         "models" => (Endpoint::Models { route }, Method::GET),
         _ => return Err(ApiError::not_found(format!("no endpoint at `{path}`"))),
     };
@@ -230,6 +234,7 @@ async fn serve<H: Host + 'static>(
             chat::chat_completions(host, &config, parts, body, route, recorder).await
         }
         Endpoint::Operation { route, op } => operations::forward(host, &config, parts, body, route, op, recorder).await,
+        Endpoint::Upload { route, op } => uploads::upload(host, &config, parts, body, route, op, recorder).await,
     }
 }
 

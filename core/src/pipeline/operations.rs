@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-use super::attempts::{skip_target, target_span, AfterTarget, Attempts, Delivery};
+use super::attempts::{skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
 use super::chat::{api_key, apply_body_transform, read_body, resolve_recorded};
 use super::responses;
 use super::Recorder;
@@ -74,7 +74,7 @@ pub(crate) async fn forward<H: Host + 'static>(
             config,
             provider,
             target,
-            upstream: &upstream,
+            upstream: &Upstream::Replayable(upstream),
             delivery: Delivery::Operation { op, base64_embeddings },
             resolved: &resolved,
             recorder,

@@ -10,7 +10,7 @@ use serde_json::Value as Json;
 
 use super::with_timeout;
 use crate::config::{Config, PriceConfig, TelemetryConfig};
-use crate::host::{Host, LogLevel};
+use crate::host::{Body, Host, LogLevel};
 use crate::openai::Usage;
 use crate::trace::attrs::*;
 use crate::trace::{otlp, SpanKind, SpanRef, Trace, Value};
@@ -292,7 +292,7 @@ async fn post<H: Host>(host: &H, telemetry: &TelemetryConfig, collector: &str, p
         host.log(LogLevel::Warn, "{\"msg\":\"trace export request could not be built\"}");
         return;
     };
-    let outcome = with_timeout(host, telemetry.export_timeout_ms, host.fetch(request)).await;
+    let outcome = with_timeout(host, telemetry.export_timeout_ms, host.fetch(request.map(Body::Full))).await;
     let problem = match outcome {
         Some(Ok(response)) if response.status().is_success() => return,
         Some(Ok(response)) => format!("collector answered HTTP {}", response.status().as_u16()),

@@ -2,7 +2,7 @@
 //! lines here, not a module.
 
 use super::openai::{Auth, Dialect};
-use super::Operation::{Embeddings, ImageGenerations, Moderations, Responses, Speech};
+use super::Operation::{Embeddings, ImageGenerations, Moderations, Responses, Speech, Transcriptions, Translations};
 use super::{join_url, Target};
 use crate::error::ApiError;
 
@@ -12,7 +12,7 @@ fn under_base(target: &Target<'_>, default_base: &str, path: &str) -> Result<Str
 }
 
 pub static OPENAI: Dialect = Dialect {
-    operations: &[Embeddings, ImageGenerations, Moderations, Speech, Responses],
+    operations: &[Embeddings, ImageGenerations, Moderations, Speech, Responses, Transcriptions, Translations],
     name: "openai",
     otel_name: "openai",
     auth: Auth::Bearer,
@@ -28,7 +28,7 @@ pub static OPENAI: Dialect = Dialect {
 
 /// Groq refuses these with 400 and needs `n` = 1; usage may come in `x_groq.usage`.
 pub static GROQ: Dialect = Dialect {
-    operations: &[Speech],
+    operations: &[Speech, Transcriptions, Translations],
     name: "groq",
     otel_name: "groq",
     auth: Auth::Bearer,
@@ -44,7 +44,7 @@ pub static GROQ: Dialect = Dialect {
 
 /// Mistral answers unknown fields with 422 `extra_forbidden`; its usage arrives unasked.
 pub static MISTRAL: Dialect = Dialect {
-    operations: &[Embeddings],
+    operations: &[Embeddings, Transcriptions],
     name: "mistral",
     otel_name: "mistral_ai",
     auth: Auth::Bearer,
@@ -60,7 +60,7 @@ pub static MISTRAL: Dialect = Dialect {
 
 /// Together's `logprobs` is a count, not OpenAI's boolean; its usage arrives on the last chunk unasked.
 pub static TOGETHER: Dialect = Dialect {
-    operations: &[Embeddings, ImageGenerations, Speech],
+    operations: &[Embeddings, ImageGenerations, Speech, Transcriptions, Translations],
     name: "together",
     otel_name: "together_ai",
     auth: Auth::Bearer,
@@ -115,7 +115,7 @@ fn azure_url(t: &Target<'_>, path: &str) -> Result<String, ApiError> {
 }
 
 pub static AZURE: Dialect = Dialect {
-    operations: &[Embeddings, ImageGenerations, Speech, Responses],
+    operations: &[Embeddings, ImageGenerations, Speech, Responses, Transcriptions, Translations],
     name: "azure",
     otel_name: "azure.ai.openai",
     auth: Auth::Header("api-key"),

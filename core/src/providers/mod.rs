@@ -71,6 +71,9 @@ pub enum Operation {
     Moderations,
     Speech,
     Responses,
+    /// `multipart/form-data` uploads, passed through as they stream.
+    Transcriptions,
+    Translations,
 }
 
 impl Operation {
@@ -82,6 +85,8 @@ impl Operation {
             Operation::Moderations => "moderations",
             Operation::Speech => "audio/speech",
             Operation::Responses => "responses",
+            Operation::Transcriptions => "audio/transcriptions",
+            Operation::Translations => "audio/translations",
         }
     }
 
@@ -93,6 +98,8 @@ impl Operation {
             Operation::Moderations => "moderation",
             Operation::Speech => "speech",
             Operation::Responses => "chat",
+            Operation::Transcriptions => "transcription",
+            Operation::Translations => "translation",
         }
     }
 }
@@ -135,6 +142,17 @@ pub trait ChatProvider {
         _body: serde_json::Map<String, Value>,
         _api_key: Option<&str>,
     ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+        None
+    }
+    /// The head of an upload (`multipart/form-data`) to another endpoint: URL and credentials,
+    /// and the model id to put in the form's `model` field; `None` when the provider does not
+    /// offer the endpoint.
+    fn upload_request(
+        &self,
+        _op: Operation,
+        _target: &Target<'_>,
+        _api_key: Option<&str>,
+    ) -> Option<Result<(http::Request<()>, String), ApiError>> {
         None
     }
     /// Translates another endpoint's successful JSON response into OpenAI's shape; `None` when the
@@ -296,6 +314,24 @@ pub(crate) fn join_url(base: &str, path: &str) -> String {
     format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }
 
+/// A POST with the provider's configured extra headers and its credentials.
+fn post_with<B>(
+    url: &str,
+    provider: &ProviderConfig,
+    auth: &[(&str, String)],
+    builder: http::request::Builder,
+    body: B,
+) -> Result<http::Request<B>, ApiError> {
+    let mut builder = builder.method(http::Method::POST).uri(url);
+    for (name, value) in &provider.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    for (name, value) in auth {
+        builder = builder.header(*name, value.as_str());
+    }
+    builder.body(body).map_err(|e| ApiError::unavailable(format!("cannot build the upstream request to {url}: {e}")))
+}
+
 /// Builds a JSON POST with the provider's configured extra headers.
 pub(crate) fn json_post(
     url: &str,
@@ -303,18 +339,19 @@ pub(crate) fn json_post(
     auth: &[(&str, String)],
     body: Vec<u8>,
 ) -> Result<http::Request<Bytes>, ApiError> {
-    let mut builder = http::Request::post(url)
+    let builder = http::Request::builder()
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, text/event-stream");
-    for (name, value) in &provider.headers {
-        builder = builder.header(name.as_str(), value.as_str());
-    }
-    for (name, value) in auth {
-        builder = builder.header(*name, value.as_str());
-    }
-    builder
-        .body(Bytes::from(body))
-        .map_err(|e| ApiError::unavailable(format!("cannot build the upstream request to {url}: {e}")))
+    post_with(url, provider, auth, builder, Bytes::from(body))
+}
+
+/// The head of a POST (an upload's; its body and content type come from the client).
+pub(crate) fn post_head(
+    url: &str,
+    provider: &ProviderConfig,
+    auth: &[(&str, String)],
+) -> Result<http::Request<()>, ApiError> {
+    post_with(url, provider, auth, http::Request::builder(), ())
 }
 
 /// The client-facing status for an upstream failure status.

@@ -163,6 +163,21 @@ impl ChatProvider for Compatible {
             json_post(&(self.0.url)(target, op.path())?, target.provider, &self.auth(api_key), body)
         })())
     }
+
+    fn upload_request(
+        &self,
+        op: Operation,
+        target: &Target<'_>,
+        api_key: Option<&str>,
+    ) -> Option<Result<(http::Request<()>, String), ApiError>> {
+        if !self.offers(op) {
+            return None;
+        }
+        Some((|| {
+            let head = super::post_head(&(self.0.url)(target, op.path())?, target.provider, &self.auth(api_key))?;
+            Ok((head, (self.0.model)(target)))
+        })())
+    }
 }
 
 /// Brings vendor dialects into OpenAI's shape, for a whole completion or one chunk: Groq's

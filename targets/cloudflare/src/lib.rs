@@ -7,8 +7,31 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use gateway_core::config::ConfigCache;
-use gateway_core::host::{Body, BodyError, Deferred, FetchError, Host, LogLevel, StoreError};
-use worker::{console_error, console_log, console_warn, event, Context, Env, Fetch, Headers, Method, RequestInit};
+use gateway_core::host::{Body, BodyError, ByteStream, Deferred, FetchError, Host, LogLevel, StoreError};
+use worker::wasm_bindgen::JsValue;
+use worker::{
+    console_error, console_log, console_warn, event, Context, Env, Fetch, FixedLengthStream, Headers, Method,
+    RequestInit,
+};
+
+/// A streamed request body as a JS `ReadableStream`: with its length (a `FixedLengthStream`, so
+/// the upstream gets `content-length`) when known, else sent chunked. A chunk that fails errors
+/// the stream, which aborts the request rather than ending the upload early.
+fn upload_stream(chunks: ByteStream, length: Option<u64>) -> JsValue {
+    let chunks = chunks.map_ok(|b| b.to_vec()).map_err(|e| worker::Error::RustError(e.to_string()));
+    match length {
+        Some(length) => {
+            let fixed: worker::worker_sys::FixedLengthStream = FixedLengthStream::wrap(chunks, length).into();
+            fixed.readable().into()
+        }
+        None => {
+            let chunks = chunks
+                .map_ok(|chunk| JsValue::from(worker::js_sys::Uint8Array::from(&chunk[..])))
+                .map_err(|e| JsValue::from(e.to_string()));
+            wasm_streams::ReadableStream::from_stream(chunks).into_raw().into()
+        }
+    }
+}
 
 /// The KV namespace binding that holds the configuration document.
 const CONFIG_BINDING: &str = "CONFIG";
@@ -19,18 +42,28 @@ struct WorkerHost {
 }
 
 impl Host for WorkerHost {
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError> {
+    async fn fetch(&self, request: http::Request<Body>) -> Result<http::Response<Body>, FetchError> {
         let (parts, body) = request.into_parts();
+        let length = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         let headers = Headers::new();
         for (name, value) in &parts.headers {
+            if name == http::header::CONTENT_LENGTH {
+                continue; // the body's own length (or `FixedLengthStream`) sets it
+            }
             let value = value.to_str().map_err(|e| FetchError::Invalid(e.to_string()))?;
             headers.append(name.as_str(), value).map_err(|e| FetchError::Invalid(e.to_string()))?;
         }
         let method = Method::from(parts.method.as_str().to_owned());
         let mut init = RequestInit::new();
         init.with_method(method).with_headers(headers);
-        if !body.is_empty() {
-            init.with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
+        match body {
+            Body::Full(body) if body.is_empty() => {}
+            Body::Full(body) => {
+                init.with_body(Some(worker::js_sys::Uint8Array::from(&body[..]).into()));
+            }
+            Body::Stream(chunks) => {
+                init.with_body(Some(upload_stream(chunks, length)));
+            }
         }
         let outbound = worker::Request::new_with_init(&parts.uri.to_string(), &init)
             .map_err(|e| FetchError::Invalid(e.to_string()))?;

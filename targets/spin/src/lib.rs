@@ -12,9 +12,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures::future::Either;
 use futures::{SinkExt, StreamExt};
 use gateway_core::config::ConfigCache;
-use gateway_core::host::{Body, BodyError, Deferred, FetchError, Host, LogLevel, StoreError};
+use gateway_core::host::{Body, BodyError, ByteStream, Deferred, FetchError, Host, LogLevel, StoreError};
+use spin_sdk::http::conversions::TryIntoOutgoingRequest;
 use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam, SendError};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
@@ -25,15 +27,17 @@ struct SpinHost {
 }
 
 impl Host for SpinHost {
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, FetchError> {
+    async fn fetch(&self, request: http::Request<Body>) -> Result<http::Response<Body>, FetchError> {
         let (mut parts, body) = request.into_parts();
-        // A buffered body goes out with its length rather than chunked, as most servers prefer.
-        parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
-        let request = http::Request::from_parts(parts, body.to_vec());
-        let response: IncomingResponse = spin_sdk::http::send(request).await.map_err(|e| match e {
-            SendError::RequestConversion(e) => FetchError::Invalid(e.to_string()),
-            other => FetchError::Connect(other.to_string()),
-        })?;
+        let response: IncomingResponse = match body {
+            Body::Full(body) => {
+                // A buffered body goes out with its length rather than chunked, as most servers prefer.
+                parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(body.len()));
+                let request = http::Request::from_parts(parts, body.to_vec());
+                spin_sdk::http::send(request).await.map_err(send_error)?
+            }
+            Body::Stream(chunks) => send_streaming(http::Request::from_parts(parts, Vec::new()), chunks).await?,
+        };
         let mut out = http::Response::builder().status(response.status());
         for (name, value) in response.headers().entries() {
             out = out.header(name, value);
@@ -83,6 +87,45 @@ impl Host for SpinHost {
             LogLevel::Info => println!("{line}"),
             LogLevel::Warn | LogLevel::Error => eprintln!("{line}"),
         }
+    }
+}
+
+fn send_error(e: SendError) -> FetchError {
+    match e {
+        SendError::RequestConversion(e) => FetchError::Invalid(e.to_string()),
+        other => FetchError::Connect(other.to_string()),
+    }
+}
+
+/// Sends a request whose body is written chunk by chunk while the request is in flight (an
+/// upload passed through); the response is awaited once the body is finished.
+async fn send_streaming(head: http::Request<Vec<u8>>, mut chunks: ByteStream) -> Result<IncomingResponse, FetchError> {
+    let (outgoing, _) = head.try_into_outgoing_request().map_err(|e| FetchError::Invalid(e.to_string()))?;
+    let mut sink = outgoing.take_body();
+    let sending = spin_sdk::http::send::<_, IncomingResponse>(outgoing);
+    let writing = async move {
+        while let Some(chunk) = chunks.next().await {
+            let sent = match chunk {
+                Ok(chunk) => sink.send(chunk.to_vec()).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = sent {
+                // Never finish a broken body: an unfinished body makes the request fail upstream
+                // instead of passing for a complete (truncated) upload.
+                std::mem::forget(sink);
+                return Err(FetchError::Connect(format!("request body: {e}")));
+            }
+        }
+        // Dropping the sink finishes the body.
+        Ok(())
+    };
+    futures::pin_mut!(sending, writing);
+    match futures::future::select(sending, writing).await {
+        // The upstream answered before reading it all (an early refusal): that answer stands.
+        Either::Left((response, _)) => response.map_err(send_error),
+        Either::Right((Ok(()), sending)) => sending.await.map_err(send_error),
+        // Dropping the request in flight cancels it.
+        Either::Right((Err(e), _)) => Err(e),
     }
 }
 

@@ -1,0 +1,250 @@
+//! `/v1/audio/transcriptions` and `/v1/audio/translations`: `multipart/form-data` uploads passed
+//! through. The gateway reads the form only up to its `model` field (to route, and to put the
+//! provider's model id in its place); the rest streams to the provider as it arrives. An upload
+//! that ends within the first [`REPLAY_BYTES`] is held whole, so it can be retried and fall back
+//! like any request; a larger one goes to one target, once.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderValue, StatusCode};
+
+use super::attempts::{skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
+use super::chat::{api_key, resolve_recorded};
+use super::{with_timeout, Recorder};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::host::{Body, BodyError, ByteStream, Host};
+use crate::multipart::{self, FieldScanner, Scan};
+use crate::providers::{self, unsupported_operation, Operation};
+
+/// An upload that ends within this many bytes is held whole (retries and fallbacks work).
+pub const REPLAY_BYTES: usize = 1024 * 1024;
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("the upload exceeds {limit} bytes"))
+        .with_code("request_too_large")
+}
+
+fn stalled(idle_ms: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "invalid_request_error",
+        format!("the upload stalled for more than {idle_ms} ms"),
+    )
+    .with_code("request_timeout")
+}
+
+/// The form read up to its `model` field (or whole, when it is small).
+struct FormHead {
+    bytes: Vec<u8>,
+    /// Where the `model` value is in `bytes`, if the form has one.
+    model: Option<std::ops::Range<usize>>,
+    /// The rest of the upload, when it did not end within the head.
+    rest: Option<ByteStream>,
+}
+
+async fn read_head<H: Host>(
+    host: &H,
+    config: &Config,
+    boundary: &str,
+    body: Body,
+    path: &str,
+) -> Result<FormHead, ApiError> {
+    let limit = config.limits.max_upload_bytes;
+    let idle_ms = config.timeouts.idle_ms;
+    let (mut bytes, mut rest) = match body {
+        Body::Full(bytes) => (bytes.to_vec(), None),
+        Body::Stream(stream) => (Vec::new(), Some(stream)),
+    };
+    if bytes.len() > limit {
+        return Err(too_large(limit));
+    }
+    let mut scanner = FieldScanner::new(boundary, "model");
+    let mut scan = scanner.scan(&bytes);
+    loop {
+        if let Scan::Malformed(why) = scan {
+            return Err(ApiError::invalid_request(format!(
+                "`{path}` needs a well-formed multipart/form-data body: {why}"
+            )));
+        }
+        let settled = scan != Scan::NeedMore;
+        let Some(stream) = rest.as_mut() else {
+            if !settled {
+                return Err(ApiError::invalid_request(format!(
+                    "`{path}` needs a well-formed multipart/form-data body: it ends before its closing boundary"
+                )));
+            }
+            break;
+        };
+        if settled && bytes.len() >= REPLAY_BYTES {
+            break;
+        }
+        match with_timeout(host, idle_ms, stream.next()).await {
+            None => return Err(stalled(idle_ms)),
+            Some(None) => rest = None,
+            Some(Some(Err(e))) => {
+                return Err(ApiError::invalid_request(format!("the upload could not be read: {e}")));
+            }
+            Some(Some(Ok(chunk))) => {
+                if bytes.len() + chunk.len() > limit {
+                    return Err(too_large(limit));
+                }
+                bytes.extend_from_slice(&chunk);
+                if !settled {
+                    scan = scanner.scan(&bytes);
+                }
+            }
+        }
+    }
+    let model = match scan {
+        Scan::Found(range) => Some(range),
+        _ => None,
+    };
+    Ok(FormHead { bytes, model, rest })
+}
+
+/// The rest of an upload, bounded in size and in the silence between chunks; a cut records why
+/// and errors the stream (which aborts the upstream request instead of ending it early).
+fn bounded_rest<H: Host + 'static>(
+    host: Rc<H>,
+    head: Vec<u8>,
+    rest: ByteStream,
+    sent_before: usize,
+    limit: usize,
+    idle_ms: u64,
+    cut: Rc<RefCell<Option<ApiError>>>,
+) -> ByteStream {
+    let first = futures::stream::iter([Ok(Bytes::from(head))]);
+    let state = (rest, sent_before, false);
+    let rest = futures::stream::unfold(state, move |(mut rest, sent, done)| {
+        let host = Rc::clone(&host);
+        let cut = Rc::clone(&cut);
+        async move {
+            if done {
+                return None;
+            }
+            let failure = match with_timeout(&*host, idle_ms, rest.next()).await {
+                None => stalled(idle_ms),
+                Some(None) => return None,
+                Some(Some(Err(e))) => ApiError::invalid_request(format!("the upload could not be read: {e}")),
+                Some(Some(Ok(chunk))) if sent + chunk.len() <= limit => {
+                    let sent = sent + chunk.len();
+                    return Some((Ok(chunk), (rest, sent, false)));
+                }
+                Some(Some(Ok(_))) => too_large(limit),
+            };
+            let reason = BodyError(failure.message.clone());
+            *cut.borrow_mut() = Some(failure);
+            Some((Err(reason), (rest, sent, true)))
+        }
+    });
+    Box::pin(first.chain(rest))
+}
+
+pub(crate) async fn upload<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    parts: &http::request::Parts,
+    body: Body,
+    route: Option<&str>,
+    op: Operation,
+    recorder: &Recorder<H>,
+) -> Result<http::Response<Body>, ApiError> {
+    let path = format!("/v1/{}", op.path());
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE).cloned();
+    let boundary = content_type
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .and_then(multipart::boundary)
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::invalid_request(format!("`{path}` takes a multipart/form-data upload")))?;
+    let limit = config.limits.max_upload_bytes;
+    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large(limit));
+    }
+    let head = read_head(&**host, config, &boundary, body, &path).await?;
+    let model = match &head.model {
+        Some(range) => String::from_utf8_lossy(head.bytes.get(range.clone()).unwrap_or_default()).trim().to_owned(),
+        None if route.is_some() => String::new(),
+        None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
+    };
+    let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
+    let streamed = head.rest.is_some();
+    let mut rest = head.rest;
+    let cut = Rc::new(RefCell::new(None));
+    let total_attempts = Cell::new(0);
+    let mut last_error = ApiError::bad_gateway("no upstream target was tried");
+    for (index, target) in resolved.targets.iter().enumerate() {
+        let spec = providers::spec(target.provider.kind);
+        let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
+        let unsupported = || unsupported_operation(target.provider_name, target.provider.kind, op);
+        let prepared = spec.chat.ok_or_else(unsupported).and_then(|provider| {
+            let key = api_key(&**host, target)?;
+            let (request, model_id) = provider.upload_request(op, target, key.as_deref()).ok_or_else(unsupported)??;
+            Ok((provider, request, model_id))
+        });
+        let (provider, request, model_id) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                last_error = skip_target(recorder, gen_span, error);
+                continue;
+            }
+        };
+        let form = multipart::with_field(&head.bytes, &boundary, "model", head.model.clone(), &model_id);
+        let (mut request, ()) = request.into_parts();
+        if let Some(content_type) = &content_type {
+            request.headers.insert(http::header::CONTENT_TYPE, content_type.clone());
+        }
+        let upstream = if streamed {
+            let Some(remaining) = rest.take() else {
+                let spent = ApiError::bad_gateway("the upload streamed to an earlier target; it cannot be sent again");
+                skip_target(recorder, gen_span, spent);
+                break;
+            };
+            if let Some(length) = declared.and_then(|d| d.checked_sub(head.bytes.len())).map(|r| r + form.len()) {
+                request.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+            }
+            let sent_before = form.len();
+            let body = bounded_rest(
+                Rc::clone(host),
+                form,
+                remaining,
+                sent_before,
+                limit,
+                config.timeouts.idle_ms,
+                Rc::clone(&cut),
+            );
+            Upstream::Once(RefCell::new(Some(http::Request::from_parts(request, Body::Stream(body)))))
+        } else {
+            Upstream::Replayable(http::Request::from_parts(request, Bytes::from(form)))
+        };
+        let attempts = Attempts {
+            host,
+            config,
+            provider,
+            target,
+            upstream: &upstream,
+            delivery: Delivery::Operation { op, base64_embeddings: false },
+            resolved: &resolved,
+            recorder,
+            gen_span,
+            total_attempts: &total_attempts,
+        };
+        let outcome = attempts.conclude().await;
+        // A cut on the client's side (too large, stalled) is the client's error, whatever the
+        // upstream made of the aborted request.
+        if let Some(error) = cut.borrow_mut().take() {
+            return Err(error);
+        }
+        match outcome {
+            AfterTarget::Deliver(response) => return Ok(response),
+            AfterTarget::Stop(error) => return Err(error),
+            AfterTarget::Fallback(error) => last_error = error,
+        }
+    }
+    Err(last_error)
+}
