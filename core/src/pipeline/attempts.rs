@@ -74,6 +74,21 @@ pub(crate) fn target_span<H: Host + 'static>(
     span
 }
 
+/// The provider behind one target of an endpoint other than chat, and what `build` makes of it
+/// with the provider's key; a 400 naming both when the provider does not offer the endpoint.
+pub(crate) fn operation_target<H: Host, T>(
+    host: &H,
+    target: &Target<'_>,
+    op: Operation,
+    build: impl FnOnce(&'static dyn ChatProvider, Option<&str>) -> Option<Result<T, ApiError>>,
+) -> Result<(&'static dyn ChatProvider, T), ApiError> {
+    let unsupported = || crate::providers::unsupported_operation(target.provider_name, target.provider.kind, op);
+    let provider = crate::providers::spec(target.provider.kind).chat.ok_or_else(unsupported)?;
+    let key = super::chat::api_key(host, target)?;
+    let built = build(provider, key.as_deref()).ok_or_else(unsupported)??;
+    Ok((provider, built))
+}
+
 /// A target that could not even be tried (no secret, a field or endpoint it lacks): recorded on
 /// its span; the next target is tried.
 pub(crate) fn skip_target<H: Host + 'static>(recorder: &Recorder<H>, gen_span: SpanRef, error: ApiError) -> ApiError {

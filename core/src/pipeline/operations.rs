@@ -9,14 +9,14 @@ use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
-use super::attempts::{skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
-use super::chat::{api_key, apply_body_transform, read_body, resolve_recorded};
+use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
+use super::chat::{apply_body_transform, read_body, resolve_recorded};
 use super::responses;
 use super::Recorder;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, Host};
-use crate::providers::{self, unsupported_operation, Operation};
+use crate::providers::{self, Operation};
 
 pub(crate) async fn forward<H: Host + 'static>(
     host: &Rc<H>,
@@ -52,15 +52,10 @@ pub(crate) async fn forward<H: Host + 'static>(
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
     for (index, target) in resolved.targets.iter().enumerate() {
-        let spec = providers::spec(target.provider.kind);
         let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
-        let unsupported = || unsupported_operation(target.provider_name, target.provider.kind, op);
         // A target that cannot be used (no secret, no such endpoint) hands over to the next.
-        let prepared = spec.chat.ok_or_else(unsupported).and_then(|provider| {
-            let key = api_key(&**host, target)?;
-            let request =
-                provider.operation_request(op, target, body.clone(), key.as_deref()).ok_or_else(unsupported)??;
-            Ok((provider, request))
+        let prepared = operation_target(&**host, target, op, |provider, key| {
+            provider.operation_request(op, target, body.clone(), key)
         });
         let (provider, upstream) = match prepared {
             Ok(prepared) => prepared,

@@ -11,14 +11,14 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 
-use super::attempts::{skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
-use super::chat::{api_key, resolve_recorded};
+use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
+use super::chat::resolve_recorded;
 use super::{with_timeout, Recorder};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, BodyError, ByteStream, Host};
 use crate::multipart::{self, FieldScanner, Scan};
-use crate::providers::{self, unsupported_operation, Operation};
+use crate::providers::Operation;
 
 /// An upload that ends within this many bytes is held whole (retries and fallbacks work).
 pub const REPLAY_BYTES: usize = 1024 * 1024;
@@ -179,15 +179,9 @@ pub(crate) async fn upload<H: Host + 'static>(
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
     for (index, target) in resolved.targets.iter().enumerate() {
-        let spec = providers::spec(target.provider.kind);
         let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
-        let unsupported = || unsupported_operation(target.provider_name, target.provider.kind, op);
-        let prepared = spec.chat.ok_or_else(unsupported).and_then(|provider| {
-            let key = api_key(&**host, target)?;
-            let (request, model_id) = provider.upload_request(op, target, key.as_deref()).ok_or_else(unsupported)??;
-            Ok((provider, request, model_id))
-        });
-        let (provider, request, model_id) = match prepared {
+        let prepared = operation_target(&**host, target, op, |provider, key| provider.upload_request(op, target, key));
+        let (provider, (request, model_id)) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
                 last_error = skip_target(recorder, gen_span, error);
