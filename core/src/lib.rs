@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod host;
 pub mod multipart;
+pub mod mcp;
 pub mod ndjson;
 pub mod openai;
 pub mod pipeline;

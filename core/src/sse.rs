@@ -2,11 +2,13 @@
 
 use bytes::Bytes;
 
-/// One parsed event: its `event:` name (empty when absent) and its joined `data:` lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One parsed event: its `event:` name (empty when absent), its joined `data:` lines, and its
+/// `id:` (for resumable streams), if it had one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SseEvent {
     pub event: String,
     pub data: String,
+    pub id: Option<String>,
 }
 
 /// Push bytes in as they arrive, get whole events out. Never panics on any input.
@@ -16,6 +18,7 @@ pub struct SseParser {
     /// How much of `buffer` is known to hold no newline (so it is not scanned again).
     scanned: usize,
     event: String,
+    id: Option<String>,
     data: Vec<String>,
     data_len: usize,
     has_data: bool,
@@ -89,6 +92,7 @@ impl SseParser {
         };
         match field {
             "event" => self.event = value.to_owned(),
+            "id" => self.id = Some(value.to_owned()),
             "data" => {
                 self.data_len += value.len() + 1;
                 self.data.push(value.to_owned());
@@ -101,13 +105,14 @@ impl SseParser {
 
     fn dispatch(&mut self) -> Option<SseEvent> {
         let event = std::mem::take(&mut self.event);
+        let id = self.id.take();
         if !self.has_data {
             return None;
         }
         self.has_data = false;
         self.data_len = 0;
         let data = std::mem::take(&mut self.data).join("\n");
-        Some(SseEvent { event, data })
+        Some(SseEvent { event, data, id })
     }
 }
 
@@ -131,15 +136,15 @@ mod tests {
         let mut p = SseParser::new();
         assert!(p.push(b"event: message_start\nda").unwrap().is_empty());
         let events = p.push(b"ta: {\"a\":1}\r\n\r\ndata: x\n").unwrap();
-        assert_eq!(events, vec![SseEvent { event: "message_start".into(), data: "{\"a\":1}".into() }]);
-        assert_eq!(p.finish(), vec![SseEvent { event: String::new(), data: "x".into() }]);
+        assert_eq!(events, vec![SseEvent { event: "message_start".into(), data: "{\"a\":1}".into(), id: None }]);
+        assert_eq!(p.finish(), vec![SseEvent { event: String::new(), data: "x".into(), id: None }]);
     }
 
     #[test]
     fn multi_line_data_and_comments() {
         let mut p = SseParser::new();
         let events = p.push(b": ping\ndata: a\ndata: b\n\n").unwrap();
-        assert_eq!(events, vec![SseEvent { event: String::new(), data: "a\nb".into() }]);
+        assert_eq!(events, vec![SseEvent { event: String::new(), data: "a\nb".into(), id: None }]);
     }
 
     #[test]
@@ -149,7 +154,7 @@ mod tests {
         for b in b"data: abc\n\n" {
             events.extend(p.push(&[*b]).unwrap());
         }
-        assert_eq!(events, vec![SseEvent { event: String::new(), data: "abc".into() }]);
+        assert_eq!(events, vec![SseEvent { event: String::new(), data: "abc".into(), id: None }]);
     }
 
     #[test]
