@@ -84,9 +84,28 @@ def llmock():
         proc.wait(timeout=10)
 
 
-def gateway_config(upstream: str, recorder: str) -> dict:
+MCP_TOOLS = ["add", "slow_count", "tool_calls"]
+
+
+def mcp_servers(upstreams: dict[str, str]) -> dict:
+    """The registry: each upstream in each protocol mode, a disabled one, one with every tool."""
+    if not upstreams:
+        return {}
+    sse, json_mode = upstreams["sse"], upstreams["json"]
+    return {
+        "py": {"url": sse, "tools": MCP_TOOLS},
+        "py-json": {"url": json_mode, "tools": MCP_TOOLS},
+        "py-current": {"url": sse, "tools": MCP_TOOLS, "protocol": "2026-07-28"},
+        "py-legacy": {"url": sse, "tools": MCP_TOOLS, "protocol": "legacy"},
+        "py-all": {"url": sse, "tools": ["*"]},
+        "off": {"url": sse, "status": "disabled", "tools": ["*"]},
+    }
+
+
+def gateway_config(upstream: str, recorder: str, mcp: dict[str, str] | None = None) -> dict:
     key_hash = hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()
     return {
+        "mcp_servers": mcp_servers(mcp or {}),
         "version": 1,
         "providers": {
             "openai": {"type": "openai", "base_url": f"{upstream}/v1", "api_key_secret": "openai_api_key"},
@@ -173,10 +192,37 @@ def running_gateway(target: str, config: dict, workdir: Path):
             proc.kill()
 
 
+@contextlib.contextmanager
+def mcp_upstream(*flags: str):
+    """One MCP server on the official Python SDK (tests/e2e/mcp/upstream_server.py)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "mcp" / "upstream_server.py"),
+                             "--port", str(port), *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(url, timeout=1.0)
+                break
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mcp_upstreams():
+    with mcp_upstream() as sse, mcp_upstream("--json") as json_mode:
+        yield {"sse": sse, "json": json_mode}
+
+
 @pytest.fixture(scope="session", params=TARGETS)
-def gateway(request, llmock, receiver_server, tmp_path_factory):
+def gateway(request, llmock, receiver_server, mcp_upstreams, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"gateway-{request.param}")
-    with running_gateway(request.param, gateway_config(llmock.url, receiver_server.url), workdir) as gw:
+    config = gateway_config(llmock.url, receiver_server.url, mcp_upstreams)
+    with running_gateway(request.param, config, workdir) as gw:
         yield gw
 
 

@@ -223,6 +223,18 @@ pub enum ServerStatus {
     Disabled,
 }
 
+/// The protocol era spoken to an MCP server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum McpProtocol {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "2026-07-28")]
+    Current,
+    #[serde(rename = "legacy")]
+    Legacy,
+}
+
 /// How the gateway authenticates to an MCP server.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
@@ -249,6 +261,12 @@ pub struct McpServerConfig {
     /// Tools callers may see and call; none by default, `"*"` for all.
     #[serde(default)]
     pub tools: Vec<String>,
+    /// The protocol era the gateway speaks to this server: `auto` (the default: each client's
+    /// own era, falling back to the legacy handshake when a current-era request is refused as
+    /// a legacy server refuses it), `2026-07-28` (current era only: legacy clients are bridged),
+    /// or `legacy` (handshake and sessions only: current-era clients are bridged).
+    #[serde(default)]
+    pub protocol: McpProtocol,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyConfig>,
 }

@@ -202,8 +202,11 @@ mod tests {
         let discover = json!({"supportedVersions": [MODERN], "capabilities": {"tools": {}},
                               "_meta": {META_SERVER_INFO: {"name": "s", "version": "1"}}, "instructions": "hi"});
         let init = initialize_from_discover(discover.as_object().unwrap(), "2025-06-18");
-        assert_eq!(init, json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
-                                "serverInfo": {"name": "s", "version": "1"}, "instructions": "hi"}));
+        assert_eq!(
+            init,
+            json!({"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+                                "serverInfo": {"name": "s", "version": "1"}, "instructions": "hi"})
+        );
         let back = discover_from_initialize(init.as_object().unwrap());
         assert_eq!(back["supportedVersions"], json!([MODERN]));
         assert_eq!(back["_meta"][META_SERVER_INFO]["name"], "s");

@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn messages_are_classified_and_their_names_found() {
-        let call = Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"}}"#).unwrap();
+        let call =
+            Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add"}}"#).unwrap();
         assert_eq!((call.kind(), call.name()), (Some(Kind::Request), Some("add")));
         let read = Message::parse(br#"{"jsonrpc":"2.0","id":"r","method":"resources/read","params":{"uri":"x://a"}}"#);
         assert_eq!(read.unwrap().name(), Some("x://a"));
@@ -166,7 +167,10 @@ mod tests {
     fn malformed_messages_are_json_rpc_errors() {
         assert_eq!(Message::parse(b"{").unwrap_err().code, code::PARSE_ERROR);
         assert_eq!(Message::parse(b"[]").unwrap_err().code, code::INVALID_REQUEST);
-        assert_eq!(Message::parse(br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).unwrap_err().code, code::INVALID_REQUEST);
+        assert_eq!(
+            Message::parse(br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).unwrap_err().code,
+            code::INVALID_REQUEST
+        );
         assert_eq!(Message::parse(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err().code, code::INVALID_REQUEST);
         assert_eq!(Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":5}"#).unwrap_err().code, code::INVALID_REQUEST);
     }

@@ -3,6 +3,7 @@
 
 mod attempts;
 mod chat;
+mod mcp;
 mod operations;
 mod recorder;
 mod responses;
@@ -81,11 +82,15 @@ enum Endpoint<'p> {
     ChatCompletions { route: Option<&'p str> },
     Operation { route: Option<&'p str>, op: Operation },
     Upload { route: Option<&'p str>, op: Operation },
+    Mcp { slug: &'p str },
     Models { route: Option<&'p str> },
 }
 
 fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError> {
     let trimmed = path.trim_end_matches('/');
+    if let Some(slug) = trimmed.strip_prefix("/mcp/").filter(|s| !s.is_empty() && !s.contains('/')) {
+        return Ok(Endpoint::Mcp { slug });
+    }
     let (route, rest) = match trimmed.strip_prefix("/v1/") {
         Some(rest) => (None, rest),
         None => match trimmed.trim_start_matches('/').split_once("/v1/") {
@@ -226,6 +231,12 @@ async fn serve<H: Host + 'static>(
         Err(e) => recorder.fail(span, e.message.clone()),
     }
     recorder.end(span);
+    if let Endpoint::Mcp { slug } = endpoint {
+        return Ok(match principal {
+            Ok(principal) => mcp::serve(host, &config, parts, body, slug, principal, recorder).await,
+            Err(error) => mcp::api_error(&error),
+        });
+    }
     principal?;
     match endpoint {
         Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
@@ -235,6 +246,7 @@ async fn serve<H: Host + 'static>(
         }
         Endpoint::Operation { route, op } => operations::forward(host, &config, parts, body, route, op, recorder).await,
         Endpoint::Upload { route, op } => uploads::upload(host, &config, parts, body, route, op, recorder).await,
+        Endpoint::Mcp { .. } => Err(ApiError::not_found("MCP requests are served above")),
     }
 }
 

@@ -45,3 +45,8 @@ pub const GATEWAY_LATENCY_UPSTREAM_TTFB_MS: &str = "gateway.latency.upstream_ttf
 pub const GATEWAY_LATENCY_UPSTREAM_MS: &str = "gateway.latency.upstream_ms";
 pub const GATEWAY_LATENCY_OVERHEAD_MS: &str = "gateway.latency.overhead_ms";
 pub const GATEWAY_COST_USD: &str = "gateway.cost.usd";
+
+pub const GATEWAY_MCP_SERVER: &str = "gateway.mcp.server";
+/// OpenTelemetry's MCP conventions.
+pub const MCP_METHOD_NAME: &str = "mcp.method.name";
+pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";

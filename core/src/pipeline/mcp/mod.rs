@@ -1,0 +1,275 @@
+//! `/mcp/{slug}` and `/mcp/{slug}/`: MCP Streamable HTTP to the client and to the registered
+//! server, in the client's era or bridged to the server's. Registry checks (unknown slug,
+//! disabled server, tools not enabled) come before anything is forwarded; every message the
+//! server sends back is inspected on its way, in event streams too.
+
+mod bridge;
+pub(crate) mod hooks;
+mod relay;
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::Value;
+
+use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
+use super::chat::read_body;
+use super::{with_timeout, Recorder};
+use crate::config::{Config, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
+use crate::error::ApiError;
+use crate::host::{Body, FetchError, Host};
+use crate::mcp::era::{self, Era};
+use crate::mcp::{code, BridgedSession, Message, RoutingHeaders, RpcError, ToolGate};
+use crate::trace::SpanRef;
+
+/// KV marker: this server answered a current-era request as only a legacy server does.
+fn legacy_marker(slug: &str) -> String {
+    format!("mcp:era:{slug}")
+}
+
+/// One client request to one registered server.
+pub(crate) struct Exchange<'a, H: Host + 'static> {
+    pub host: &'a Rc<H>,
+    pub config: &'a Config,
+    pub slug: &'a str,
+    pub server: &'a McpServerConfig,
+    pub principal: &'a PrincipalConfig,
+    pub recorder: &'a Recorder<H>,
+    pub span: SpanRef,
+}
+
+/// An API error (from the shared steps: config, key, body) in the JSON-RPC shape MCP clients read.
+pub(crate) fn api_error(error: &ApiError) -> http::Response<Body> {
+    let rpc = match error.status {
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST => RpcError::new(code::INVALID_REQUEST, &error.message),
+        _ => RpcError::new(code::SERVER_ERROR, &error.message),
+    };
+    rpc_response(error.status, &rpc, None)
+}
+
+/// Serves one request for `/mcp/{slug}`.
+pub(crate) async fn serve<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    parts: &http::request::Parts,
+    body: Body,
+    slug: &str,
+    principal: &PrincipalConfig,
+    recorder: &Recorder<H>,
+) -> http::Response<Body> {
+    let Some((slug, server)) = config.mcp_servers.get_key_value(slug) else {
+        let error = RpcError::new(code::SERVER_ERROR, format!("no MCP server `{slug}` is registered"));
+        return rpc_response(StatusCode::NOT_FOUND, &error, None);
+    };
+    if server.status == ServerStatus::Disabled {
+        let error = RpcError::new(code::SERVER_ERROR, format!("MCP server `{slug}` is disabled"));
+        return rpc_response(StatusCode::SERVICE_UNAVAILABLE, &error, None);
+    }
+    let span = recorder.child(recorder.root(), format!("mcp {slug}"), crate::trace::SpanKind::Client);
+    recorder.set(span, crate::trace::attrs::GATEWAY_MCP_SERVER, slug.as_str());
+    let exchange = Exchange { host, config, slug, server, principal, recorder, span };
+    let response = match parts.method {
+        http::Method::POST => exchange.post(parts, body).await,
+        http::Method::GET => exchange.listen(parts).await,
+        http::Method::DELETE => exchange.delete(parts).await,
+        _ => {
+            let error = RpcError::new(code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE");
+            let mut response = rpc_response(StatusCode::METHOD_NOT_ALLOWED, &error, None);
+            response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
+            response
+        }
+    };
+    recorder.set(span, crate::trace::attrs::HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
+    recorder.end(span);
+    response
+}
+
+impl<H: Host + 'static> Exchange<'_, H> {
+    fn gate(&self) -> ToolGate<'_> {
+        ToolGate { enabled: &self.server.tools }
+    }
+
+    /// Sends a request to the server, bounded by the first-byte timeout.
+    pub(super) async fn send(
+        &self,
+        method: http::Method,
+        client: &http::HeaderMap,
+        overrides: &[(&'static str, Option<String>)],
+        body: Bytes,
+    ) -> Result<http::Response<Body>, RpcError> {
+        let mut overrides = overrides.to_vec();
+        overrides.push(("traceparent", self.recorder.traceparent(self.span)));
+        let request = upstream_request(&**self.host, self.server, method, client, &overrides, body)?;
+        let timeout = self.config.timeouts.first_byte_ms;
+        match with_timeout(&**self.host, timeout, self.host.fetch(request)).await {
+            Some(Ok(response)) => Ok(response),
+            Some(Err(FetchError::Connect(e) | FetchError::Invalid(e))) => {
+                Err(RpcError::new(code::INTERNAL_ERROR, format!("cannot reach MCP server `{}`: {e}", self.slug)))
+            }
+            None => Err(RpcError::new(
+                code::INTERNAL_ERROR,
+                format!("MCP server `{}` sent no response within {timeout} ms", self.slug),
+            )),
+        }
+    }
+
+    fn refuse_tool(&self, tool: &str, id: Option<&Value>) -> http::Response<Body> {
+        let error =
+            RpcError::new(code::SERVER_ERROR, format!("tool `{tool}` is not enabled on MCP server `{}`", self.slug))
+                .with_data(serde_json::json!({"reason": "tool_not_enabled", "tool": tool}));
+        rpc_response(StatusCode::FORBIDDEN, &error, id)
+    }
+
+    async fn post(&self, parts: &http::request::Parts, body: Body) -> http::Response<Body> {
+        // Refused from the headers alone, before the body is read, where they suffice.
+        let routing = RoutingHeaders::from(&parts.headers);
+        if let (Some("tools/call"), Some(tool)) = (routing.method.as_deref(), routing.name.as_deref()) {
+            if !self.gate().allows(tool) {
+                return self.refuse_tool(tool, None);
+            }
+        }
+        let bytes = match read_body(&**self.host, self.config, parts, body).await {
+            Ok(bytes) => bytes,
+            Err(error) => return api_error(&error),
+        };
+        let message = match Message::parse(&bytes) {
+            Ok(message) => message,
+            Err(error) => return rpc_response(StatusCode::BAD_REQUEST, &error, None),
+        };
+        let id = message.id().cloned();
+        let header_version = parts.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
+        let client_era = era::era_of(header_version, &message);
+        if client_era == Era::Modern {
+            if let Err(error) = routing.check(&message) {
+                return rpc_response(StatusCode::BAD_REQUEST, &error, id.as_ref());
+            }
+        }
+        if let Some(method) = message.method() {
+            self.recorder.set(self.span, crate::trace::attrs::MCP_METHOD_NAME, method.to_owned());
+        }
+        if message.method() == Some("tools/call") {
+            let tool = message.name().unwrap_or_default().to_owned();
+            self.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, tool.clone());
+            if !self.gate().allows(&tool) {
+                return self.refuse_tool(&tool, id.as_ref());
+            }
+        }
+        if let Err(error) = hooks::input(&message) {
+            return rpc_response(StatusCode::FORBIDDEN, &error, id.as_ref());
+        }
+        match (client_era, self.server.protocol) {
+            (Era::Modern, McpProtocol::Legacy) => self.modern_to_legacy(message).await,
+            (Era::Legacy(_), McpProtocol::Current) => self.legacy_to_modern(parts, message).await,
+            (Era::Modern, _) => self.modern(parts, message).await,
+            (Era::Legacy(_), _) => self.forward(parts, message, Conversion::None).await,
+        }
+    }
+
+    /// The same era on both sides: the request as it is, the answer inspected.
+    async fn forward(
+        &self,
+        parts: &http::request::Parts,
+        message: Message,
+        conversion: Conversion,
+    ) -> http::Response<Body> {
+        let id = message.id().cloned();
+        let method = message.method().map(str::to_owned);
+        let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
+            Ok(response) => response,
+            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+        };
+        let outbound = Outbound { method, enabled_tools: self.server.tools.clone(), conversion };
+        relay(self.host, self.config, response, outbound, None).await
+    }
+
+    /// A current-era client: forwarded as it is, unless the server is known (or found, in
+    /// `auto`) to speak only the legacy protocol, then bridged.
+    async fn modern(&self, parts: &http::request::Parts, message: Message) -> http::Response<Body> {
+        let auto = self.server.protocol == McpProtocol::Auto;
+        let marker = legacy_marker(self.slug);
+        if auto && matches!(self.host.kv_get(&marker).await, Ok(Some(_))) {
+            return self.modern_to_legacy(message).await;
+        }
+        let id = message.id().cloned();
+        let method = message.method().map(str::to_owned);
+        let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
+            Ok(response) => response,
+            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+        };
+        if auto && response.status() == StatusCode::BAD_REQUEST {
+            let (head, body) = response.into_parts();
+            let bytes = super::read_whole(&**self.host, body, 64 * 1024, self.config.timeouts.idle_ms)
+                .await
+                .unwrap_or_default();
+            if refused_as_legacy(&bytes) {
+                let _ = self.host.kv_put(&marker, Bytes::from_static(b"legacy")).await;
+                return self.modern_to_legacy(message).await;
+            }
+            let outbound = Outbound { method, enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
+            return relay(self.host, self.config, http::Response::from_parts(head, Body::Full(bytes)), outbound, None)
+                .await;
+        }
+        let outbound = Outbound { method, enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
+        relay(self.host, self.config, response, outbound, None).await
+    }
+
+    /// `GET`: the legacy event stream for server-initiated messages.
+    async fn listen(&self, parts: &http::request::Parts) -> http::Response<Body> {
+        if self.server.protocol == McpProtocol::Current || self.is_bridged_session(parts) {
+            return bridge::no_stream();
+        }
+        let response = match self.send(http::Method::GET, &parts.headers, &[], Bytes::new()).await {
+            Ok(response) => response,
+            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, None),
+        };
+        let outbound =
+            Outbound { method: None, enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
+        relay(self.host, self.config, response, outbound, None).await
+    }
+
+    /// `DELETE`: ends a legacy session (the gateway's own sessions hold nothing to end).
+    async fn delete(&self, parts: &http::request::Parts) -> http::Response<Body> {
+        if self.server.protocol == McpProtocol::Current || self.is_bridged_session(parts) {
+            return relay::message_response(&serde_json::json!({}), None);
+        }
+        match self.send(http::Method::DELETE, &parts.headers, &[], Bytes::new()).await {
+            Ok(response) => {
+                let outbound = Outbound { method: None, enabled_tools: Vec::new(), conversion: Conversion::None };
+                relay(self.host, self.config, response, outbound, None).await
+            }
+            Err(error) => rpc_response(StatusCode::BAD_GATEWAY, &error, None),
+        }
+    }
+
+    fn is_bridged_session(&self, parts: &http::request::Parts) -> bool {
+        let key = self.session_key_material();
+        parts
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|id| BridgedSession::open(id, &key).is_some())
+    }
+}
+
+/// Whether a `400` to a current-era request is a legacy server's refusal (no session, unknown
+/// version), not a current-era server's own error (`-32020`, `-32021`, `-32022`, `-32602`).
+fn refused_as_legacy(body: &[u8]) -> bool {
+    let code =
+        Message::parse(body).ok().and_then(|m| m.body.get("error").and_then(|e| e.get("code")).and_then(Value::as_i64));
+    !matches!(code, Some(-32020 | -32021 | -32022 | -32602))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn legacy_refusals_are_told_from_current_era_errors() {
+        assert!(super::refused_as_legacy(
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Bad Request: Missing session ID"}}"#
+        ));
+        assert!(super::refused_as_legacy(b""));
+        assert!(!super::refused_as_legacy(
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32020,"message":"Header mismatch"}}"#
+        ));
+    }
+}

@@ -1,0 +1,355 @@
+//! Requests to an MCP server and the relay of its answers: a JSON body, or an event stream whose
+//! messages are each inspected, converted and forwarded as they arrive.
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::Value;
+
+use super::super::{read_whole, with_timeout};
+use super::hooks::{self, Hook};
+use crate::config::{Config, CredentialConfig, McpServerConfig};
+use crate::host::{Body, ByteStream, Host};
+use crate::mcp::{era, Kind, Message, RpcError, ToolGate};
+use crate::sse::{SseEvent, SseParser};
+
+/// Client headers an MCP server may need, forwarded as they are.
+const FORWARDED: &[&str] =
+    &["accept", "content-type", "mcp-protocol-version", "mcp-session-id", "last-event-id", "mcp-method", "mcp-name"];
+
+/// Server headers the client may need, relayed as they are.
+const RELAYED: &[&str] = &["content-type", "mcp-session-id", "allow", "retry-after", "cache-control"];
+
+/// An MCP error response: the JSON-RPC error in the body, with an HTTP status.
+pub(crate) fn rpc_response(status: StatusCode, error: &RpcError, id: Option<&Value>) -> http::Response<Body> {
+    let body = serde_json::to_vec(&error.response(id)).unwrap_or_default();
+    let mut response = http::Response::new(Body::Full(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// A JSON-RPC result (or any JSON-RPC message) as a `200 application/json` response.
+pub(crate) fn message_response(message: &Value, session: Option<&str>) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::Full(Bytes::from(serde_json::to_vec(message).unwrap_or_default())));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(value) = session.and_then(|s| HeaderValue::from_str(s).ok()) {
+        response.headers_mut().insert("mcp-session-id", value);
+    }
+    response
+}
+
+/// `202 Accepted`, no body: what a server answers to a notification or a response.
+pub(crate) fn accepted() -> http::Response<Body> {
+    let mut response = http::Response::new(Body::empty());
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+}
+
+/// The request to the server: the client's MCP headers (or the bridge's), the server's own
+/// credential, never the client's `Host` (the runtime sets the server's).
+pub(crate) fn upstream_request<H: Host>(
+    host: &H,
+    server: &McpServerConfig,
+    method: http::Method,
+    client: &HeaderMap,
+    overrides: &[(&'static str, Option<String>)],
+    body: Bytes,
+) -> Result<http::Request<Body>, RpcError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in client {
+        let name_str = name.as_str();
+        if FORWARDED.contains(&name_str) || name_str.starts_with("mcp-param-") {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    for (name, value) in overrides {
+        headers.remove(*name);
+        if let Some(value) = value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(*name, value);
+        }
+    }
+    if method == http::Method::POST {
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(http::header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
+    }
+    if let CredentialConfig::Internal { secret } = &server.credential {
+        let token = host.secret(secret).ok_or_else(|| {
+            RpcError::new(
+                crate::mcp::code::INTERNAL_ERROR,
+                format!("the server's credential secret `{secret}` is not set"),
+            )
+        })?;
+        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            RpcError::new(crate::mcp::code::INTERNAL_ERROR, "the server's credential is not a valid header")
+        })?;
+        headers.insert(http::header::AUTHORIZATION, value);
+    }
+    let mut request = http::Request::new(Body::Full(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = server
+        .url
+        .parse()
+        .map_err(|_| RpcError::new(crate::mcp::code::INTERNAL_ERROR, "the server's URL is not valid"))?;
+    *request.headers_mut() = headers;
+    Ok(request)
+}
+
+/// How messages from the server are changed on their way to this client.
+#[derive(Clone, Default)]
+pub(crate) enum Conversion {
+    /// Same era on both sides.
+    #[default]
+    None,
+    /// A current-era server, a legacy client.
+    ToLegacy,
+    /// A legacy server, a current-era client: results gain the current revision's fields.
+    ToModern { server_info: Option<Value> },
+}
+
+/// What the relay does to each message the server sends for one client request.
+#[derive(Clone)]
+pub(crate) struct Outbound {
+    /// The client request's method, which decides what its result needs.
+    pub method: Option<String>,
+    pub enabled_tools: Vec<String>,
+    pub conversion: Conversion,
+}
+
+/// What becomes of one server message.
+pub(crate) enum Verdict {
+    Forward(Message),
+    /// Not for this client (a server request a current-era client cannot answer): the server
+    /// gets this response instead.
+    AnswerServer(Value),
+}
+
+impl Outbound {
+    pub fn apply(&self, mut message: Message) -> Verdict {
+        let hook = match message.kind() {
+            Some(Kind::Response) => Hook::of(self.method.as_deref().unwrap_or_default()),
+            _ => Hook::of(message.method().unwrap_or_default()),
+        };
+        if let Err(error) = hooks::output(hook, &message) {
+            return match message.kind() {
+                Some(Kind::Request) => Verdict::AnswerServer(error.response(message.id())),
+                _ => Verdict::Forward(Message::from_value(error.response(message.id())).unwrap_or(message)),
+            };
+        }
+        match message.kind() {
+            Some(Kind::Response) => {
+                let method = self.method.as_deref().unwrap_or_default();
+                if let Some(result) = message.result_mut() {
+                    let gate = ToolGate { enabled: &self.enabled_tools };
+                    if matches!(method, "tools/list" | "server/discover") {
+                        gate.filter_list(result);
+                    }
+                    match &self.conversion {
+                        Conversion::None => {}
+                        Conversion::ToLegacy => era::to_legacy_result(result),
+                        Conversion::ToModern { server_info } => {
+                            era::to_modern_result(method, result, server_info.as_ref());
+                        }
+                    }
+                }
+                Verdict::Forward(message)
+            }
+            Some(Kind::Request) if matches!(self.conversion, Conversion::ToModern { .. }) => {
+                let error = RpcError::new(
+                    crate::mcp::code::METHOD_NOT_FOUND,
+                    "the client (2026-07-28, through the gateway) cannot answer server requests",
+                );
+                Verdict::AnswerServer(error.response(message.id()))
+            }
+            _ => Verdict::Forward(message),
+        }
+    }
+}
+
+/// Where to POST an answer to a server request the client cannot take.
+#[derive(Clone)]
+pub(crate) struct Responder {
+    pub request: http::Request<Bytes>,
+}
+
+fn encode_event(event: &SseEvent, data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() + 32);
+    if let Some(id) = &event.id {
+        out.extend_from_slice(format!("id: {id}\n").as_bytes());
+    }
+    if !event.event.is_empty() {
+        out.extend_from_slice(format!("event: {}\n", event.event).as_bytes());
+    }
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\n\n");
+    Bytes::from(out)
+}
+
+/// The server's response, relayed: status and MCP headers as they are; a JSON-RPC body through
+/// `outbound`, whole or message by message in an event stream.
+pub(crate) async fn relay<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    response: http::Response<Body>,
+    outbound: Outbound,
+    responder: Option<Responder>,
+) -> http::Response<Body> {
+    let (parts, body) = response.into_parts();
+    let mut headers = HeaderMap::new();
+    for name in RELAYED {
+        if let Some(value) = parts.headers.get(*name) {
+            headers.insert(*name, value.clone());
+        }
+    }
+    let kind = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let body = if kind.starts_with("application/json") {
+        let limit = config.limits.max_response_bytes;
+        match read_whole(&**host, body, limit, config.timeouts.idle_ms).await {
+            Ok(bytes) => match Message::parse(&bytes) {
+                Ok(message) => match outbound.apply(message) {
+                    Verdict::Forward(message) => Body::Full(Bytes::from(message.to_bytes())),
+                    Verdict::AnswerServer(_) => Body::Full(bytes),
+                },
+                Err(_) => Body::Full(bytes),
+            },
+            Err(_) => {
+                let error = RpcError::new(crate::mcp::code::INTERNAL_ERROR, "the server's response could not be read");
+                return rpc_response(StatusCode::BAD_GATEWAY, &error, None);
+            }
+        }
+    } else if kind.starts_with("text/event-stream") {
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        let stream = match body {
+            Body::Stream(stream) => stream,
+            Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
+        };
+        Body::Stream(relay_events(Rc::clone(host), stream, outbound, responder, config.timeouts.idle_ms))
+    } else {
+        body
+    };
+    let mut out = http::Response::new(body);
+    *out.status_mut() = parts.status;
+    *out.headers_mut() = headers;
+    out
+}
+
+struct EventRelay<H: Host + 'static> {
+    host: Rc<H>,
+    upstream: ByteStream,
+    parser: SseParser,
+    outbound: Outbound,
+    responder: Option<Responder>,
+    queue: VecDeque<Bytes>,
+    idle_ms: u64,
+    done: bool,
+}
+
+impl<H: Host + 'static> EventRelay<H> {
+    async fn events(&mut self, events: Vec<SseEvent>) {
+        for event in events {
+            let message = match Message::parse(event.data.as_bytes()) {
+                Ok(message) => message,
+                // Not JSON-RPC (a priming event with no data, say): passed on as it is.
+                Err(_) => {
+                    self.queue.push_back(encode_event(&event, event.data.as_bytes()));
+                    continue;
+                }
+            };
+            match self.outbound.apply(message) {
+                Verdict::Forward(message) => self.queue.push_back(encode_event(&event, &message.to_bytes())),
+                Verdict::AnswerServer(answer) => {
+                    if let Some(responder) = &self.responder {
+                        let mut request = responder.request.clone();
+                        *request.body_mut() = Bytes::from(serde_json::to_vec(&answer).unwrap_or_default());
+                        let sent = with_timeout(&*self.host, self.idle_ms, self.host.fetch(request.map(Body::Full)));
+                        let _ = sent.await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn pull(&mut self) {
+        match with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await {
+            Some(Some(Ok(bytes))) => match self.parser.push(&bytes) {
+                Ok(events) => self.events(events).await,
+                Err(_) => self.done = true,
+            },
+            Some(None) => {
+                let rest = std::mem::take(&mut self.parser).finish();
+                self.events(rest).await;
+                self.done = true;
+            }
+            // A broken or stalled server stream ends the client's; the client re-sends or
+            // resumes (legacy) as the protocol has it.
+            Some(Some(Err(_))) | None => self.done = true,
+        }
+    }
+}
+
+fn relay_events<H: Host + 'static>(
+    host: Rc<H>,
+    upstream: ByteStream,
+    outbound: Outbound,
+    responder: Option<Responder>,
+    idle_ms: u64,
+) -> ByteStream {
+    let state = EventRelay {
+        host,
+        upstream,
+        parser: SseParser::new(),
+        outbound,
+        responder,
+        queue: VecDeque::new(),
+        idle_ms,
+        done: false,
+    };
+    Box::pin(futures::stream::unfold(state, |mut state| async move {
+        loop {
+            if let Some(bytes) = state.queue.pop_front() {
+                return Some((Ok(bytes), state));
+            }
+            if state.done {
+                return None;
+            }
+            state.pull().await;
+        }
+    }))
+}
+
+/// The first JSON-RPC response in a server's answer (JSON, or an event stream read until it).
+pub(crate) async fn first_response<H: Host>(
+    host: &H,
+    config: &Config,
+    response: http::Response<Body>,
+) -> Option<Message> {
+    let is_stream = response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let body = response.into_body();
+    if !is_stream {
+        let bytes = read_whole(host, body, config.limits.max_response_bytes, config.timeouts.idle_ms).await.ok()?;
+        return Message::parse(&bytes).ok();
+    }
+    let mut stream = match body {
+        Body::Stream(stream) => stream,
+        Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
+    };
+    let mut parser = SseParser::new();
+    while let Some(Some(Ok(bytes))) = with_timeout(host, config.timeouts.idle_ms, stream.next()).await {
+        for event in parser.push(&bytes).ok()? {
+            if let Ok(message) = Message::parse(event.data.as_bytes()) {
+                if message.kind() == Some(Kind::Response) {
+                    return Some(message);
+                }
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,65 @@
+"""An MCP server on the official Python SDK 2.x, the upstream behind the gateway's /mcp/{slug}/.
+
+It serves both eras (2026-07-28 and the handshake era) as the SDK does.
+
+  python upstream_server.py --port 8931 [--json] [--stateless]
+Endpoint: http://127.0.0.1:PORT/mcp
+"""
+import argparse
+
+from mcp.server.mcpserver import Context, MCPServer
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--json", action="store_true", help="plain JSON responses, no event streams")
+parser.add_argument("--stateless", action="store_true", help="no legacy sessions")
+args = parser.parse_args()
+
+server = MCPServer("e2e-upstream", version="1.0.0", instructions="An upstream for the gateway's tests.")
+calls: list[str] = []
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    calls.append("add")
+    return a + b
+
+
+@server.tool()
+async def slow_count(n: int, ctx: Context) -> str:
+    """Count to n, reporting progress (an event stream through the proxy)."""
+    calls.append("slow_count")
+    for i in range(n):
+        await ctx.report_progress(i + 1, n)
+    return f"counted to {n}"
+
+
+@server.tool()
+def drop_tables() -> str:
+    """A tool the gateway never enables."""
+    calls.append("drop_tables")
+    return "dropped"
+
+
+@server.tool()
+def tool_calls() -> str:
+    """The tools called so far, for tests to prove what never reached the server."""
+    return ",".join(calls)
+
+
+@server.prompt()
+def greet(name: str) -> str:
+    """Greeting prompt."""
+    return f"Please greet {name} warmly."
+
+
+@server.resource("e2e://readme")
+def readme() -> str:
+    """Static text resource."""
+    return "hello from the upstream"
+
+
+if __name__ == "__main__":
+    server.run("streamable-http", host="127.0.0.1", port=args.port, streamable_http_path="/mcp",
+               json_response=args.json, stateless_http=args.stateless)

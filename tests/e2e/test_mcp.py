@@ -1,0 +1,126 @@
+"""The MCP proxy at /mcp/{slug}/ with the official Python SDK (2.x) as client and server, on both
+targets: each client era against each server mode, bridged where they differ, and the registry's
+refusals (unknown slug, disabled server, tools not enabled, headers that disagree with the body)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import httpx2
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+
+from conftest import GATEWAY_KEY, MCP_TOOLS
+
+MODERN = "2026-07-28"
+AUTH = {"authorization": f"Bearer {GATEWAY_KEY}"}
+
+
+def client(url: str, mode: str) -> Client:
+    http = httpx2.AsyncClient(headers=AUTH, timeout=httpx2.Timeout(30.0))
+    return Client(streamable_http_client(url, http_client=http), mode=mode)
+
+
+async def exercise(url: str, mode: str) -> dict:
+    """Lists and calls tools, a prompt and a resource; returns what it saw."""
+    progress = []
+
+    async def on_progress(done, total, message):
+        progress.append(done)
+
+    async with client(url, mode) as c:
+        seen = {"version": c.protocol_version}
+        seen["tools"] = sorted(t.name for t in (await c.list_tools()).tools)
+        seen["add"] = (await c.call_tool("add", {"a": 2, "b": 40})).content[0].text
+        counted = await c.call_tool("slow_count", {"n": 3}, progress_callback=on_progress)
+        seen["count"] = counted.content[0].text
+        seen["progress"] = progress
+        seen["prompt"] = (await c.get_prompt("greet", {"name": "Ada"})).messages[0].content.text
+        seen["resource"] = (await c.read_resource("e2e://readme")).contents[0].text
+        return seen
+
+
+def mcp_url(gateway, slug: str, slash: bool = True) -> str:
+    return f"{gateway.url}/mcp/{slug}{'/' if slash else ''}"
+
+
+@pytest.mark.parametrize("slug", ["py", "py-json", "py-current", "py-legacy"])
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_each_client_era_works_against_each_server_mode(gateway, slug, mode):
+    seen = asyncio.run(exercise(mcp_url(gateway, slug, slash=slug != "py-json"), mode))
+    assert seen["tools"] == sorted(MCP_TOOLS)
+    assert seen["add"] == "42"
+    assert seen["count"] == "counted to 3"
+    assert seen["prompt"] == "Please greet Ada warmly."
+    assert seen["resource"] == "hello from the upstream"
+    # The client speaks its own era to the gateway whatever the server's: the gateway bridges.
+    assert (seen["version"] == MODERN) == (mode == "auto")
+    if slug != "py-json":
+        assert seen["progress"] == [1, 2, 3], "progress notifications stream through"
+
+
+def post(gateway, slug: str, body: dict, headers: dict | None = None) -> httpx.Response:
+    base = {"content-type": "application/json", "accept": "application/json, text/event-stream", **AUTH}
+    if "params" in body and body.get("method") != "initialize":
+        body["params"].setdefault("_meta", {
+            "io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {},
+        })
+        base.update({"mcp-protocol-version": MODERN, "mcp-method": body["method"]})
+    return httpx.post(mcp_url(gateway, slug), json=body, headers={**base, **(headers or {})}, timeout=30)
+
+
+def json_rpc(response: httpx.Response) -> dict:
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+        return next(e for e in events if "id" in e and ("result" in e or "error" in e))
+    return response.json()
+
+
+def test_a_tool_not_enabled_is_refused_and_never_reaches_the_server(gateway):
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "drop_tables", "arguments": {}}}
+    refused = post(gateway, "py", call, {"mcp-name": "drop_tables"})
+    assert refused.status_code == 403
+    assert refused.json()["error"]["data"]["reason"] == "tool_not_enabled"
+    # The body alone (no routing headers: a legacy-style request) is refused too, with its id.
+    legacy = httpx.post(mcp_url(gateway, "py"), json=call, timeout=30,
+                        headers={"content-type": "application/json", "accept": "application/json, text/event-stream", **AUTH})
+    assert legacy.status_code == 403 and legacy.json()["id"] == 7
+    listed = json_rpc(post(gateway, "py-all", {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+    assert "drop_tables" in [t["name"] for t in listed["result"]["tools"]]
+    called = post(gateway, "py-all", {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                      "params": {"name": "tool_calls", "arguments": {}}}, {"mcp-name": "tool_calls"})
+    assert "drop_tables" not in json_rpc(called)["result"]["content"][0]["text"]
+
+
+def test_tools_list_shows_only_enabled_tools(gateway):
+    listed = json_rpc(post(gateway, "py", {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}))
+    assert sorted(t["name"] for t in listed["result"]["tools"]) == sorted(MCP_TOOLS)
+
+
+def test_a_routing_header_that_disagrees_with_the_body_is_a_400(gateway):
+    call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}
+    response = post(gateway, "py", call, {"mcp-name": "slow_count"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == -32020
+    response = post(gateway, "py", {"jsonrpc": "2.0", "id": 4, "method": "tools/list", "params": {}},
+                    {"mcp-method": "prompts/list"})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("slug, status", [("nope", 404), ("off", 503)])
+def test_unknown_and_disabled_servers_are_refused(gateway, slug, status):
+    response = post(gateway, slug, {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}})
+    assert response.status_code == status
+    assert response.json()["error"]["message"]
+
+
+def test_mcp_needs_the_gateway_key(gateway):
+    response = httpx.post(mcp_url(gateway, "py"), json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+                          headers={"accept": "application/json, text/event-stream"}, timeout=30)
+    assert response.status_code == 401
+    assert response.json()["jsonrpc"] == "2.0"
