@@ -124,3 +124,36 @@ def test_mcp_needs_the_gateway_key(gateway):
                           headers={"accept": "application/json, text/event-stream"}, timeout=30)
     assert response.status_code == 401
     assert response.json()["jsonrpc"] == "2.0"
+
+
+def test_a_legacy_handshake_is_answered_for_a_current_era_server_with_a_sealed_session(gateway):
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}}
+    response = post(gateway, "py-current", init)
+    assert response.status_code == 200
+    assert response.headers["x-gateway-mcp-bridge"] == "legacy-client;2026-07-28-server"
+    assert response.json()["result"]["protocolVersion"] == "2025-06-18"
+    assert response.json()["result"]["serverInfo"]["name"] == "e2e-upstream"
+    session = response.headers["mcp-session-id"]
+    legacy = {"mcp-session-id": session, "mcp-protocol-version": "2025-06-18"}
+    listed = post(gateway, "py-current", {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, legacy)
+    assert sorted(t["name"] for t in json_rpc(listed)["result"]["tools"]) == sorted(MCP_TOOLS)
+    assert "ttlMs" not in json_rpc(listed)["result"], "current-era fields are removed for a legacy client"
+    forged = {**legacy, "mcp-session-id": session[:-2] + ("00" if not session.endswith("00") else "11")}
+    assert post(gateway, "py-current", {"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, forged).status_code == 404
+    assert post(gateway, "py-current", {"jsonrpc": "2.0", "id": 4, "method": "tools/list"}).status_code == 400
+    stream = httpx.get(mcp_url(gateway, "py-current"), headers={**AUTH, **legacy, "accept": "text/event-stream"})
+    assert stream.status_code == 405
+
+
+def test_a_current_era_request_to_a_legacy_server_is_bridged(gateway):
+    response = post(gateway, "py-legacy", {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {}})
+    assert response.status_code == 200
+    assert response.headers["x-gateway-mcp-bridge"] == "2026-07-28-client;legacy-server"
+    result = response.json()["result"]
+    assert result["supportedVersions"] == [MODERN] and result["resultType"] == "complete"
+    assert result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"] == "e2e-upstream"
+    called = post(gateway, "py-legacy", {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                         "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}, {"mcp-name": "add"})
+    assert json_rpc(called)["result"]["content"][0]["text"] == "3"
+    assert json_rpc(called)["result"]["resultType"] == "complete"

@@ -92,6 +92,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
 
     /// A current-era client's request to a legacy server.
     pub(super) async fn modern_to_legacy(&self, message: Message) -> http::Response<Body> {
+        super::bridged(self.modern_to_legacy_unmarked(message).await, super::CURRENT_TO_LEGACY)
+    }
+
+    async fn modern_to_legacy_unmarked(&self, message: Message) -> http::Response<Body> {
         let id = message.id().cloned();
         let meta = message.meta().cloned().unwrap_or_default();
         let mut session = match self.upstream_session(&meta, false).await {

@@ -160,7 +160,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         match (client_era, self.server.protocol) {
             (Era::Modern, McpProtocol::Legacy) => self.modern_to_legacy(message).await,
-            (Era::Legacy(_), McpProtocol::Current) => self.legacy_to_modern(parts, message).await,
+            (Era::Legacy(_), McpProtocol::Current) => {
+                bridged(self.legacy_to_modern(parts, message).await, LEGACY_TO_CURRENT)
+            }
             (Era::Modern, _) => self.modern(parts, message).await,
             (Era::Legacy(_), _) => self.forward(parts, message, Conversion::None).await,
         }
@@ -250,6 +252,16 @@ impl<H: Host + 'static> Exchange<'_, H> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|id| BridgedSession::open(id, &key).is_some())
     }
+}
+
+/// `x-gateway-mcp-bridge` values: which way a response was bridged between eras.
+pub(crate) const LEGACY_TO_CURRENT: &str = "legacy-client;2026-07-28-server";
+pub(crate) const CURRENT_TO_LEGACY: &str = "2026-07-28-client;legacy-server";
+
+/// Marks a response as bridged between eras (for clients' and operators' debugging).
+pub(crate) fn bridged(mut response: http::Response<Body>, how: &'static str) -> http::Response<Body> {
+    response.headers_mut().insert("x-gateway-mcp-bridge", HeaderValue::from_static(how));
+    response
 }
 
 /// Whether a `400` to a current-era request is a legacy server's refusal (no session, unknown
