@@ -84,7 +84,7 @@ def llmock():
         proc.wait(timeout=10)
 
 
-MCP_TOOLS = ["add", "slow_count", "tool_calls"]
+MCP_TOOLS = ["add", "confirm_action", "slow_count", "tool_calls"]
 
 
 def mcp_servers(upstreams: dict[str, str]) -> dict:

@@ -13,6 +13,7 @@ import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types import ElicitResult
 
 from conftest import GATEWAY_KEY, MCP_TOOLS
 
@@ -157,3 +158,38 @@ def test_a_current_era_request_to_a_legacy_server_is_bridged(gateway):
                                          "params": {"name": "add", "arguments": {"a": 1, "b": 2}}}, {"mcp-name": "add"})
     assert json_rpc(called)["result"]["content"][0]["text"] == "3"
     assert json_rpc(called)["result"]["resultType"] == "complete"
+
+
+async def confirm(url: str, mode: str) -> str:
+    asked = []
+
+    async def on_elicit(context, params):
+        asked.append(params.message)
+        return ElicitResult(action="accept", content={"ok": True})
+
+    http = httpx2.AsyncClient(headers=AUTH, timeout=httpx2.Timeout(30.0))
+    async with Client(streamable_http_client(url, http_client=http), mode=mode, elicitation_callback=on_elicit) as c:
+        result = await c.call_tool("confirm_action", {})
+        assert asked == ["Proceed with the action?"]
+        return result.content[0].text
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_a_tool_that_asks_the_user_works_in_each_era(gateway, mode):
+    """Current era: the multi-round-trip result and its follow-up request pass through (and the
+    follow-up is checked like any call). Legacy: the server's elicitation request comes over the
+    event stream and the client's answer is forwarded in the same session."""
+    assert asyncio.run(confirm(mcp_url(gateway, "py"), mode)) == "confirmed"
+
+
+@pytest.mark.parametrize("slug, mode", [("py-legacy", "auto"), ("py-current", "legacy")])
+def test_asking_the_user_across_a_bridge_fails_cleanly(gateway, slug, mode):
+    """Across eras the question cannot be carried statelessly: the call fails with an error the
+    client reads, it never hangs."""
+    with pytest.raises(BaseException) as err:
+        asyncio.run(confirm(mcp_url(gateway, slug), mode))
+    expected = "cannot answer server requests" if mode == "auto" else "cannot relay"
+    if isinstance(err.value, BaseExceptionGroup):
+        assert err.group_contains(MCPError, match=expected, depth=None)
+    else:
+        assert isinstance(err.value, MCPError) and expected in str(err.value)

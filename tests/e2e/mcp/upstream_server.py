@@ -6,8 +6,10 @@ It serves both eras (2026-07-28 and the handshake era) as the SDK does.
 Endpoint: http://127.0.0.1:PORT/mcp
 """
 import argparse
+from typing import Annotated
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
+from pydantic import BaseModel
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
@@ -46,6 +48,21 @@ def drop_tables() -> str:
 def tool_calls() -> str:
     """The tools called so far, for tests to prove what never reached the server."""
     return ",".join(calls)
+
+
+class Confirmation(BaseModel):
+    ok: bool
+
+
+def ask_to_confirm() -> Elicit[Confirmation]:
+    return Elicit("Proceed with the action?", Confirmation)
+
+
+@server.tool()
+def confirm_action(answer: Annotated[Confirmation, Resolve(ask_to_confirm)]) -> str:
+    """Asks the user first: a server request (legacy era) or a multi-round-trip result (current)."""
+    calls.append("confirm_action")
+    return "confirmed" if answer.ok else "declined"
 
 
 @server.prompt()

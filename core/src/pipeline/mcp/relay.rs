@@ -149,6 +149,16 @@ impl Outbound {
                     }
                     match &self.conversion {
                         Conversion::None => {}
+                        Conversion::ToLegacy if result.get("resultType").is_some_and(|t| t == "input_required") => {
+                            let error = RpcError::new(
+                                crate::mcp::code::INTERNAL_ERROR,
+                                "the server asked the user for input (2026-07-28 multi-round-trip), which the \
+                                 gateway cannot relay to a session of an earlier protocol version",
+                            );
+                            return Verdict::Forward(
+                                Message::from_value(error.response(message.id())).unwrap_or(message),
+                            );
+                        }
                         Conversion::ToLegacy => era::to_legacy_result(result),
                         Conversion::ToModern { server_info } => {
                             era::to_modern_result(method, result, server_info.as_ref());
