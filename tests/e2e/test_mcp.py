@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
-from conftest import EVERYTHING_TOOLS, GATEWAY_KEY, MCP_TOOLS, NODE, ROOT
+from conftest import EVERYTHING_TOOLS, GATEWAY_KEY, MCP1_PYTHON, MCP1_TOOLS, MCP_TOOLS, NODE, ROOT
 
 MODERN = "2026-07-28"
 AUTH = {"authorization": f"Bearer {GATEWAY_KEY}"}
@@ -235,3 +235,33 @@ def test_the_typescript_sdk_client_works_through_the_gateway(gateway, slug, tool
     assert seen["session"], "the TypeScript client speaks the handshake era and holds a session"
     if tool == "slow_count":
         assert seen["progress"] == [1, 2]
+
+
+@pytest.mark.parametrize("slug", ["py", "py-current", "py-legacy", "py1"])
+def test_the_python_sdk_1x_client_works_through_the_gateway(gateway, slug):
+    """`mcp` 1.x speaks only the handshake era: passed through, or bridged to a current-era server."""
+    out = subprocess.run([str(MCP1_PYTHON), str(ROOT / "tests" / "e2e" / "mcp" / "legacy_client.py"),
+                          mcp_url(gateway, slug), GATEWAY_KEY], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["session"] and seen["protocol"] != MODERN
+    assert (seen["add"], seen["count"], seen["progress"]) == ("42", "counted to 3", [1, 2, 3])
+    if slug == "py-current":
+        # A current-era server asks through a multi-round-trip result: not relayable to a session.
+        assert seen["confirmed"].startswith("error:") and "cannot relay" in seen["confirmed"]
+    else:
+        assert seen["confirmed"] == "confirmed" and seen["asked"] == ["Proceed with the action?"]
+
+
+@pytest.mark.parametrize("slug", ["py1", "py1-json"])
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+def test_a_python_sdk_1x_server_serves_both_client_eras(gateway, slug, mode):
+    async def run():
+        async with client(mcp_url(gateway, slug), mode) as c:
+            tools = sorted(t.name for t in (await c.list_tools()).tools)
+            added = (await c.call_tool("add", {"a": 2, "b": 40})).content[0].text
+            return c.protocol_version, tools, added
+
+    version, tools, added = asyncio.run(run())
+    assert tools == sorted(MCP1_TOOLS) and added == "42"
+    assert (version == MODERN) == (mode == "auto")
