@@ -27,6 +27,7 @@ import otlp_receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_KEY = "sk-e2e-gateway-key"
+SECOND_KEY = "sk-e2e-second-principal-key"
 OPENAI_SECRET = "sk-e2e-openai-upstream-secret"
 ANTHROPIC_SECRET = "sk-e2e-anthropic-upstream-secret"
 OTLP_SECRET = "Bearer otlp-e2e-collector-secret"
@@ -100,6 +101,7 @@ def mcp_servers(upstreams: dict[str, str]) -> dict:
         "everything": {"url": upstreams["everything"], "tools": EVERYTHING_TOOLS},
         "py1": {"url": upstreams["py1"], "tools": MCP1_TOOLS},
         "py1-json": {"url": upstreams["py1-json"], "tools": MCP1_TOOLS},
+        "py-cached": {"url": upstreams["cached"], "tools": MCP_TOOLS},
         "py": {"url": sse, "tools": MCP_TOOLS},
         "py-json": {"url": json_mode, "tools": MCP_TOOLS},
         "py-current": {"url": sse, "tools": MCP_TOOLS, "protocol": "2026-07-28"},
@@ -148,7 +150,8 @@ def gateway_config(upstream: str, recorder: str, mcp: dict[str, str] | None = No
                 "response_headers": {"set": {"x-route": "tuned"}},
                 "body_defaults": {"temperature": 0.1}, "body_overrides": {"max_tokens": 42}}},
         },
-        "keys": [{"sha256": key_hash, "principal": {"kind": "user", "id": "e2e"}}],
+        "keys": [{"sha256": key_hash, "principal": {"kind": "user", "id": "e2e"}},
+                 {"sha256": hashlib.sha256(SECOND_KEY.encode()).hexdigest(), "principal": {"kind": "agent", "id": "e2e-2"}}],
         "limits": {"max_request_bytes": 65536},
         "retry": {"attempts": 3, "initial_backoff_ms": 50, "max_backoff_ms": 200, "max_retry_after_ms": 3000},
         "timeouts": {"first_byte_ms": 10000, "idle_ms": 3000},
@@ -245,8 +248,10 @@ def everything_server():
 def mcp_upstreams():
     with (mcp_upstream() as sse, mcp_upstream("--json") as json_mode, everything_server() as everything,
           mcp_upstream(script="legacy_server.py", python=MCP1_PYTHON) as legacy,
-          mcp_upstream("--json", "--stateless", script="legacy_server.py", python=MCP1_PYTHON) as legacy_json):
-        yield {"sse": sse, "json": json_mode, "everything": everything, "py1": legacy, "py1-json": legacy_json}
+          mcp_upstream("--json", "--stateless", script="legacy_server.py", python=MCP1_PYTHON) as legacy_json,
+          mcp_upstream("--cache-ms", "1500") as cached):
+        yield {"sse": sse, "json": json_mode, "everything": everything, "py1": legacy, "py1-json": legacy_json,
+               "cached": cached}
 
 
 @pytest.fixture(scope="session", params=TARGETS)

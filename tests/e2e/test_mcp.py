@@ -16,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
-from conftest import EVERYTHING_TOOLS, GATEWAY_KEY, MCP1_PYTHON, MCP1_TOOLS, MCP_TOOLS, NODE, ROOT
+from conftest import EVERYTHING_TOOLS, GATEWAY_KEY, MCP1_PYTHON, MCP1_TOOLS, MCP_TOOLS, NODE, ROOT, SECOND_KEY
 
 MODERN = "2026-07-28"
 AUTH = {"authorization": f"Bearer {GATEWAY_KEY}"}
@@ -265,3 +265,26 @@ def test_a_python_sdk_1x_server_serves_both_client_eras(gateway, slug, mode):
     version, tools, added = asyncio.run(run())
     assert tools == sorted(MCP1_TOOLS) and added == "42"
     assert (version == MODERN) == (mode == "auto")
+
+
+def test_list_and_discover_results_are_cached_for_their_ttl_and_scope(gateway):
+    """`tools/list` is public for 1.5 s, `server/discover` private: served from the edge within the
+    TTL (with what is left of it), refetched after, and a private result never crosses principals."""
+    import time
+
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    first = post(gateway, "py-cached", dict(listing, params={}))
+    assert first.headers["x-gateway-cache"] == "miss"
+    second = post(gateway, "py-cached", dict(listing, id=2, params={}))
+    assert second.headers["x-gateway-cache"] == "hit"
+    assert second.json()["id"] == 2 and 0 < second.json()["result"]["ttlMs"] <= 1500
+    assert sorted(t["name"] for t in second.json()["result"]["tools"]) == sorted(MCP_TOOLS)
+    other = post(gateway, "py-cached", dict(listing, id=3, params={}), {"authorization": f"Bearer {SECOND_KEY}"})
+    assert other.headers["x-gateway-cache"] == "hit", "public results are shared across principals"
+    discover = {"jsonrpc": "2.0", "id": 4, "method": "server/discover", "params": {}}
+    assert post(gateway, "py-cached", dict(discover, params={})).headers["x-gateway-cache"] == "miss"
+    assert post(gateway, "py-cached", dict(discover, params={})).headers["x-gateway-cache"] == "hit"
+    second_principal = post(gateway, "py-cached", dict(discover, params={}), {"authorization": f"Bearer {SECOND_KEY}"})
+    assert second_principal.headers["x-gateway-cache"] == "miss", "private results stay with their principal"
+    time.sleep(1.6)
+    assert post(gateway, "py-cached", dict(listing, id=5, params={})).headers["x-gateway-cache"] == "miss"

@@ -8,6 +8,7 @@ Endpoint: http://127.0.0.1:PORT/mcp
 import argparse
 from typing import Annotated
 
+from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, Elicit, MCPServer, Resolve
 from pydantic import BaseModel
 
@@ -15,9 +16,16 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--json", action="store_true", help="plain JSON responses, no event streams")
 parser.add_argument("--stateless", action="store_true", help="no legacy sessions")
+parser.add_argument("--cache-ms", type=int, default=0,
+                    help="ttlMs on results: tools/list public, server/discover private")
 args = parser.parse_args()
 
-server = MCPServer("e2e-upstream", version="1.0.0", instructions="An upstream for the gateway's tests.")
+hints = {}
+if args.cache_ms:
+    hints = {"tools/list": CacheHint(ttl_ms=args.cache_ms, scope="public"),
+             "server/discover": CacheHint(ttl_ms=args.cache_ms, scope="private")}
+server = MCPServer("e2e-upstream", version="1.0.0", instructions="An upstream for the gateway's tests.",
+                   cache_hints=hints or None)
 calls: list[str] = []
 
 

@@ -4,6 +4,7 @@
 //! server sends back is inspected on its way, in event streams too.
 
 mod bridge;
+mod cache;
 pub(crate) mod hooks;
 mod relay;
 
@@ -195,10 +196,37 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         let id = message.id().cloned();
         let method = message.method().map(str::to_owned);
+        let outbound =
+            Outbound { method: method.clone(), enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
+        if let Some(result) = self.cached(&message).await {
+            let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result});
+            return with_cache_status(
+                relay(self.host, self.config, relay::json_body(&answer), outbound, None).await,
+                "hit",
+            );
+        }
         let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
             Ok(response) => response,
             Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
         };
+        let is_json = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if response.status().is_success() && is_json && self.cacheable(&message) {
+            let (head, body) = response.into_parts();
+            let limit = self.config.limits.max_response_bytes;
+            let bytes =
+                super::read_whole(&**self.host, body, limit, self.config.timeouts.idle_ms).await.unwrap_or_default();
+            if let Some(result) =
+                Message::parse(&bytes).ok().as_ref().and_then(Message::result).and_then(Value::as_object)
+            {
+                self.remember(&message, result).await;
+            }
+            let response = http::Response::from_parts(head, Body::Full(bytes));
+            return with_cache_status(relay(self.host, self.config, response, outbound, None).await, "miss");
+        }
         if auto && response.status() == StatusCode::BAD_REQUEST {
             let (head, body) = response.into_parts();
             let bytes = super::read_whole(&**self.host, body, 64 * 1024, self.config.timeouts.idle_ms)
@@ -208,11 +236,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 let _ = self.host.kv_put(&marker, Bytes::from_static(b"legacy")).await;
                 return self.modern_to_legacy(message).await;
             }
-            let outbound = Outbound { method, enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
             return relay(self.host, self.config, http::Response::from_parts(head, Body::Full(bytes)), outbound, None)
                 .await;
         }
-        let outbound = Outbound { method, enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
         relay(self.host, self.config, response, outbound, None).await
     }
 
@@ -252,6 +278,12 @@ impl<H: Host + 'static> Exchange<'_, H> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|id| BridgedSession::open(id, &key).is_some())
     }
+}
+
+/// Says whether a cacheable result came from the edge cache (`x-gateway-cache: hit|miss`).
+fn with_cache_status(mut response: http::Response<Body>, status: &'static str) -> http::Response<Body> {
+    response.headers_mut().insert("x-gateway-cache", HeaderValue::from_static(status));
+    response
 }
 
 /// `x-gateway-mcp-bridge` values: which way a response was bridged between eras.

@@ -1,0 +1,74 @@
+//! `server/discover` and list results cached at the edge for their `ttlMs`, in KV: shared across
+//! principals only when the server says `cacheScope: "public"`, else kept per principal.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::Exchange;
+use crate::host::Host;
+use crate::mcp::era::CACHEABLE;
+use crate::mcp::Message;
+
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    expires_ms: u64,
+    result: Map<String, Value>,
+}
+
+impl<H: Host + 'static> Exchange<'_, H> {
+    /// Whether a request's result may come from (and go to) the cache: a cacheable method, and
+    /// not a multi-round-trip retry.
+    pub(super) fn cacheable(&self, message: &Message) -> bool {
+        let params = message.params();
+        let retry = params.is_some_and(|p| p.contains_key("inputResponses") || p.contains_key("requestState"));
+        message.method().is_some_and(|m| CACHEABLE.contains(&m)) && !retry
+    }
+
+    /// The cache key: method and the parameters that shape the result (not `_meta`), under the
+    /// server and the scope (`public`, or the principal).
+    fn cache_key(&self, message: &Message, public: bool) -> String {
+        let mut params = message.params().cloned().unwrap_or_default();
+        params.remove("_meta");
+        let digest = Sha256::new()
+            .chain_update(message.method().unwrap_or_default().as_bytes())
+            .chain_update([0])
+            .chain_update(Value::Object(params).to_string().as_bytes())
+            .finalize();
+        let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let scope = if public { "public".to_owned() } else { format!("principal:{}", self.principal.id) };
+        format!("mcp:cache:{}:{scope}:{hash}", self.slug)
+    }
+
+    /// A fresh cached result for this request, its `ttlMs` set to what is left of it.
+    pub(super) async fn cached(&self, message: &Message) -> Option<Map<String, Value>> {
+        if !self.cacheable(message) {
+            return None;
+        }
+        let now = self.host.now_millis();
+        for public in [false, true] {
+            let Ok(Some(stored)) = self.host.kv_get(&self.cache_key(message, public)).await else { continue };
+            let Ok(cached) = serde_json::from_slice::<Cached>(&stored) else { continue };
+            if cached.expires_ms > now {
+                let mut result = cached.result;
+                result.insert("ttlMs".into(), Value::from(cached.expires_ms - now));
+                return Some(result);
+            }
+        }
+        None
+    }
+
+    /// Keeps a result the server marked cacheable (`ttlMs` > 0).
+    pub(super) async fn remember(&self, message: &Message, result: &Map<String, Value>) {
+        let ttl = result.get("ttlMs").and_then(Value::as_u64).unwrap_or(0);
+        if !self.cacheable(message) || ttl == 0 || result.get("resultType").is_some_and(|t| t != "complete") {
+            return;
+        }
+        let public = result.get("cacheScope").and_then(Value::as_str) == Some("public");
+        let cached = Cached { expires_ms: self.host.now_millis().saturating_add(ttl), result: result.clone() };
+        if let Ok(bytes) = serde_json::to_vec(&cached) {
+            let _ = self.host.kv_put(&self.cache_key(message, public), Bytes::from(bytes)).await;
+        }
+    }
+}
