@@ -238,6 +238,32 @@ fn multipart_scanner_never_panics() {
 }
 
 #[test]
+fn mcp_messages_and_era_conversions_never_panic() {
+    use gateway_core::mcp::{era, Message};
+    let seeds: [&[u8]; 3] = [
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"resultType":"complete","ttlMs":5,"_meta":{}}}"#,
+        br#"{"jsonrpc":"2.0","method":"notifications/progress","params":[]}"#,
+    ];
+    fuzz("mcp messages", &seeds, |_, input| {
+        let Ok(mut message) = Message::parse(input) else { return };
+        let _ = (message.kind(), message.name(), era::era_of(Some("2025-06-18"), &message));
+        let enabled = vec!["a".to_owned()];
+        if let Some(result) = message.result_mut() {
+            gateway_core::mcp::ToolGate { enabled: &enabled }.filter_list(result);
+            era::to_legacy_result(result);
+            era::to_modern_result("tools/list", result, None);
+            let _ = era::initialize_from_discover(result, "2025-06-18");
+            let _ = era::discover_from_initialize(result);
+        }
+        era::to_legacy_request(&mut message);
+        era::to_modern_request(&mut message, &serde_json::json!({}), &serde_json::json!({}));
+        let _ = gateway_core::mcp::RoutingHeaders { method: Some("x".into()), name: Some("y".into()) }.check(&message);
+        let _ = gateway_core::mcp::BridgedSession::open(&String::from_utf8_lossy(input), b"k");
+    });
+}
+
+#[test]
 fn config_parser_never_panics() {
     let example = include_bytes!("../../config/examples/production.json");
     fuzz("config", &[example], |_, input| {
@@ -256,6 +282,8 @@ fn the_pipeline_answers_every_request_body_without_panicking() {
             "gemini": {"type": "gemini", "base_url": "http://up.test/gemini"},
             "demo": {"type": "echo"}
         },
+        "mcp_servers": {"m": {"url": "http://up.test/mcp", "tools": ["*"]},
+                        "legacy": {"url": "http://up.test/mcp", "tools": ["*"], "protocol": "legacy"}},
         "keys": [{"sha256": hash_key(key), "principal": {"kind": "user", "id": "f"}}],
         "retry": {"attempts": 1}
     })
@@ -270,7 +298,8 @@ fn the_pipeline_answers_every_request_body_without_panicking() {
             chunks: vec![Bytes::from(mutate(rng, upstream))],
             then_error: rng.below(2) == 0,
         });
-        let path = if rng.below(3) == 0 { "/v1/responses" } else { "/v1/chat/completions" };
+        let path =
+            ["/v1/responses", "/v1/chat/completions", "/v1/chat/completions", "/mcp/m/", "/mcp/legacy"][rng.below(5)];
         let request = http::Request::post(path)
             .header("authorization", format!("Bearer {key}"))
             .body(Body::Full(Bytes::copy_from_slice(input)))

@@ -1,0 +1,276 @@
+//! The MCP proxy in-process against the fake host: registry refusals, what reaches the server
+//! (and what never does), per-message inspection of event streams, and era bridging.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures::executor::block_on;
+use futures::StreamExt;
+use gateway_core::auth::hash_key;
+use gateway_core::config::ConfigCache;
+use gateway_core::host::Body;
+use gateway_core::testing::{FakeAnswer, FakeHost};
+use serde_json::{json, Value};
+
+const KEY: &str = "sk-gw-mcp";
+const MODERN: &str = "2026-07-28";
+
+fn host() -> Rc<FakeHost> {
+    let config = json!({
+        "version": 1,
+        "mcp_servers": {
+            "docs": {"url": "http://mcp.test/mcp", "tools": ["search", "fetch"],
+                     "credential": {"mode": "internal", "secret": "docs_token"}},
+            "auto": {"url": "http://old.test/mcp", "tools": ["search"]},
+            "current": {"url": "http://new.test/mcp", "tools": ["search"], "protocol": "2026-07-28"},
+            "off": {"url": "http://mcp.test/mcp", "status": "disabled"}
+        },
+        "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "agent", "id": "bot"}}]
+    });
+    let mut host = FakeHost::with_config(&config.to_string());
+    host.secrets.insert("docs_token".into(), "sk-docs-upstream".into());
+    Rc::new(host)
+}
+
+struct Reply {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+fn send(host: &Rc<FakeHost>, path: &str, body: Value, headers: &[(&str, &str)]) -> Reply {
+    let mut request = http::Request::post(path)
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Body::Full(Bytes::from(body.to_string()))).unwrap();
+    block_on(async {
+        let response = gateway_core::handle(Rc::clone(host), &ConfigCache::default(), request).await;
+        let (parts, body) = response.into_parts();
+        let body = match body {
+            Body::Full(b) => b.to_vec(),
+            Body::Stream(mut s) => {
+                let mut out = Vec::new();
+                while let Some(Ok(chunk)) = s.next().await {
+                    out.extend_from_slice(&chunk);
+                }
+                out
+            }
+        };
+        Reply { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body).unwrap() }
+    })
+}
+
+fn modern(method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({"io.modelcontextprotocol/protocolVersion": MODERN,
+                             "io.modelcontextprotocol/clientCapabilities": {},
+                             "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}});
+    json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+}
+
+fn modern_headers<'a>(method: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![("mcp-protocol-version", MODERN), ("mcp-method", method)]
+}
+
+fn sent_body(host: &FakeHost, index: usize) -> Value {
+    serde_json::from_slice(host.requests.borrow()[index].body()).unwrap()
+}
+
+#[test]
+fn unknown_and_disabled_servers_are_refused_and_nothing_is_forwarded() {
+    let host = host();
+    let unknown = send(&host, "/mcp/nope/", modern("tools/list", json!({})), &modern_headers("tools/list"));
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["code"], -32000);
+    assert_eq!(send(&host, "/mcp/off", modern("tools/list", json!({})), &[]).status, 503);
+    assert!(host.requests.borrow().is_empty());
+}
+
+#[test]
+fn a_tool_not_enabled_is_refused_from_its_headers_or_its_body_and_never_forwarded() {
+    let host = host();
+    let call = modern("tools/call", json!({"name": "delete_all", "arguments": {}}));
+    let mut headers = modern_headers("tools/call");
+    headers.push(("mcp-name", "delete_all"));
+    let refused = send(&host, "/mcp/docs/", call.clone(), &headers);
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.json()["error"]["data"]["reason"], "tool_not_enabled");
+    let by_body = send(&host, "/mcp/docs/", call, &[]);
+    assert_eq!((by_body.status, by_body.json()["id"].as_i64()), (403, Some(1)));
+    assert!(host.requests.borrow().is_empty());
+}
+
+#[test]
+fn routing_headers_that_disagree_with_the_body_are_a_400() {
+    let host = host();
+    let call = modern("tools/call", json!({"name": "search", "arguments": {}}));
+    let mut headers = modern_headers("tools/call");
+    headers.push(("mcp-name", "fetch"));
+    let reply = send(&host, "/mcp/docs", call.clone(), &headers);
+    assert_eq!((reply.status, reply.json()["error"]["code"].as_i64()), (400, Some(-32020)));
+    let reply = send(&host, "/mcp/docs", call, &modern_headers("tools/list"));
+    assert_eq!((reply.status, reply.json()["error"]["code"].as_i64()), (400, Some(-32020)));
+    assert!(host.requests.borrow().is_empty());
+}
+
+#[test]
+fn the_server_gets_its_own_credential_never_the_gateway_key() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"},{"name":"delete_all"}],"nextCursor":"p2","resultType":"complete"}}"#));
+    let reply = send(&host, "/mcp/docs/", modern("tools/list", json!({})), &modern_headers("tools/list"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json()["result"]["tools"], json!([{"name": "search"}]), "tools not enabled are not listed");
+    assert_eq!(reply.headers["x-gateway-cache"], "miss");
+    assert_eq!(reply.json()["result"]["nextCursor"], "p2", "pagination is kept");
+    let requests = host.requests.borrow();
+    let sent = &requests[0];
+    assert_eq!(sent.uri(), "http://mcp.test/mcp");
+    assert_eq!(sent.headers()["authorization"], "Bearer sk-docs-upstream");
+    assert_eq!(sent.headers()["mcp-method"], "tools/list");
+    assert!(sent.headers().get("host").is_none(), "the runtime sets the server's own Host");
+    assert!(!format!("{:?}", sent.headers()).contains(KEY));
+}
+
+#[test]
+fn each_message_of_an_event_stream_is_inspected_as_it_passes() {
+    let host = host();
+    let sse = "id: e1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\n\n\
+               id: e2\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"search\"},{\"name\":\"rm\"}]}}\n\n";
+    host.answer(FakeAnswer::Full {
+        status: 200,
+        headers: vec![("content-type", "text/event-stream".into())],
+        body: Bytes::from(sse),
+    });
+    let reply = send(&host, "/mcp/docs/", modern("tools/list", json!({})), &modern_headers("tools/list"));
+    assert_eq!(reply.headers["content-type"], "text/event-stream");
+    assert!(reply
+        .body
+        .contains("id: e1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\""));
+    assert!(reply.body.contains("id: e2\n"), "event ids survive, for resumption");
+    assert!(!reply.body.contains("\"rm\""), "the result inside the stream is filtered: {}", reply.body);
+}
+
+#[test]
+fn auto_falls_back_to_the_handshake_for_a_legacy_server_and_remembers_it() {
+    let host = host();
+    host.answer(FakeAnswer::json(
+        400,
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Bad Request: Missing session ID"}}"#,
+    ));
+    host.answer(FakeAnswer::Full {
+        status: 200,
+        headers: vec![("content-type", "application/json".into()), ("mcp-session-id", "s-1".into())],
+        body: Bytes::from_static(br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}},"serverInfo":{"name":"old","version":"1"}}}"#),
+    });
+    host.answer(FakeAnswer::Full { status: 202, headers: vec![], body: Bytes::new() });
+    host.answer(FakeAnswer::json(200, r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}]}}"#));
+    let reply = send(&host, "/mcp/auto/", modern("tools/list", json!({})), &modern_headers("tools/list"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.headers["x-gateway-mcp-bridge"], "2026-07-28-client;legacy-server");
+    assert_eq!(reply.json()["result"]["resultType"], "complete");
+    assert_eq!(reply.json()["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "old");
+    assert_eq!(sent_body(&host, 1)["method"], "initialize");
+    assert_eq!(sent_body(&host, 2)["method"], "notifications/initialized");
+    let request = sent_body(&host, 3);
+    assert!(request["params"].get("_meta").is_none(), "per-request _meta is dropped for a legacy server");
+    assert_eq!(host.requests.borrow()[3].headers()["mcp-session-id"], "s-1");
+    assert_eq!(host.requests.borrow()[3].headers()["mcp-protocol-version"], "2025-06-18");
+    // The next request goes straight to the kept session: no probe, no handshake.
+    host.answer(FakeAnswer::json(200, r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#));
+    send(&host, "/mcp/auto/", modern("tools/list", json!({})), &modern_headers("tools/list"));
+    assert_eq!(host.requests.borrow().len(), 5);
+    assert_eq!(sent_body(&host, 4)["method"], "tools/list");
+}
+
+#[test]
+fn an_expired_legacy_session_is_replaced_once() {
+    let host = host();
+    host.kv.borrow_mut().insert("mcp:era:auto".into(), Bytes::from_static(b"legacy"));
+    let init = || FakeAnswer::Full {
+        status: 200,
+        headers: vec![("content-type", "application/json".into()), ("mcp-session-id", "s-2".into())],
+        body: Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{}}}"#,
+        ),
+    };
+    host.answer(init());
+    host.answer(FakeAnswer::Full { status: 202, headers: vec![], body: Bytes::new() });
+    host.answer(FakeAnswer::json(
+        404,
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"Session not found"}}"#,
+    ));
+    host.answer(init());
+    host.answer(FakeAnswer::Full { status: 202, headers: vec![], body: Bytes::new() });
+    host.answer(FakeAnswer::json(200, r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":false}}"#));
+    let mut headers = modern_headers("tools/call");
+    headers.push(("mcp-name", "search"));
+    let reply = send(&host, "/mcp/auto/", modern("tools/call", json!({"name": "search", "arguments": {}})), &headers);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let methods: Vec<Value> = (0..6).map(|i| sent_body(&host, i)["method"].clone()).collect();
+    assert_eq!(
+        methods,
+        [
+            "initialize",
+            "notifications/initialized",
+            "tools/call",
+            "initialize",
+            "notifications/initialized",
+            "tools/call"
+        ]
+    );
+}
+
+#[test]
+fn a_legacy_client_of_a_current_era_server_gets_a_sealed_session() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":0,"cacheScope":"private","_meta":{"io.modelcontextprotocol/serverInfo":{"name":"new","version":"2"}}}}"#));
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-03-26", "capabilities": {"roots": {}}, "clientInfo": {"name": "legacy", "version": "0"}}});
+    let reply = send(&host, "/mcp/current", init, &[]);
+    assert_eq!(reply.json()["result"]["protocolVersion"], "2025-03-26");
+    assert_eq!(reply.json()["result"]["serverInfo"]["name"], "new");
+    assert_eq!(sent_body(&host, 0)["method"], "server/discover");
+    let session = reply.headers["mcp-session-id"].to_str().unwrap().to_owned();
+    host.answer(FakeAnswer::json(200, r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"search"}],"resultType":"complete","ttlMs":0,"cacheScope":"private"}}"#));
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let reply = send(&host, "/mcp/current", list.clone(), &[("mcp-session-id", &session)]);
+    assert_eq!(reply.json()["result"], json!({"tools": [{"name": "search"}]}));
+    let sent = sent_body(&host, 1);
+    assert_eq!(sent["params"]["_meta"]["io.modelcontextprotocol/clientCapabilities"], json!({"roots": {}}));
+    assert_eq!(sent["params"]["_meta"]["io.modelcontextprotocol/clientInfo"]["name"], "legacy");
+    assert_eq!(host.requests.borrow()[1].headers()["mcp-method"], "tools/list");
+    assert_eq!(send(&host, "/mcp/current", list.clone(), &[("mcp-session-id", "forged.00")]).status, 404);
+    assert_eq!(send(&host, "/mcp/current", list, &[]).status, 400);
+    let ping = send(
+        &host,
+        "/mcp/current",
+        json!({"jsonrpc": "2.0", "id": 9, "method": "ping"}),
+        &[("mcp-session-id", &session)],
+    );
+    assert_eq!(ping.json()["result"], json!({}));
+    assert_eq!(host.requests.borrow().len(), 2, "ping is answered at the edge");
+}
+
+#[test]
+fn malformed_json_rpc_is_a_400_with_a_json_rpc_error() {
+    let host = host();
+    let request = http::Request::post("/mcp/docs/")
+        .header("authorization", format!("Bearer {KEY}"))
+        .body(Body::Full(Bytes::from_static(b"{not json")))
+        .unwrap();
+    let response = block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), request));
+    assert_eq!(response.status(), 400);
+    let Body::Full(body) = response.into_body() else { panic!() };
+    assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"]["code"], -32700);
+}
