@@ -79,7 +79,7 @@ fn modern(method: &str, params: Value) -> Value {
     json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
 }
 
-fn modern_headers<'a>(method: &'a str) -> Vec<(&'a str, &'a str)> {
+fn modern_headers(method: &str) -> Vec<(&str, &str)> {
     vec![("mcp-protocol-version", MODERN), ("mcp-method", method)]
 }
 
