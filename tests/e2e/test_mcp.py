@@ -235,6 +235,8 @@ def test_the_typescript_sdk_client_works_through_the_gateway(gateway, slug, tool
     assert seen["session"], "the TypeScript client speaks the handshake era and holds a session"
     if tool == "slow_count":
         assert seen["progress"] == [1, 2]
+    if slug.startswith("py"):
+        assert seen["prompts"] == ["greet"]
 
 
 @pytest.mark.parametrize("slug", ["py", "py-current", "py-legacy", "py1"])
