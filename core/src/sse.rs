@@ -3,12 +3,13 @@
 use bytes::Bytes;
 
 /// One parsed event: its `event:` name (empty when absent), its joined `data:` lines, and its
-/// `id:` (for resumable streams), if it had one.
+/// `id:` and `retry:` (for resumable streams), if it had them.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SseEvent {
     pub event: String,
     pub data: String,
     pub id: Option<String>,
+    pub retry: Option<u64>,
 }
 
 /// Push bytes in as they arrive, get whole events out. Never panics on any input.
@@ -19,6 +20,7 @@ pub struct SseParser {
     scanned: usize,
     event: String,
     id: Option<String>,
+    retry: Option<u64>,
     data: Vec<String>,
     data_len: usize,
     has_data: bool,
@@ -93,6 +95,7 @@ impl SseParser {
         match field {
             "event" => self.event = value.to_owned(),
             "id" => self.id = Some(value.to_owned()),
+            "retry" => self.retry = value.parse().ok(),
             "data" => {
                 self.data_len += value.len() + 1;
                 self.data.push(value.to_owned());
@@ -106,13 +109,14 @@ impl SseParser {
     fn dispatch(&mut self) -> Option<SseEvent> {
         let event = std::mem::take(&mut self.event);
         let id = self.id.take();
+        let retry = self.retry.take();
         if !self.has_data {
             return None;
         }
         self.has_data = false;
         self.data_len = 0;
         let data = std::mem::take(&mut self.data).join("\n");
-        Some(SseEvent { event, data, id })
+        Some(SseEvent { event, data, id, retry })
     }
 }
 
@@ -136,15 +140,18 @@ mod tests {
         let mut p = SseParser::new();
         assert!(p.push(b"event: message_start\nda").unwrap().is_empty());
         let events = p.push(b"ta: {\"a\":1}\r\n\r\ndata: x\n").unwrap();
-        assert_eq!(events, vec![SseEvent { event: "message_start".into(), data: "{\"a\":1}".into(), id: None }]);
-        assert_eq!(p.finish(), vec![SseEvent { event: String::new(), data: "x".into(), id: None }]);
+        assert_eq!(
+            events,
+            vec![SseEvent { event: "message_start".into(), data: "{\"a\":1}".into(), id: None, retry: None }]
+        );
+        assert_eq!(p.finish(), vec![SseEvent { event: String::new(), data: "x".into(), id: None, retry: None }]);
     }
 
     #[test]
     fn multi_line_data_and_comments() {
         let mut p = SseParser::new();
         let events = p.push(b": ping\ndata: a\ndata: b\n\n").unwrap();
-        assert_eq!(events, vec![SseEvent { event: String::new(), data: "a\nb".into(), id: None }]);
+        assert_eq!(events, vec![SseEvent { event: String::new(), data: "a\nb".into(), id: None, retry: None }]);
     }
 
     #[test]
@@ -154,7 +161,7 @@ mod tests {
         for b in b"data: abc\n\n" {
             events.extend(p.push(&[*b]).unwrap());
         }
-        assert_eq!(events, vec![SseEvent { event: String::new(), data: "abc".into(), id: None }]);
+        assert_eq!(events, vec![SseEvent { event: String::new(), data: "abc".into(), id: None, retry: None }]);
     }
 
     #[test]

@@ -102,6 +102,7 @@ def mcp_servers(upstreams: dict[str, str]) -> dict:
         "py1": {"url": upstreams["py1"], "tools": MCP1_TOOLS},
         "py1-json": {"url": upstreams["py1-json"], "tools": MCP1_TOOLS},
         "py-cached": {"url": upstreams["cached"], "tools": MCP_TOOLS},
+        "conformance": {"url": upstreams["conformance"] + "/mcp", "tools": ["*"]},
         "py": {"url": sse, "tools": MCP_TOOLS},
         "py-json": {"url": json_mode, "tools": MCP_TOOLS},
         "py-current": {"url": sse, "tools": MCP_TOOLS, "protocol": "2026-07-28"},
@@ -244,14 +245,29 @@ def everything_server():
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def relay():
+    """tests/e2e/mcp/relay.py: a transparent relay whose target each conformance scenario sets."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "mcp" / "relay.py")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("READY "):
+            raise RuntimeError("the relay did not start")
+        yield line.split()[1]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def mcp_upstreams():
     with (mcp_upstream() as sse, mcp_upstream("--json") as json_mode, everything_server() as everything,
           mcp_upstream(script="legacy_server.py", python=MCP1_PYTHON) as legacy,
           mcp_upstream("--json", "--stateless", script="legacy_server.py", python=MCP1_PYTHON) as legacy_json,
-          mcp_upstream("--cache-ms", "1500") as cached):
+          mcp_upstream("--cache-ms", "1500") as cached, relay() as conformance):
         yield {"sse": sse, "json": json_mode, "everything": everything, "py1": legacy, "py1-json": legacy_json,
-               "cached": cached}
+               "cached": cached, "conformance": conformance}
 
 
 @pytest.fixture(scope="session", params=TARGETS)

@@ -197,6 +197,9 @@ fn encode_event(event: &SseEvent, data: &[u8]) -> Bytes {
     if let Some(id) = &event.id {
         out.extend_from_slice(format!("id: {id}\n").as_bytes());
     }
+    if let Some(retry) = event.retry {
+        out.extend_from_slice(format!("retry: {retry}\n").as_bytes());
+    }
     if !event.event.is_empty() {
         out.extend_from_slice(format!("event: {}\n", event.event).as_bytes());
     }

@@ -1,0 +1,66 @@
+"""A transparent HTTP relay with a settable target, so a gateway configured once can front each
+conformance scenario's server (each listens on a new port).
+
+  python relay.py            prints `READY http://127.0.0.1:PORT`
+  PUT /_target  body: URL    every other request is forwarded to URL (method, headers except
+                             Host, body), its response streamed back as it arrives.
+"""
+import http.client
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "te", "upgrade"}
+state = {"target": None}
+lock = threading.Lock()
+
+
+class Relay(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _body(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _forward(self):
+        body = self._body()
+        if self.path == "/_target":
+            with lock:
+                state["target"] = body.decode().strip()
+            self.send_response(204)
+            self.send_header("content-length", "0")
+            self.end_headers()
+            return
+        with lock:
+            target = state["target"]
+        url = urllib.parse.urlsplit(target)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        conn.request(self.command, url.path or "/", body=body or None, headers=headers)
+        response = conn.getresponse()
+        self.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in HOP:
+                self.send_header(name, value)
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        while True:
+            chunk = response.read1(65536)
+            if not chunk:
+                break
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+        conn.close()
+
+    do_GET = do_POST = do_DELETE = do_PUT = _forward
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+    print(f"READY http://127.0.0.1:{server.server_address[1]}", flush=True)
+    server.serve_forever()
