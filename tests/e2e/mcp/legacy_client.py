@@ -1,7 +1,8 @@
 """The Python SDK 1.x client (legacy era only), driven by the e2e suite.
 
-  python legacy_client.py <url> <gateway key>
+  python legacy_client.py <url> <gateway key> [everything]
 Prints one JSON line with what it saw: session, protocol, tools, a call, progress, elicitation.
+With `everything`, the calls are those of @modelcontextprotocol/server-everything.
 """
 import asyncio
 import json
@@ -13,6 +14,9 @@ from mcp.shared.exceptions import McpError
 from mcp.types import ElicitResult
 
 url, key = sys.argv[1], sys.argv[2]
+everything = sys.argv[3:] == ["everything"]
+ADD = ("get-sum", {"a": 2, "b": 40}) if everything else ("add", {"a": 2, "b": 40})
+COUNT = ("trigger-long-running-operation", {"duration": 0.3, "steps": 3}) if everything else ("slow_count", {"n": 3})
 
 
 async def main() -> None:
@@ -29,8 +33,8 @@ async def main() -> None:
         async with ClientSession(read, write, elicitation_callback=on_elicit) as session:
             init = await session.initialize()
             tools = sorted(t.name for t in (await session.list_tools()).tools)
-            added = (await session.call_tool("add", {"a": 2, "b": 40})).content[0].text
-            counted = (await session.call_tool("slow_count", {"n": 3}, progress_callback=on_progress)).content[0].text
+            added = (await session.call_tool(*ADD)).content[0].text
+            counted = (await session.call_tool(*COUNT, progress_callback=on_progress)).content[0].text
             confirmed = None
             if "confirm_action" in tools:
                 try:
