@@ -274,3 +274,47 @@ fn malformed_json_rpc_is_a_400_with_a_json_rpc_error() {
     let Body::Full(body) = response.into_body() else { panic!() };
     assert_eq!(serde_json::from_slice::<Value>(&body).unwrap()["error"]["code"], -32700);
 }
+
+#[test]
+fn every_exchange_leaves_an_audit_record_with_redacted_arguments_and_no_credentials() {
+    let host = host();
+    host.answer(FakeAnswer::json(
+        200,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}"#,
+    ));
+    let mut headers = modern_headers("tools/call");
+    headers.push(("mcp-name", "search"));
+    let args = json!({"name": "search", "arguments": {"q": "rust", "api_key": "sk-very-secret", "note": "Bearer abc"}});
+    send(&host, "/mcp/docs/", modern("tools/call", args), &headers);
+    let refused = modern("tools/call", json!({"name": "delete_all", "arguments": {}}));
+    send(&host, "/mcp/docs/", refused, &[]);
+    for work in host.take_deferred() {
+        block_on(work);
+    }
+    let logs = host.logs.borrow();
+    let audits: Vec<Value> =
+        logs.iter().filter(|l| l.contains("\"msg\":\"audit\"")).map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(audits.len(), 2, "{logs:?}");
+    let record = |i: usize| audits[i]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0].clone();
+    let attributes = |i: usize| -> Value {
+        record(i)["attributes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["key"].as_str().unwrap().to_owned(), a["value"].clone()))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let first = attributes(0);
+    assert_eq!(first["gen_ai.tool.name"]["stringValue"], "search");
+    assert_eq!(first["gateway.decision"]["stringValue"], "allowed");
+    assert_eq!(first["gateway.principal.id"]["stringValue"], "bot");
+    assert_eq!(first["http.response.status_code"]["intValue"], "200");
+    let arguments = first["gateway.mcp.arguments"]["stringValue"].as_str().unwrap();
+    assert!(arguments.contains("rust") && !arguments.contains("sk-very-secret") && !arguments.contains("Bearer abc"));
+    assert_eq!(attributes(1)["gateway.decision"]["stringValue"], "refused: tool_not_enabled");
+    let everything = logs.join("\n");
+    for secret in [KEY, "sk-docs-upstream", "sk-very-secret"] {
+        assert!(!everything.contains(secret), "{secret} leaked into the log");
+    }
+}

@@ -305,3 +305,24 @@ def test_list_and_discover_results_are_cached_for_their_ttl_and_scope(gateway):
     assert second_principal.headers["x-gateway-cache"] == "miss", "private results stay with their principal"
     time.sleep(1.6)
     assert post(gateway, "py-cached", dict(listing, id=5, params={})).headers["x-gateway-cache"] == "miss"
+
+
+def test_mcp_exchanges_are_audited_in_the_log_without_secrets(gateway):
+    import time
+
+    call = {"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+            "params": {"name": "add", "arguments": {"a": 1, "b": 2, "token": "sk-audit-should-not-appear"}}}
+    post(gateway, "py", call, {"mcp-name": "add"})
+    post(gateway, "py", {"jsonrpc": "2.0", "id": 12, "method": "tools/call",
+                         "params": {"name": "drop_tables", "arguments": {}}}, {"mcp-name": "drop_tables"})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        audits = [line for line in gateway.log().splitlines() if '"msg":"audit"' in line]
+        if any("drop_tables" in a for a in audits) and any("sk-audit" in a or '"add"' in a for a in audits):
+            break
+        time.sleep(0.1)
+    log = gateway.log()
+    assert "mcp py tools/call add: allowed (200)" in log
+    assert "mcp py tools/call drop_tables: refused: tool_not_enabled (403)" in log
+    for secret in ("sk-audit-should-not-appear", GATEWAY_KEY):
+        assert secret not in log

@@ -5,6 +5,7 @@
 pub mod era;
 pub mod gate;
 pub mod message;
+pub mod redact;
 pub mod session;
 
 pub use era::{Era, MODERN};

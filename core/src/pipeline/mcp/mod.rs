@@ -8,6 +8,7 @@ mod cache;
 pub(crate) mod hooks;
 mod relay;
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -21,8 +22,9 @@ use crate::config::{Config, McpProtocol, McpServerConfig, PrincipalConfig, Serve
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
 use crate::mcp::era::{self, Era};
-use crate::mcp::{code, BridgedSession, Message, RoutingHeaders, RpcError, ToolGate};
+use crate::mcp::{code, redact, BridgedSession, Message, RoutingHeaders, RpcError, ToolGate};
 use crate::trace::SpanRef;
+use crate::trace::{attrs, Value as TraceValue};
 
 /// KV marker: this server answered a current-era request as only a legacy server does.
 fn legacy_marker(slug: &str) -> String {
@@ -38,6 +40,7 @@ pub(crate) struct Exchange<'a, H: Host + 'static> {
     pub principal: &'a PrincipalConfig,
     pub recorder: &'a Recorder<H>,
     pub span: SpanRef,
+    pub facts: &'a RefCell<AuditFacts>,
 }
 
 /// An API error (from the shared steps: config, key, body) in the JSON-RPC shape MCP clients read.
@@ -59,31 +62,88 @@ pub(crate) async fn serve<H: Host + 'static>(
     principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> http::Response<Body> {
-    let Some((slug, server)) = config.mcp_servers.get_key_value(slug) else {
-        let error = RpcError::new(code::SERVER_ERROR, format!("no MCP server `{slug}` is registered"));
-        return rpc_response(StatusCode::NOT_FOUND, &error, None);
-    };
-    if server.status == ServerStatus::Disabled {
-        let error = RpcError::new(code::SERVER_ERROR, format!("MCP server `{slug}` is disabled"));
-        return rpc_response(StatusCode::SERVICE_UNAVAILABLE, &error, None);
-    }
+    let started = host.now_millis();
+    let facts = RefCell::new(AuditFacts::default());
     let span = recorder.child(recorder.root(), format!("mcp {slug}"), crate::trace::SpanKind::Client);
-    recorder.set(span, crate::trace::attrs::GATEWAY_MCP_SERVER, slug.as_str());
-    let exchange = Exchange { host, config, slug, server, principal, recorder, span };
-    let response = match parts.method {
-        http::Method::POST => exchange.post(parts, body).await,
-        http::Method::GET => exchange.listen(parts).await,
-        http::Method::DELETE => exchange.delete(parts).await,
-        _ => {
-            let error = RpcError::new(code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE");
-            let mut response = rpc_response(StatusCode::METHOD_NOT_ALLOWED, &error, None);
-            response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
-            response
+    recorder.set(span, attrs::GATEWAY_MCP_SERVER, slug);
+    let response = match config.mcp_servers.get_key_value(slug) {
+        None => {
+            facts.borrow_mut().refuse("unknown_server");
+            let error = RpcError::new(code::SERVER_ERROR, format!("no MCP server `{slug}` is registered"));
+            rpc_response(StatusCode::NOT_FOUND, &error, None)
+        }
+        Some((_, server)) if server.status == ServerStatus::Disabled => {
+            facts.borrow_mut().refuse("server_disabled");
+            let error = RpcError::new(code::SERVER_ERROR, format!("MCP server `{slug}` is disabled"));
+            rpc_response(StatusCode::SERVICE_UNAVAILABLE, &error, None)
+        }
+        Some((slug, server)) => {
+            let exchange = Exchange { host, config, slug, server, principal, recorder, span, facts: &facts };
+            match parts.method {
+                http::Method::POST => exchange.post(parts, body).await,
+                http::Method::GET => exchange.listen(parts).await,
+                http::Method::DELETE => exchange.delete(parts).await,
+                _ => {
+                    let error = RpcError::new(code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE");
+                    let mut response = rpc_response(StatusCode::METHOD_NOT_ALLOWED, &error, None);
+                    response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
+                    response
+                }
+            }
         }
     };
-    recorder.set(span, crate::trace::attrs::HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
+    let status = response.status().as_u16();
+    recorder.set(span, attrs::HTTP_RESPONSE_STATUS_CODE, status);
+    let facts = facts.into_inner();
+    let method = facts.method.clone().unwrap_or_else(|| parts.method.to_string());
+    let mut record = vec![
+        (attrs::GATEWAY_PRINCIPAL_ID, TraceValue::from(principal.id.as_str())),
+        (attrs::GATEWAY_MCP_SERVER, TraceValue::from(slug)),
+        (attrs::MCP_METHOD_NAME, TraceValue::from(method.as_str())),
+        (attrs::GATEWAY_DECISION, TraceValue::from(facts.decision.as_str())),
+        (attrs::HTTP_RESPONSE_STATUS_CODE, TraceValue::from(status)),
+        (attrs::GATEWAY_LATENCY_TOTAL_MS, TraceValue::from(host.now_millis().saturating_sub(started))),
+    ];
+    if let Some(tool) = &facts.tool {
+        record.push((attrs::GEN_AI_TOOL_NAME, TraceValue::from(tool.as_str())));
+    }
+    if let Some(arguments) = facts.arguments {
+        record.push((attrs::GATEWAY_MCP_ARGUMENTS, TraceValue::from(arguments)));
+    }
+    let name = facts.tool.map_or(String::new(), |t| format!(" {t}"));
+    recorder.audit(span, format!("mcp {slug} {method}{name}: {} ({status})", facts.decision), record);
     recorder.end(span);
     response
+}
+
+/// What the audit record of one exchange says (filled in as the request is handled).
+pub(crate) struct AuditFacts {
+    method: Option<String>,
+    tool: Option<String>,
+    /// Tool or prompt arguments, redacted and capped.
+    arguments: Option<String>,
+    /// `allowed`, or `refused: <reason>`.
+    decision: String,
+}
+
+impl Default for AuditFacts {
+    fn default() -> Self {
+        AuditFacts { method: None, tool: None, arguments: None, decision: "allowed".into() }
+    }
+}
+
+impl AuditFacts {
+    fn refuse(&mut self, reason: &str) {
+        self.decision = format!("refused: {reason}");
+    }
+
+    fn request(&mut self, message: &Message) {
+        self.method = message.method().map(str::to_owned);
+        self.tool = message.name().map(str::to_owned);
+        if let Some(arguments) = message.params().and_then(|p| p.get("arguments")) {
+            self.arguments = Some(redact::audit_arguments(arguments));
+        }
+    }
 }
 
 impl<H: Host + 'static> Exchange<'_, H> {
@@ -127,6 +187,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let routing = RoutingHeaders::from(&parts.headers);
         if let (Some("tools/call"), Some(tool)) = (routing.method.as_deref(), routing.name.as_deref()) {
             if !self.gate().allows(tool) {
+                let mut facts = self.facts.borrow_mut();
+                facts.method = Some("tools/call".into());
+                facts.tool = Some(tool.to_owned());
+                facts.refuse("tool_not_enabled");
                 return self.refuse_tool(tool, None);
             }
         }
@@ -136,13 +200,18 @@ impl<H: Host + 'static> Exchange<'_, H> {
         };
         let message = match Message::parse(&bytes) {
             Ok(message) => message,
-            Err(error) => return rpc_response(StatusCode::BAD_REQUEST, &error, None),
+            Err(error) => {
+                self.facts.borrow_mut().refuse("malformed");
+                return rpc_response(StatusCode::BAD_REQUEST, &error, None);
+            }
         };
+        self.facts.borrow_mut().request(&message);
         let id = message.id().cloned();
         let header_version = parts.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
         let client_era = era::era_of(header_version, &message);
         if client_era == Era::Modern {
             if let Err(error) = routing.check(&message) {
+                self.facts.borrow_mut().refuse("header_mismatch");
                 return rpc_response(StatusCode::BAD_REQUEST, &error, id.as_ref());
             }
         }
@@ -153,10 +222,12 @@ impl<H: Host + 'static> Exchange<'_, H> {
             let tool = message.name().unwrap_or_default().to_owned();
             self.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, tool.clone());
             if !self.gate().allows(&tool) {
+                self.facts.borrow_mut().refuse("tool_not_enabled");
                 return self.refuse_tool(&tool, id.as_ref());
             }
         }
         if let Err(error) = hooks::input(&message) {
+            self.facts.borrow_mut().refuse("input_hook");
             return rpc_response(StatusCode::FORBIDDEN, &error, id.as_ref());
         }
         match (client_era, self.server.protocol) {
