@@ -24,12 +24,15 @@ fn host() -> Rc<FakeHost> {
                      "credential": {"mode": "internal", "secret": "docs_token"}},
             "auto": {"url": "http://old.test/mcp", "tools": ["search"]},
             "current": {"url": "http://new.test/mcp", "tools": ["search"], "protocol": "2026-07-28"},
+            "brokered": {"url": "http://mcp.test/mcp", "tools": ["search"],
+                         "credential": {"mode": "token_broker", "url": "http://broker.test/token", "secret": "broker_key"}},
             "off": {"url": "http://mcp.test/mcp", "status": "disabled"}
         },
         "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "agent", "id": "bot"}}]
     });
     let mut host = FakeHost::with_config(&config.to_string());
     host.secrets.insert("docs_token".into(), "sk-docs-upstream".into());
+    host.secrets.insert("broker_key".into(), "sk-broker-admin".into());
     Rc::new(host)
 }
 
@@ -317,4 +320,63 @@ fn every_exchange_leaves_an_audit_record_with_redacted_arguments_and_no_credenti
     for secret in [KEY, "sk-docs-upstream", "sk-very-secret"] {
         assert!(!everything.contains(secret), "{secret} leaked into the log");
     }
+}
+
+fn call_search(host: &Rc<FakeHost>, slug: &str) -> Reply {
+    let mut headers = modern_headers("tools/call");
+    headers.push(("mcp-name", "search"));
+    send(host, &format!("/mcp/{slug}/"), modern("tools/call", json!({"name": "search", "arguments": {}})), &headers)
+}
+
+const RESULT: &str = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#;
+
+#[test]
+fn a_brokered_token_is_attached_and_cached_no_longer_than_it_is_valid() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"access_token":"tok-1","expires_in":60}"#));
+    host.answer(FakeAnswer::json(200, RESULT));
+    assert_eq!(call_search(&host, "brokered").status, 200);
+    {
+        let requests = host.requests.borrow();
+        assert_eq!(requests[0].uri(), "http://broker.test/token");
+        assert_eq!(requests[0].headers()["authorization"], "Bearer sk-broker-admin");
+        let asked: Value = serde_json::from_slice(requests[0].body()).unwrap();
+        assert_eq!(
+            asked,
+            json!({"principal": {"kind": "agent", "id": "bot", "attributes": {}}, "server": "brokered",
+                                 "resource": "http://mcp.test/mcp"})
+        );
+        assert_eq!(requests[1].headers()["authorization"], "Bearer tok-1");
+    }
+    // Within its validity the token comes from the cache; past it (less a margin), from the broker.
+    host.answer(FakeAnswer::json(200, RESULT));
+    call_search(&host, "brokered");
+    assert_eq!(host.requests.borrow().len(), 3);
+    host.now.set(host.now.get() + 56_000);
+    host.answer(FakeAnswer::json(200, r#"{"access_token":"tok-2","expires_in":60}"#));
+    host.answer(FakeAnswer::json(200, RESULT));
+    call_search(&host, "brokered");
+    let requests = host.requests.borrow();
+    assert_eq!(requests[3].uri(), "http://broker.test/token");
+    assert_eq!(requests[4].headers()["authorization"], "Bearer tok-2");
+}
+
+#[test]
+fn a_principal_without_a_token_gets_403_downstream_auth_required_and_a_down_broker_502() {
+    let host = host();
+    host.answer(FakeAnswer::json(404, r#"{"authorization_url":"https://idp.test/authorize?x=1"}"#));
+    let reply = call_search(&host, "brokered");
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json()["error"]["data"]["reason"], "downstream_auth_required");
+    assert_eq!(reply.json()["error"]["data"]["authorization_url"], "https://idp.test/authorize?x=1");
+    assert_eq!(host.requests.borrow().len(), 1, "nothing reached the server");
+    host.answer(FakeAnswer::ConnectError);
+    assert_eq!(call_search(&host, "brokered").status, 502);
+    host.answer(FakeAnswer::Hang);
+    let hung = call_search(&host, "brokered");
+    assert_eq!(hung.status, 502);
+    assert!(hung.json()["error"]["message"].as_str().unwrap().contains("no answer within"));
+    host.answer(FakeAnswer::json(500, "{}"));
+    assert_eq!(call_search(&host, "brokered").status, 502);
+    assert_eq!(host.requests.borrow().len(), 4, "only the broker was asked");
 }

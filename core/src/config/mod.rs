@@ -245,8 +245,13 @@ pub enum CredentialConfig {
     Internal { secret: String },
     /// The client's own `Authorization: Bearer` is forwarded unchanged.
     OauthPassthrough,
-    /// The caller's token is fetched from an admin API.
-    TokenBroker { url: String },
+    /// The caller's token is fetched from an admin API (see the README for the request shape).
+    TokenBroker {
+        url: String,
+        /// Secret sent to the broker as `Authorization: Bearer`, if it wants one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret: Option<String>,
+    },
 }
 
 /// A registered MCP server.

@@ -236,7 +236,12 @@ impl Config {
                 CredentialConfig::Internal { secret } if !is_secret_name(secret) => {
                     return Err(ConfigError::new(format!("{at}.credential.secret"), "not a valid secret name"));
                 }
-                CredentialConfig::TokenBroker { url } => check_url(format!("{at}.credential.url"), url)?,
+                CredentialConfig::TokenBroker { url, secret } => {
+                    check_url(format!("{at}.credential.url"), url)?;
+                    if secret.as_deref().is_some_and(|s| !is_secret_name(s)) {
+                        return Err(ConfigError::new(format!("{at}.credential.secret"), "not a valid secret name"));
+                    }
+                }
                 _ => {}
             }
             check_policies(&format!("{at}.policies"), &server.policies, &mut policy_ids)?;

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::credentials::Refusal;
 use super::relay::{
     accepted, first_response, message_response, relay, rpc_response, upstream_request, Conversion, Outbound, Responder,
 };
@@ -47,7 +48,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         &self,
         meta: &serde_json::Map<String, Value>,
         fresh: bool,
-    ) -> Result<UpstreamSession, RpcError> {
+    ) -> Result<UpstreamSession, Refusal> {
         let capabilities = meta.get(META_CLIENT_CAPABILITIES).cloned().unwrap_or_else(|| json!({}));
         let key = self.session_key(&capabilities);
         let now = self.host.now_millis();
@@ -100,7 +101,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let meta = message.meta().cloned().unwrap_or_default();
         let mut session = match self.upstream_session(&meta, false).await {
             Ok(session) => session,
-            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+            Err(refused) => return refused.response(id.as_ref()),
         };
         let server_info = session.initialize.get("serverInfo").cloned();
         if message.method() == Some("server/discover") {
@@ -118,13 +119,13 @@ impl<H: Host + 'static> Exchange<'_, H> {
         for attempt in 0..2 {
             let response = match self.send(http::Method::POST, &none, &session.headers(), body.clone()).await {
                 Ok(response) => response,
-                Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+                Err(refused) => return refused.response(id.as_ref()),
             };
             // An expired session: one new handshake, then the request again.
             if response.status() == StatusCode::NOT_FOUND && attempt == 0 && session.id.is_some() {
                 session = match self.upstream_session(&meta, true).await {
                     Ok(session) => session,
-                    Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+                    Err(refused) => return refused.response(id.as_ref()),
                 };
                 continue;
             }
@@ -148,10 +149,17 @@ impl<H: Host + 'static> Exchange<'_, H> {
 
     fn responder(&self, session: &UpstreamSession) -> Option<Responder> {
         let none = http::HeaderMap::new();
-        let request =
-            upstream_request(&**self.host, self.server, http::Method::POST, &none, &session.headers(), Bytes::new())
-                .ok()?
-                .map(|_| Bytes::new());
+        let authorization = self.authorization.borrow().clone().flatten();
+        let request = upstream_request(
+            self.server,
+            http::Method::POST,
+            &none,
+            &session.headers(),
+            authorization.as_deref(),
+            Bytes::new(),
+        )
+        .ok()?
+        .map(|_| Bytes::new());
         Some(Responder { request })
     }
 
@@ -207,7 +215,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let response =
             match self.send(http::Method::POST, &parts.headers, &overrides, Bytes::from(modern.to_bytes())).await {
                 Ok(response) => response,
-                Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+                Err(refused) => return refused.response(id.as_ref()),
             };
         let outbound = Outbound {
             method: Some(method),
@@ -233,7 +241,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let body = Bytes::from(serde_json::to_vec(&discover).unwrap_or_default());
         let response = match self.send(http::Method::POST, &none, &overrides, body).await {
             Ok(response) => response,
-            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+            Err(refused) => return refused.response(id.as_ref()),
         };
         let status = response.status();
         let answer = first_response(&**self.host, self.config, response).await;

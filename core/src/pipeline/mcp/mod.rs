@@ -5,6 +5,7 @@
 
 mod bridge;
 mod cache;
+mod credentials;
 pub(crate) mod hooks;
 mod relay;
 
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
+use self::credentials::Refusal;
 use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
 use super::chat::read_body;
 use super::{with_timeout, Recorder};
@@ -41,6 +43,10 @@ pub(crate) struct Exchange<'a, H: Host + 'static> {
     pub recorder: &'a Recorder<H>,
     pub span: SpanRef,
     pub facts: &'a RefCell<AuditFacts>,
+    /// The client's headers (for a passed-through bearer token).
+    pub client: &'a http::HeaderMap,
+    /// The server's `Authorization`, once resolved for this exchange.
+    pub authorization: RefCell<Option<Option<String>>>,
 }
 
 /// An API error (from the shared steps: config, key, body) in the JSON-RPC shape MCP clients read.
@@ -78,7 +84,18 @@ pub(crate) async fn serve<H: Host + 'static>(
             rpc_response(StatusCode::SERVICE_UNAVAILABLE, &error, None)
         }
         Some((slug, server)) => {
-            let exchange = Exchange { host, config, slug, server, principal, recorder, span, facts: &facts };
+            let exchange = Exchange {
+                host,
+                config,
+                slug,
+                server,
+                principal,
+                recorder,
+                span,
+                facts: &facts,
+                client: &parts.headers,
+                authorization: RefCell::new(None),
+            };
             match parts.method {
                 http::Method::POST => exchange.post(parts, body).await,
                 http::Method::GET => exchange.listen(parts).await,
@@ -151,27 +168,37 @@ impl<H: Host + 'static> Exchange<'_, H> {
         ToolGate { enabled: &self.server.tools }
     }
 
-    /// Sends a request to the server, bounded by the first-byte timeout.
+    /// Sends a request to the server with its credential, bounded by the first-byte timeout.
     pub(super) async fn send(
         &self,
         method: http::Method,
         client: &http::HeaderMap,
         overrides: &[(&'static str, Option<String>)],
         body: Bytes,
-    ) -> Result<http::Response<Body>, RpcError> {
+    ) -> Result<http::Response<Body>, Refusal> {
+        let known = self.authorization.borrow().clone();
+        let authorization = match known {
+            Some(authorization) => authorization,
+            None => {
+                let resolved = self.authorization(self.client).await?;
+                *self.authorization.borrow_mut() = Some(resolved.clone());
+                resolved
+            }
+        };
         let mut overrides = overrides.to_vec();
         overrides.push(("traceparent", self.recorder.traceparent(self.span)));
-        let request = upstream_request(&**self.host, self.server, method, client, &overrides, body)?;
+        let request = upstream_request(self.server, method, client, &overrides, authorization.as_deref(), body)?;
         let timeout = self.config.timeouts.first_byte_ms;
         match with_timeout(&**self.host, timeout, self.host.fetch(request)).await {
             Some(Ok(response)) => Ok(response),
             Some(Err(FetchError::Connect(e) | FetchError::Invalid(e))) => {
-                Err(RpcError::new(code::INTERNAL_ERROR, format!("cannot reach MCP server `{}`: {e}", self.slug)))
+                Err(RpcError::new(code::INTERNAL_ERROR, format!("cannot reach MCP server `{}`: {e}", self.slug)).into())
             }
             None => Err(RpcError::new(
                 code::INTERNAL_ERROR,
                 format!("MCP server `{}` sent no response within {timeout} ms", self.slug),
-            )),
+            )
+            .into()),
         }
     }
 
@@ -251,7 +278,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let method = message.method().map(str::to_owned);
         let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
             Ok(response) => response,
-            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+            Err(refused) => return refused.response(id.as_ref()),
         };
         let outbound = Outbound { method, enabled_tools: self.server.tools.clone(), conversion };
         relay(self.host, self.config, response, outbound, None).await
@@ -278,7 +305,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
             Ok(response) => response,
-            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref()),
+            Err(refused) => return refused.response(id.as_ref()),
         };
         let is_json = response
             .headers()
@@ -320,7 +347,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         let response = match self.send(http::Method::GET, &parts.headers, &[], Bytes::new()).await {
             Ok(response) => response,
-            Err(error) => return rpc_response(StatusCode::BAD_GATEWAY, &error, None),
+            Err(refused) => return refused.response(None),
         };
         let outbound =
             Outbound { method: None, enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
@@ -337,7 +364,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 let outbound = Outbound { method: None, enabled_tools: Vec::new(), conversion: Conversion::None };
                 relay(self.host, self.config, response, outbound, None).await
             }
-            Err(error) => rpc_response(StatusCode::BAD_GATEWAY, &error, None),
+            Err(refused) => refused.response(None),
         }
     }
 

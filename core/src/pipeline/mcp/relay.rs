@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::super::{read_whole, with_timeout};
 use super::hooks::{self, Hook};
-use crate::config::{Config, CredentialConfig, McpServerConfig};
+use crate::config::{Config, McpServerConfig};
 use crate::host::{Body, ByteStream, Host};
 use crate::mcp::{era, Kind, Message, RpcError, ToolGate};
 use crate::sse::{SseEvent, SseParser};
@@ -56,14 +56,15 @@ pub(crate) fn accepted() -> http::Response<Body> {
     response
 }
 
-/// The request to the server: the client's MCP headers (or the bridge's), the server's own
-/// credential, never the client's `Host` (the runtime sets the server's).
-pub(crate) fn upstream_request<H: Host>(
-    host: &H,
+/// The request to the server: the client's MCP headers (or the bridge's), the server's
+/// credential (`Authorization`, resolved per credential mode), never the client's `Host` (the
+/// runtime sets the server's) nor its gateway key.
+pub(crate) fn upstream_request(
     server: &McpServerConfig,
     method: http::Method,
     client: &HeaderMap,
     overrides: &[(&'static str, Option<String>)],
+    authorization: Option<&str>,
     body: Bytes,
 ) -> Result<http::Request<Body>, RpcError> {
     let mut headers = HeaderMap::new();
@@ -83,14 +84,8 @@ pub(crate) fn upstream_request<H: Host>(
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(http::header::ACCEPT, HeaderValue::from_static("application/json, text/event-stream"));
     }
-    if let CredentialConfig::Internal { secret } = &server.credential {
-        let token = host.secret(secret).ok_or_else(|| {
-            RpcError::new(
-                crate::mcp::code::INTERNAL_ERROR,
-                format!("the server's credential secret `{secret}` is not set"),
-            )
-        })?;
-        let value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+    if let Some(value) = authorization {
+        let value = HeaderValue::from_str(value).map_err(|_| {
             RpcError::new(crate::mcp::code::INTERNAL_ERROR, "the server's credential is not a valid header")
         })?;
         headers.insert(http::header::AUTHORIZATION, value);
