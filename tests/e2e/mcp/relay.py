@@ -4,14 +4,18 @@ conformance scenario's server (each listens on a new port).
   python relay.py            prints `READY http://127.0.0.1:PORT`
   PUT /_target  body: URL    every other request is forwarded to URL (method, headers except
                              Host, body), its response streamed back as it arrives.
+  GET /_seen                 the headers of the requests forwarded so far (and POST /_reset).
+  python relay.py URL        starts with that target.
 """
+import json
+import sys
 import http.client
 import threading
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "te", "upgrade"}
-state = {"target": None}
+state = {"target": sys.argv[1] if len(sys.argv) > 1 else None, "seen": []}
 lock = threading.Lock()
 
 
@@ -27,6 +31,19 @@ class Relay(BaseHTTPRequestHandler):
 
     def _forward(self):
         body = self._body()
+        if self.path in ("/_seen", "/_reset"):
+            with lock:
+                if self.path == "/_reset":
+                    state["seen"].clear()
+                data = json.dumps(state["seen"]).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        with lock:
+            state["seen"].append({k.lower(): v for k, v in self.headers.items()})
         if self.path == "/_target":
             with lock:
                 state["target"] = body.decode().strip()
