@@ -24,6 +24,9 @@ fn host() -> Rc<FakeHost> {
                      "credential": {"mode": "internal", "secret": "docs_token"}},
             "auto": {"url": "http://old.test/mcp", "tools": ["search"]},
             "current": {"url": "http://new.test/mcp", "tools": ["search"], "protocol": "2026-07-28"},
+            "oauth": {"url": "http://secure.test/mcp", "tools": ["search"], "credential": {"mode": "oauth_passthrough"}},
+            "oauth-pinned": {"url": "http://secure.test/mcp", "tools": ["search"], "credential": {"mode": "oauth_passthrough"},
+                             "authorization_servers": ["https://idp.example"]},
             "brokered": {"url": "http://mcp.test/mcp", "tools": ["search"],
                          "credential": {"mode": "token_broker", "url": "http://broker.test/token", "secret": "broker_key"}},
             "off": {"url": "http://mcp.test/mcp", "status": "disabled"}
@@ -379,4 +382,99 @@ fn a_principal_without_a_token_gets_403_downstream_auth_required_and_a_down_brok
     host.answer(FakeAnswer::json(500, "{}"));
     assert_eq!(call_search(&host, "brokered").status, 502);
     assert_eq!(host.requests.borrow().len(), 4, "only the broker was asked");
+}
+
+#[test]
+fn oauth_passthrough_challenges_publishes_metadata_and_forwards_the_token_unchanged() {
+    let host = host();
+    let call = modern("tools/call", json!({"name": "search", "arguments": {}}));
+    let mut headers = modern_headers("tools/call");
+    headers.push(("mcp-name", "search"));
+    headers.push(("host", "gw.example.com"));
+    // The gateway key in Authorization (no x-gateway-key): refused, the key must travel apart.
+    assert_eq!(send(&host, "/mcp/oauth/", call.clone(), &headers).status, 401);
+    // The gateway key apart, no token yet: the challenge that starts the client's OAuth flow.
+    let request = http::Request::post("/mcp/oauth/")
+        .header("x-gateway-key", KEY)
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json")
+        .body(Body::Full(Bytes::from(call.to_string())))
+        .unwrap();
+    let response = block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), request));
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer resource_metadata=\"https://gw.example.com/.well-known/oauth-protected-resource/mcp/oauth/\""
+    );
+    assert!(host.requests.borrow().is_empty());
+    // The metadata names the server's authorization servers (fetched from its own metadata).
+    host.answer(FakeAnswer::json(200, r#"{"resource":"http://secure.test/mcp","authorization_servers":["https://as.test"],"scopes_supported":["files"]}"#));
+    let metadata = http::Request::get("/.well-known/oauth-protected-resource/mcp/oauth/")
+        .header("host", "gw.example.com")
+        .body(Body::empty())
+        .unwrap();
+    let response = block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), metadata));
+    assert_eq!(response.status(), 200);
+    let Body::Full(body) = response.into_body() else { panic!() };
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(document["resource"], "https://gw.example.com/mcp/oauth/");
+    assert_eq!(document["authorization_servers"], json!(["https://as.test"]));
+    assert_eq!(document["scopes_supported"], json!(["files"]));
+    assert_eq!(host.requests.borrow()[0].uri(), "http://secure.test/.well-known/oauth-protected-resource/mcp");
+    // With its token: forwarded unchanged; the server's challenge is pointed back at the gateway.
+    host.answer(FakeAnswer::Full {
+        status: 401,
+        headers: vec![("www-authenticate", r#"Bearer error="invalid_token", resource_metadata="http://secure.test/.well-known/oauth-protected-resource/mcp""#.into()),
+                      ("content-type", "application/json".into())],
+        body: Bytes::from_static(b"{}"),
+    });
+    let mut request = http::Request::post("/mcp/oauth/")
+        .header("x-gateway-key", KEY)
+        .header("authorization", "Bearer user-oauth-token")
+        .header("host", "gw.example.com")
+        .header("content-type", "application/json");
+    for (name, value) in modern_headers("tools/call").into_iter().chain([("mcp-name", "search")]) {
+        request = request.header(name, value);
+    }
+    let response = block_on(gateway_core::handle(
+        Rc::clone(&host),
+        &ConfigCache::default(),
+        request.body(Body::Full(Bytes::from(call.to_string()))).unwrap(),
+    ));
+    assert_eq!(host.requests.borrow()[1].headers()["authorization"], "Bearer user-oauth-token");
+    assert!(host.requests.borrow()[1].headers().get("x-gateway-key").is_none());
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer resource_metadata=\"https://gw.example.com/.well-known/oauth-protected-resource/mcp/oauth/\", error=\"invalid_token\""
+    );
+    for work in host.take_deferred() {
+        block_on(work);
+    }
+    assert!(!host.logs.borrow().join("\n").contains("user-oauth-token"), "the token is never logged");
+}
+
+#[test]
+fn configured_authorization_servers_need_no_fetch_and_other_modes_turn_a_challenge_into_502() {
+    let host = host();
+    let metadata = http::Request::get("/.well-known/oauth-protected-resource/mcp/oauth-pinned")
+        .header("host", "127.0.0.1:8787")
+        .body(Body::empty())
+        .unwrap();
+    let response = block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), metadata));
+    let Body::Full(body) = response.into_body() else { panic!() };
+    let document: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(document["resource"], "http://127.0.0.1:8787/mcp/oauth-pinned");
+    assert_eq!(document["authorization_servers"], json!(["https://idp.example"]));
+    assert!(host.requests.borrow().is_empty());
+    let none = http::Request::get("/.well-known/oauth-protected-resource/mcp/docs").body(Body::empty()).unwrap();
+    assert_eq!(block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), none)).status(), 404);
+    host.answer(FakeAnswer::Full {
+        status: 401,
+        headers: vec![("www-authenticate", "Bearer error=\"invalid_token\"".into())],
+        body: Bytes::new(),
+    });
+    let reply = call_search(&host, "docs");
+    assert_eq!(reply.status, 502);
+    assert!(reply.headers.get("www-authenticate").is_none());
 }

@@ -272,6 +272,10 @@ pub struct McpServerConfig {
     /// or `legacy` (handshake and sessions only: current-era clients are bridged).
     #[serde(default)]
     pub protocol: McpProtocol,
+    /// `oauth_passthrough` only: the authorization servers the gateway's protected-resource
+    /// metadata names; empty means those of the server's own metadata (fetched, cached).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub authorization_servers: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyConfig>,
 }

@@ -79,17 +79,41 @@ const KV_TIMEOUT_MS: u64 = 10_000;
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint<'p> {
     Health,
-    ChatCompletions { route: Option<&'p str> },
-    Operation { route: Option<&'p str>, op: Operation },
-    Upload { route: Option<&'p str>, op: Operation },
-    Mcp { slug: &'p str },
-    Models { route: Option<&'p str> },
+    ChatCompletions {
+        route: Option<&'p str>,
+    },
+    Operation {
+        route: Option<&'p str>,
+        op: Operation,
+    },
+    Upload {
+        route: Option<&'p str>,
+        op: Operation,
+    },
+    Mcp {
+        slug: &'p str,
+    },
+    /// RFC 9728 metadata for an `oauth_passthrough` MCP server: public, no key.
+    McpResourceMetadata {
+        slug: &'p str,
+    },
+    Models {
+        route: Option<&'p str>,
+    },
 }
 
 fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError> {
     let trimmed = path.trim_end_matches('/');
     if let Some(slug) = trimmed.strip_prefix("/mcp/").filter(|s| !s.is_empty() && !s.contains('/')) {
         return Ok(Endpoint::Mcp { slug });
+    }
+    let metadata = trimmed.strip_prefix(mcp::oauth::METADATA_PREFIX).and_then(|p| p.strip_prefix("/mcp/"));
+    if let Some(slug) = metadata.filter(|s| !s.is_empty() && !s.contains('/')) {
+        if *method != Method::GET {
+            return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "metadata is GET only")
+                .with_code("method_not_allowed"));
+        }
+        return Ok(Endpoint::McpResourceMetadata { slug });
     }
     let (route, rest) = match trimmed.strip_prefix("/v1/") {
         Some(rest) => (None, rest),
@@ -220,6 +244,10 @@ async fn serve<H: Host + 'static>(
 ) -> Result<http::Response<Body>, ApiError> {
     let config = load_config(&**host, cache).await?;
     recorder.configure(Rc::clone(&config));
+    if let Endpoint::McpResourceMetadata { slug } = endpoint {
+        let path = parts.uri.path().strip_prefix(mcp::oauth::METADATA_PREFIX).unwrap_or_default();
+        return Ok(mcp::oauth::resource_metadata(&**host, &config, &parts.headers, slug, path).await);
+    }
     let span = recorder.child(recorder.root(), "authenticate", SpanKind::Internal);
     let principal = auth::authenticate(&config, &parts.headers);
     match &principal {
@@ -246,7 +274,9 @@ async fn serve<H: Host + 'static>(
         }
         Endpoint::Operation { route, op } => operations::forward(host, &config, parts, body, route, op, recorder).await,
         Endpoint::Upload { route, op } => uploads::upload(host, &config, parts, body, route, op, recorder).await,
-        Endpoint::Mcp { .. } => Err(ApiError::not_found("MCP requests are served above")),
+        Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } => {
+            Err(ApiError::not_found("MCP requests are served above"))
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::Exchange;
+use crate::config::CredentialConfig;
 use crate::host::Host;
 use crate::mcp::era::CACHEABLE;
 use crate::mcp::Message;
@@ -37,7 +38,22 @@ impl<H: Host + 'static> Exchange<'_, H> {
             .chain_update(Value::Object(params).to_string().as_bytes())
             .finalize();
         let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        let scope = if public { "public".to_owned() } else { format!("principal:{}", self.principal.id) };
+        // A private result belongs to one authorization context: the principal, and with
+        // `oauth_passthrough` the client's own token too.
+        let token = match self.server.credential {
+            CredentialConfig::OauthPassthrough => self.client.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()),
+            _ => None,
+        };
+        let context: String = Sha256::new()
+            .chain_update(self.principal.id.as_bytes())
+            .chain_update([0])
+            .chain_update(token.unwrap_or_default())
+            .finalize()
+            .iter()
+            .take(12)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let scope = if public { "public".to_owned() } else { format!("private:{context}") };
         format!("mcp:cache:{}:{scope}:{hash}", self.slug)
     }
 

@@ -7,6 +7,7 @@ mod bridge;
 mod cache;
 mod credentials;
 pub(crate) mod hooks;
+pub(crate) mod oauth;
 mod relay;
 
 use std::cell::RefCell;
@@ -20,7 +21,7 @@ use self::credentials::Refusal;
 use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
 use super::chat::read_body;
 use super::{with_timeout, Recorder};
-use crate::config::{Config, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
+use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
 use crate::mcp::era::{self, Era};
@@ -83,6 +84,22 @@ pub(crate) async fn serve<H: Host + 'static>(
             let error = RpcError::new(code::SERVER_ERROR, format!("MCP server `{slug}` is disabled"));
             rpc_response(StatusCode::SERVICE_UNAVAILABLE, &error, None)
         }
+        Some((_, server))
+            if matches!(server.credential, CredentialConfig::OauthPassthrough)
+                && !passthrough_ready(&parts.headers) =>
+        {
+            facts.borrow_mut().refuse("oauth_token_required");
+            if parts.headers.contains_key("x-gateway-key") {
+                oauth::unauthorized(&parts.headers, parts.uri.path())
+            } else {
+                // The client's Authorization is its OAuth token here, so the gateway key travels apart.
+                let error = RpcError::new(
+                    code::SERVER_ERROR,
+                    "send the gateway key in `x-gateway-key`: `Authorization` carries this server's OAuth token",
+                );
+                rpc_response(StatusCode::UNAUTHORIZED, &error, None)
+            }
+        }
         Some((slug, server)) => {
             let exchange = Exchange {
                 host,
@@ -109,6 +126,10 @@ pub(crate) async fn serve<H: Host + 'static>(
             }
         }
     };
+    let response = match config.mcp_servers.get(slug) {
+        Some(server) => answer_challenge(server, &parts.headers, parts.uri.path(), response),
+        None => response,
+    };
     let status = response.status().as_u16();
     recorder.set(span, attrs::HTTP_RESPONSE_STATUS_CODE, status);
     let facts = facts.into_inner();
@@ -131,6 +152,42 @@ pub(crate) async fn serve<H: Host + 'static>(
     recorder.audit(span, format!("mcp {slug} {method}{name}: {} ({status})", facts.decision), record);
     recorder.end(span);
     response
+}
+
+/// Whether an `oauth_passthrough` request carries both the gateway key (`x-gateway-key`) and a
+/// bearer token for the server.
+fn passthrough_ready(headers: &http::HeaderMap) -> bool {
+    let bearer = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")));
+    headers.contains_key("x-gateway-key") && bearer
+}
+
+/// The server's `401`/`403` challenge: for `oauth_passthrough`, pointed at the gateway's
+/// metadata; for the gateway's own credentials, not the client's to answer: a `502`.
+fn answer_challenge(
+    server: &McpServerConfig,
+    client: &http::HeaderMap,
+    path: &str,
+    mut response: http::Response<Body>,
+) -> http::Response<Body> {
+    let Some(upstream) = response.headers().get(http::header::WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()) else {
+        return response;
+    };
+    if !matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+        response.headers_mut().remove(http::header::WWW_AUTHENTICATE);
+        return response;
+    }
+    if matches!(server.credential, CredentialConfig::OauthPassthrough) {
+        let rewritten = oauth::rewrite_challenge(upstream, client, path);
+        if let Ok(value) = HeaderValue::from_str(&rewritten) {
+            response.headers_mut().insert(http::header::WWW_AUTHENTICATE, value);
+        }
+        return response;
+    }
+    let error = RpcError::new(code::INTERNAL_ERROR, "the MCP server refused the gateway's credential for it");
+    rpc_response(StatusCode::BAD_GATEWAY, &error, None)
 }
 
 /// What the audit record of one exchange says (filled in as the request is handled).

@@ -21,7 +21,8 @@ const FORWARDED: &[&str] =
     &["accept", "content-type", "mcp-protocol-version", "mcp-session-id", "last-event-id", "mcp-method", "mcp-name"];
 
 /// Server headers the client may need, relayed as they are.
-const RELAYED: &[&str] = &["content-type", "mcp-session-id", "allow", "retry-after", "cache-control"];
+const RELAYED: &[&str] =
+    &["content-type", "mcp-session-id", "allow", "retry-after", "cache-control", "www-authenticate"];
 
 /// An MCP error response: the JSON-RPC error in the body, with an HTTP status.
 pub(crate) fn rpc_response(status: StatusCode, error: &RpcError, id: Option<&Value>) -> http::Response<Body> {
