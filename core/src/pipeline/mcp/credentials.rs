@@ -129,7 +129,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
             if let Some(url) =
                 serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("authorization_url").cloned())
             {
-                data["authorization_url"] = url;
+                if let Some(map) = data.as_object_mut() {
+                    map.insert("authorization_url".into(), url);
+                }
             }
             return Err(Refusal {
                 status: StatusCode::FORBIDDEN,
