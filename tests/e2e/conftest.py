@@ -113,6 +113,8 @@ def mcp_servers(upstreams: dict[str, str], receiver: str = "") -> dict:
         "py-brokered": {"url": upstreams["recorded"] + "/mcp", "tools": MCP_TOOLS,
                         "credential": {"mode": "token_broker", "url": f"{receiver}/broker/token",
                                        "secret": "broker_admin_key"}},
+        "py-oauth": {"url": upstreams["protected"] + "/mcp", "tools": MCP_TOOLS,
+                     "credential": {"mode": "oauth_passthrough"}},
         "py-broker-down": {"url": upstreams["recorded"] + "/mcp", "tools": MCP_TOOLS,
                            "credential": {"mode": "token_broker", "url": "http://127.0.0.1:9/token"}},
         "py": {"url": sse, "tools": MCP_TOOLS},
@@ -258,19 +260,26 @@ def everything_server():
 
 
 @contextlib.contextmanager
-def relay(target: str | None = None):
-    """tests/e2e/mcp/relay.py: a transparent relay whose target each conformance scenario sets, or
-    fixed, recording the headers the server gets."""
-    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "e2e" / "mcp" / "relay.py"), *([target] if target else [])],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def ready_process(*args: str):
+    """A helper process that prints `READY <url>` once it listens."""
+    proc = subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()
         if not line.startswith("READY "):
-            raise RuntimeError("the relay did not start")
+            raise RuntimeError(f"{args[0]} did not start")
         yield line.split()[1]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def relay(target: str | None = None, protect: str | None = None):
+    """tests/e2e/mcp/relay.py: a transparent relay whose target each conformance scenario sets, or
+    fixed, recording the headers the server gets; with `protect`, an OAuth-protected server."""
+    args = [target] if target else []
+    if protect:
+        args += ["--protect", protect]
+    return ready_process(str(ROOT / "tests" / "e2e" / "mcp" / "relay.py"), *args)
 
 
 @pytest.fixture(scope="session")
@@ -278,9 +287,12 @@ def mcp_upstreams():
     with (mcp_upstream() as sse, mcp_upstream("--json") as json_mode, everything_server() as everything,
           mcp_upstream(script="legacy_server.py", python=MCP1_PYTHON) as legacy,
           mcp_upstream("--json", "--stateless", script="legacy_server.py", python=MCP1_PYTHON) as legacy_json,
-          mcp_upstream("--cache-ms", "1500") as cached, relay() as conformance, relay(sse) as recorded):
+          mcp_upstream("--cache-ms", "1500") as cached, relay() as conformance, relay(sse) as recorded,
+          ready_process(str(ROOT / "tests" / "e2e" / "mcp" / "auth_server.py")) as issuer,
+          relay(sse, protect=issuer) as protected):
         yield {"sse": sse, "json": json_mode, "everything": everything, "py1": legacy, "py1-json": legacy_json,
-               "cached": cached, "conformance": conformance, "recorded": recorded}
+               "cached": cached, "conformance": conformance, "recorded": recorded, "issuer": issuer,
+               "protected": protected}
 
 
 @pytest.fixture(scope="session", params=TARGETS)

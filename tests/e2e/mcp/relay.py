@@ -6,16 +6,23 @@ conformance scenario's server (each listens on a new port).
                              Host, body), its response streamed back as it arrives.
   GET /_seen                 the headers of the requests forwarded so far (and POST /_reset).
   python relay.py URL        starts with that target.
+  python relay.py URL --protect ISSUER
+                             an OAuth-protected MCP server: a request without a token the
+                             issuer's introspection calls active is a 401 challenge, and the
+                             relay serves its own protected-resource metadata.
 """
 import json
 import sys
 import http.client
 import threading
 import urllib.parse
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "te", "upgrade"}
-state = {"target": sys.argv[1] if len(sys.argv) > 1 else None, "seen": []}
+args = sys.argv[1:]
+protect = args[args.index("--protect") + 1] if "--protect" in args else None
+state = {"target": args[0] if args and not args[0].startswith("--") else None, "seen": []}
 lock = threading.Lock()
 
 
@@ -44,6 +51,16 @@ class Relay(BaseHTTPRequestHandler):
             return
         with lock:
             state["seen"].append({k.lower(): v for k, v in self.headers.items()})
+        if protect and self.path.startswith("/.well-known/oauth-protected-resource"):
+            return self._reply(200, {"resource": f"{self.origin()}/mcp", "authorization_servers": [protect]})
+        if protect and self.path != "/_target":
+            token = self.headers.get("authorization", "").removeprefix("Bearer ")
+            with urllib.request.urlopen(f"{protect}/introspect?token={urllib.parse.quote(token)}") as answer:
+                active = json.loads(answer.read()).get("active")
+            if not active:
+                challenge = (f'Bearer error="invalid_token", '
+                             f'resource_metadata="{self.origin()}/.well-known/oauth-protected-resource/mcp"')
+                return self._reply(401, {"error": "invalid_token"}, {"www-authenticate": challenge})
         if self.path == "/_target":
             with lock:
                 state["target"] = body.decode().strip()
@@ -73,6 +90,18 @@ class Relay(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
         conn.close()
+
+    def origin(self) -> str:
+        return f"http://{self.headers.get('host')}"
+
+    def _reply(self, status: int, payload, headers: dict | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        for name, value in {"content-type": "application/json", **(headers or {})}.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     do_GET = do_POST = do_DELETE = do_PUT = _forward
 
