@@ -159,7 +159,14 @@ fn incoming(request: IncomingRequest) -> Result<http::Request<Body>, http::Error
     let mut builder = http::Request::builder()
         .method(request.method().to_string().as_str())
         .uri(request.path_with_query().unwrap_or_else(|| "/".into()));
-    for (name, value) in request.headers().entries() {
+    let headers = request.headers().entries();
+    // wasi:http carries the authority apart from the headers: give the core its `Host`.
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        if let Some(authority) = request.authority() {
+            builder = builder.header(http::header::HOST, authority);
+        }
+    }
+    for (name, value) in headers {
         builder = builder.header(name, value);
     }
     let body = request.into_body_stream().map(|chunk| chunk.map(Bytes::from).map_err(|e| BodyError(e.to_string())));
