@@ -75,6 +75,14 @@ def test_an_oauth_client_discovers_authorizes_and_calls_through_with_its_own_tok
     with_token = [h for h in headers if h.get("authorization") == f"Bearer {seen['token']}"]
     assert with_token and not any(GATEWAY_KEY in str(h) for h in headers)
     assert seen["token"] not in gateway.log(), "the client's token is never logged"
+    # Once the token expires the server's challenge comes back, pointed at the gateway.
+    httpx.get(f"{mcp_upstreams['issuer']}/_expire", params={"token": seen["token"]})
+    expired = httpx.post(url, json={"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {}},
+                         headers={"content-type": "application/json", "accept": "application/json, text/event-stream",
+                                  "x-gateway-key": GATEWAY_KEY, "authorization": f"Bearer {seen['token']}"})
+    assert expired.status_code == 401
+    assert "/.well-known/oauth-protected-resource/mcp/py-oauth/" in expired.headers["www-authenticate"]
+    assert 'error="invalid_token"' in expired.headers["www-authenticate"]
 
 
 def test_a_wrong_token_gets_the_servers_challenge_pointed_at_the_gateway(gateway, mcp_upstreams):

@@ -4,6 +4,7 @@ approves at once, PKCE (S256) at the token endpoint, and introspection for the p
 
   python auth_server.py      prints `READY http://127.0.0.1:PORT` (the issuer)
   GET /_issued               the tokens issued so far, with the resource each was asked for
+  GET /_expire?token=T       ends a token's validity (introspection then calls it inactive)
 """
 import base64
 import hashlib
@@ -73,6 +74,10 @@ class AuthServer(BaseHTTPRequestHandler):
             with lock:
                 grant = tokens.get(query.get("token", ""))
             return self._json(200, {"active": grant is not None, **({"aud": grant["resource"]} if grant else {})})
+        if url.path == "/_expire":
+            with lock:
+                tokens.pop(query.get("token", ""), None)
+            return self._json(200, {})
         if url.path == "/_issued":
             with lock:
                 return self._json(200, list(tokens.values()))
