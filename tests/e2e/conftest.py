@@ -218,45 +218,35 @@ def running_gateway(target: str, config: dict, workdir: Path):
 
 
 @contextlib.contextmanager
+def listening(command: list[str], port: int, env: dict | None = None):
+    """A server process, once `http://127.0.0.1:{port}/mcp` answers; stopped afterwards."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(url, timeout=1.0)
+                break
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def mcp_upstream(*flags: str, script: str = "upstream_server.py", python: Path | str = sys.executable):
     """One MCP server on the official Python SDK: tests/e2e/mcp/upstream_server.py (2.x, both eras)
     or legacy_server.py (1.x, legacy era only)."""
     port = free_port()
-    proc = subprocess.Popen([str(python), str(ROOT / "tests" / "e2e" / "mcp" / script),
-                             "--port", str(port), *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/mcp"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(url, timeout=1.0)
-                break
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return listening([str(python), str(ROOT / "tests" / "e2e" / "mcp" / script), "--port", str(port), *flags], port)
 
 
-@contextlib.contextmanager
 def everything_server():
     """`@modelcontextprotocol/server-everything` (TypeScript SDK, legacy era only) over Streamable HTTP."""
     port = free_port()
     entry = ROOT / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-    proc = subprocess.Popen([str(NODE), str(entry), "streamableHttp"], env=dict(os.environ, PORT=str(port)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/mcp"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(url, timeout=1.0)
-                break
-            time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return listening([str(NODE), str(entry), "streamableHttp"], port, env=dict(os.environ, PORT=str(port)))
 
 
 @contextlib.contextmanager
