@@ -227,5 +227,7 @@ def serve(port: int = 0) -> tuple[ThreadingHTTPServer, int]:
     handler = type("BoundHandler", (Handler,), {"state": State()})
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     server.daemon_threads = True
+    # A client that hangs up mid-response (a cut stream, a shutdown) is part of the tests, not news.
+    server.handle_error = lambda request, client_address: None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, server.server_address[1]
