@@ -145,6 +145,9 @@ fn the_server_gets_its_own_credential_never_the_gateway_key() {
     assert_eq!(sent.headers()["authorization"], "Bearer sk-docs-upstream");
     assert_eq!(sent.headers()["mcp-method"], "tools/list");
     assert!(sent.headers().get("host").is_none(), "the runtime sets the server's own Host");
+    let body: Value = serde_json::from_slice(sent.body()).unwrap();
+    let traceparent = sent.headers()["traceparent"].to_str().unwrap();
+    assert_eq!(body["params"]["_meta"]["traceparent"], traceparent, "current era: trace context in _meta too");
     assert!(!format!("{:?}", sent.headers()).contains(KEY));
 }
 

@@ -336,9 +336,9 @@ def receiver(receiver_server):
 
 
 @pytest.fixture(scope="session", params=TARGETS)
-def traced_gateway(request, llmock, receiver_server, tmp_path_factory):
+def traced_gateway(request, llmock, receiver_server, mcp_upstreams, tmp_path_factory):
     """A gateway exporting its traces to the test receiver, with a provider that records headers."""
-    config = gateway_config(llmock.url, receiver_server.url)
+    config = gateway_config(llmock.url, receiver_server.url, mcp_upstreams)
     config["telemetry"] = {
         "collector_url": receiver_server.url,
         "collector_headers": {"authorization": "otlp_token"},

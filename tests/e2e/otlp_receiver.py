@@ -1,7 +1,7 @@
 """A small OTLP/HTTP JSON receiver for the tests, which also plays an OpenAI-compatible upstream
 that records the headers it receives (llmock's journal keeps bodies, not headers).
 
-  POST /v1/traces             store an ExportTraceServiceRequest (mode ok | slow | down)
+  POST /v1/traces, /v1/logs   store an OTLP export request: spans, or audit log records (mode ok | slow | down)
   POST .../chat/completions   answer a fixed completion, record the path, headers and body
   POST /api/chat              Ollama's native chat (NDJSON when streaming)
   POST /api/embed, ...:batchEmbedContents   Ollama's and Gemini's embeddings
@@ -144,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self._body()
-        if self.path == "/v1/traces":
+        if self.path in ("/v1/traces", "/v1/logs"):
             mode = self.state.mode
             if mode == "down":
                 self.close_connection = True

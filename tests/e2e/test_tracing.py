@@ -128,3 +128,38 @@ def test_a_slow_or_down_collector_neither_changes_nor_delays_responses(traced_ga
     while "trace export failed" not in traced_gateway.log() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert "trace export failed" in traced_gateway.log(), "the failure is one warning in the log"
+
+
+def test_an_mcp_tool_call_is_a_span_with_mcp_attributes_an_audit_record_and_propagated_context(
+        traced_gateway, receiver, mcp_upstreams):
+    import httpx
+
+    httpx.post(f"{mcp_upstreams['recorded']}/_reset")
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    response = httpx.post(
+        f"{traced_gateway.url}/mcp/py-internal/",
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+            "name": "add", "arguments": {"a": 1, "b": 2},
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                      "io.modelcontextprotocol/clientCapabilities": {}}}},
+        headers={"authorization": f"Bearer {GATEWAY_KEY}", "accept": "application/json, text/event-stream",
+                 "mcp-protocol-version": "2026-07-28", "mcp-method": "tools/call", "mcp-name": "add",
+                 "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"}, timeout=30)
+    assert response.status_code == 200 and response.headers["x-trace-id"] == trace_id
+    spans = receiver.trace(trace_id)
+    call = by_name(spans, "tools/call add")[0]
+    assert call["parentSpanId"] == spans[0]["spanId"] and call["kind"] == 3
+    attributes = attrs(call)
+    assert attributes["mcp.method.name"] == "tools/call" and attributes["gen_ai.tool.name"] == "add"
+    assert attributes["gen_ai.operation.name"] == "execute_tool"
+    assert attributes["mcp.protocol.version"] == "2026-07-28"
+    assert attributes["gateway.mcp.server"] == "py-internal" and attributes["http.response.status_code"] == 200
+    seen = httpx.get(f"{mcp_upstreams['recorded']}/_seen").json()
+    assert seen[-1]["traceparent"].split("-")[1] == trace_id, "the server continues the client's trace"
+    deadline = time.monotonic() + 10
+    logs = []
+    while time.monotonic() < deadline and not logs:
+        logs = [t for t in receiver.received()["traces"] if "resourceLogs" in t["body"] and trace_id in t["raw"]]
+        time.sleep(0.05)
+    assert logs, "the audit record is exported as an OTLP log record"
+    assert "mcp py-internal tools/call add: allowed (200)" in logs[0]["raw"]

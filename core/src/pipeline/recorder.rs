@@ -140,6 +140,10 @@ impl<H: Host + 'static> Recorder<H> {
         self.inner.trace.borrow_mut().set(span, key, value);
     }
 
+    pub fn rename(&self, span: SpanRef, name: impl Into<String>) {
+        self.inner.trace.borrow_mut().rename(span, name);
+    }
+
     pub fn fail(&self, span: SpanRef, message: impl Into<String>) {
         self.inner.trace.borrow_mut().fail(span, message);
     }
@@ -150,7 +154,6 @@ impl<H: Host + 'static> Recorder<H> {
     }
 
     /// Adds an audit record to the trace (exported as an OTLP log record linked to `span`).
-    #[allow(dead_code)] // the MCP proxy and the policy engine write through this
     pub fn audit(&self, span: SpanRef, body: impl Into<String>, attributes: Vec<(&'static str, Value)>) {
         let now = self.now();
         self.inner.trace.borrow_mut().audit(span, now, body, attributes);

@@ -52,3 +52,4 @@ pub const MCP_METHOD_NAME: &str = "mcp.method.name";
 pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
 pub const GATEWAY_MCP_ARGUMENTS: &str = "gateway.mcp.arguments";
 pub const GATEWAY_DECISION: &str = "gateway.decision";
+pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";

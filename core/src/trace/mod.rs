@@ -262,6 +262,13 @@ impl Trace {
     }
 
     /// Sets (or replaces) an attribute.
+    /// Names a span once what it is about is known (an MCP call's method and tool).
+    pub fn rename(&mut self, span: SpanRef, name: impl Into<String>) {
+        if let Some(s) = self.spans.get_mut(span.0) {
+            s.name = name.into();
+        }
+    }
+
     pub fn set(&mut self, span: SpanRef, key: &'static str, value: impl Into<Value>) {
         if let Some(s) = self.spans.get_mut(span.0) {
             let value = value.into();

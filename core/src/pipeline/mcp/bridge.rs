@@ -204,6 +204,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         let mut modern = message;
         era::to_modern_request(&mut modern, &session.client_info, &session.capabilities);
+        self.with_trace_context(&mut modern);
         let name = modern.name().map(str::to_owned);
         let overrides = [
             ("mcp-protocol-version", Some(MODERN.to_owned())),

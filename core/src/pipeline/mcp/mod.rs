@@ -148,6 +148,14 @@ pub(crate) async fn serve<H: Host + 'static>(
     if let Some(arguments) = facts.arguments {
         record.push((attrs::GATEWAY_MCP_ARGUMENTS, TraceValue::from(arguments)));
     }
+    // OpenTelemetry's MCP conventions: the span is `{mcp.method.name} {target}`.
+    recorder.rename(span, format!("{method}{}", facts.tool.as_ref().map_or(String::new(), |t| format!(" {t}"))));
+    if method == "tools/call" {
+        recorder.set(span, attrs::GEN_AI_OPERATION_NAME, "execute_tool");
+    }
+    if let Some(version) = &facts.protocol_version {
+        recorder.set(span, attrs::MCP_PROTOCOL_VERSION, version.as_str());
+    }
     let name = facts.tool.map_or(String::new(), |t| format!(" {t}"));
     recorder.audit(span, format!("mcp {slug} {method}{name}: {} ({status})", facts.decision), record);
     recorder.end(span);
@@ -193,6 +201,8 @@ fn answer_challenge(
 /// What the audit record of one exchange says (filled in as the request is handled).
 pub(crate) struct AuditFacts {
     method: Option<String>,
+    /// The protocol version the client spoke.
+    protocol_version: Option<String>,
     tool: Option<String>,
     /// Tool or prompt arguments, redacted and capped.
     arguments: Option<String>,
@@ -202,7 +212,7 @@ pub(crate) struct AuditFacts {
 
 impl Default for AuditFacts {
     fn default() -> Self {
-        AuditFacts { method: None, tool: None, arguments: None, decision: "allowed".into() }
+        AuditFacts { method: None, protocol_version: None, tool: None, arguments: None, decision: "allowed".into() }
     }
 }
 
@@ -293,6 +303,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let id = message.id().cloned();
         let header_version = parts.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
         let client_era = era::era_of(header_version, &message);
+        self.facts.borrow_mut().protocol_version = match &client_era {
+            Era::Modern => Some(era::MODERN.to_owned()),
+            Era::Legacy(version) => version.clone(),
+        };
         if client_era == Era::Modern {
             if let Err(error) = routing.check(&message) {
                 self.facts.borrow_mut().refuse("header_mismatch");
@@ -343,11 +357,25 @@ impl<H: Host + 'static> Exchange<'_, H> {
 
     /// A current-era client: forwarded as it is, unless the server is known (or found, in
     /// `auto`) to speak only the legacy protocol, then bridged.
+    /// The trace context in a current-era request's `_meta` (as well as in its header).
+    fn with_trace_context(&self, message: &mut Message) {
+        let Some(traceparent) = self.recorder.traceparent(self.span) else { return };
+        let Some(params) = message.params_mut() else { return };
+        if let Some(meta) = params.entry("_meta").or_insert_with(|| serde_json::json!({})).as_object_mut() {
+            meta.insert("traceparent".into(), Value::from(traceparent));
+        }
+    }
+
     async fn modern(&self, parts: &http::request::Parts, message: Message) -> http::Response<Body> {
         let auto = self.server.protocol == McpProtocol::Auto;
         let marker = legacy_marker(self.slug);
         if auto && matches!(self.host.kv_get(&marker).await, Ok(Some(_))) {
             return self.modern_to_legacy(message).await;
+        }
+        // As sent to a current-era server: the trace context in `_meta` too.
+        let mut traced = message.clone();
+        if traced.kind() == Some(crate::mcp::Kind::Request) {
+            self.with_trace_context(&mut traced);
         }
         let id = message.id().cloned();
         let method = message.method().map(str::to_owned);
@@ -360,7 +388,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 "hit",
             );
         }
-        let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
+        let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(traced.to_bytes())).await {
             Ok(response) => response,
             Err(refused) => return refused.response(id.as_ref()),
         };
