@@ -205,7 +205,8 @@ fn auto_falls_back_to_the_handshake_for_a_legacy_server_and_remembers_it() {
 #[test]
 fn an_expired_legacy_session_is_replaced_once() {
     let host = host();
-    host.kv.borrow_mut().insert("mcp:era:auto".into(), Bytes::from_static(b"legacy"));
+    let until = (host.now.get() + 60_000).to_string();
+    host.kv.borrow_mut().insert("mcp:era:auto".into(), Bytes::from(until));
     let init = || FakeAnswer::Full {
         status: 200,
         headers: vec![("content-type", "application/json".into()), ("mcp-session-id", "s-2".into())],
@@ -480,4 +481,67 @@ fn configured_authorization_servers_need_no_fetch_and_other_modes_turn_a_challen
     let reply = call_search(&host, "docs");
     assert_eq!(reply.status, 502);
     assert!(reply.headers.get("www-authenticate").is_none());
+}
+
+#[test]
+fn routing_headers_are_written_from_the_body_never_passed_on_from_the_client() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, RESULT));
+    // A legacy-era request with an enabled tool in the body and another name in its header.
+    let call =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search", "arguments": {}}});
+    send(&host, "/mcp/docs/", call, &[("mcp-protocol-version", "2025-06-18"), ("mcp-method", "tools/list")]);
+    assert!(host.requests.borrow()[0].headers().get("mcp-method").is_none());
+    host.answer(FakeAnswer::json(200, RESULT));
+    call_search(&host, "docs");
+    assert_eq!(host.requests.borrow()[1].headers()["mcp-name"], "search");
+    let repeated = http::Request::post("/mcp/docs/")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "search")
+        .header("mcp-name", "fetch")
+        .body(Body::Full(Bytes::from(modern("tools/call", json!({"name": "search", "arguments": {}})).to_string())))
+        .unwrap();
+    let response = block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), repeated));
+    assert_eq!(response.status(), 400);
+}
+
+#[test]
+fn a_replayed_stream_on_get_has_its_tool_lists_filtered_too() {
+    let host = host();
+    let sse = "id: 7\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"search\"},{\"name\":\"rm\"}]}}\n\n";
+    host.answer(FakeAnswer::Full {
+        status: 200,
+        headers: vec![("content-type", "text/event-stream".into())],
+        body: Bytes::from(sse),
+    });
+    let request = http::Request::get("/mcp/docs/")
+        .header("authorization", format!("Bearer {KEY}"))
+        .header("mcp-session-id", "s-9")
+        .header("last-event-id", "6")
+        .body(Body::empty())
+        .unwrap();
+    let response = block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), request));
+    let Body::Stream(mut stream) = response.into_body() else { panic!("an event stream") };
+    let mut text = Vec::new();
+    while let Some(Ok(chunk)) = block_on(stream.next()) {
+        text.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains("\"search\"") && !text.contains("\"rm\""), "{text}");
+    assert_eq!(host.requests.borrow()[0].headers()["last-event-id"], "6");
+}
+
+#[test]
+fn the_gateway_key_is_never_taken_for_an_oauth_token() {
+    let host = host();
+    let request = http::Request::post("/mcp/oauth/")
+        .header("x-gateway-key", KEY)
+        .header("authorization", format!("Bearer {KEY}"))
+        .body(Body::Full(Bytes::from(modern("tools/list", json!({})).to_string())))
+        .unwrap();
+    let response = block_on(gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), request));
+    assert_eq!(response.status(), 401);
+    assert!(host.requests.borrow().is_empty());
 }

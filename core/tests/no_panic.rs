@@ -258,7 +258,9 @@ fn mcp_messages_and_era_conversions_never_panic() {
         }
         era::to_legacy_request(&mut message);
         era::to_modern_request(&mut message, &serde_json::json!({}), &serde_json::json!({}));
-        let _ = gateway_core::mcp::RoutingHeaders { method: Some("x".into()), name: Some("y".into()) }.check(&message);
+        let _ =
+            gateway_core::mcp::RoutingHeaders { method: Some("x".into()), name: Some("y".into()), malformed: false }
+                .check(&message);
         let _ = gateway_core::mcp::BridgedSession::open(&String::from_utf8_lossy(input), b"k");
     });
 }

@@ -33,6 +33,34 @@ pub fn decode_header(value: &str) -> Option<String> {
     }
 }
 
+/// A value for a routing header: as it is when header-safe, else `=?base64?…?=`.
+pub fn encode_header(value: &str) -> String {
+    let safe = value.bytes().all(|b| (0x20..0x7f).contains(&b)) && value.trim() == value && !value.starts_with("=?");
+    if safe {
+        return value.to_owned();
+    }
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = value.as_bytes();
+    let mut out = String::from("=?base64?");
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            out.push(if i <= chunk.len() {
+                char::from(TABLE.get(((n >> shift) & 63) as usize).copied().unwrap_or(b'A'))
+            } else {
+                '='
+            });
+        }
+    }
+    out.push_str("?=");
+    out
+}
+
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut buffer = 0u32;
@@ -62,16 +90,33 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 pub struct RoutingHeaders {
     pub method: Option<String>,
     pub name: Option<String>,
+    /// A routing header was sent twice, or could not be decoded.
+    pub malformed: bool,
 }
 
 impl RoutingHeaders {
     pub fn from(headers: &http::HeaderMap) -> Self {
-        let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(decode_header);
-        RoutingHeaders { method: get("mcp-method"), name: get("mcp-name") }
+        let mut malformed = false;
+        let mut get = |name: &str| {
+            let mut values = headers.get_all(name).iter();
+            let first = values.next()?;
+            let decoded = first.to_str().ok().and_then(decode_header);
+            malformed |= decoded.is_none() || values.next().is_some();
+            decoded
+        };
+        let method = get("mcp-method");
+        let name = get("mcp-name");
+        RoutingHeaders { method, name, malformed }
     }
 
     /// Confirms the headers against the body: a header that disagrees is refused (`-32020`).
     pub fn check(&self, message: &Message) -> Result<(), RpcError> {
+        if self.malformed {
+            return Err(RpcError::new(
+                code::HEADER_MISMATCH,
+                "Header mismatch: a routing header is repeated or not decodable",
+            ));
+        }
         let mismatch = |header: &str, sent: &str, body: &str| {
             RpcError::new(
                 code::HEADER_MISMATCH,
@@ -115,11 +160,18 @@ mod tests {
         let call = Message::from_value(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                                               "params": {"name": "add"}}))
         .unwrap();
-        let headers = |m: &str, n: Option<&str>| RoutingHeaders { method: Some(m.into()), name: n.map(Into::into) };
+        let headers = |m: &str, n: Option<&str>| RoutingHeaders {
+            method: Some(m.into()),
+            name: n.map(Into::into),
+            malformed: false,
+        };
         assert!(headers("tools/call", Some("add")).check(&call).is_ok());
         assert_eq!(headers("tools/call", Some("rm")).check(&call).unwrap_err().code, code::HEADER_MISMATCH);
         assert_eq!(headers("tools/list", None).check(&call).unwrap_err().code, code::HEADER_MISMATCH);
         assert_eq!(decode_header("=?base64?aMOpbGxv?=").as_deref(), Some("héllo"));
         assert_eq!(decode_header("plain").as_deref(), Some("plain"));
+        for value in ["héllo", "plain", " padded", "=?base64?x?="] {
+            assert_eq!(decode_header(&encode_header(value)).as_deref(), Some(value));
+        }
     }
 }

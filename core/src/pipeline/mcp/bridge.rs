@@ -34,7 +34,7 @@ struct UpstreamSession {
 impl<H: Host + 'static> Exchange<'_, H> {
     fn session_key(&self, capabilities: &Value) -> String {
         let digest = Sha256::new()
-            .chain_update(self.principal.id.as_bytes())
+            .chain_update(self.principal_identity().as_bytes())
             .chain_update([0])
             .chain_update(capabilities.to_string().as_bytes())
             .finalize();
@@ -53,7 +53,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let key = self.session_key(&capabilities);
         let now = self.host.now_millis();
         if !fresh {
-            if let Ok(Some(stored)) = self.host.kv_get(&key).await {
+            if let Some(stored) = self.kv_get(&key).await {
                 if let Ok(session) = serde_json::from_slice::<UpstreamSession>(&stored) {
                     if session.expires_ms > now {
                         return Ok(session);
@@ -86,9 +86,14 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let body = Bytes::from(serde_json::to_vec(&initialized).unwrap_or_default());
         let _ = self.send(http::Method::POST, &none, &session.headers(), body).await?;
         if let Ok(stored) = serde_json::to_vec(&session) {
-            let _ = self.host.kv_put(&key, Bytes::from(stored)).await;
+            self.kv_put(&key, Bytes::from(stored)).await;
         }
         Ok(session)
+    }
+
+    /// Whether the server takes the legacy handshake (its session is then kept for what follows).
+    pub(super) async fn confirm_legacy(&self, meta: &serde_json::Map<String, Value>) -> bool {
+        self.upstream_session(meta, true).await.is_ok()
     }
 
     /// A current-era client's request to a legacy server.

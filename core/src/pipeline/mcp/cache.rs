@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::Exchange;
-use crate::config::CredentialConfig;
 use crate::host::Host;
 use crate::mcp::era::CACHEABLE;
 use crate::mcp::Message;
@@ -31,23 +30,23 @@ impl<H: Host + 'static> Exchange<'_, H> {
     /// server and the scope (`public`, or the principal).
     fn cache_key(&self, message: &Message, public: bool) -> String {
         let mut params = message.params().cloned().unwrap_or_default();
+        let capabilities = params
+            .get("_meta")
+            .and_then(|m| m.get(crate::mcp::era::META_CLIENT_CAPABILITIES))
+            .cloned()
+            .unwrap_or(Value::Null);
         params.remove("_meta");
+        params.insert("_meta.capabilities".into(), capabilities);
         let digest = Sha256::new()
             .chain_update(message.method().unwrap_or_default().as_bytes())
             .chain_update([0])
             .chain_update(Value::Object(params).to_string().as_bytes())
             .finalize();
         let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        // A private result belongs to one authorization context: the principal, and with
-        // `oauth_passthrough` the client's own token too.
-        let token = match self.server.credential {
-            CredentialConfig::OauthPassthrough => self.client.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()),
-            _ => None,
-        };
+        // A private result belongs to one authorization context (the principal, and its own
+        // token under `oauth_passthrough`); the client's capabilities shape results too.
         let context: String = Sha256::new()
-            .chain_update(self.principal.id.as_bytes())
-            .chain_update([0])
-            .chain_update(token.unwrap_or_default())
+            .chain_update(self.principal_identity().as_bytes())
             .finalize()
             .iter()
             .take(12)
@@ -64,7 +63,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         let now = self.host.now_millis();
         for public in [false, true] {
-            let Ok(Some(stored)) = self.host.kv_get(&self.cache_key(message, public)).await else { continue };
+            let Some(stored) = self.kv_get(&self.cache_key(message, public)).await else { continue };
             let Ok(cached) = serde_json::from_slice::<Cached>(&stored) else { continue };
             if cached.expires_ms > now {
                 let mut result = cached.result;
@@ -84,7 +83,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let public = result.get("cacheScope").and_then(Value::as_str) == Some("public");
         let cached = Cached { expires_ms: self.host.now_millis().saturating_add(ttl), result: result.clone() };
         if let Ok(bytes) = serde_json::to_vec(&cached) {
-            let _ = self.host.kv_put(&self.cache_key(message, public), Bytes::from(bytes)).await;
+            self.kv_put(&self.cache_key(message, public), Bytes::from(bytes)).await;
         }
     }
 }

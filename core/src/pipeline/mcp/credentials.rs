@@ -80,7 +80,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     }
 
     fn broker_key(&self) -> String {
-        let digest = Sha256::digest(self.principal.id.as_bytes());
+        let digest = Sha256::digest(self.principal_identity().as_bytes());
         let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
         format!("mcp:broker:{}:{hash}", self.slug)
     }
@@ -88,7 +88,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     async fn brokered_token(&self, url: &str, secret: Option<&str>) -> Result<String, Refusal> {
         let key = self.broker_key();
         let now = self.host.now_millis();
-        if let Ok(Some(stored)) = self.host.kv_get(&key).await {
+        if let Some(stored) = self.kv_get(&key).await {
             if let Ok(cached) = serde_json::from_slice::<CachedToken>(&stored) {
                 if cached.expires_ms > now.saturating_add(EXPIRY_MARGIN_MS) {
                     return Ok(cached.token);
@@ -151,10 +151,12 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let token: BrokerToken =
             serde_json::from_slice(&bytes).map_err(|e| down(format!("its answer has no `access_token`: {e}")))?;
         if let Some(seconds) = token.expires_in {
-            let cached =
-                CachedToken { token: token.access_token.clone(), expires_ms: now.saturating_add(seconds * 1000) };
+            let cached = CachedToken {
+                token: token.access_token.clone(),
+                expires_ms: now.saturating_add(seconds.saturating_mul(1000)),
+            };
             if let Ok(bytes) = serde_json::to_vec(&cached) {
-                let _ = self.host.kv_put(&key, Bytes::from(bytes)).await;
+                self.kv_put(&key, Bytes::from(bytes)).await;
             }
         }
         Ok(token.access_token)

@@ -29,6 +29,11 @@ use crate::mcp::{code, redact, BridgedSession, Message, RoutingHeaders, RpcError
 use crate::trace::SpanRef;
 use crate::trace::{attrs, Value as TraceValue};
 
+/// Longest wait for the key-value store.
+const KV_TIMEOUT_MS: u64 = 2_000;
+/// How long a server found to speak only the legacy protocol is remembered as such.
+const LEGACY_MARKER_TTL_MS: u64 = 10 * 60 * 1000;
+
 /// KV marker: this server answered a current-era request as only a legacy server does.
 fn legacy_marker(slug: &str) -> String {
     format!("mcp:era:{slug}")
@@ -86,7 +91,7 @@ pub(crate) async fn serve<H: Host + 'static>(
         }
         Some((_, server))
             if matches!(server.credential, CredentialConfig::OauthPassthrough)
-                && !passthrough_ready(&parts.headers) =>
+                && !passthrough_ready(config, &parts.headers) =>
         {
             facts.borrow_mut().refuse("oauth_token_required");
             if parts.headers.contains_key("x-gateway-key") {
@@ -164,12 +169,18 @@ pub(crate) async fn serve<H: Host + 'static>(
 
 /// Whether an `oauth_passthrough` request carries both the gateway key (`x-gateway-key`) and a
 /// bearer token for the server.
-fn passthrough_ready(headers: &http::HeaderMap) -> bool {
+fn passthrough_ready(config: &Config, headers: &http::HeaderMap) -> bool {
     let bearer = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.len() > 7 && v.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")));
-    headers.contains_key("x-gateway-key") && bearer
+        .filter(|v| v.len() > 7 && v.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("bearer ")))
+        .and_then(|v| v.get(7..));
+    // A gateway key in `Authorization` is never taken for the server's token (nor sent to it).
+    let is_gateway_key = |token: &str| {
+        let hash = crate::auth::hash_key(token.trim());
+        config.keys.iter().any(|k| k.sha256 == hash)
+    };
+    headers.contains_key("x-gateway-key") && bearer.is_some_and(|token| !is_gateway_key(token))
 }
 
 /// The server's `401`/`403` challenge: for `oauth_passthrough`, pointed at the gateway's
@@ -231,6 +242,30 @@ impl AuditFacts {
 }
 
 impl<H: Host + 'static> Exchange<'_, H> {
+    /// What keys per-principal state (sessions, tokens, private cache): the principal's kind
+    /// and id, and with `oauth_passthrough` the client's own token, since one gateway key may
+    /// front many users.
+    pub(super) fn principal_identity(&self) -> String {
+        let mut identity = format!("{:?}:{}", self.principal.kind, self.principal.id);
+        if matches!(self.server.credential, CredentialConfig::OauthPassthrough) {
+            let token = self.client.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+            let digest = <sha2::Sha256 as sha2::Digest>::digest(token);
+            identity.push(':');
+            identity.extend(digest.iter().take(12).map(|b| format!("{b:02x}")));
+        }
+        identity
+    }
+
+    /// A KV read bounded in time (a missing or slow store is a miss).
+    pub(super) async fn kv_get(&self, key: &str) -> Option<Bytes> {
+        with_timeout(&**self.host, KV_TIMEOUT_MS, self.host.kv_get(key)).await.and_then(Result::ok).flatten()
+    }
+
+    /// A KV write bounded in time (best effort: a failed write only costs a later miss).
+    pub(super) async fn kv_put(&self, key: &str, value: Bytes) {
+        let _ = with_timeout(&**self.host, KV_TIMEOUT_MS, self.host.kv_put(key, value)).await;
+    }
+
     fn gate(&self) -> ToolGate<'_> {
         ToolGate { enabled: &self.server.tools }
     }
@@ -369,7 +404,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
     async fn modern(&self, parts: &http::request::Parts, message: Message) -> http::Response<Body> {
         let auto = self.server.protocol == McpProtocol::Auto;
         let marker = legacy_marker(self.slug);
-        if auto && matches!(self.host.kv_get(&marker).await, Ok(Some(_))) {
+        let now = self.host.now_millis();
+        let marked = self.kv_get(&marker).await.and_then(|v| String::from_utf8(v.to_vec()).ok()?.parse::<u64>().ok());
+        if auto && marked.is_some_and(|expires| expires > now) {
             return self.modern_to_legacy(message).await;
         }
         // As sent to a current-era server: the trace context in `_meta` too.
@@ -388,10 +425,15 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 "hit",
             );
         }
-        let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(traced.to_bytes())).await {
-            Ok(response) => response,
-            Err(refused) => return refused.response(id.as_ref()),
-        };
+        let routing = [
+            ("mcp-method", traced.method().map(str::to_owned)),
+            ("mcp-name", traced.name().map(crate::mcp::gate::encode_header)),
+        ];
+        let response =
+            match self.send(http::Method::POST, &parts.headers, &routing, Bytes::from(traced.to_bytes())).await {
+                Ok(response) => response,
+                Err(refused) => return refused.response(id.as_ref()),
+            };
         let is_json = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -400,8 +442,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
         if response.status().is_success() && is_json && self.cacheable(&message) {
             let (head, body) = response.into_parts();
             let limit = self.config.limits.max_response_bytes;
-            let bytes =
-                super::read_whole(&**self.host, body, limit, self.config.timeouts.idle_ms).await.unwrap_or_default();
+            let Ok(bytes) = super::read_whole(&**self.host, body, limit, self.config.timeouts.idle_ms).await else {
+                let error = RpcError::new(code::INTERNAL_ERROR, "the server's response could not be read");
+                return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref());
+            };
             if let Some(result) =
                 Message::parse(&bytes).ok().as_ref().and_then(Message::result).and_then(Value::as_object)
             {
@@ -415,8 +459,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
             let bytes = super::read_whole(&**self.host, body, 64 * 1024, self.config.timeouts.idle_ms)
                 .await
                 .unwrap_or_default();
-            if refused_as_legacy(&bytes) {
-                let _ = self.host.kv_put(&marker, Bytes::from_static(b"legacy")).await;
+            // Confirmed only when the legacy handshake then succeeds; remembered for a while.
+            let meta = message.meta().cloned().unwrap_or_default();
+            if refused_as_legacy(&bytes) && self.confirm_legacy(&meta).await {
+                self.kv_put(&marker, Bytes::from((now + LEGACY_MARKER_TTL_MS).to_string())).await;
                 return self.modern_to_legacy(message).await;
             }
             return relay(self.host, self.config, http::Response::from_parts(head, Body::Full(bytes)), outbound, None)

@@ -17,8 +17,8 @@ use crate::mcp::{era, Kind, Message, RpcError, ToolGate};
 use crate::sse::{SseEvent, SseParser};
 
 /// Client headers an MCP server may need, forwarded as they are.
-const FORWARDED: &[&str] =
-    &["accept", "content-type", "mcp-protocol-version", "mcp-session-id", "last-event-id", "mcp-method", "mcp-name"];
+/// (`Mcp-Method` and `Mcp-Name` are not among them: they are written from the body.)
+const FORWARDED: &[&str] = &["accept", "content-type", "mcp-protocol-version", "mcp-session-id", "last-event-id"];
 
 /// Server headers the client may need, relayed as they are.
 const RELAYED: &[&str] =
@@ -147,7 +147,9 @@ impl Outbound {
                 let method = self.method.as_deref().unwrap_or_default();
                 if let Some(result) = message.result_mut() {
                     let gate = ToolGate { enabled: &self.enabled_tools };
-                    if matches!(method, "tools/list" | "server/discover") {
+                    // Whatever the request (a replayed stream has none at hand): no tool list
+                    // passes unfiltered.
+                    if matches!(method, "tools/list" | "server/discover") || result.contains_key("tools") {
                         gate.filter_list(result);
                     }
                     match &self.conversion {
@@ -199,9 +201,13 @@ fn encode_event(event: &SseEvent, data: &[u8]) -> Bytes {
     if !event.event.is_empty() {
         out.extend_from_slice(format!("event: {}\n", event.event).as_bytes());
     }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\n\n");
+    // One `data:` line per line, so a multi-line payload stays one event.
+    for line in data.split(|b| *b == b'\n') {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.push(b'\n');
     Bytes::from(out)
 }
 
@@ -217,11 +223,21 @@ pub(crate) async fn relay<H: Host + 'static>(
     let (parts, body) = response.into_parts();
     let mut headers = HeaderMap::new();
     for name in RELAYED {
+        // Across a bridge the session on each side is the gateway's own business.
+        let bridged = !matches!(outbound.conversion, Conversion::None);
+        if bridged && *name == "mcp-session-id" {
+            continue;
+        }
         if let Some(value) = parts.headers.get(*name) {
             headers.insert(*name, value.clone());
         }
     }
-    let kind = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let kind = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     let body = if kind.starts_with("application/json") {
         let limit = config.limits.max_response_bytes;
         match read_whole(&**host, body, limit, config.timeouts.idle_ms).await {
