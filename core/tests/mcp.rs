@@ -545,3 +545,21 @@ fn the_gateway_key_is_never_taken_for_an_oauth_token() {
     assert_eq!(response.status(), 401);
     assert!(host.requests.borrow().is_empty());
 }
+
+#[test]
+fn a_brokered_token_the_server_refuses_is_forgotten() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, r#"{"access_token":"tok-revoked","expires_in":600}"#));
+    host.answer(FakeAnswer::Full {
+        status: 401,
+        headers: vec![("www-authenticate", "Bearer error=\"invalid_token\"".into())],
+        body: Bytes::new(),
+    });
+    assert_eq!(call_search(&host, "brokered").status, 502);
+    host.answer(FakeAnswer::json(200, r#"{"access_token":"tok-new","expires_in":600}"#));
+    host.answer(FakeAnswer::json(200, RESULT));
+    assert_eq!(call_search(&host, "brokered").status, 200);
+    let requests = host.requests.borrow();
+    assert_eq!(requests[2].uri(), "http://broker.test/token", "the broker is asked again");
+    assert_eq!(requests[3].headers()["authorization"], "Bearer tok-new");
+}

@@ -79,6 +79,16 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
     }
 
+    /// Forgets a brokered token the server refused, so the next request asks the broker again.
+    pub(super) async fn forget_brokered_token(&self) {
+        if matches!(self.server.credential, CredentialConfig::TokenBroker { .. }) {
+            let expired = CachedToken { token: String::new(), expires_ms: 0 };
+            if let Ok(bytes) = serde_json::to_vec(&expired) {
+                self.kv_put(&self.broker_key(), Bytes::from(bytes)).await;
+            }
+        }
+    }
+
     fn broker_key(&self) -> String {
         let digest = Sha256::digest(self.principal_identity().as_bytes());
         let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();

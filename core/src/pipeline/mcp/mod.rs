@@ -118,7 +118,7 @@ pub(crate) async fn serve<H: Host + 'static>(
                 client: &parts.headers,
                 authorization: RefCell::new(None),
             };
-            match parts.method {
+            let response = match parts.method {
                 http::Method::POST => exchange.post(parts, body).await,
                 http::Method::GET => exchange.listen(parts).await,
                 http::Method::DELETE => exchange.delete(parts).await,
@@ -128,7 +128,13 @@ pub(crate) async fn serve<H: Host + 'static>(
                     response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
                     response
                 }
+            };
+            if matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+                && response.headers().contains_key(http::header::WWW_AUTHENTICATE)
+            {
+                exchange.forget_brokered_token().await;
             }
+            response
         }
     };
     let response = match config.mcp_servers.get(slug) {

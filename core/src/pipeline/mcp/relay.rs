@@ -353,12 +353,18 @@ fn relay_events<H: Host + 'static>(
     }))
 }
 
-/// The first JSON-RPC response in a server's answer (JSON, or an event stream read until it).
+/// The first JSON-RPC response in a server's answer (JSON, or an event stream read until it),
+/// within the first-byte timeout as a whole: keep-alives alone never hold the gateway's own
+/// handshake forever.
 pub(crate) async fn first_response<H: Host>(
     host: &H,
     config: &Config,
     response: http::Response<Body>,
 ) -> Option<Message> {
+    with_timeout(host, config.timeouts.first_byte_ms, read_first_response(host, config, response)).await.flatten()
+}
+
+async fn read_first_response<H: Host>(host: &H, config: &Config, response: http::Response<Body>) -> Option<Message> {
     let is_stream = response
         .headers()
         .get(http::header::CONTENT_TYPE)
