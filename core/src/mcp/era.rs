@@ -79,11 +79,12 @@ pub fn to_modern_result(method: &str, result: &mut Map<String, Value>, server_in
 }
 
 /// A current-era request for a legacy server: the per-request `_meta` keys the legacy server
-/// learnt from `initialize` are dropped (the progress token and trace context stay).
+/// learnt from `initialize`, and the current era's `traceparent` key, are dropped (the progress
+/// token stays; the trace context travels in the header).
 pub fn to_legacy_request(message: &mut Message) {
     let Some(params) = message.params_mut() else { return };
     if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
-        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/"));
+        meta.retain(|k, _| !k.starts_with("io.modelcontextprotocol/") && k != "traceparent");
         if meta.is_empty() {
             params.remove("_meta");
         }

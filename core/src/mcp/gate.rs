@@ -39,26 +39,7 @@ pub fn encode_header(value: &str) -> String {
     if safe {
         return value.to_owned();
     }
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = value.as_bytes();
-    let mut out = String::from("=?base64?");
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            out.push(if i <= chunk.len() {
-                char::from(TABLE.get(((n >> shift) & 63) as usize).copied().unwrap_or(b'A'))
-            } else {
-                '='
-            });
-        }
-    }
-    out.push_str("?=");
-    out
+    format!("=?base64?{}?=", crate::providers::base64(value.as_bytes()))
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {

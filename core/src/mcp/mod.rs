@@ -12,3 +12,15 @@ pub use era::{Era, MODERN};
 pub use gate::{RoutingHeaders, ToolGate};
 pub use message::{code, Kind, Message, RpcError};
 pub use session::BridgedSession;
+
+/// A short, stable digest for KV keys: SHA-256 over the parts (each followed by a zero byte),
+/// the first 12 bytes in hex. Keys never hold a principal's id, token or arguments in clear.
+pub fn key_hash(parts: &[&[u8]]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    for part in parts {
+        hasher.update(part);
+        hasher.update([0]);
+    }
+    hasher.finalize().iter().take(12).map(|b| format!("{b:02x}")).collect()
+}

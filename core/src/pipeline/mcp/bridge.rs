@@ -17,7 +17,7 @@ use super::relay::{
 use super::Exchange;
 use crate::host::{Body, Host};
 use crate::mcp::era::{self, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, MODERN};
-use crate::mcp::{code, BridgedSession, Kind, Message, RpcError};
+use crate::mcp::{code, key_hash, BridgedSession, Kind, Message, RpcError};
 
 /// How long a legacy server's session is reused before a new handshake.
 const SESSION_TTL_MS: u64 = 10 * 60 * 1000;
@@ -33,13 +33,8 @@ struct UpstreamSession {
 
 impl<H: Host + 'static> Exchange<'_, H> {
     fn session_key(&self, capabilities: &Value) -> String {
-        let digest = Sha256::new()
-            .chain_update(self.principal_identity().as_bytes())
-            .chain_update([0])
-            .chain_update(capabilities.to_string().as_bytes())
-            .finalize();
-        let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-        format!("mcp:session:{}:{hex}", self.slug)
+        let hash = key_hash(&[self.principal_identity().as_bytes(), capabilities.to_string().as_bytes()]);
+        format!("mcp:session:{}:{hash}", self.slug)
     }
 
     /// The legacy server's session for this principal and client capabilities: from KV, or a

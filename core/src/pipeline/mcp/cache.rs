@@ -4,12 +4,11 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::Exchange;
 use crate::host::Host;
 use crate::mcp::era::CACHEABLE;
-use crate::mcp::Message;
+use crate::mcp::{key_hash, Message};
 
 #[derive(Serialize, Deserialize)]
 struct Cached {
@@ -26,9 +25,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
         message.method().is_some_and(|m| CACHEABLE.contains(&m)) && !retry
     }
 
-    /// The cache key: method and the parameters that shape the result (not `_meta`), under the
-    /// server and the scope (`public`, or the principal).
-    fn cache_key(&self, message: &Message, public: bool) -> String {
+    /// The cache keys (private, public): method, the parameters that shape the result (not
+    /// `_meta`, except the client's capabilities), under the server and the scope (`public`, or
+    /// the authorization context: the principal, and its own token under `oauth_passthrough`).
+    fn cache_keys(&self, message: &Message) -> (String, String) {
         let mut params = message.params().cloned().unwrap_or_default();
         let capabilities = params
             .get("_meta")
@@ -37,23 +37,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
             .unwrap_or(Value::Null);
         params.remove("_meta");
         params.insert("_meta.capabilities".into(), capabilities);
-        let digest = Sha256::new()
-            .chain_update(message.method().unwrap_or_default().as_bytes())
-            .chain_update([0])
-            .chain_update(Value::Object(params).to_string().as_bytes())
-            .finalize();
-        let hash: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-        // A private result belongs to one authorization context (the principal, and its own
-        // token under `oauth_passthrough`); the client's capabilities shape results too.
-        let context: String = Sha256::new()
-            .chain_update(self.principal_identity().as_bytes())
-            .finalize()
-            .iter()
-            .take(12)
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let scope = if public { "public".to_owned() } else { format!("private:{context}") };
-        format!("mcp:cache:{}:{scope}:{hash}", self.slug)
+        let method = message.method().unwrap_or_default();
+        let hash = key_hash(&[method.as_bytes(), Value::Object(params).to_string().as_bytes()]);
+        let context = key_hash(&[self.principal_identity().as_bytes()]);
+        (format!("mcp:cache:{}:private:{context}:{hash}", self.slug), format!("mcp:cache:{}:public:{hash}", self.slug))
     }
 
     /// A fresh cached result for this request, its `ttlMs` set to what is left of it.
@@ -62,8 +49,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
             return None;
         }
         let now = self.host.now_millis();
-        for public in [false, true] {
-            let Some(stored) = self.kv_get(&self.cache_key(message, public)).await else { continue };
+        let (private, public) = self.cache_keys(message);
+        for key in [private, public] {
+            let Some(stored) = self.kv_get(&key).await else { continue };
             let Ok(cached) = serde_json::from_slice::<Cached>(&stored) else { continue };
             if cached.expires_ms > now {
                 let mut result = cached.result;
@@ -83,7 +71,8 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let public = result.get("cacheScope").and_then(Value::as_str) == Some("public");
         let cached = Cached { expires_ms: self.host.now_millis().saturating_add(ttl), result: result.clone() };
         if let Ok(bytes) = serde_json::to_vec(&cached) {
-            self.kv_put(&self.cache_key(message, public), Bytes::from(bytes)).await;
+            let (private, shared) = self.cache_keys(message);
+            self.kv_put(if public { &shared } else { &private }, Bytes::from(bytes)).await;
         }
     }
 }

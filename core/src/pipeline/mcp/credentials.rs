@@ -6,7 +6,6 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use super::super::{read_whole, with_timeout};
 use super::Exchange;
@@ -90,9 +89,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     }
 
     fn broker_key(&self) -> String {
-        let digest = Sha256::digest(self.principal_identity().as_bytes());
-        let hash: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
-        format!("mcp:broker:{}:{hash}", self.slug)
+        format!("mcp:broker:{}:{}", self.slug, crate::mcp::key_hash(&[self.principal_identity().as_bytes()]))
     }
 
     async fn brokered_token(&self, url: &str, secret: Option<&str>) -> Result<String, Refusal> {

@@ -255,9 +255,8 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let mut identity = format!("{:?}:{}", self.principal.kind, self.principal.id);
         if matches!(self.server.credential, CredentialConfig::OauthPassthrough) {
             let token = self.client.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
-            let digest = <sha2::Sha256 as sha2::Digest>::digest(token);
             identity.push(':');
-            identity.extend(digest.iter().take(12).map(|b| format!("{b:02x}")));
+            identity.push_str(&crate::mcp::key_hash(&[token]));
         }
         identity
     }
@@ -415,10 +414,11 @@ impl<H: Host + 'static> Exchange<'_, H> {
         if auto && marked.is_some_and(|expires| expires > now) {
             return self.modern_to_legacy(message).await;
         }
-        // As sent to a current-era server: the trace context in `_meta` too.
-        let mut traced = message.clone();
-        if traced.kind() == Some(crate::mcp::Kind::Request) {
-            self.with_trace_context(&mut traced);
+        // As sent to a current-era server: the trace context in `_meta` too (a fallback to the
+        // legacy handshake drops it again with the other per-request keys).
+        let mut message = message;
+        if message.kind() == Some(crate::mcp::Kind::Request) {
+            self.with_trace_context(&mut message);
         }
         let id = message.id().cloned();
         let method = message.method().map(str::to_owned);
@@ -427,16 +427,16 @@ impl<H: Host + 'static> Exchange<'_, H> {
         if let Some(result) = self.cached(&message).await {
             let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result});
             return with_cache_status(
-                relay(self.host, self.config, relay::json_body(&answer), outbound, None).await,
+                relay(self.host, self.config, relay::message_response(&answer, None), outbound, None).await,
                 "hit",
             );
         }
         let routing = [
-            ("mcp-method", traced.method().map(str::to_owned)),
-            ("mcp-name", traced.name().map(crate::mcp::gate::encode_header)),
+            ("mcp-method", message.method().map(str::to_owned)),
+            ("mcp-name", message.name().map(crate::mcp::gate::encode_header)),
         ];
         let response =
-            match self.send(http::Method::POST, &parts.headers, &routing, Bytes::from(traced.to_bytes())).await {
+            match self.send(http::Method::POST, &parts.headers, &routing, Bytes::from(message.to_bytes())).await {
                 Ok(response) => response,
                 Err(refused) => return refused.response(id.as_ref()),
             };

@@ -43,13 +43,6 @@ pub(crate) fn message_response(message: &Value, session: Option<&str>) -> http::
     response
 }
 
-/// A JSON body as a server response, for the relay (a cached result answered at the edge).
-pub(crate) fn json_body(message: &Value) -> http::Response<Body> {
-    let mut response = http::Response::new(Body::Full(Bytes::from(serde_json::to_vec(message).unwrap_or_default())));
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
 /// `202 Accepted`, no body: what a server answers to a notification or a response.
 pub(crate) fn accepted() -> http::Response<Body> {
     let mut response = http::Response::new(Body::empty());
