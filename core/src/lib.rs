@@ -11,12 +11,14 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod guard;
 pub mod host;
 pub mod mcp;
 pub mod multipart;
 pub mod ndjson;
 pub mod openai;
 pub mod pipeline;
+pub mod policy;
 pub mod providers;
 pub mod responses;
 pub mod retry;

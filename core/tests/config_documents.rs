@@ -30,11 +30,36 @@ fn every_example_document_is_valid() {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) == Some("json") {
             let bytes = std::fs::read(&path).unwrap();
-            if let Err(e) = Config::from_json(&bytes) {
+            if let Err(e) = Config::accept(&bytes) {
                 panic!("{} is invalid: {e}", path.display());
             }
             seen += 1;
         }
     }
     assert!(seen >= 2, "expected the example documents under config/examples/");
+}
+
+#[test]
+fn every_cookbook_policy_validates_and_is_in_the_guardrails_example() {
+    let example = std::fs::read_to_string(repo().join("config/examples/guardrails.json")).unwrap();
+    let example: serde_json::Value = serde_json::from_str(&example).unwrap();
+    let mut texts = Vec::new();
+    let mut collect = |policies: &serde_json::Value| {
+        for p in policies.as_array().into_iter().flatten() {
+            texts.push(p["cedar"].as_str().unwrap().to_owned());
+        }
+    };
+    for scope in ["routes", "mcp_servers"] {
+        for (_, entry) in example[scope].as_object().unwrap() {
+            collect(&entry["policies"]);
+        }
+    }
+    let mut seen = 0;
+    for entry in std::fs::read_dir(repo().join("config/examples/policies")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(texts.contains(&text), "{} is not used in config/examples/guardrails.json", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 6, "expected the cookbook under config/examples/policies/");
 }

@@ -8,7 +8,9 @@ that records the headers it receives (llmock's journal keeps bodies, not headers
   POST .../audio/speech       stream three chunks of "audio"
   POST .../moderations        answer a fixed moderation result
   GET  /_received             {"traces": [...], "upstream_headers": [...], "upstream_requests": [...]}
-  POST /_mode                 {"mode": "ok" | "slow" | "down"}
+  POST /guard                 a remote guard service: `deny` when the content holds REMOTE-DENY,
+                              else `allow` with a toxicity signal (guard mode ok | slow | down)
+  POST /_mode                 {"mode": "ok" | "slow" | "down"} (and {"guard": ...} for /guard)
   POST /_reset
 """
 
@@ -36,6 +38,7 @@ class State:
         self.upstream_headers: list[dict] = []
         self.upstream_requests: list[dict] = []
         self.mode = "ok"
+        self.guard_mode = "ok"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -210,8 +213,23 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.upstream_requests.append({"path": self.path, "body": json.loads(body or b"{}")})
             return self._json(200, {"id": "modr-1", "model": "omni-moderation-latest", "results": [
                 {"flagged": False, "categories": {"violence": False}, "category_scores": {"violence": 0.01}}]})
+        if self.path == "/guard":
+            request = json.loads(body or b"{}")
+            with self.state.lock:
+                self.state.upstream_headers.append({k.lower(): v for k, v in self.headers.items()})
+                self.state.upstream_requests.append({"path": self.path, "body": request})
+            if self.state.guard_mode == "down":
+                return self._json(503, {"error": "guard service down"})
+            if self.state.guard_mode == "slow":
+                time.sleep(SLOW_SECONDS)
+            if "REMOTE-DENY" in request.get("content", ""):
+                return self._json(200, {"decision": "deny", "signals": [{"name": "toxicity", "score": 97}],
+                                        "reason": "toxic"})
+            return self._json(200, {"decision": "allow", "signals": [{"name": "toxicity", "score": 12}]})
         if self.path == "/_mode":
-            self.state.mode = json.loads(body)["mode"]
+            settings = json.loads(body)
+            self.state.mode = settings.get("mode", self.state.mode)
+            self.state.guard_mode = settings.get("guard", self.state.guard_mode)
             return self._json(200, {})
         if self.path == "/_reset":
             with self.state.lock:
@@ -219,6 +237,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.upstream_headers.clear()
                 self.state.upstream_requests.clear()
                 self.state.mode = "ok"
+                self.state.guard_mode = "ok"
             return self._json(200, {})
         self._json(404, {})
 

@@ -1,7 +1,8 @@
 //! Configuration helper for operators and scripts:
-//!   gateway-config check FILE      validate a document (exit 1 with the offending field)
+//!   gateway-config check FILE      validate a document and its Cedar policies (exit 1 naming the field)
 //!   gateway-config hash-key KEY    the SHA-256 to store in `keys[].sha256`
 //!   gateway-config schema          print the JSON Schema of the document
+//!   gateway-config cedar-schema FILE  print the Cedar schema policies are checked against
 
 use std::process::ExitCode;
 
@@ -12,7 +13,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["check", file] => match std::fs::read(file) {
-            Ok(bytes) => match Config::from_json(&bytes) {
+            Ok(bytes) => match Config::accept(&bytes) {
                 Ok(_) => {
                     println!("{file}: valid");
                     ExitCode::SUCCESS
@@ -31,12 +32,25 @@ fn main() -> ExitCode {
             println!("{}", hash_key(key));
             ExitCode::SUCCESS
         }
+        ["cedar-schema", file] => match std::fs::read(file).map_err(|e| e.to_string()).and_then(|bytes| {
+            let config = Config::from_json(&bytes).map_err(|e| e.to_string())?;
+            gateway_core::policy::schema_text(&config).map_err(|e| e.to_string())
+        }) {
+            Ok(schema) => {
+                println!("{schema}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                ExitCode::FAILURE
+            }
+        },
         ["schema"] => {
             println!("{}", serde_json::to_string_pretty(&Config::json_schema()).unwrap_or_default());
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: gateway-config check FILE | hash-key KEY | schema");
+            eprintln!("usage: gateway-config check FILE | hash-key KEY | schema | cedar-schema FILE");
             ExitCode::from(2)
         }
     }

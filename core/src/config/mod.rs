@@ -5,6 +5,7 @@
 
 mod cache;
 mod custom;
+mod guard;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cache::{ConfigCache, CONFIG_CACHE_TTL_MS};
 pub use custom::{CustomMapping, ResponseMapping, TEMPLATE_VARIABLES};
+pub use guard::{DefaultDecision, DetectorSwitches, FailureMode, GuardMode, GuardrailsConfig, RemoteGuardConfig};
 pub use validate::ConfigError;
 
 /// The only document version this gateway reads.
@@ -40,6 +42,9 @@ pub struct Config {
     /// Global Cedar policies.
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
+    /// Detectors, enforcement mode and the remote guard service.
+    #[serde(default)]
+    pub guardrails: GuardrailsConfig,
     /// Gateway API keys, stored as SHA-256 hashes.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
@@ -51,6 +56,11 @@ pub struct Config {
     pub retry: RetryConfig,
     #[serde(default)]
     pub timeouts: TimeoutConfig,
+    /// Policies parsed for a scope, kept as long as this parsed document (a warm Worker isolate
+    /// reuses it; Spin parses only what each request's scope needs).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub(crate) policy_cache: crate::policy::PolicyCache,
 }
 
 /// The wire format a provider speaks.
@@ -136,6 +146,9 @@ pub struct RouteConfig {
     /// Cedar policies that apply to this route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyConfig>,
+    /// Overrides `guardrails.mode` on this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_mode: Option<GuardMode>,
     /// Overrides the global retry settings for this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
@@ -276,8 +289,12 @@ pub struct McpServerConfig {
     /// metadata names; empty means those of the server's own metadata (fetched, cached).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorization_servers: Vec<String>,
+    /// Cedar policies that apply to this server's traffic.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyConfig>,
+    /// Overrides `guardrails.mode` for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard_mode: Option<GuardMode>,
 }
 
 fn credential_none() -> CredentialConfig {
@@ -500,6 +517,15 @@ impl Config {
             ConfigError::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
         })?;
         config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses, validates and checks every Cedar policy against the gateway's schema: what a
+    /// configuration must pass before it is stored (`gateway-config check`, the push script).
+    /// The request path uses [`Config::from_json`], which leaves the Cedar work out.
+    pub fn accept(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let config = Config::from_json(bytes)?;
+        crate::policy::validate(&config)?;
         Ok(config)
     }
 

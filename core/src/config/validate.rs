@@ -131,6 +131,18 @@ impl Config {
         }
         let mut policy_ids = BTreeSet::new();
         check_policies("policies", &self.policies, &mut policy_ids)?;
+        if let Some(remote) = &self.guardrails.remote {
+            check_url("guardrails.remote.url".into(), &remote.url)?;
+            if remote.api_key_secret.as_deref().is_some_and(|s| !is_secret_name(s)) {
+                return Err(ConfigError::new(
+                    "guardrails.remote.api_key_secret",
+                    "secret names are lowercase letters, digits and `_`, starting with a letter",
+                ));
+            }
+            if remote.timeout_ms == 0 {
+                return Err(ConfigError::new("guardrails.remote.timeout_ms", "must be at least 1"));
+            }
+        }
         for (name, route) in &self.routes {
             let at = format!("routes.{name}");
             if !is_name(name) || RESERVED_ROUTE_NAMES.contains(&name.as_str()) {
@@ -221,7 +233,8 @@ impl Config {
                     ));
                 }
             }
-            check_policies(&format!("{at}.policies"), &route.policies, &mut policy_ids)?;
+            // Ids are unique among the policies one request sees: the global ones and its scope's.
+            check_policies(&format!("{at}.policies"), &route.policies, &mut policy_ids.clone())?;
             if let Some(retry) = &route.retry {
                 check_retry(&format!("{at}.retry"), retry)?;
             }
@@ -244,7 +257,7 @@ impl Config {
                 }
                 _ => {}
             }
-            check_policies(&format!("{at}.policies"), &server.policies, &mut policy_ids)?;
+            check_policies(&format!("{at}.policies"), &server.policies, &mut policy_ids.clone())?;
         }
         let mut hashes = BTreeSet::new();
         for (i, key) in self.keys.iter().enumerate() {

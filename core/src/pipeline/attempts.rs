@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
 use super::chat::{apply_header_edits, Resolved};
+use super::guard::OutputGuard;
 use super::stream::StreamTrace;
 use super::{json_response, read_whole, stream, with_timeout, CompletionFacts, ReadError, Recorder};
 use crate::config::{Config, PriceConfig};
@@ -27,7 +28,7 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub(crate) enum Delivery<'a> {
     /// A chat completion, translated from the provider's format (incrementally when streamed);
     /// the stream keeps usage only when the client asked for it.
-    Chat { request: &'a ChatRequest, client_wants_usage: bool },
+    Chat { request: &'a ChatRequest, client_wants_usage: bool, output: Option<&'a dyn OutputGuard> },
     /// Another endpoint's response: translated when the provider speaks its own format, else
     /// passed through as it is.
     Operation { op: Operation, base64_embeddings: bool },
@@ -39,6 +40,8 @@ pub(crate) enum Undelivered {
     Retry(ApiError),
     /// The body is too large or cannot be translated: another attempt would fail the same way.
     GiveUp(ApiError),
+    /// A policy refused the answer: no other target is tried.
+    Refused(ApiError),
 }
 
 /// What comes after one target.
@@ -203,10 +206,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
                     recorder.upstream_first_byte(started);
                     recorder.set(span, HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
                     let delivered = match self.delivery {
-                        Delivery::Chat { request, client_wants_usage } if request.is_stream() => {
-                            Ok(self.stream_response(client_wants_usage, response, span))
+                        Delivery::Chat { request, client_wants_usage, output } if request.is_stream() => {
+                            Ok(self.stream_response(client_wants_usage, output, response, span))
                         }
-                        Delivery::Chat { .. } => self.whole_response(response, span).await,
+                        Delivery::Chat { output, .. } => self.whole_response(output, response, span).await,
                         Delivery::Operation { op, base64_embeddings } => {
                             self.operation_response(op, base64_embeddings, response, span).await
                         }
@@ -221,6 +224,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
                         Err(Undelivered::GiveUp(error)) => {
                             self.attempt_failed(span, &error);
                             return Err(Failure::Exhausted(error));
+                        }
+                        Err(Undelivered::Refused(error)) => {
+                            self.attempt_failed(span, &error);
+                            return Err(Failure::Final(error));
                         }
                     }
                 }
@@ -302,6 +309,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
     fn stream_response(
         &self,
         client_wants_usage: bool,
+        output: Option<&dyn OutputGuard>,
         response: http::Response<Body>,
         attempt_span: SpanRef,
     ) -> http::Response<Body> {
@@ -323,6 +331,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             self.provider.chat_stream(ctx),
             self.config.timeouts.idle_ms,
             trace,
+            output.and_then(|o| o.for_stream(self.target)),
         );
         sse_response(Body::Stream(body))
     }
@@ -362,12 +371,17 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     async fn whole_response(
         &self,
+        output: Option<&dyn OutputGuard>,
         response: http::Response<Body>,
         attempt_span: SpanRef,
     ) -> Result<http::Response<Body>, Undelivered> {
         let body = self.collect_upstream(response).await?;
-        let completion = self.provider.chat_response(&body, &self.response_context()).map_err(Undelivered::GiveUp)?;
+        let mut completion =
+            self.provider.chat_response(&body, &self.response_context()).map_err(Undelivered::GiveUp)?;
         self.record_whole(attempt_span, &completion);
+        if let Some(output) = output {
+            output.whole(self.target, &mut completion).map_err(Undelivered::Refused)?;
+        }
         Ok(json_response(StatusCode::OK, &completion))
     }
 

@@ -9,11 +9,15 @@ use http::StatusCode;
 use super::attempts::{
     mark, price_for, skip_target, sse_response, target_span, AfterTarget, Attempts, Delivery, Upstream,
 };
+use super::chat_guard;
+use super::guard::{stream_denied, Guard, OutputGuard};
 use super::{json_response, read_whole, stream, CompletionFacts, ReadError, Recorder};
-use crate::config::{Config, HeaderEdits, PriceConfig, ProviderType, RouteConfig, TransformConfig};
+use crate::config::{Config, HeaderEdits, PriceConfig, PrincipalConfig, ProviderType, RouteConfig, TransformConfig};
 use crate::error::ApiError;
+use crate::guard::stream::{Decide, StreamGuard};
 use crate::host::{Body, Host};
 use crate::openai::{ChatRequest, StreamOptions};
+use crate::policy::Scope;
 use crate::providers::{self, echo, StreamEvent, Target};
 use crate::retry::RetryPolicy;
 use crate::trace::attrs::*;
@@ -25,11 +29,27 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     parts: &http::request::Parts,
     body: Body,
     route: Option<&str>,
+    principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let request = parse(&**host, config, parts, body).await?;
     let resolved = resolve_recorded(&**host, config, route, &request.model, recorder)?;
-    run(host, config, request, &resolved, recorder).await
+    run(host, config, request, &resolved, principal, recorder).await
+}
+
+/// The guardrails of a request on `resolved` (its route's policies and mode, or the global ones).
+pub(crate) fn route_guard<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    resolved: &Resolved<'_>,
+    principal: &PrincipalConfig,
+    recorder: &Recorder<H>,
+) -> Result<Option<Rc<Guard<H>>>, ApiError> {
+    let (scope, mode) = match resolved.route {
+        Some((name, route)) => (Scope::Route(name), route.guard_mode),
+        None => (Scope::Global, None),
+    };
+    Guard::new(host, config, scope, mode, principal, recorder, &recorder.trace_id_hex())
 }
 
 /// Resolves a model name (or the route in the path) to its targets, on a `resolve` span.
@@ -63,12 +83,34 @@ pub(crate) async fn run<H: Host + 'static>(
     config: &Config,
     request: ChatRequest,
     resolved: &Resolved<'_>,
+    principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let mut request = match resolved.transform() {
         Some(transform) => transformed(request, transform)?,
         None => request,
     };
+    let guard = route_guard(host, config, resolved, principal, recorder)?;
+    if let (Some(guard), Some(primary)) = (&guard, resolved.targets.first()) {
+        chat_guard::check_chat(guard, &mut request, primary).await?;
+    }
+    let output = guard.as_ref().map(|g| g as &dyn OutputGuard);
+    let mut response = attempt_targets(host, config, request, resolved, output, recorder).await?;
+    if let Some(guard) = &guard {
+        guard.mark(&mut response);
+    }
+    Ok(response)
+}
+
+/// The targets in order: retries, fallbacks, delivery.
+async fn attempt_targets<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    mut request: ChatRequest,
+    resolved: &Resolved<'_>,
+    output: Option<&dyn OutputGuard>,
+    recorder: &Recorder<H>,
+) -> Result<http::Response<Body>, ApiError> {
     // Streams always ask the upstream for usage, so the trace has it; the stream strips it again
     // when the client did not ask.
     let client_wants_usage = request.wants_stream_usage();
@@ -84,7 +126,8 @@ pub(crate) async fn run<H: Host + 'static>(
         let gen_span = gen_ai_span(recorder, target, &request, index > 0);
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
             let price = price_for(config, target);
-            return Ok(echo_response(&**host, &request, client_wants_usage, target, recorder, gen_span, price));
+            let echo = EchoContext { client_wants_usage, target, recorder, gen_span, price, output };
+            return echo_response(&**host, &request, echo);
         };
         // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
         let prepared = api_key(&**host, target).and_then(|key| provider.chat_request(target, &request, key.as_deref()));
@@ -101,7 +144,7 @@ pub(crate) async fn run<H: Host + 'static>(
             provider,
             target,
             upstream: &Upstream::Replayable(upstream),
-            delivery: Delivery::Chat { request: &request, client_wants_usage },
+            delivery: Delivery::Chat { request: &request, client_wants_usage, output },
             resolved,
             recorder,
             gen_span,
@@ -334,16 +377,22 @@ fn target<'c>(config: &'c Config, model: &str) -> Result<Target<'c>, ApiError> {
     Ok(Target { provider_name, provider, model: id.to_owned() })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What the built-in echo provider's answer is recorded and guarded with.
+struct EchoContext<'a, H: Host + 'static> {
+    client_wants_usage: bool,
+    target: &'a Target<'a>,
+    recorder: &'a Recorder<H>,
+    gen_span: SpanRef,
+    price: Option<&'a PriceConfig>,
+    output: Option<&'a dyn OutputGuard>,
+}
+
 fn echo_response<H: Host + 'static>(
     host: &H,
     request: &ChatRequest,
-    client_wants_usage: bool,
-    target: &Target<'_>,
-    recorder: &Recorder<H>,
-    gen_span: SpanRef,
-    price: Option<&PriceConfig>,
-) -> http::Response<Body> {
+    echo: EchoContext<'_, H>,
+) -> Result<http::Response<Body>, ApiError> {
+    let EchoContext { client_wants_usage, target, recorder, gen_span, price, output } = echo;
     debug_assert_eq!(target.provider.kind, ProviderType::Echo);
     let id = format!("chatcmpl-echo-{:016x}", host.random_u64());
     let created = host.now_millis() / 1000;
@@ -355,15 +404,55 @@ fn echo_response<H: Host + 'static>(
                 facts.observe(chunk);
             }
         }
+        if let Some((mut guard, mut decide)) = output.and_then(|o| o.for_stream(target)) {
+            events = guard_events(events, &mut guard, decide.as_mut());
+        }
         events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if stream::is_usage_only(c)));
         sse_response(Body::Full(stream::encode_all(&events)))
     } else {
-        let completion = echo::completion(request, &target.model, &id, created);
+        let mut completion = echo::completion(request, &target.model, &id, created);
         facts.observe(&completion);
+        if let Some(output) = output {
+            if let Err(error) = output.whole(target, &mut completion) {
+                recorder.fail(gen_span, error.message.clone());
+                recorder.end(gen_span);
+                return Err(error);
+            }
+        }
         json_response(StatusCode::OK, &completion)
     };
     recorder.completion(gen_span, &facts, price);
     recorder.end(gen_span);
     mark(&mut response, target, 0);
-    response
+    Ok(response)
+}
+
+/// A fixed list of stream events through the output guard, as a live stream would go.
+fn guard_events(events: Vec<StreamEvent>, guard: &mut StreamGuard, decide: &mut dyn Decide) -> Vec<StreamEvent> {
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let passed = match event {
+            StreamEvent::Chunk(chunk) => guard.push(chunk, decide),
+            StreamEvent::Done => match guard.finish(decide) {
+                Ok(chunks) => {
+                    out.extend(chunks.into_iter().map(StreamEvent::Chunk));
+                    out.push(StreamEvent::Done);
+                    continue;
+                }
+                Err(denial) => Err(denial),
+            },
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        match passed {
+            Ok(chunks) => out.extend(chunks.into_iter().map(StreamEvent::Chunk)),
+            Err(denial) => {
+                out.push(StreamEvent::Error(stream_denied(&denial)));
+                break;
+            }
+        }
+    }
+    out
 }

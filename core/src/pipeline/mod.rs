@@ -3,6 +3,8 @@
 
 mod attempts;
 mod chat;
+mod chat_guard;
+mod guard;
 mod mcp;
 mod operations;
 mod recorder;
@@ -265,14 +267,16 @@ async fn serve<H: Host + 'static>(
             Err(error) => mcp::api_error(&error),
         });
     }
-    principal?;
+    let principal = principal?;
     match endpoint {
         Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
         Endpoint::Models { route } => models(&**host, &config, route),
         Endpoint::ChatCompletions { route } => {
-            chat::chat_completions(host, &config, parts, body, route, recorder).await
+            chat::chat_completions(host, &config, parts, body, route, principal, recorder).await
         }
-        Endpoint::Operation { route, op } => operations::forward(host, &config, parts, body, route, op, recorder).await,
+        Endpoint::Operation { route, op } => {
+            operations::forward(host, &config, parts, body, (route, op), principal, recorder).await
+        }
         Endpoint::Upload { route, op } => uploads::upload(host, &config, parts, body, route, op, recorder).await,
         Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } => {
             Err(ApiError::not_found("MCP requests are served above"))

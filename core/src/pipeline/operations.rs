@@ -10,10 +10,12 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
-use super::chat::{apply_body_transform, read_body, resolve_recorded};
+use super::chat::{apply_body_transform, read_body, resolve_recorded, route_guard, Resolved};
+use super::chat_guard::check_body;
 use super::responses;
 use super::Recorder;
 use crate::config::Config;
+use crate::config::PrincipalConfig;
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::providers::{self, Operation};
@@ -23,8 +25,8 @@ pub(crate) async fn forward<H: Host + 'static>(
     config: &Config,
     parts: &http::request::Parts,
     body: Body,
-    route: Option<&str>,
-    op: Operation,
+    (route, op): (Option<&str>, Operation),
+    principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let bytes = read_body(&**host, config, parts, body).await?;
@@ -39,16 +41,36 @@ pub(crate) async fn forward<H: Host + 'static>(
         None if route.is_some() => String::new(),
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
-    let base64_embeddings = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
     if let Some(target) = resolved.targets.iter().find(|t| !providers::offers(t.provider.kind, op)) {
         if op == Operation::Responses {
-            return responses::translated(host, config, &body, &resolved, target, recorder).await;
+            return responses::translated(host, config, &body, (&resolved, target), principal, recorder).await;
         }
     }
     if let Some(transform) = resolved.transform() {
         apply_body_transform(&mut body, transform);
     }
+    let guard = route_guard(host, config, &resolved, principal, recorder)?;
+    if let (Some(guard), Some(primary)) = (&guard, resolved.targets.first()) {
+        check_body(guard, &mut body, primary).await?;
+    }
+    let mut response = attempt_targets(host, config, &body, op, &resolved, recorder).await?;
+    if let Some(guard) = &guard {
+        guard.mark(&mut response);
+    }
+    Ok(response)
+}
+
+/// The targets in order: retries, fallbacks, delivery.
+async fn attempt_targets<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    body: &Map<String, Value>,
+    op: Operation,
+    resolved: &Resolved<'_>,
+    recorder: &Recorder<H>,
+) -> Result<http::Response<Body>, ApiError> {
+    let base64_embeddings = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
     for (index, target) in resolved.targets.iter().enumerate() {
@@ -71,7 +93,7 @@ pub(crate) async fn forward<H: Host + 'static>(
             target,
             upstream: &Upstream::Replayable(upstream),
             delivery: Delivery::Operation { op, base64_embeddings },
-            resolved: &resolved,
+            resolved,
             recorder,
             gen_span,
             total_attempts: &total_attempts,

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::chat::{self, Resolved};
 use super::{read_whole, Recorder};
 use crate::config::Config;
+use crate::config::PrincipalConfig;
 use crate::error::ApiError;
 use crate::host::{Body, ByteStream, Host};
 use crate::providers::Target;
@@ -24,8 +25,8 @@ pub(crate) async fn translated<H: Host + 'static>(
     host: &Rc<H>,
     config: &Config,
     body: &Map<String, Value>,
-    resolved: &Resolved<'_>,
-    needs_translation: &Target<'_>,
+    (resolved, needs_translation): (&Resolved<'_>, &Target<'_>),
+    principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let chat = to_chat(body).map_err(|mut e| {
@@ -36,7 +37,7 @@ pub(crate) async fn translated<H: Host + 'static>(
         e
     })?;
     let envelope = Envelope::new(body, format!("resp_{:016x}", host.random_u64()), host.now_millis() / 1000);
-    let response = chat::run(host, config, chat, resolved, recorder).await?;
+    let response = chat::run(host, config, chat, resolved, principal, recorder).await?;
     let (mut parts, body) = response.into_parts();
     let is_stream = parts
         .headers

@@ -12,6 +12,7 @@ use serde_json::Value;
 use super::{with_timeout, CompletionFacts, Recorder};
 use crate::config::PriceConfig;
 use crate::error::ApiError;
+use crate::guard::stream::{Decide, StreamGuard};
 use crate::host::{ByteStream, Host};
 use crate::providers::{ChatStreamTranslator, StreamEvent};
 use crate::sse;
@@ -125,19 +126,56 @@ struct Translating<H: Host + 'static> {
     queue: VecDeque<Bytes>,
     idle_ms: u64,
     trace: StreamTrace<H>,
+    /// Output guardrails, when output policies are in scope.
+    guard: Option<(StreamGuard, Box<dyn Decide>)>,
 }
 
 impl<H: Host + 'static> Translating<H> {
+    fn deliver(&mut self, chunks: Vec<Value>) {
+        for chunk in chunks {
+            if let Some(chunk) = self.trace.filter(chunk) {
+                self.queue.push_back(sse::encode_data(&chunk));
+            }
+        }
+    }
+
+    /// Releases what the guard still holds; `false` when a policy denied it (the stream is over).
+    fn release_held(&mut self) -> bool {
+        let Some((guard, decide)) = self.guard.as_mut() else { return true };
+        match guard.finish(decide.as_mut()) {
+            Ok(chunks) => {
+                self.deliver(chunks);
+                true
+            }
+            Err(denial) => {
+                self.guard = None;
+                self.fail(super::guard::stream_denied(&denial));
+                false
+            }
+        }
+    }
+
     fn emit(&mut self, events: Vec<StreamEvent>) {
         for event in events {
             match event {
                 StreamEvent::Chunk(chunk) => {
-                    if let Some(chunk) = self.trace.filter(chunk) {
-                        self.queue.push_back(sse::encode_data(&chunk));
+                    let guarded = match self.guard.as_mut() {
+                        Some((guard, decide)) => guard.push(chunk, decide.as_mut()),
+                        None => Ok(vec![chunk]),
+                    };
+                    match guarded {
+                        Ok(chunks) => self.deliver(chunks),
+                        Err(denial) => {
+                            self.guard = None;
+                            return self.fail(super::guard::stream_denied(&denial));
+                        }
                     }
                 }
                 // Nothing follows a terminal event, whatever the upstream still sends.
                 StreamEvent::Done => {
+                    if !self.release_held() {
+                        return;
+                    }
                     self.queue.push_back(Bytes::from_static(sse::DONE));
                     self.translator = None;
                     self.trace.finish(None);
@@ -149,6 +187,10 @@ impl<H: Host + 'static> Translating<H> {
     }
 
     fn fail(&mut self, error: ApiError) {
+        // Text held back for the guard is delivered before the error, unless it is itself denied.
+        if self.guard.is_some() && !self.release_held() {
+            return;
+        }
         self.trace.finish(Some(&error.message));
         self.queue.push_back(encode(&StreamEvent::Error(error)));
         self.translator = None;
@@ -192,8 +234,10 @@ pub(crate) fn translate<H: Host + 'static>(
     translator: Box<dyn ChatStreamTranslator>,
     idle_ms: u64,
     trace: StreamTrace<H>,
+    guard: Option<(StreamGuard, Box<dyn Decide>)>,
 ) -> ByteStream {
-    let state = Translating { host, upstream, translator: Some(translator), queue: VecDeque::new(), idle_ms, trace };
+    let state =
+        Translating { host, upstream, translator: Some(translator), queue: VecDeque::new(), idle_ms, trace, guard };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
             if let Some(bytes) = state.queue.pop_front() {

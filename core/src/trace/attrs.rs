@@ -53,3 +53,13 @@ pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
 pub const GATEWAY_MCP_ARGUMENTS: &str = "gateway.mcp.arguments";
 pub const GATEWAY_DECISION: &str = "gateway.decision";
 pub const MCP_PROTOCOL_VERSION: &str = "mcp.protocol.version";
+
+// Guardrails and policies (gateway-specific).
+pub const GATEWAY_GUARDRAIL_ACTION: &str = "gateway.guardrail.action";
+pub const GATEWAY_GUARDRAIL_MODE: &str = "gateway.guardrail.mode";
+pub const GATEWAY_GUARDRAIL_SIGNALS: &str = "gateway.guardrail.signals";
+pub const GATEWAY_GUARDRAIL_MAX_SCORE: &str = "gateway.guardrail.max_score";
+pub const GATEWAY_GUARDRAIL_REMOTE: &str = "gateway.guardrail.remote";
+pub const GATEWAY_POLICY_DECISION: &str = "gateway.policy.decision";
+pub const GATEWAY_POLICY_DETERMINING: &str = "gateway.policy.determining";
+pub const GATEWAY_POLICY_ERRORS: &str = "gateway.policy.errors";

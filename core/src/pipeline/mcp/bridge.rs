@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::credentials::Refusal;
 use super::relay::{
-    accepted, first_response, message_response, relay, rpc_response, upstream_request, Conversion, Outbound, Responder,
+    accepted, first_response, message_response, relay, rpc_response, upstream_request, Conversion, Responder,
 };
 use super::Exchange;
 use crate::host::{Body, Host};
@@ -132,11 +132,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             if legacy.kind() != Some(Kind::Request) {
                 return accepted();
             }
-            let outbound = Outbound {
-                method: method.clone(),
-                enabled_tools: self.server.tools.clone(),
-                conversion: Conversion::ToModern { server_info: server_info.clone() },
-            };
+            let outbound = self.outbound(method.clone(), Conversion::ToModern { server_info: server_info.clone() });
             let responder = self.responder(&session);
             return relay(self.host, self.config, response, outbound, responder).await;
         }
@@ -218,11 +214,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 Ok(response) => response,
                 Err(refused) => return refused.response(id.as_ref()),
             };
-        let outbound = Outbound {
-            method: Some(method),
-            enabled_tools: self.server.tools.clone(),
-            conversion: Conversion::ToLegacy,
-        };
+        let outbound = self.outbound(Some(method), Conversion::ToLegacy);
         relay(self.host, self.config, response, outbound, None).await
     }
 

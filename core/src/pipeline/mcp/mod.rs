@@ -20,6 +20,7 @@ use serde_json::Value;
 use self::credentials::Refusal;
 use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
 use super::chat::read_body;
+use super::guard::Guard;
 use super::{with_timeout, Recorder};
 use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
 use crate::error::ApiError;
@@ -53,6 +54,8 @@ pub(crate) struct Exchange<'a, H: Host + 'static> {
     pub client: &'a http::HeaderMap,
     /// The server's `Authorization`, once resolved for this exchange.
     pub authorization: RefCell<Option<Option<String>>>,
+    /// Guardrails and policies in this server's scope, when there are any.
+    pub guard: Option<Rc<Guard<H>>>,
 }
 
 /// An API error (from the shared steps: config, key, body) in the JSON-RPC shape MCP clients read.
@@ -106,6 +109,12 @@ pub(crate) async fn serve<H: Host + 'static>(
             }
         }
         Some((slug, server)) => {
+            let scope = crate::policy::Scope::Server(slug);
+            let trace_id = recorder.trace_id_hex();
+            let guard = match Guard::new(host, config, scope, server.guard_mode, principal, recorder, &trace_id) {
+                Ok(guard) => guard,
+                Err(error) => return api_error(&error),
+            };
             let exchange = Exchange {
                 host,
                 config,
@@ -117,6 +126,7 @@ pub(crate) async fn serve<H: Host + 'static>(
                 facts: &facts,
                 client: &parts.headers,
                 authorization: RefCell::new(None),
+                guard,
             };
             let response = match parts.method {
                 http::Method::POST => exchange.post(parts, body).await,
@@ -309,6 +319,16 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
     }
 
+    /// How the server's messages for this request are relayed to the client.
+    pub(super) fn outbound(&self, method: Option<String>, conversion: Conversion) -> Outbound {
+        let tool = if method.as_deref() == Some("tools/call") { self.facts.borrow().tool.clone() } else { None };
+        let guard = self.guard.as_ref().map(|guard| {
+            Rc::new(hooks::McpGuard { guard: Rc::clone(guard), slug: self.slug.to_owned() })
+                as Rc<dyn hooks::ServerGuard>
+        });
+        Outbound { method, tool, enabled_tools: self.server.tools.clone(), conversion, guard }
+    }
+
     fn refuse_tool(&self, tool: &str, id: Option<&Value>) -> http::Response<Body> {
         let error =
             RpcError::new(code::SERVER_ERROR, format!("tool `{tool}` is not enabled on MCP server `{}`", self.slug))
@@ -364,9 +384,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 return self.refuse_tool(&tool, id.as_ref());
             }
         }
-        if let Err(error) = hooks::input(&message) {
-            self.facts.borrow_mut().refuse("input_hook");
-            return rpc_response(StatusCode::FORBIDDEN, &error, id.as_ref());
+        let mut message = message;
+        if let Err(error) = hooks::input(self.guard.as_deref(), self.slug, &mut message).await {
+            self.facts.borrow_mut().refuse(error.code.as_deref().unwrap_or("guardrail"));
+            return rpc_response(error.status, &hooks::rpc_error(&error), id.as_ref());
         }
         match (client_era, self.server.protocol) {
             (Era::Modern, McpProtocol::Legacy) => self.modern_to_legacy(message).await,
@@ -391,7 +412,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Ok(response) => response,
             Err(refused) => return refused.response(id.as_ref()),
         };
-        let outbound = Outbound { method, enabled_tools: self.server.tools.clone(), conversion };
+        let outbound = self.outbound(method, conversion);
         relay(self.host, self.config, response, outbound, None).await
     }
 
@@ -422,8 +443,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         let id = message.id().cloned();
         let method = message.method().map(str::to_owned);
-        let outbound =
-            Outbound { method: method.clone(), enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
+        let outbound = self.outbound(method.clone(), Conversion::None);
         if let Some(result) = self.cached(&message).await {
             let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result});
             return with_cache_status(
@@ -486,8 +506,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Ok(response) => response,
             Err(refused) => return refused.response(None),
         };
-        let outbound =
-            Outbound { method: None, enabled_tools: self.server.tools.clone(), conversion: Conversion::None };
+        let outbound = self.outbound(None, Conversion::None);
         relay(self.host, self.config, response, outbound, None).await
     }
 
@@ -498,7 +517,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         match self.send(http::Method::DELETE, &parts.headers, &[], Bytes::new()).await {
             Ok(response) => {
-                let outbound = Outbound { method: None, enabled_tools: Vec::new(), conversion: Conversion::None };
+                let outbound = self.outbound(None, Conversion::None);
                 relay(self.host, self.config, response, outbound, None).await
             }
             Err(refused) => refused.response(None),

@@ -10,7 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use super::super::{read_whole, with_timeout};
-use super::hooks::{self, Hook};
+use super::hooks::{Hook, ServerGuard};
 use crate::config::{Config, McpServerConfig};
 use crate::host::{Body, ByteStream, Host};
 use crate::mcp::{era, Kind, Message, RpcError, ToolGate};
@@ -111,8 +111,12 @@ pub(crate) enum Conversion {
 pub(crate) struct Outbound {
     /// The client request's method, which decides what its result needs.
     pub method: Option<String>,
+    /// The called tool, for a `tools/call`.
+    pub tool: Option<String>,
     pub enabled_tools: Vec<String>,
     pub conversion: Conversion,
+    /// The output phase of guardrails, when policies are in scope.
+    pub guard: Option<Rc<dyn ServerGuard>>,
 }
 
 /// What becomes of one server message.
@@ -129,11 +133,13 @@ impl Outbound {
             Some(Kind::Response) => Hook::of(self.method.as_deref().unwrap_or_default()),
             _ => Hook::of(message.method().unwrap_or_default()),
         };
-        if let Err(error) = hooks::output(hook, &message) {
-            return match message.kind() {
-                Some(Kind::Request) => Verdict::AnswerServer(error.response(message.id())),
-                _ => Verdict::Forward(Message::from_value(error.response(message.id())).unwrap_or(message)),
-            };
+        if let Some(guard) = &self.guard {
+            if let Err(error) = guard.output(hook, self.tool.as_deref(), &mut message) {
+                return match message.kind() {
+                    Some(Kind::Request) => Verdict::AnswerServer(error.response(message.id())),
+                    _ => Verdict::Forward(Message::from_value(error.response(message.id())).unwrap_or(message)),
+                };
+            }
         }
         match message.kind() {
             Some(Kind::Response) => {

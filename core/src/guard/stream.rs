@@ -1,0 +1,254 @@
+//! Output guardrails on a streamed chat completion, as the chunks pass. Model text is held back
+//! by a bounded window so a redaction can still be applied before its bytes leave, and never
+//! released in the middle of a finding; a tool call is held until its arguments are complete,
+//! decided, and only then delivered whole. A deny ends the stream (the caller sends the error
+//! event). Pure: the decision comes in through [`Decide`].
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::{detect, redact, Category, Detectors, Finding, Signals};
+use crate::policy::{Action, Verdict};
+
+/// Asks the policies about one lifecycle point (and applies the enforcement mode).
+pub trait Decide {
+    /// `tool` is the completed call's name and arguments, for [`Action::CallTool`].
+    fn decide(&mut self, action: Action, signals: &Signals, tool: Option<(&str, &str)>) -> Verdict;
+}
+
+/// The stream must end: a policy denied what was about to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub action: Action,
+    pub policy: String,
+}
+
+#[derive(Debug, Default)]
+struct HeldCall {
+    id: Option<Value>,
+    name: String,
+    arguments: String,
+}
+
+/// The guard over one stream's chunks.
+#[derive(Debug)]
+pub struct StreamGuard {
+    hold_chars: usize,
+    detectors: Detectors,
+    /// Model text not yet released, per choice.
+    pending: BTreeMap<u64, String>,
+    /// Tool calls being assembled, per (choice, tool index).
+    calls: BTreeMap<(u64, u64), HeldCall>,
+    /// `id`, `object`, `created`, `model` of the stream, for chunks the guard writes itself.
+    template: Map<String, Value>,
+    /// Findings in text already released (they count for every later decision).
+    released: Signals,
+    last: Option<(Signals, Verdict)>,
+}
+
+/// Byte offset where the last `chars` characters of `text` start (0 when it is shorter).
+fn tail_start(text: &str, chars: usize) -> usize {
+    if chars == 0 {
+        return text.len();
+    }
+    text.char_indices().rev().nth(chars - 1).map_or(0, |(i, _)| i)
+}
+
+/// Where held text may be cut: `hold_chars` before the end, moved back before any finding that
+/// would straddle the cut.
+fn cut_point(text: &str, hold_chars: usize, findings: &[Finding]) -> usize {
+    let mut cut = tail_start(text, hold_chars);
+    loop {
+        match findings.iter().filter(|f| f.start < cut && f.end > cut).map(|f| f.start).min() {
+            Some(start) => cut = start,
+            None => return cut,
+        }
+    }
+}
+
+impl StreamGuard {
+    pub fn new(hold_chars: usize, detectors: Detectors) -> Self {
+        StreamGuard {
+            hold_chars,
+            detectors,
+            pending: BTreeMap::new(),
+            calls: BTreeMap::new(),
+            template: Map::new(),
+            released: Signals::default(),
+            last: None,
+        }
+    }
+
+    /// One translated chunk in; what may be delivered of it now out.
+    pub fn push(&mut self, mut chunk: Value, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
+        let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut).filter(|c| !c.is_empty()) else {
+            return Ok(vec![chunk]);
+        };
+        let mut kept = Vec::with_capacity(choices.len());
+        for mut choice in std::mem::take(choices) {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let finished = choice.get("finish_reason").is_some_and(|r| !r.is_null());
+            let delta = choice.get_mut("delta").and_then(Value::as_object_mut);
+            let (text, calls) = match delta {
+                Some(delta) => (delta.remove("content"), delta.remove("tool_calls")),
+                None => (None, None),
+            };
+            if let Some(Value::String(text)) = text {
+                self.pending.entry(index).or_default().push_str(&text);
+            }
+            let mut complete = Vec::new();
+            for call in calls.as_ref().and_then(Value::as_array).into_iter().flatten() {
+                let tool_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                // A later call's first delta means the earlier ones are complete.
+                let earlier: Vec<_> =
+                    self.calls.keys().filter(|(c, t)| *c == index && *t < tool_index).copied().collect();
+                complete.extend(earlier);
+                let held = self.calls.entry((index, tool_index)).or_default();
+                if let Some(id) = call.get("id").filter(|id| !id.is_null()) {
+                    held.id = Some(id.clone());
+                }
+                if let Some(function) = call.get("function") {
+                    if let Some(name) = function.get("name").and_then(Value::as_str) {
+                        held.name.push_str(name);
+                    }
+                    if let Some(args) = function.get("arguments").and_then(Value::as_str) {
+                        held.arguments.push_str(args);
+                    }
+                }
+            }
+            if finished {
+                complete.extend(self.calls.keys().filter(|(c, _)| *c == index).copied());
+            }
+            let released = self.release_text(index, finished, decide)?;
+            let delivered = self.release_calls(complete, decide)?;
+            let delta = choice.get_mut("delta").and_then(Value::as_object_mut);
+            let has_delta = match delta {
+                Some(delta) => {
+                    if !released.is_empty() {
+                        delta.insert("content".into(), Value::String(released));
+                    }
+                    if !delivered.is_empty() {
+                        delta.insert("tool_calls".into(), Value::Array(delivered));
+                    }
+                    !delta.is_empty()
+                }
+                None => false,
+            };
+            if has_delta || finished {
+                kept.push(choice);
+            }
+        }
+        if let Some(object) = chunk.as_object() {
+            self.template = object
+                .iter()
+                .filter(|(k, _)| matches!(k.as_str(), "id" | "object" | "created" | "model" | "system_fingerprint"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+        }
+        let has_usage = chunk.get("usage").is_some_and(Value::is_object);
+        if kept.is_empty() && !has_usage {
+            return Ok(Vec::new());
+        }
+        if let Some(choices) = chunk.get_mut("choices") {
+            *choices = Value::Array(kept);
+        }
+        Ok(vec![chunk])
+    }
+
+    /// The upstream ended: everything still held is decided and released, in one chunk.
+    pub fn finish(&mut self, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
+        let mut choices = Vec::new();
+        let indices: Vec<u64> = self.pending.keys().chain(self.calls.keys().map(|(c, _)| c)).copied().collect();
+        let mut indices = indices;
+        indices.sort_unstable();
+        indices.dedup();
+        for index in indices {
+            let released = self.release_text(index, true, decide)?;
+            let complete: Vec<_> = self.calls.keys().filter(|(c, _)| *c == index).copied().collect();
+            let delivered = self.release_calls(complete, decide)?;
+            let mut delta = Map::new();
+            if !released.is_empty() {
+                delta.insert("content".into(), Value::String(released));
+            }
+            if !delivered.is_empty() {
+                delta.insert("tool_calls".into(), Value::Array(delivered));
+            }
+            if !delta.is_empty() {
+                choices.push(json!({"index": index, "delta": delta, "finish_reason": null}));
+            }
+        }
+        if choices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut chunk = self.template.clone();
+        chunk.insert("choices".into(), Value::Array(choices));
+        Ok(vec![Value::Object(chunk)])
+    }
+
+    fn decide_text(&mut self, signals: Signals, decide: &mut dyn Decide) -> Verdict {
+        if let Some((seen, verdict)) = &self.last {
+            if *seen == signals {
+                return verdict.clone();
+            }
+        }
+        let verdict = decide.decide(Action::ProcessResponse, &signals, None);
+        self.last = Some((signals, verdict.clone()));
+        verdict
+    }
+
+    /// Releases held text of one choice: all of it at the end, else up to the hold-back window.
+    fn release_text(&mut self, index: u64, all: bool, decide: &mut dyn Decide) -> Result<String, Denial> {
+        let Some(text) = self.pending.remove(&index).filter(|t| !t.is_empty()) else { return Ok(String::new()) };
+        let findings = detect::scan(&text, self.detectors);
+        let cut = if all { text.len() } else { cut_point(&text, self.hold_chars, &findings) };
+        let mut signals = self.released.clone();
+        signals.add(&findings);
+        let verdict = self.decide_text(signals, decide);
+        if let Some(policy) = verdict.denied_by {
+            return Err(Denial { action: Action::ProcessResponse, policy });
+        }
+        if cut == 0 {
+            self.pending.insert(index, text);
+            return Ok(String::new());
+        }
+        let out: Vec<Finding> = findings.into_iter().filter(|f| f.end <= cut).collect();
+        self.released.add(&out);
+        let (head, tail) = text.split_at(cut);
+        let families = verdict.redacted_families();
+        let released = redact::redact(head, &out, &families).unwrap_or_else(|| head.to_owned());
+        let tail = tail.to_owned();
+        self.pending.insert(index, tail);
+        Ok(released)
+    }
+
+    /// Decides completed tool calls and turns them into whole `tool_calls` entries.
+    fn release_calls(&mut self, keys: Vec<(u64, u64)>, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
+        let mut out = Vec::new();
+        for key in keys {
+            let Some(call) = self.calls.remove(&key) else { continue };
+            let findings = detect::scan(&call.arguments, self.detectors);
+            let mut signals = Signals::default();
+            signals.add(&findings);
+            let verdict = decide.decide(Action::CallTool, &signals, Some((&call.name, &call.arguments)));
+            if let Some(policy) = verdict.denied_by {
+                return Err(Denial { action: Action::CallTool, policy });
+            }
+            let families: Vec<Category> = verdict.redacted_families();
+            let arguments = redact::redact(&call.arguments, &findings, &families).unwrap_or(call.arguments);
+            let mut entry = json!({
+                "index": key.1,
+                "type": "function",
+                "function": {"name": call.name, "arguments": arguments},
+            });
+            if let (Some(id), Some(obj)) = (call.id, entry.as_object_mut()) {
+                obj.insert("id".into(), id);
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

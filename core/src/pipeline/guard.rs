@@ -1,0 +1,471 @@
+//! Guardrails in the pipeline: at each lifecycle point the detectors (and the remote guard
+//! service, where configured) produce signals, Cedar decides, and the outcome is enforced (deny,
+//! redact, alert) or, in monitor mode, only recorded. Nothing runs where nothing is in scope.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
+use serde_json::Value;
+
+use super::{read_whole, with_timeout, Recorder};
+use crate::config::{Config, FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
+use crate::error::ApiError;
+use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
+use crate::guard::stream::StreamGuard;
+use crate::guard::stream::{Decide, Denial};
+use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
+use crate::host::{Body, Host, LogLevel};
+use crate::policy::{Action, Facts, PolicyRequest, Resource, Scope, ScopedPolicies, Verdict};
+use crate::providers::Target;
+use crate::trace::attrs::*;
+use crate::trace::SpanKind;
+
+/// The response header that carries alerts, redactions and monitor-mode findings.
+pub(crate) const GUARDRAIL_HEADER: &str = "x-gateway-guardrail";
+
+/// What a remote guard answer may take at most.
+const REMOTE_ANSWER_BYTES: usize = 64 * 1024;
+
+/// One lifecycle point to decide.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Point<'a> {
+    pub action: Action,
+    pub resource: Resource<'a>,
+    pub facts: Facts<'a>,
+}
+
+/// The guardrails of one request.
+pub(crate) struct Guard<H: Host + 'static> {
+    host: Rc<H>,
+    recorder: Recorder<H>,
+    policies: Rc<ScopedPolicies>,
+    principal: PrincipalConfig,
+    detectors: Detectors,
+    mode: GuardMode,
+    hold_chars: usize,
+    remote: Option<RemoteGuardConfig>,
+    request_id: String,
+    /// The route the request came through, for the Cedar resource and context.
+    route: Option<String>,
+    /// Alerts, redactions and monitor-mode outcomes, for the response header.
+    flags: RefCell<Vec<String>>,
+}
+
+/// The payload may pass; `redacted[i]` replaces text `i` where it changed.
+#[derive(Debug, Default)]
+pub(crate) struct Checked {
+    pub redacted: Vec<Option<String>>,
+}
+
+/// The refusal of a deny: `403`, naming the policy.
+pub(crate) fn denied(action: Action, policy: &str) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, "permission_error", format!("denied by policy `{policy}` ({})", action.name()))
+        .with_code("policy_denied")
+}
+
+impl<H: Host + 'static> Guard<H> {
+    /// The guard for a request in `scope`; `None` when no policy is configured, the default is
+    /// allow and there is no remote guard service (then no detector ever runs).
+    pub fn new(
+        host: &Rc<H>,
+        config: &Config,
+        scope: Scope<'_>,
+        mode: Option<GuardMode>,
+        principal: &PrincipalConfig,
+        recorder: &Recorder<H>,
+        request_id: &str,
+    ) -> Result<Option<Rc<Guard<H>>>, ApiError> {
+        let route = match scope {
+            Scope::Route(name) => Some(name.to_owned()),
+            _ => None,
+        };
+        let policies = config.policies_for(scope).map_err(|e| {
+            host.log(
+                LogLevel::Error,
+                &format!("{{\"msg\":\"stored policies refused\",\"error\":{:?}}}", e.to_string()),
+            );
+            ApiError::unavailable("the stored policies do not parse; the gateway log names the policy set")
+        })?;
+        let remote = config.guardrails.remote.clone();
+        if remote.is_none() && !crate::policy::Action::ALL.iter().any(|a| policies.applies(*a)) {
+            return Ok(None);
+        }
+        Ok(Some(Rc::new(Guard {
+            host: Rc::clone(host),
+            recorder: recorder.clone(),
+            policies,
+            principal: principal.clone(),
+            detectors: config.guardrails.detectors.into(),
+            mode: mode.unwrap_or(config.guardrails.mode),
+            hold_chars: config.guardrails.stream_hold_back_chars,
+            remote,
+            request_id: request_id.to_owned(),
+            route,
+            flags: RefCell::new(Vec::new()),
+        })))
+    }
+
+    /// Whether anything is to be decided at `action`.
+    pub fn wants(&self, action: Action) -> bool {
+        self.policies.applies(action) || self.remote.is_some()
+    }
+
+    /// Whether model output or emitted tool calls are decided (output needs no remote service:
+    /// it never waits on the network).
+    pub fn wants_output(&self) -> bool {
+        self.policies.applies(Action::ProcessResponse) || self.policies.applies(Action::CallTool)
+    }
+
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+
+    /// Inspects `texts` (one payload) at `point`, consulting the remote guard service too.
+    pub async fn check(&self, point: Point<'_>, texts: &[&str]) -> Result<Checked, ApiError> {
+        if !self.wants(point.action) {
+            return Ok(Checked::default());
+        }
+        let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, self.detectors)).collect();
+        let mut signals = Signals::default();
+        findings.iter().for_each(|f| signals.add(f));
+        if let Some(remote) = &self.remote {
+            if let Some(answer) = self.ask_remote(remote, &point, texts).await? {
+                answer.merge_into(&mut signals);
+            }
+        }
+        self.conclude(&point, &signals, texts, &findings)
+    }
+
+    /// As [`check`](Self::check), without the remote service (for decisions that cannot wait on
+    /// the network: MCP server messages as they are relayed).
+    pub fn check_now(&self, point: Point<'_>, texts: &[&str]) -> Result<Checked, ApiError> {
+        if !self.policies.applies(point.action) {
+            return Ok(Checked::default());
+        }
+        let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, self.detectors)).collect();
+        let mut signals = Signals::default();
+        findings.iter().for_each(|f| signals.add(f));
+        self.conclude(&point, &signals, texts, &findings)
+    }
+
+    fn conclude(
+        &self,
+        point: &Point<'_>,
+        signals: &Signals,
+        texts: &[&str],
+        findings: &[Vec<Finding>],
+    ) -> Result<Checked, ApiError> {
+        let families = self.decide_point(point, signals).map_err(|policy: String| denied(point.action, &policy))?;
+        let redacted = if families.is_empty() {
+            Vec::new()
+        } else {
+            texts.iter().zip(findings).map(|(text, found)| redact::redact(text, found, &families)).collect()
+        };
+        Ok(Checked { redacted })
+    }
+
+    /// Asks Cedar, records the decision on a span, and applies the mode: `Err(policy)` to deny,
+    /// else the families to redact.
+    fn decide_point(&self, point: &Point<'_>, signals: &Signals) -> Result<Vec<Category>, String> {
+        let mut verdict = if self.policies.applies(point.action) {
+            self.policies.evaluate(&PolicyRequest {
+                principal: &self.principal,
+                action: point.action,
+                resource: point.resource,
+                facts: point.facts,
+                signals,
+            })
+        } else {
+            Verdict::default()
+        };
+        if signals.remote_deny && verdict.denied_by.is_none() {
+            verdict.denied_by = Some("gateway.remote_guard".into());
+        }
+        self.record(point.action, signals, &verdict);
+        if self.mode == GuardMode::Monitor {
+            if let Some(policy) = &verdict.denied_by {
+                self.flag(format!("monitor:deny:{policy}"));
+            }
+            for (policy, _) in &verdict.redact {
+                self.flag(format!("monitor:redact:{policy}"));
+            }
+            for policy in &verdict.alerts {
+                self.flag(format!("monitor:alert:{policy}"));
+            }
+            return Ok(Vec::new());
+        }
+        if let Some(policy) = verdict.denied_by {
+            return Err(policy);
+        }
+        for policy in &verdict.alerts {
+            self.flag(format!("alert:{policy}"));
+        }
+        for (policy, _) in &verdict.redact {
+            self.flag(format!("redact:{policy}"));
+        }
+        Ok(verdict.redacted_families())
+    }
+
+    fn flag(&self, flag: String) {
+        let mut flags = self.flags.borrow_mut();
+        if !flags.contains(&flag) {
+            flags.push(flag);
+        }
+    }
+
+    fn record(&self, action: Action, signals: &Signals, verdict: &Verdict) {
+        let r = &self.recorder;
+        let span = r.child(r.root(), format!("guardrail {}", action.name()), SpanKind::Internal);
+        r.set(span, GATEWAY_GUARDRAIL_ACTION, action.name());
+        r.set(span, GATEWAY_GUARDRAIL_MODE, if self.mode == GuardMode::Monitor { "monitor" } else { "enforce" });
+        r.set(span, GATEWAY_GUARDRAIL_SIGNALS, signals.kinds.iter().cloned().collect::<Vec<_>>());
+        r.set(span, GATEWAY_GUARDRAIL_MAX_SCORE, i64::from(signals.max_score()));
+        let (decision, policies): (&str, Vec<String>) = match &verdict.denied_by {
+            Some(policy) => ("deny", vec![policy.clone()]),
+            None if !verdict.redact.is_empty() => ("redact", verdict.redact.iter().map(|(p, _)| p.clone()).collect()),
+            None if !verdict.alerts.is_empty() => ("alert", verdict.alerts.clone()),
+            None => ("allow", Vec::new()),
+        };
+        r.set(span, GATEWAY_POLICY_DECISION, decision);
+        if !policies.is_empty() {
+            r.set(span, GATEWAY_POLICY_DETERMINING, policies.clone());
+        }
+        if !verdict.errors.is_empty() {
+            r.set(span, GATEWAY_POLICY_ERRORS, verdict.errors.clone());
+        }
+        if decision != "allow" {
+            let mode = if self.mode == GuardMode::Monitor { " (monitor: not enforced)" } else { "" };
+            r.note(format!("{} {decision} {}{mode}", action.name(), policies.join(",")));
+            r.audit(
+                span,
+                format!("guardrail {} {decision}", action.name()),
+                vec![
+                    (GATEWAY_GUARDRAIL_ACTION, action.name().into()),
+                    (GATEWAY_POLICY_DECISION, decision.into()),
+                    (GATEWAY_POLICY_DETERMINING, policies.into()),
+                    (GATEWAY_PRINCIPAL_ID, self.principal.id.clone().into()),
+                ],
+            );
+        }
+        r.end(span);
+    }
+
+    /// The header value for the response: alerts, redactions, monitor-mode outcomes.
+    pub fn header(&self) -> Option<HeaderValue> {
+        let flags = self.flags.borrow();
+        (!flags.is_empty()).then(|| HeaderValue::from_str(&flags.join(", ")).ok()).flatten()
+    }
+
+    /// Sets the guardrail header on a response.
+    pub fn mark(&self, response: &mut http::Response<Body>) {
+        if let Some(value) = self.header() {
+            response.headers_mut().insert(GUARDRAIL_HEADER, value);
+        }
+    }
+
+    async fn ask_remote(
+        &self,
+        remote: &RemoteGuardConfig,
+        point: &Point<'_>,
+        texts: &[&str],
+    ) -> Result<Option<GuardAnswer>, ApiError> {
+        let content = texts.join("\n\n");
+        let f = &point.facts;
+        let nonempty = |s: &str| (!s.is_empty()).then_some(s.to_owned());
+        let (tool, model, route, server) = (nonempty(f.tool), nonempty(f.model), nonempty(f.route), nonempty(f.server));
+        let body = GuardRequest {
+            content: &content,
+            content_type: match point.action {
+                Action::ProcessPrompt => "prompt",
+                Action::CallTool => "tool_call",
+                Action::ProcessResponse => "response",
+                _ => "tool_response",
+            },
+            action: point.action.name(),
+            tool: tool.as_deref(),
+            model: model.as_deref(),
+            session: None,
+            metadata: GuardMetadata {
+                principal: &self.principal.id,
+                principal_kind: crate::policy::principal_kind_name(self.principal.kind),
+                route: route.as_deref(),
+                server: server.as_deref(),
+                request_id: &self.request_id,
+            },
+        };
+        let span = self.recorder.child(self.recorder.root(), "guardrail remote", SpanKind::Client);
+        let outcome = self.call_remote(remote, &body).await;
+        let answer = match outcome {
+            Ok(answer) => {
+                self.recorder.set(span, GATEWAY_GUARDRAIL_REMOTE, format!("{:?}", answer.decision).to_lowercase());
+                self.recorder.end(span);
+                return Ok(Some(answer));
+            }
+            Err(problem) => problem,
+        };
+        self.recorder.fail(span, answer.clone());
+        self.recorder.end(span);
+        match remote.on_failure {
+            FailureMode::Open => {
+                self.recorder.set(span, GATEWAY_GUARDRAIL_REMOTE, "failed_open");
+                self.recorder.note(format!("guard service failed open: {answer}"));
+                self.host.log(
+                    LogLevel::Warn,
+                    &format!("{{\"msg\":\"guard service failed; continuing (fail open)\",\"error\":{answer:?}}}"),
+                );
+                Ok(None)
+            }
+            FailureMode::Closed => {
+                self.recorder.set(span, GATEWAY_GUARDRAIL_REMOTE, "failed_closed");
+                Err(ApiError::unavailable(format!("the guard service could not be consulted: {answer}"))
+                    .with_code("guard_unavailable"))
+            }
+        }
+    }
+
+    async fn call_remote(&self, remote: &RemoteGuardConfig, body: &GuardRequest<'_>) -> Result<GuardAnswer, String> {
+        let bytes = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        let mut request = http::Request::new(Body::Full(Bytes::from(bytes)));
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = remote.url.parse().map_err(|_| "the guard service URL is not valid".to_owned())?;
+        let headers = request.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(secret) = remote.api_key_secret.as_deref() {
+            let key = self.host.secret(secret).ok_or_else(|| format!("the secret `{secret}` is not set"))?;
+            let value = HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| "the guard service key is not a valid header".to_owned())?;
+            headers.insert(http::header::AUTHORIZATION, value);
+        }
+        let timeout = remote.timeout_ms;
+        let call = async {
+            let response = self.host.fetch(request).await.map_err(|e| format!("unreachable: {e}"))?;
+            let status = response.status();
+            let body = read_whole(&*self.host, response.into_body(), REMOTE_ANSWER_BYTES, timeout)
+                .await
+                .map_err(|_| "its answer could not be read".to_owned())?;
+            if !status.is_success() {
+                return Err(format!("it answered {status}"));
+            }
+            GuardAnswer::parse(&body)
+        };
+        with_timeout(&*self.host, timeout, call).await.unwrap_or_else(|| Err(format!("no answer within {timeout} ms")))
+    }
+}
+
+/// The stream guard's decisions go through the request's guard.
+pub(crate) struct StreamDecider<H: Host + 'static> {
+    pub guard: Rc<Guard<H>>,
+    pub model: String,
+    pub provider: String,
+    pub route: Option<String>,
+}
+
+impl<H: Host + 'static> Decide for StreamDecider<H> {
+    fn decide(&mut self, action: Action, signals: &Signals, tool: Option<(&str, &str)>) -> Verdict {
+        let (name, arguments) = tool.unwrap_or_default();
+        let resource = match action {
+            Action::CallTool => Resource::Tool { name, server: None },
+            _ => Resource::Model { name: &self.model, provider: &self.provider, route: self.route.as_deref() },
+        };
+        let facts = Facts {
+            model: &self.model,
+            provider: &self.provider,
+            route: self.route.as_deref().unwrap_or_default(),
+            tool: name,
+            arguments,
+            streaming: true,
+            phase: "output",
+            ..Facts::default()
+        };
+        let point = Point { action, resource, facts };
+        match self.guard.decide_point(&point, signals) {
+            Err(policy) => Verdict { denied_by: Some(policy), ..Verdict::default() },
+            Ok(families) if families.is_empty() => Verdict::default(),
+            Ok(families) => Verdict { redact: vec![(String::new(), families)], ..Verdict::default() },
+        }
+    }
+}
+
+/// The error that ends a denied stream.
+pub(crate) fn stream_denied(denial: &Denial) -> ApiError {
+    denied(denial.action, &denial.policy)
+}
+
+/// Output guardrails for chat answers, as the attempts loop sees them (not generic over the host).
+pub(crate) trait OutputGuard {
+    /// A guard for the stream from `target`, when model output or tool calls are inspected.
+    fn for_stream(&self, target: &Target<'_>) -> Option<(StreamGuard, Box<dyn Decide>)>;
+    /// Inspects a whole completion from `target`: redacts in place, or refuses it.
+    fn whole(&self, target: &Target<'_>, completion: &mut Value) -> Result<(), ApiError>;
+}
+
+fn decider<H: Host + 'static>(guard: &Rc<Guard<H>>, target: &Target<'_>) -> StreamDecider<H> {
+    StreamDecider {
+        guard: Rc::clone(guard),
+        model: format!("{}/{}", target.provider_name, target.model),
+        provider: target.provider_name.to_owned(),
+        route: guard.route.clone(),
+    }
+}
+
+impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
+    fn for_stream(&self, target: &Target<'_>) -> Option<(StreamGuard, Box<dyn Decide>)> {
+        if !self.wants_output() {
+            return None;
+        }
+        let guard = StreamGuard::new(self.hold_chars, self.detectors);
+        Some((guard, Box::new(decider(self, target))))
+    }
+
+    fn whole(&self, target: &Target<'_>, completion: &mut Value) -> Result<(), ApiError> {
+        if !self.wants_output() {
+            return Ok(());
+        }
+        let mut decide = decider(self, target);
+        let choices = completion.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten();
+        for choice in choices {
+            let Some(message) = choice.get_mut("message").and_then(Value::as_object_mut) else { continue };
+            if let Some(Value::String(text)) = message.get_mut("content") {
+                let found = detect::scan(text, self.detectors);
+                let mut signals = Signals::default();
+                signals.add(&found);
+                let verdict = decide.decide(Action::ProcessResponse, &signals, None);
+                if let Some(policy) = verdict.denied_by {
+                    return Err(denied(Action::ProcessResponse, &policy));
+                }
+                if let Some(redacted) = redact::redact(text, &found, &verdict.redacted_families()) {
+                    *text = redacted;
+                }
+            }
+            let calls = message.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten();
+            for call in calls {
+                let Some(function) = call.get_mut("function").and_then(Value::as_object_mut) else { continue };
+                let name = function.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
+                let Some(Value::String(arguments)) = function.get_mut("arguments") else { continue };
+                let found = detect::scan(arguments, self.detectors);
+                let mut signals = Signals::default();
+                signals.add(&found);
+                let verdict = decide.decide(Action::CallTool, &signals, Some((&name, arguments)));
+                if let Some(policy) = verdict.denied_by {
+                    return Err(denied(Action::CallTool, &policy));
+                }
+                if let Some(redacted) = redact::redact(arguments, &found, &verdict.redacted_families()) {
+                    *arguments = redacted;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every string inside `value`, for inspection and in-place redaction.
+pub(crate) fn string_leaves_mut<'v>(value: &'v mut Value, out: &mut Vec<&'v mut String>) {
+    match value {
+        Value::String(text) => out.push(text),
+        Value::Array(items) => items.iter_mut().for_each(|item| string_leaves_mut(item, out)),
+        Value::Object(map) => map.values_mut().for_each(|item| string_leaves_mut(item, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,200 @@
+//! The Cedar request for one lifecycle point: principal, action, resource and the context built
+//! from request facts and detector signals. No schema is consulted on the request path (the
+//! policies were validated against it when the configuration was accepted).
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use cedar_policy::{Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression};
+
+use super::Action;
+use crate::config::{PrincipalConfig, PrincipalKind};
+use crate::guard::Signals;
+
+/// What a lifecycle point is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Resource<'a> {
+    /// An LLM target, reached through `route` when there is one.
+    Model { name: &'a str, provider: &'a str, route: Option<&'a str> },
+    /// A tool: an MCP server's, or one an LLM emitted (`server: None`).
+    Tool { name: &'a str, server: Option<&'a str> },
+    /// An MCP server.
+    Server { slug: &'a str },
+}
+
+/// Request facts for the context; empty where they do not apply.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Facts<'a> {
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub route: &'a str,
+    pub server: &'a str,
+    pub tool: &'a str,
+    /// Tool-call arguments, as JSON text.
+    pub arguments: &'a str,
+    /// A prompt's name or a resource's URI (MCP).
+    pub name: &'a str,
+    /// The MCP method.
+    pub method: &'a str,
+    pub streaming: bool,
+    /// `input` (on its way to the upstream) or `output` (on its way back to the client).
+    pub phase: &'a str,
+}
+
+/// One question to Cedar.
+#[derive(Debug, Clone, Copy)]
+pub struct PolicyRequest<'a> {
+    pub principal: &'a PrincipalConfig,
+    pub action: Action,
+    pub resource: Resource<'a>,
+    pub facts: Facts<'a>,
+    pub signals: &'a Signals,
+}
+
+fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
+    let name = EntityTypeName::from_str(kind).map_err(|e| e.to_string())?;
+    Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
+}
+
+fn string(s: &str) -> RestrictedExpression {
+    RestrictedExpression::new_string(s.to_owned())
+}
+
+fn strings<'s>(items: impl IntoIterator<Item = &'s String>) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.into_iter().map(|s| string(s)))
+}
+
+fn entity(
+    uid: EntityUid,
+    attrs: Vec<(&str, RestrictedExpression)>,
+    parent: Option<EntityUid>,
+) -> Result<Entity, String> {
+    let attrs: HashMap<String, RestrictedExpression> = attrs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    Entity::new(uid, attrs, parent.into_iter().collect::<HashSet<_>>()).map_err(|e| e.to_string())
+}
+
+/// A principal attribute from the key's config. Types were checked when the document was accepted.
+fn attribute(value: &serde_json::Value) -> Option<RestrictedExpression> {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => Some(string(s)),
+        Value::Bool(b) => Some(RestrictedExpression::new_bool(*b)),
+        Value::Number(n) => n.as_i64().map(RestrictedExpression::new_long),
+        Value::Array(items) => {
+            items.iter().map(attribute).collect::<Option<Vec<_>>>().map(RestrictedExpression::new_set)
+        }
+        _ => None,
+    }
+}
+
+/// The principal kind as config and logs spell it.
+pub fn principal_kind_name(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "user",
+        PrincipalKind::Agent => "agent",
+        PrincipalKind::ApiKey => "api_key",
+    }
+}
+
+pub(super) fn principal_type(kind: PrincipalKind) -> &'static str {
+    match kind {
+        PrincipalKind::User => "Gateway::User",
+        PrincipalKind::Agent => "Gateway::Agent",
+        PrincipalKind::ApiKey => "Gateway::ApiKey",
+    }
+}
+
+impl PolicyRequest<'_> {
+    pub(super) fn to_cedar(&self) -> Result<(Request, Entities), String> {
+        let mut entities = Vec::with_capacity(3);
+        let p = self.principal;
+        let principal = uid(principal_type(p.kind), &p.id)?;
+        let mut attrs = vec![("id", string(&p.id))];
+        attrs.extend(p.attributes.iter().filter_map(|(k, v)| Some((k.as_str(), attribute(v)?))));
+        entities.push(entity(principal.clone(), attrs, None)?);
+        let resource = match self.resource {
+            Resource::Model { name, provider, route } => {
+                let parent = match route {
+                    Some(route) => {
+                        let route_uid = uid("Gateway::Route", route)?;
+                        entities.push(entity(route_uid.clone(), vec![("name", string(route))], None)?);
+                        Some(route_uid)
+                    }
+                    None => None,
+                };
+                let model = uid("Gateway::Model", name)?;
+                entities.push(entity(
+                    model.clone(),
+                    vec![("name", string(name)), ("provider", string(provider))],
+                    parent,
+                )?);
+                model
+            }
+            Resource::Tool { name, server } => {
+                let parent = match server {
+                    Some(slug) => {
+                        let server_uid = uid("Gateway::McpServer", slug)?;
+                        entities.push(entity(server_uid.clone(), vec![("slug", string(slug))], None)?);
+                        Some(server_uid)
+                    }
+                    None => None,
+                };
+                // Tools of different servers may share a name: the id is qualified by the server.
+                let id = server.map_or_else(|| name.to_owned(), |slug| format!("{slug}/{name}"));
+                let tool = uid("Gateway::Tool", &id)?;
+                entities.push(entity(
+                    tool.clone(),
+                    vec![("name", string(name)), ("server", string(server.unwrap_or_default()))],
+                    parent,
+                )?);
+                tool
+            }
+            Resource::Server { slug } => {
+                let server = uid("Gateway::McpServer", slug)?;
+                entities.push(entity(server.clone(), vec![("slug", string(slug))], None)?);
+                server
+            }
+        };
+        let action = uid("Gateway::Action", self.action.name())?;
+        let context = Context::from_pairs(self.context()).map_err(|e| e.to_string())?;
+        let request = Request::new(principal, action, resource, context, None).map_err(|e| e.to_string())?;
+        let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
+        Ok((request, entities))
+    }
+
+    fn context(&self) -> Vec<(String, RestrictedExpression)> {
+        let f = &self.facts;
+        let s = self.signals;
+        let long = |n: u8| RestrictedExpression::new_long(i64::from(n));
+        let scores = RestrictedExpression::new_record([
+            ("pii".to_owned(), long(s.pii)),
+            ("secret".to_owned(), long(s.secret)),
+            ("injection".to_owned(), long(s.injection)),
+            ("tool_args".to_owned(), long(s.tool_args)),
+            ("remote".to_owned(), long(s.remote)),
+        ]);
+        let mut pairs = vec![
+            ("model", string(f.model)),
+            ("provider", string(f.provider)),
+            ("route", string(f.route)),
+            ("server", string(f.server)),
+            ("tool", string(f.tool)),
+            ("arguments", string(f.arguments)),
+            ("name", string(f.name)),
+            ("method", string(f.method)),
+            ("phase", string(f.phase)),
+            ("streaming", RestrictedExpression::new_bool(f.streaming)),
+            ("max_score", long(s.max_score())),
+            ("pii_kinds", strings(&s.pii_kinds)),
+            ("pii_count", RestrictedExpression::new_long(i64::from(s.pii_count))),
+            ("secret_kinds", strings(&s.secret_kinds)),
+            ("secret_count", RestrictedExpression::new_long(i64::from(s.secret_count))),
+            ("signals", strings(&s.kinds)),
+        ];
+        let mut out: Vec<(String, RestrictedExpression)> = pairs.drain(..).map(|(k, v)| (k.to_owned(), v)).collect();
+        if let Ok(scores) = scores {
+            out.push(("scores".to_owned(), scores));
+        }
+        out
+    }
+}

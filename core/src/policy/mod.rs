@@ -1,0 +1,318 @@
+//! Cedar policies. A configuration's policies are validated against the gateway's schema once,
+//! when the configuration is accepted ([`accept`]); the request path parses only the policies in
+//! its scope (global, plus its route's or its MCP server's), keeps them with the parsed
+//! configuration, and evaluates each lifecycle point with one or two `is_authorized` calls.
+
+mod accept;
+mod entities;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::str::FromStr;
+
+use cedar_policy::{ActionConstraint, Authorizer, Decision, EntityUid, Policy, PolicyId, PolicySet};
+
+pub use accept::{schema_text, validate};
+pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
+
+use crate::config::{Config, DefaultDecision, PolicyConfig};
+use crate::guard::Category;
+
+/// The lifecycle points, as Cedar actions (`Gateway::Action::"process_prompt"`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    ProcessPrompt,
+    CallTool,
+    ProcessToolResponse,
+    ProcessResponse,
+    List,
+    GetPrompt,
+    ReadResource,
+    ConnectServer,
+}
+
+impl Action {
+    pub const ALL: [Action; 8] = [
+        Action::ProcessPrompt,
+        Action::CallTool,
+        Action::ProcessToolResponse,
+        Action::ProcessResponse,
+        Action::List,
+        Action::GetPrompt,
+        Action::ReadResource,
+        Action::ConnectServer,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::ProcessPrompt => "process_prompt",
+            Action::CallTool => "call_tool",
+            Action::ProcessToolResponse => "process_tool_response",
+            Action::ProcessResponse => "process_response",
+            Action::List => "list",
+            Action::GetPrompt => "get_prompt",
+            Action::ReadResource => "read_resource",
+            Action::ConnectServer => "connect_server",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// What a satisfied `forbid` asks for, from its `@outcome` annotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No annotation, or `@outcome("deny")`: refuse.
+    Deny,
+    /// `@outcome("redact")`: replace the matched spans of these families (`@redact("pii,secret")`;
+    /// pii and secret by default) and let the payload through.
+    Redact(Vec<Category>),
+    /// `@outcome("alert")`: let it through, flagged.
+    Alert,
+}
+
+impl Outcome {
+    fn of(policy: &Policy) -> Result<Outcome, String> {
+        match policy.annotation("outcome").unwrap_or("deny") {
+            "deny" => Ok(Outcome::Deny),
+            "alert" => Ok(Outcome::Alert),
+            "redact" => {
+                let Some(list) = policy.annotation("redact") else {
+                    return Ok(Outcome::Redact(vec![Category::Pii, Category::Secret]));
+                };
+                list.split(',')
+                    .map(|name| {
+                        Category::parse(name.trim()).ok_or_else(|| {
+                            format!("@redact names `{}`: use pii, secret, injection or tool_args", name.trim())
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Outcome::Redact)
+            }
+            other => Err(format!("@outcome(\"{other}\") is not one of deny, redact, alert")),
+        }
+    }
+}
+
+/// Which configured policies a request is subject to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Global,
+    Route(&'a str),
+    Server(&'a str),
+}
+
+impl Scope<'_> {
+    fn key(self) -> String {
+        match self {
+            Scope::Global => String::new(),
+            Scope::Route(name) => format!("route:{name}"),
+            Scope::Server(slug) => format!("mcp:{slug}"),
+        }
+    }
+
+    fn sets(self, config: &Config) -> impl Iterator<Item = &PolicyConfig> {
+        let scoped: &[PolicyConfig] = match self {
+            Scope::Global => &[],
+            Scope::Route(name) => config.routes.get(name).map_or(&[], |r| r.policies.as_slice()),
+            Scope::Server(slug) => config.mcp_servers.get(slug).map_or(&[], |s| s.policies.as_slice()),
+        };
+        config.policies.iter().chain(scoped)
+    }
+}
+
+/// The stored policies could not be parsed (the document was written around the accepting check).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy set `{set}` does not parse: {message}")]
+pub struct PolicyError {
+    pub set: String,
+    pub message: String,
+}
+
+/// Parsed policies per scope, kept with the parsed configuration.
+#[derive(Debug, Default)]
+pub struct PolicyCache(RefCell<HashMap<String, Rc<ScopedPolicies>>>);
+
+impl Clone for PolicyCache {
+    /// A copied configuration starts with an empty cache.
+    fn clone(&self) -> Self {
+        PolicyCache::default()
+    }
+}
+
+/// The policies of one scope, ready to evaluate.
+#[derive(Debug)]
+pub struct ScopedPolicies {
+    /// Deny policies, every `permit`, and the implicit permit when the default is allow.
+    enforce: PolicySet,
+    /// `forbid` policies with a redact or alert outcome, evaluated on their own.
+    advice: PolicySet,
+    outcomes: BTreeMap<String, Outcome>,
+    /// Bit per [`Action`] some policy may apply to.
+    actions: u8,
+    default: DefaultDecision,
+}
+
+/// The id of the permit a default-allow configuration adds.
+const DEFAULT_ALLOW: &str = "gateway.default_allow";
+/// The name a default-deny configuration's refusal carries.
+pub const DEFAULT_DENY: &str = "gateway.default_deny";
+
+/// The policies of one configured set, each with its final id: the `@id` annotation, else the
+/// set id (one policy) or `{set id}.{n}`.
+pub(crate) fn parse_set(set: &PolicyConfig) -> Result<Vec<Policy>, cedar_policy::ParseErrors> {
+    let parsed = PolicySet::from_str(&set.cedar)?;
+    let mut policies: Vec<&Policy> = parsed.policies().collect();
+    // Cedar numbers the policies of a text `policy0`, `policy1`, ... in source order.
+    policies.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
+    let single = policies.len() == 1;
+    Ok(policies
+        .into_iter()
+        .enumerate()
+        .map(|(n, p)| {
+            let id = match p.annotation("id") {
+                Some(id) => id.to_owned(),
+                None if single => set.id.clone(),
+                None => format!("{}.{n}", set.id),
+            };
+            p.new_id(PolicyId::new(id))
+        })
+        .collect())
+}
+
+fn applies_to(policy: &Policy) -> u8 {
+    let named = |uid: &EntityUid| {
+        Action::ALL.iter().filter(|a| uid.id().unescaped() == a.name()).fold(0, |bits, a| bits | a.bit())
+    };
+    match policy.action_constraint() {
+        ActionConstraint::Any => u8::MAX,
+        ActionConstraint::Eq(uid) => named(&uid),
+        ActionConstraint::In(uids) => uids.iter().fold(0, |bits, uid| bits | named(uid)),
+    }
+}
+
+impl ScopedPolicies {
+    fn load(config: &Config, scope: Scope<'_>) -> Result<ScopedPolicies, PolicyError> {
+        let default = config.guardrails.default_decision;
+        let mut scoped = ScopedPolicies {
+            enforce: PolicySet::new(),
+            advice: PolicySet::new(),
+            outcomes: BTreeMap::new(),
+            actions: if default == DefaultDecision::Deny { u8::MAX } else { 0 },
+            default,
+        };
+        let error = |set: &PolicyConfig, message: String| PolicyError { set: set.id.clone(), message };
+        for set in scope.sets(config) {
+            for policy in parse_set(set).map_err(|e| error(set, e.to_string()))? {
+                scoped.actions |= applies_to(&policy);
+                let outcome = Outcome::of(&policy).map_err(|e| error(set, e))?;
+                let id = policy.id().to_string();
+                let target = match (&outcome, policy.effect()) {
+                    (Outcome::Deny, _) | (_, cedar_policy::Effect::Permit) => &mut scoped.enforce,
+                    _ => &mut scoped.advice,
+                };
+                target.add(policy).map_err(|e| error(set, e.to_string()))?;
+                scoped.outcomes.insert(id, outcome);
+            }
+        }
+        if default == DefaultDecision::Allow {
+            let permit = Policy::parse(Some(PolicyId::new(DEFAULT_ALLOW)), "permit(principal, action, resource);")
+                .map_err(|e| PolicyError { set: DEFAULT_ALLOW.into(), message: e.to_string() })?;
+            scoped
+                .enforce
+                .add(permit)
+                .map_err(|e| PolicyError { set: DEFAULT_ALLOW.into(), message: e.to_string() })?;
+        }
+        Ok(scoped)
+    }
+
+    /// Whether any policy (or a default of deny) can apply to `action`: when none can, the
+    /// detectors need not run at that point.
+    pub fn applies(&self, action: Action) -> bool {
+        self.actions & action.bit() != 0
+    }
+
+    /// Decides one lifecycle point.
+    pub fn evaluate(&self, request: &PolicyRequest<'_>) -> Verdict {
+        let mut verdict = Verdict::default();
+        let (cedar_request, entities) = match request.to_cedar() {
+            Ok(built) => built,
+            Err(e) => {
+                // Facts the gateway built itself failed to convert: refuse rather than skip policies.
+                verdict.errors.push(e);
+                verdict.denied_by = Some("gateway.invalid_request_facts".into());
+                return verdict;
+            }
+        };
+        let authorizer = Authorizer::new();
+        let answer = authorizer.is_authorized(&cedar_request, &self.enforce, &entities);
+        verdict.errors.extend(answer.diagnostics().errors().map(|e| e.to_string()));
+        if answer.decision() == Decision::Deny {
+            let mut reasons: Vec<String> = answer.diagnostics().reason().map(ToString::to_string).collect();
+            reasons.sort();
+            verdict.denied_by = Some(reasons.into_iter().next().unwrap_or_else(|| match self.default {
+                DefaultDecision::Deny => DEFAULT_DENY.to_owned(),
+                // Allow by default, yet denied with no reason: only an erroring policy gets here.
+                DefaultDecision::Allow => "gateway.policy_error".to_owned(),
+            }));
+            return verdict;
+        }
+        if !self.advice.is_empty() {
+            let advice = authorizer.is_authorized(&cedar_request, &self.advice, &entities);
+            verdict.errors.extend(advice.diagnostics().errors().map(|e| e.to_string()));
+            for id in advice.diagnostics().reason() {
+                let id = id.to_string();
+                match self.outcomes.get(&id) {
+                    Some(Outcome::Redact(families)) => verdict.redact.push((id, families.clone())),
+                    Some(Outcome::Alert) => verdict.alerts.push(id),
+                    Some(Outcome::Deny) | None => {}
+                }
+            }
+            verdict.redact.sort();
+            verdict.alerts.sort();
+        }
+        verdict
+    }
+}
+
+/// Cedar's answer for one lifecycle point.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    /// The determining policy of a deny (the first by id when several forbid).
+    pub denied_by: Option<String>,
+    /// Redacting policies satisfied, with the families each redacts.
+    pub redact: Vec<(String, Vec<Category>)>,
+    /// Alerting policies satisfied.
+    pub alerts: Vec<String>,
+    /// Policies that failed to evaluate (Cedar skips them).
+    pub errors: Vec<String>,
+}
+
+impl Verdict {
+    /// The families to redact, over every redacting policy.
+    pub fn redacted_families(&self) -> Vec<Category> {
+        let mut all: Vec<Category> = self.redact.iter().flat_map(|(_, f)| f.iter().copied()).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+}
+
+impl Config {
+    /// The policies of `scope`, parsed on first use and kept with this parsed document.
+    pub fn policies_for(&self, scope: Scope<'_>) -> Result<Rc<ScopedPolicies>, PolicyError> {
+        let key = scope.key();
+        if let Some(found) = self.policy_cache.0.borrow().get(&key) {
+            return Ok(Rc::clone(found));
+        }
+        let loaded = Rc::new(ScopedPolicies::load(self, scope)?);
+        self.policy_cache.0.borrow_mut().insert(key, Rc::clone(&loaded));
+        Ok(loaded)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,285 @@
+use super::*;
+use crate::auth::hash_key;
+use crate::config::Config;
+use crate::guard::Signals;
+
+fn config(policies: &str, extra: &str) -> Config {
+    let doc = format!(
+        r#"{{"version": 1,
+            "keys": [
+              {{"sha256": "{alice}", "principal": {{"kind": "user", "id": "alice", "attributes": {{"role": "admin"}}}}}},
+              {{"sha256": "{bot}", "principal": {{"kind": "agent", "id": "bot",
+                 "attributes": {{"allowed_tools": ["search", "read_file"], "read_only": true}}}}}}
+            ],
+            "providers": {{"openai": {{"type": "openai", "base_url": "http://127.0.0.1:1"}}}},
+            "routes": {{"support": {{"models": ["openai/gpt-4o"]}}}},
+            "mcp_servers": {{"files": {{"url": "http://127.0.0.1:2/mcp", "tools": ["*"]}}}},
+            "policies": {policies}
+            {extra}}}"#,
+        alice = hash_key("a"),
+        bot = hash_key("b"),
+    );
+    Config::from_json(doc.as_bytes()).unwrap()
+}
+
+fn policies(sets: &[(&str, &str)]) -> String {
+    serde_json::to_string(
+        &sets.iter().map(|(id, cedar)| serde_json::json!({"id": id, "cedar": cedar})).collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+const COOKBOOK: &str = r#"
+@id("block-injection")
+forbid(principal, action == Gateway::Action::"process_prompt", resource)
+when { context.scores.injection >= 70 };
+
+@id("no-secrets-out")
+forbid(principal, action == Gateway::Action::"process_response", resource)
+when { context.secret_count > 0 };
+
+@id("agents-listed-tools")
+forbid(principal is Gateway::Agent, action == Gateway::Action::"call_tool", resource)
+unless { principal has allowed_tools && principal.allowed_tools.contains(resource.name) };
+
+@id("redact-pii-in-tool-results")
+@outcome("redact")
+@redact("pii")
+forbid(principal, action == Gateway::Action::"process_tool_response", resource)
+when { context.pii_count > 0 };
+
+@id("admins-only-list")
+forbid(principal, action in [Gateway::Action::"list", Gateway::Action::"get_prompt",
+                             Gateway::Action::"read_resource", Gateway::Action::"connect_server"], resource)
+unless { principal has role && principal.role == "admin" };
+
+@id("alert-on-pii-prompt")
+@outcome("alert")
+forbid(principal, action == Gateway::Action::"process_prompt", resource)
+when { context.pii_kinds.contains("email") };
+"#;
+
+fn alice(config: &Config) -> &crate::config::PrincipalConfig {
+    &config.keys[0].principal
+}
+
+fn bot(config: &Config) -> &crate::config::PrincipalConfig {
+    &config.keys[1].principal
+}
+
+fn ask(
+    config: &Config,
+    principal: &crate::config::PrincipalConfig,
+    action: Action,
+    resource: Resource<'_>,
+    signals: &Signals,
+) -> Verdict {
+    let policies = config.policies_for(Scope::Global).unwrap();
+    policies.evaluate(&PolicyRequest { principal, action, resource, facts: Facts::default(), signals })
+}
+
+const MODEL: Resource<'static> = Resource::Model { name: "openai/gpt-4o", provider: "openai", route: Some("support") };
+
+#[test]
+fn the_cookbook_policies_validate_against_the_schema() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    validate(&config).unwrap();
+    let schema = schema_text(&config).unwrap();
+    assert!(schema.contains("allowed_tools?: Set<String>") && schema.contains("role?: String"));
+    assert!(schema.contains("read_only?: Bool"));
+}
+
+#[test]
+fn process_prompt_is_denied_by_an_injection_score_and_names_the_policy() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let mut signals = Signals { injection: 85, ..Signals::default() };
+    signals.kinds.insert("instruction_override".into());
+    let verdict = ask(&config, alice(&config), Action::ProcessPrompt, MODEL, &signals);
+    assert_eq!(verdict.denied_by.as_deref(), Some("block-injection"));
+    let verdict =
+        ask(&config, alice(&config), Action::ProcessPrompt, MODEL, &Signals { injection: 40, ..Signals::default() });
+    assert_eq!(verdict, Verdict::default());
+}
+
+#[test]
+fn process_prompt_with_an_email_is_allowed_with_an_alert() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let mut signals = Signals { pii: 90, pii_count: 1, ..Signals::default() };
+    signals.pii_kinds.insert("email".into());
+    let verdict = ask(&config, alice(&config), Action::ProcessPrompt, MODEL, &signals);
+    assert_eq!(verdict.denied_by, None);
+    assert_eq!(verdict.alerts, vec!["alert-on-pii-prompt".to_owned()]);
+}
+
+#[test]
+fn process_response_with_a_secret_is_denied() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let signals = Signals { secret: 95, secret_count: 1, ..Signals::default() };
+    let verdict = ask(&config, alice(&config), Action::ProcessResponse, MODEL, &signals);
+    assert_eq!(verdict.denied_by.as_deref(), Some("no-secrets-out"));
+}
+
+#[test]
+fn call_tool_allows_only_the_listed_tools_of_an_agent() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let none = Signals::default();
+    let tool = |name| Resource::Tool { name, server: Some("files") };
+    assert_eq!(ask(&config, bot(&config), Action::CallTool, tool("search"), &none).denied_by, None);
+    assert_eq!(
+        ask(&config, bot(&config), Action::CallTool, tool("delete_file"), &none).denied_by.as_deref(),
+        Some("agents-listed-tools")
+    );
+    // Users are not subject to the agent rule.
+    assert_eq!(ask(&config, alice(&config), Action::CallTool, tool("delete_file"), &none).denied_by, None);
+}
+
+#[test]
+fn process_tool_response_with_pii_is_redacted_not_denied() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let signals = Signals { pii: 95, pii_count: 2, ..Signals::default() };
+    let verdict = ask(
+        &config,
+        bot(&config),
+        Action::ProcessToolResponse,
+        Resource::Tool { name: "search", server: None },
+        &signals,
+    );
+    assert_eq!(verdict.denied_by, None);
+    assert_eq!(verdict.redact, vec![("redact-pii-in-tool-results".to_owned(), vec![Category::Pii])]);
+    assert_eq!(verdict.redacted_families(), vec![Category::Pii]);
+}
+
+#[test]
+fn mcp_actions_are_decided_on_the_server() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let none = Signals::default();
+    let server = Resource::Server { slug: "files" };
+    for action in [Action::List, Action::GetPrompt, Action::ReadResource, Action::ConnectServer] {
+        assert_eq!(ask(&config, alice(&config), action, server, &none).denied_by, None, "{action:?}");
+        assert_eq!(
+            ask(&config, bot(&config), action, server, &none).denied_by.as_deref(),
+            Some("admins-only-list"),
+            "{action:?}"
+        );
+    }
+}
+
+#[test]
+fn a_default_of_deny_needs_a_permit() {
+    let permit = r#"permit(principal == Gateway::User::"alice", action, resource);"#;
+    let config = config(&policies(&[("only-alice", permit)]), r#", "guardrails": {"default_decision": "deny"}"#);
+    validate(&config).unwrap();
+    let none = Signals::default();
+    assert_eq!(ask(&config, alice(&config), Action::ProcessPrompt, MODEL, &none).denied_by, None);
+    assert_eq!(
+        ask(&config, bot(&config), Action::ProcessPrompt, MODEL, &none).denied_by.as_deref(),
+        Some(DEFAULT_DENY)
+    );
+}
+
+#[test]
+fn route_and_server_policies_apply_only_in_their_scope() {
+    let mut config = config("[]", "");
+    let route_policy = PolicyConfig { id: "no-prompts".into(), cedar: "forbid(principal, action, resource);".into() };
+    config.routes.get_mut("support").unwrap().policies.push(route_policy);
+    let none = Signals::default();
+    let scoped = config.policies_for(Scope::Route("support")).unwrap();
+    let request = PolicyRequest {
+        principal: alice(&config),
+        action: Action::ProcessPrompt,
+        resource: MODEL,
+        facts: Facts::default(),
+        signals: &none,
+    };
+    assert_eq!(scoped.evaluate(&request).denied_by.as_deref(), Some("no-prompts"));
+    assert!(!config.policies_for(Scope::Global).unwrap().applies(Action::ProcessPrompt));
+    assert!(!config.policies_for(Scope::Server("files")).unwrap().applies(Action::ProcessPrompt));
+}
+
+#[test]
+fn policies_record_which_actions_they_can_apply_to() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let scoped = config.policies_for(Scope::Global).unwrap();
+    assert!(Action::ALL.iter().all(|a| scoped.applies(*a)));
+    let only = config_with_only_prompt();
+    let scoped = only.policies_for(Scope::Global).unwrap();
+    assert!(scoped.applies(Action::ProcessPrompt));
+    assert!(!scoped.applies(Action::ProcessResponse) && !scoped.applies(Action::CallTool));
+}
+
+fn config_with_only_prompt() -> Config {
+    config(
+        &policies(&[(
+            "p",
+            r#"forbid(principal, action == Gateway::Action::"process_prompt", resource) when { context.max_score > 90 };"#,
+        )]),
+        "",
+    )
+}
+
+#[test]
+fn a_policy_that_does_not_validate_is_refused_with_its_id_and_line() {
+    let bad = "@id(\"ok\")\nforbid(principal, action, resource);\n\n@id(\"typo\")\nforbid(principal, action, resource)\nwhen { context.scores.injektion > 50 };";
+    let error = validate(&config(&policies(&[("mine", bad)]), "")).unwrap_err();
+    assert_eq!(error.path, "policies[0].cedar");
+    assert!(error.message.contains("policy `typo`") && error.message.contains("(line 6)"), "{}", error.message);
+}
+
+#[test]
+fn a_policy_that_does_not_parse_is_refused_with_its_line() {
+    let bad = "forbid(principal, action, resource);\nforbid(principal action, resource);";
+    let error = validate(&config(&policies(&[("mine", bad)]), "")).unwrap_err();
+    assert!(
+        error.message.contains("policy set `mine` does not parse") && error.message.contains("(line 2)"),
+        "{}",
+        error.message
+    );
+}
+
+#[test]
+fn bad_outcomes_and_reserved_or_duplicate_ids_are_refused() {
+    let cases = [
+        ("@outcome(\"quarantine\")\nforbid(principal, action, resource);", "@outcome(\"quarantine\")"),
+        ("@outcome(\"redact\")\n@redact(\"faces\")\nforbid(principal, action, resource);", "@redact names `faces`"),
+        ("@outcome(\"alert\")\npermit(principal, action, resource);", "for `forbid` policies"),
+        ("@id(\"gateway.x\")\nforbid(principal, action, resource);", "reserved"),
+        (
+            "@id(\"x\")\nforbid(principal, action, resource);\n@id(\"x\")\nforbid(principal, action, resource);",
+            "used twice",
+        ),
+    ];
+    for (cedar, expected) in cases {
+        let error = validate(&config(&policies(&[("mine", cedar)]), "")).unwrap_err();
+        assert!(error.message.contains(expected), "{cedar}: {}", error.message);
+    }
+}
+
+#[test]
+fn principal_attributes_of_clashing_or_unsupported_types_are_refused() {
+    let doc = format!(
+        r#"{{"version": 1, "keys": [
+            {{"sha256": "{}", "principal": {{"kind": "user", "id": "a", "attributes": {{"tier": "gold"}}}}}},
+            {{"sha256": "{}", "principal": {{"kind": "user", "id": "b", "attributes": {{"tier": 3}}}}}}]}}"#,
+        hash_key("a"),
+        hash_key("b")
+    );
+    let error = validate(&Config::from_json(doc.as_bytes()).unwrap()).unwrap_err();
+    assert_eq!(error.path, "keys[1].principal.attributes.tier");
+    let doc = format!(
+        r#"{{"version": 1, "keys": [{{"sha256": "{}", "principal": {{"kind": "user", "id": "a", "attributes": {{"limits": {{"x": 1}}}}}}}}]}}"#,
+        hash_key("a")
+    );
+    assert!(validate(&Config::from_json(doc.as_bytes()).unwrap()).is_err());
+}
+
+#[test]
+fn set_ids_name_policies_without_an_id_annotation() {
+    let set = PolicyConfig {
+        id: "base".into(),
+        cedar: "forbid(principal, action, resource);\npermit(principal, action, resource);".into(),
+    };
+    let ids: Vec<String> = parse_set(&set).unwrap().iter().map(|p| p.id().to_string()).collect();
+    assert_eq!(ids, vec!["base.0", "base.1"]);
+    let single = PolicyConfig { id: "only".into(), cedar: "forbid(principal, action, resource);".into() };
+    assert_eq!(parse_set(&single).unwrap()[0].id().to_string(), "only");
+}
