@@ -36,17 +36,11 @@ impl<'a> Folded<'a> {
             }
             match folded {
                 None => {}
-                Some(b' ') => {
-                    if !in_space {
-                        bytes.push(b' ');
-                        origin.push(offset);
-                        in_space = true;
-                    }
-                }
+                Some(b' ') if in_space => {}
                 Some(b) => {
                     bytes.push(b);
                     origin.push(offset);
-                    in_space = false;
+                    in_space = b == b' ';
                 }
             }
         }

@@ -227,7 +227,7 @@ fn iban_at(bytes: &[u8], start: usize) -> Option<usize> {
     let mut spaced = false;
     let mut i = start;
     for n in 0..len {
-        if n > 0 && n % 4 == 0 {
+        if n > 0 && n.is_multiple_of(4) {
             if n == 4 {
                 spaced = at(bytes, i) == Some(b' ');
             }
@@ -365,7 +365,7 @@ fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn issuer_known(digits: &[u8]) -> bool {

@@ -315,7 +315,7 @@ fn value_after(bytes: &[u8], name_end: usize, kind: NameKind) -> Option<Finding>
 fn classes(value: &[u8]) -> usize {
     [u8::is_ascii_lowercase, u8::is_ascii_uppercase, u8::is_ascii_digit]
         .iter()
-        .filter(|class| value.iter().any(|b| class(b)))
+        .filter(|&&class| value.iter().any(class))
         .count()
 }
 
