@@ -344,7 +344,11 @@ def traced_gateway(request, llmock, receiver_server, mcp_upstreams, tmp_path_fac
         "collector_headers": {"authorization": "otlp_token"},
         "export_timeout_ms": 1000,
         "prices": {"openai/gpt-4o": {"input_per_million": 2.5, "output_per_million": 10.0}},
+        "snapshots": True,
     }
+    config["routes"]["guarded"] = {"models": ["openai/gpt-4o"], "policies": [
+        {"id": "block-prompt-injection",
+         "cedar": (ROOT / "config" / "examples" / "policies" / "block-prompt-injection.cedar").read_text()}]}
     workdir = tmp_path_factory.mktemp(f"traced-{request.param}")
     with running_gateway(request.param, config, workdir) as gw:
         yield gw

@@ -149,6 +149,9 @@ pub struct RouteConfig {
     /// Overrides `guardrails.mode` on this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_mode: Option<GuardMode>,
+    /// Overrides `telemetry.snapshots` on this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<bool>,
     /// Overrides the global retry settings for this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
@@ -295,6 +298,9 @@ pub struct McpServerConfig {
     /// Overrides `guardrails.mode` for this server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_mode: Option<GuardMode>,
+    /// Overrides `telemetry.snapshots` for this server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshots: Option<bool>,
 }
 
 fn credential_none() -> CredentialConfig {
@@ -359,6 +365,17 @@ pub struct TelemetryConfig {
     /// Prices by `provider/model`, for `gateway.cost.usd` on traces.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub prices: BTreeMap<String, PriceConfig>,
+    /// Payload snapshots (request and response bodies, PII and secrets redacted by the
+    /// detectors, capped) on traces; off by default. Routes and MCP servers may override it.
+    #[serde(default)]
+    pub snapshots: bool,
+    /// Largest snapshot kept, in bytes (the rest is cut, and the cut is marked).
+    #[serde(default = "default_snapshot_max_bytes")]
+    pub snapshot_max_bytes: usize,
+}
+
+fn default_snapshot_max_bytes() -> usize {
+    4_096
 }
 
 fn yes() -> bool {
@@ -377,6 +394,8 @@ impl Default for TelemetryConfig {
             export_timeout_ms: default_export_timeout_ms(),
             log_traces: true,
             prices: BTreeMap::new(),
+            snapshots: false,
+            snapshot_max_bytes: default_snapshot_max_bytes(),
         }
     }
 }

@@ -10,7 +10,7 @@ use http::{HeaderValue, StatusCode};
 use super::chat::{apply_header_edits, Resolved};
 use super::guard::OutputGuard;
 use super::stream::StreamTrace;
-use super::{json_response, read_whole, stream, with_timeout, CompletionFacts, ReadError, Recorder};
+use super::{json_response, read_whole, stream, with_timeout, ReadError, Recorder};
 use crate::config::{Config, PriceConfig};
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
@@ -363,7 +363,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
     fn record_whole(&self, attempt_span: SpanRef, body: &serde_json::Value) {
         self.recorder.end(attempt_span);
         self.recorder.upstream_finished();
-        let mut facts = CompletionFacts::default();
+        let mut facts = self.recorder.new_facts();
         facts.observe(body);
         self.recorder.completion(self.gen_span, &facts, self.price());
         self.recorder.end(self.gen_span);

@@ -11,7 +11,7 @@ use super::attempts::{
 };
 use super::chat_guard;
 use super::guard::{stream_denied, Guard, OutputGuard};
-use super::{json_response, read_whole, stream, CompletionFacts, ReadError, Recorder};
+use super::{json_response, read_whole, stream, ReadError, Recorder};
 use crate::config::{Config, HeaderEdits, PriceConfig, PrincipalConfig, ProviderType, RouteConfig, TransformConfig};
 use crate::error::ApiError;
 use crate::guard::stream::{Decide, StreamGuard};
@@ -94,6 +94,10 @@ pub(crate) async fn run<H: Host + 'static>(
     if let (Some(guard), Some(primary)) = (&guard, resolved.targets.first()) {
         chat_guard::check_chat(guard, &mut request, primary).await?;
     }
+    recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
+    recorder.snapshot_with(recorder.root(), GEN_AI_INPUT_MESSAGES, || {
+        serde_json::to_string(&request.messages).unwrap_or_default()
+    });
     let output = guard.as_ref().map(|g| g as &dyn OutputGuard);
     let mut response = attempt_targets(host, config, request, resolved, output, recorder).await?;
     if let Some(guard) = &guard {
@@ -396,7 +400,7 @@ fn echo_response<H: Host + 'static>(
     debug_assert_eq!(target.provider.kind, ProviderType::Echo);
     let id = format!("chatcmpl-echo-{:016x}", host.random_u64());
     let created = host.now_millis() / 1000;
-    let mut facts = CompletionFacts::default();
+    let mut facts = recorder.new_facts();
     let mut response = if request.is_stream() {
         let mut events = echo::stream(request, &target.model, &id, created);
         for event in &events {

@@ -54,6 +54,10 @@ pub(crate) async fn forward<H: Host + 'static>(
     if let (Some(guard), Some(primary)) = (&guard, resolved.targets.first()) {
         check_body(guard, &mut body, primary).await?;
     }
+    recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
+    recorder.snapshot_with(recorder.root(), crate::trace::attrs::GATEWAY_REQUEST_BODY, || {
+        serde_json::to_string(&body).unwrap_or_default()
+    });
     let mut response = attempt_targets(host, config, &body, op, &resolved, recorder).await?;
     if let Some(guard) = &guard {
         guard.mark(&mut response);

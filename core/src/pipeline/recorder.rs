@@ -30,6 +30,8 @@ struct Recording<H: Host + 'static> {
     config: RefCell<Option<Rc<Config>>>,
     timing: RefCell<Timing>,
     summary: RefCell<Vec<String>>,
+    /// The snapshot cap in bytes, while payload snapshots are on for this request.
+    snapshots: std::cell::Cell<Option<usize>>,
 }
 
 /// A shared handle on the request's trace; clones go to the response stream.
@@ -52,7 +54,12 @@ pub(crate) struct CompletionFacts {
     pub usage: Option<Usage>,
     pub tool_names: Vec<String>,
     pub tool_call_ids: Vec<String>,
+    /// The answer's text, gathered (bounded) only when payload snapshots are on.
+    pub text: Option<String>,
 }
+
+/// The most answer text gathered for a snapshot, before the configured cap applies.
+const CAPTURE_LIMIT: usize = 64 * 1024;
 
 fn count(v: &Json, path: &[&str]) -> u64 {
     path.iter().try_fold(v, |v, k| v.get(k)).and_then(Json::as_u64).unwrap_or(0)
@@ -83,6 +90,12 @@ impl CompletionFacts {
                 self.finish_reasons.push(reason.to_owned());
             }
             let message = choice.get("message").or_else(|| choice.get("delta"));
+            let content = message.and_then(|m| m.get("content")).and_then(Json::as_str);
+            if let (Some(text), Some(content)) = (self.text.as_mut(), content) {
+                if text.len() + content.len() <= CAPTURE_LIMIT {
+                    text.push_str(content);
+                }
+            }
             for call in message.and_then(|m| m.get("tool_calls")).and_then(Json::as_array).into_iter().flatten() {
                 if let Some(id) = call.get("id").and_then(Json::as_str) {
                     self.tool_call_ids.push(id.to_owned());
@@ -104,6 +117,7 @@ impl<H: Host + 'static> Recorder<H> {
                 config: RefCell::new(None),
                 timing: RefCell::new(Timing::default()),
                 summary: RefCell::new(Vec::new()),
+                snapshots: std::cell::Cell::new(None),
             }),
         }
     }
@@ -164,6 +178,31 @@ impl<H: Host + 'static> Recorder<H> {
         self.inner.summary.borrow_mut().push(text.into());
     }
 
+    /// Turns payload snapshots on or off for this request: `telemetry.snapshots`, unless the
+    /// route or MCP server says otherwise.
+    pub fn choose_snapshots(&self, config: &Config, scoped: Option<bool>) {
+        let on = scoped.unwrap_or(config.telemetry.snapshots);
+        self.inner.snapshots.set(on.then_some(config.telemetry.snapshot_max_bytes));
+    }
+
+    /// Facts to gather from a completion (its text too, when snapshots are on).
+    pub fn new_facts(&self) -> CompletionFacts {
+        CompletionFacts { text: self.inner.snapshots.get().map(|_| String::new()), ..CompletionFacts::default() }
+    }
+
+    /// Records a payload on `span` when snapshots are on: PII and secrets replaced by the
+    /// detectors, cut at the configured size.
+    pub fn snapshot(&self, span: SpanRef, key: &'static str, payload: &str) {
+        self.snapshot_with(span, key, || payload.to_owned());
+    }
+
+    /// As [`snapshot`](Self::snapshot), serializing the payload only when snapshots are on.
+    pub fn snapshot_with(&self, span: SpanRef, key: &'static str, payload: impl FnOnce() -> String) {
+        if let Some(max) = self.inner.snapshots.get() {
+            self.set(span, key, snapshot_text(&payload(), max));
+        }
+    }
+
     pub fn upstream_started(&self) {
         let now = self.now();
         self.inner.timing.borrow_mut().upstream_start.get_or_insert(now);
@@ -194,6 +233,10 @@ impl<H: Host + 'static> Recorder<H> {
         if !facts.tool_names.is_empty() {
             self.set(span, GEN_AI_TOOL_NAMES, facts.tool_names.clone());
             self.set(span, GEN_AI_TOOL_CALL_IDS, facts.tool_call_ids.clone());
+        }
+        if let Some(text) = &facts.text {
+            let messages = serde_json::json!([{"role": "assistant", "content": text}]);
+            self.snapshot(span, GEN_AI_OUTPUT_MESSAGES, &messages.to_string());
         }
         if let Some(usage) = facts.usage {
             self.set(span, GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens);
@@ -232,6 +275,25 @@ impl<H: Host + 'static> Recorder<H> {
         drop(trace);
         self.note(format!("{total}ms (upstream {upstream}ms)"));
     }
+}
+
+/// A payload as a snapshot keeps it: PII and secrets redacted, at most `max` bytes.
+pub(crate) fn snapshot_text(payload: &str, max: usize) -> String {
+    use crate::guard::{detect, redact, Category, Detectors};
+    let only = Detectors { pii: true, secrets: true, injection: false, tool_args: false };
+    let findings = detect::scan(payload, only);
+    let redacted = redact::redact(payload, &findings, &[Category::Pii, Category::Secret]);
+    let mut text = redacted.unwrap_or_else(|| payload.to_owned());
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = text.len() - cut;
+        text.truncate(cut);
+        text.push_str(&format!("…[{dropped} more bytes]"));
+    }
+    text
 }
 
 impl<H: Host + 'static> Drop for Recording<H> {

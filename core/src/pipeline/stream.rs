@@ -44,15 +44,8 @@ impl<H: Host + 'static> StreamTrace<H> {
         client_wants_usage: bool,
         price: Option<PriceConfig>,
     ) -> Self {
-        StreamTrace {
-            recorder,
-            gen_span,
-            attempt_span,
-            client_wants_usage,
-            price,
-            facts: CompletionFacts::default(),
-            finished: false,
-        }
+        let facts = recorder.new_facts();
+        StreamTrace { recorder, gen_span, attempt_span, client_wants_usage, price, facts, finished: false }
     }
 
     /// Records a chunk; returns what the client should get of it.

@@ -105,7 +105,7 @@ pub(super) fn principal_type(kind: PrincipalKind) -> &'static str {
 }
 
 impl PolicyRequest<'_> {
-    pub(super) fn to_cedar(&self) -> Result<(Request, Entities), String> {
+    pub(super) fn cedar_request(&self) -> Result<(Request, Entities), String> {
         let mut entities = Vec::with_capacity(3);
         let p = self.principal;
         let principal = uid(principal_type(p.kind), &p.id)?;

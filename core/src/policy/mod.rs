@@ -163,8 +163,8 @@ pub const DEFAULT_DENY: &str = "gateway.default_deny";
 
 /// The policies of one configured set, each with its final id: the `@id` annotation, else the
 /// set id (one policy) or `{set id}.{n}`.
-pub(crate) fn parse_set(set: &PolicyConfig) -> Result<Vec<Policy>, cedar_policy::ParseErrors> {
-    let parsed = PolicySet::from_str(&set.cedar)?;
+pub(crate) fn parse_set(set: &PolicyConfig) -> Result<Vec<Policy>, Box<cedar_policy::ParseErrors>> {
+    let parsed = PolicySet::from_str(&set.cedar).map_err(Box::new)?;
     let mut policies: Vec<&Policy> = parsed.policies().collect();
     // Cedar numbers the policies of a text `policy0`, `policy1`, ... in source order.
     policies.sort_by_key(|p| p.id().to_string().trim_start_matches("policy").parse::<usize>().unwrap_or(usize::MAX));
@@ -238,7 +238,7 @@ impl ScopedPolicies {
     /// Decides one lifecycle point.
     pub fn evaluate(&self, request: &PolicyRequest<'_>) -> Verdict {
         let mut verdict = Verdict::default();
-        let (cedar_request, entities) = match request.to_cedar() {
+        let (cedar_request, entities) = match request.cedar_request() {
             Ok(built) => built,
             Err(e) => {
                 // Facts the gateway built itself failed to convert: refuse rather than skip policies.

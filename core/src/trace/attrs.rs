@@ -63,3 +63,10 @@ pub const GATEWAY_GUARDRAIL_REMOTE: &str = "gateway.guardrail.remote";
 pub const GATEWAY_POLICY_DECISION: &str = "gateway.policy.decision";
 pub const GATEWAY_POLICY_DETERMINING: &str = "gateway.policy.determining";
 pub const GATEWAY_POLICY_ERRORS: &str = "gateway.policy.errors";
+
+// Payload snapshots (opt-in): GenAI's names for chat, the gateway's for other bodies.
+pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+pub const GATEWAY_REQUEST_BODY: &str = "gateway.request.body";
+pub const GATEWAY_MCP_REQUEST_BODY: &str = "gateway.mcp.request.body";
+pub const GATEWAY_MCP_RESPONSE_BODY: &str = "gateway.mcp.response.body";

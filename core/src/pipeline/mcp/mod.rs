@@ -115,6 +115,7 @@ pub(crate) async fn serve<H: Host + 'static>(
                 Ok(guard) => guard,
                 Err(error) => return api_error(&error),
             };
+            recorder.choose_snapshots(config, server.snapshots);
             let exchange = Exchange {
                 host,
                 config,
@@ -326,7 +327,14 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Rc::new(hooks::McpGuard { guard: Rc::clone(guard), slug: self.slug.to_owned() })
                 as Rc<dyn hooks::ServerGuard>
         });
-        Outbound { method, tool, enabled_tools: self.server.tools.clone(), conversion, guard }
+        let recorder = self.recorder.clone();
+        let span = self.span;
+        let snapshot: relay::Snapshot = Rc::new(move |message: &Message| {
+            recorder.snapshot_with(span, crate::trace::attrs::GATEWAY_MCP_RESPONSE_BODY, || {
+                String::from_utf8_lossy(&message.to_bytes()).into_owned()
+            });
+        });
+        Outbound { method, tool, enabled_tools: self.server.tools.clone(), conversion, guard, snapshot: Some(snapshot) }
     }
 
     fn refuse_tool(&self, tool: &str, id: Option<&Value>) -> http::Response<Body> {
@@ -389,6 +397,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
             self.facts.borrow_mut().refuse(error.code.as_deref().unwrap_or("guardrail"));
             return rpc_response(error.status, &hooks::rpc_error(&error), id.as_ref());
         }
+        self.recorder.snapshot_with(self.span, crate::trace::attrs::GATEWAY_MCP_REQUEST_BODY, || {
+            String::from_utf8_lossy(&message.to_bytes()).into_owned()
+        });
         match (client_era, self.server.protocol) {
             (Era::Modern, McpProtocol::Legacy) => self.modern_to_legacy(message).await,
             (Era::Legacy(_), McpProtocol::Current) => {

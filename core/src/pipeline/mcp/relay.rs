@@ -106,6 +106,9 @@ pub(crate) enum Conversion {
     ToModern { server_info: Option<Value> },
 }
 
+/// Keeps a server message as a payload snapshot on the exchange's span.
+pub(crate) type Snapshot = Rc<dyn Fn(&Message)>;
+
 /// What the relay does to each message the server sends for one client request.
 #[derive(Clone)]
 pub(crate) struct Outbound {
@@ -117,6 +120,8 @@ pub(crate) struct Outbound {
     pub conversion: Conversion,
     /// The output phase of guardrails, when policies are in scope.
     pub guard: Option<Rc<dyn ServerGuard>>,
+    /// Keeps the response as a payload snapshot (when snapshots are on).
+    pub snapshot: Option<Snapshot>,
 }
 
 /// What becomes of one server message.
@@ -140,6 +145,9 @@ impl Outbound {
                     _ => Verdict::Forward(Message::from_value(error.response(message.id())).unwrap_or(message)),
                 };
             }
+        }
+        if let (Some(snapshot), Some(Kind::Response)) = (&self.snapshot, message.kind()) {
+            snapshot(&message);
         }
         match message.kind() {
             Some(Kind::Response) => {
