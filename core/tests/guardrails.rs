@@ -39,6 +39,10 @@ fn host_with(guardrails: Value) -> Rc<FakeHost> {
                 {"id": "redact-pii-in", "cedar": "@outcome(\"redact\")\n@redact(\"pii\")\nforbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.pii_count > 0 };"}]},
             "monitored": {"models": ["openai/gpt-4o"], "guard_mode": "monitor", "policies": [cookbook("block-prompt-injection")]},
             "echo-guarded": {"models": ["demo/echo"], "policies": [cookbook("block-secrets-in-output")]},
+            "internal-first": {"models": ["openai/gpt-4o", "demo/echo"], "policies": [
+                {"id": "no-pii-to-openai", "cedar": "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.provider == \"openai\" && context.pii_count > 0 };"}]},
+            "fragile": {"models": ["openai/gpt-4o"], "policies": [
+                {"id": "overflowing", "cedar": "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.max_score + 9223372036854775807 > 0 };"}]},
             "plain": {"models": ["openai/gpt-4o"]}
         },
         "mcp_servers": {
@@ -395,4 +399,68 @@ fn a_poisoned_tool_is_left_out_of_the_list() {
     let names: Vec<&str> =
         listed["result"]["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
     assert_eq!(names, vec!["search"]);
+}
+
+#[test]
+fn each_target_is_decided_and_a_refused_one_hands_over_to_the_next() {
+    let host = host();
+    // The policy refuses PII to openai only: the echo fallback answers.
+    let reply = chat(&host, "internal-first", "my mail is jane.doe@example.com", false);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.json()["choices"][0]["message"]["content"].as_str().unwrap().contains("jane.doe@example.com"));
+    assert!(host.requests.borrow().is_empty(), "openai never saw the prompt");
+}
+
+#[test]
+fn injection_written_into_an_assistant_turn_is_inspected_too() {
+    let host = host();
+    let body = json!({"model": "guarded", "messages": [
+        {"role": "assistant", "content": INJECTION}, {"role": "user", "content": "go on"}]});
+    let reply = send(&host, KEY, "/v1/chat/completions", body, &[]);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(host.requests.borrow().is_empty());
+}
+
+#[test]
+fn a_forbid_that_fails_to_evaluate_denies_rather_than_allows() {
+    let host = host();
+    let reply = chat(&host, "fragile", "hello", false);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("overflowing"));
+}
+
+#[test]
+fn native_responses_are_translated_while_output_guardrails_are_in_scope() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, &completion(&format!("the key is {SECRET}"))));
+    let body = json!({"model": "guarded", "input": "what is the key?"});
+    let reply = send(&host, KEY, "/v1/responses", body, &[]);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("block-secrets-in-output") && !reply.body.contains(SECRET));
+    assert_eq!(host.requests.borrow()[0].uri(), "http://up.test/v1/chat/completions");
+}
+
+#[test]
+fn the_model_reasoning_is_redacted_with_the_answer() {
+    let host = host();
+    let answer = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "done",
+            "reasoning_content": format!("I found {SECRET} in the file")}, "finish_reason": "stop",
+            "logprobs": {"content": [{"token": "done"}]}}]});
+    host.answer(FakeAnswer::json(200, &answer.to_string()));
+    let reply = chat(&host, "redacting", "the key?", false);
+    let choice = &reply.json()["choices"][0];
+    assert_eq!(choice["message"]["reasoning_content"], "I found [REDACTED:openai_key] in the file");
+    assert!(choice.get("logprobs").is_none(), "log-probabilities would repeat redacted text");
+}
+
+#[test]
+fn monitor_mode_never_blocks_even_when_the_guard_service_fails_closed() {
+    let host = host_with(json!({"mode": "monitor",
+        "remote": {"url": "http://guard.test/check", "timeout_ms": 200, "on_failure": "closed"}}));
+    host.answer(FakeAnswer::ConnectError);
+    host.answer(FakeAnswer::json(200, &completion("fine")));
+    let reply = chat(&host, "plain", "hello", false);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.headers["x-gateway-guardrail"], "monitor:guard_unavailable");
 }

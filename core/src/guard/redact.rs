@@ -12,7 +12,9 @@ pub fn marker(kind: &str) -> String {
 pub fn redact(text: &str, findings: &[Finding], families: &[Category]) -> Option<String> {
     let mut spans: Vec<(usize, usize, &str)> = findings
         .iter()
+        // A span off a character boundary is skipped, never the whole redaction.
         .filter(|f| families.contains(&f.category) && f.start < f.end && f.end <= text.len())
+        .filter(|f| text.is_char_boundary(f.start) && text.is_char_boundary(f.end))
         .map(|f| (f.start, f.end, f.kind))
         .collect();
     if spans.is_empty() {

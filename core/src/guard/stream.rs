@@ -31,13 +31,20 @@ struct HeldCall {
     arguments: String,
 }
 
+/// The text-bearing fields of a chat delta, each held and inspected.
+const TEXT_FIELDS: [&str; 3] = ["content", "reasoning_content", "refusal"];
+
+/// Held text never grows past this many bytes: beyond it, text is released (redacting any finding
+/// it cuts through) even if a finding has not ended yet.
+const MAX_HELD_BYTES: usize = 16 * 1024;
+
 /// The guard over one stream's chunks.
 #[derive(Debug)]
 pub struct StreamGuard {
     hold_chars: usize,
     detectors: Detectors,
-    /// Model text not yet released, per choice.
-    pending: BTreeMap<u64, String>,
+    /// Text not yet released, per choice and field.
+    pending: BTreeMap<(u64, &'static str), String>,
     /// Tool calls being assembled, per (choice, tool index).
     calls: BTreeMap<(u64, u64), HeldCall>,
     /// `id`, `object`, `created`, `model` of the stream, for chunks the guard writes itself.
@@ -55,15 +62,36 @@ fn tail_start(text: &str, chars: usize) -> usize {
     text.char_indices().rev().nth(chars - 1).map_or(0, |(i, _)| i)
 }
 
-/// Where held text may be cut: `hold_chars` before the end, moved back before any finding that
-/// would straddle the cut.
+/// Characters a secret, key, token, address or number is made of: text is not cut inside a run
+/// of them (a token is only recognised once whole).
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.' | ':' | '~' | '@' | '%')
+}
+
+/// The longest token run a cut is moved back over (a long JWT); longer runs are cut anyway.
+const MAX_TOKEN_BYTES: usize = 4096;
+
+/// Where held text may be cut: `hold_chars` before the end, moved back to the start of the token
+/// it falls in and before any finding that straddles it.
 fn cut_point(text: &str, hold_chars: usize, findings: &[Finding]) -> usize {
     let mut cut = tail_start(text, hold_chars);
     loop {
-        match findings.iter().filter(|f| f.start < cut && f.end > cut).map(|f| f.start).min() {
-            Some(start) => cut = start,
-            None => return cut,
+        let inside = text.get(cut..).and_then(|t| t.chars().next()).is_some_and(is_token_char)
+            && text.get(..cut).and_then(|h| h.chars().next_back()).is_some_and(is_token_char);
+        let token_start = match text.get(..cut) {
+            Some(head) if inside => {
+                head.char_indices().rev().find(|(_, c)| !is_token_char(*c)).map_or(0, |(i, c)| i + c.len_utf8())
+            }
+            _ => cut,
+        };
+        let token_start = if cut - token_start > MAX_TOKEN_BYTES { cut } else { token_start };
+        let straddling =
+            findings.iter().filter(|f| f.start < token_start && f.end > token_start).map(|f| f.start).min();
+        let next = straddling.unwrap_or(token_start);
+        if next == cut {
+            return cut;
         }
+        cut = next;
     }
 }
 
@@ -89,28 +117,42 @@ impl StreamGuard {
         for mut choice in std::mem::take(choices) {
             let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
             let finished = choice.get("finish_reason").is_some_and(|r| !r.is_null());
-            let delta = choice.get_mut("delta").and_then(Value::as_object_mut);
-            let (text, calls) = match delta {
-                Some(delta) => (delta.remove("content"), delta.remove("tool_calls")),
-                None => (None, None),
-            };
-            if let Some(Value::String(text)) = text {
-                self.pending.entry(index).or_default().push_str(&text);
+            if let Some(choice) = choice.as_object_mut() {
+                // Token log-probabilities would repeat held or redacted text: not delivered.
+                choice.remove("logprobs");
+            }
+            let mut calls = None;
+            if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
+                for field in TEXT_FIELDS {
+                    if let Some(Value::String(text)) = delta.remove(field) {
+                        self.pending.entry((index, field)).or_default().push_str(&text);
+                    }
+                }
+                calls = delta.remove("tool_calls");
             }
             let mut complete = Vec::new();
+            let mut delivered = Vec::new();
             for call in calls.as_ref().and_then(Value::as_array).into_iter().flatten() {
                 let tool_index = call.get("index").and_then(Value::as_u64).unwrap_or(0);
                 // A later call's first delta means the earlier ones are complete.
-                let earlier: Vec<_> =
-                    self.calls.keys().filter(|(c, t)| *c == index && *t < tool_index).copied().collect();
-                complete.extend(earlier);
+                complete.extend(self.calls.keys().filter(|(c, t)| *c == index && *t < tool_index).copied());
+                let id = call.get("id").filter(|id| !id.is_null());
+                let restarted = self
+                    .calls
+                    .get(&(index, tool_index))
+                    .is_some_and(|held| matches!((&held.id, id), (Some(held), Some(new)) if held != new));
+                if restarted {
+                    // A new id at the same index is a new call: the held one is complete.
+                    delivered.extend(self.release_calls(vec![(index, tool_index)], decide)?);
+                }
                 let held = self.calls.entry((index, tool_index)).or_default();
-                if let Some(id) = call.get("id").filter(|id| !id.is_null()) {
+                if let Some(id) = id {
                     held.id = Some(id.clone());
                 }
                 if let Some(function) = call.get("function") {
-                    if let Some(name) = function.get("name").and_then(Value::as_str) {
-                        held.name.push_str(name);
+                    // The name comes once; a vendor that repeats it does not make it longer.
+                    if let Some(name) = function.get("name").and_then(Value::as_str).filter(|_| held.name.is_empty()) {
+                        held.name = name.to_owned();
                     }
                     if let Some(args) = function.get("arguments").and_then(Value::as_str) {
                         held.arguments.push_str(args);
@@ -120,13 +162,17 @@ impl StreamGuard {
             if finished {
                 complete.extend(self.calls.keys().filter(|(c, _)| *c == index).copied());
             }
-            let released = self.release_text(index, finished, decide)?;
-            let delivered = self.release_calls(complete, decide)?;
-            let delta = choice.get_mut("delta").and_then(Value::as_object_mut);
-            let has_delta = match delta {
+            complete.sort_unstable();
+            complete.dedup();
+            let mut released = Vec::new();
+            for field in TEXT_FIELDS {
+                released.push((field, self.release_text((index, field), finished, decide)?));
+            }
+            delivered.extend(self.release_calls(complete, decide)?);
+            let has_delta = match choice.get_mut("delta").and_then(Value::as_object_mut) {
                 Some(delta) => {
-                    if !released.is_empty() {
-                        delta.insert("content".into(), Value::String(released));
+                    for (field, text) in released.into_iter().filter(|(_, text)| !text.is_empty()) {
+                        delta.insert(field.into(), Value::String(text));
                     }
                     if !delivered.is_empty() {
                         delta.insert("tool_calls".into(), Value::Array(delivered));
@@ -158,19 +204,21 @@ impl StreamGuard {
 
     /// The upstream ended: everything still held is decided and released, in one chunk.
     pub fn finish(&mut self, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
-        let mut choices = Vec::new();
-        let indices: Vec<u64> = self.pending.keys().chain(self.calls.keys().map(|(c, _)| c)).copied().collect();
-        let mut indices = indices;
+        let mut indices: Vec<u64> =
+            self.pending.keys().map(|(c, _)| *c).chain(self.calls.keys().map(|(c, _)| *c)).collect();
         indices.sort_unstable();
         indices.dedup();
+        let mut choices = Vec::new();
         for index in indices {
-            let released = self.release_text(index, true, decide)?;
+            let mut delta = Map::new();
+            for field in TEXT_FIELDS {
+                let released = self.release_text((index, field), true, decide)?;
+                if !released.is_empty() {
+                    delta.insert(field.into(), Value::String(released));
+                }
+            }
             let complete: Vec<_> = self.calls.keys().filter(|(c, _)| *c == index).copied().collect();
             let delivered = self.release_calls(complete, decide)?;
-            let mut delta = Map::new();
-            if !released.is_empty() {
-                delta.insert("content".into(), Value::String(released));
-            }
             if !delivered.is_empty() {
                 delta.insert("tool_calls".into(), Value::Array(delivered));
             }
@@ -197,11 +245,18 @@ impl StreamGuard {
         verdict
     }
 
-    /// Releases held text of one choice: all of it at the end, else up to the hold-back window.
-    fn release_text(&mut self, index: u64, all: bool, decide: &mut dyn Decide) -> Result<String, Denial> {
-        let Some(text) = self.pending.remove(&index).filter(|t| !t.is_empty()) else { return Ok(String::new()) };
+    /// Releases held text of one field: all of it at the end, else up to the hold-back window
+    /// (or, past [`MAX_HELD_BYTES`], through an unfinished finding, redacting the part released).
+    fn release_text(&mut self, key: (u64, &'static str), all: bool, decide: &mut dyn Decide) -> Result<String, Denial> {
+        let Some(text) = self.pending.remove(&key).filter(|t| !t.is_empty()) else { return Ok(String::new()) };
         let findings = detect::scan(&text, self.detectors);
-        let cut = if all { text.len() } else { cut_point(&text, self.hold_chars, &findings) };
+        let mut cut = if all { text.len() } else { cut_point(&text, self.hold_chars, &findings) };
+        if cut == 0 && text.len() > MAX_HELD_BYTES {
+            cut = tail_start(&text, self.hold_chars);
+        }
+        if !text.is_char_boundary(cut) {
+            cut = 0;
+        }
         let mut signals = self.released.clone();
         signals.add(&findings);
         let verdict = self.decide_text(signals, decide);
@@ -209,16 +264,19 @@ impl StreamGuard {
             return Err(Denial { action: Action::ProcessResponse, policy });
         }
         if cut == 0 {
-            self.pending.insert(index, text);
+            self.pending.insert(key, text);
             return Ok(String::new());
         }
-        let out: Vec<Finding> = findings.into_iter().filter(|f| f.end <= cut).collect();
+        // Findings in the released part, clipped to it (a forced cut may go through one).
+        let out: Vec<Finding> =
+            findings.into_iter().filter(|f| f.start < cut).map(|f| Finding { end: f.end.min(cut), ..f }).collect();
         self.released.add(&out);
         let (head, tail) = text.split_at(cut);
         let families = verdict.redacted_families();
         let released = redact::redact(head, &out, &families).unwrap_or_else(|| head.to_owned());
-        let tail = tail.to_owned();
-        self.pending.insert(index, tail);
+        if !tail.is_empty() {
+            self.pending.insert(key, tail.to_owned());
+        }
         Ok(released)
     }
 

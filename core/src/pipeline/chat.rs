@@ -86,20 +86,13 @@ pub(crate) async fn run<H: Host + 'static>(
     principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let mut request = match resolved.transform() {
+    let request = match resolved.transform() {
         Some(transform) => transformed(request, transform)?,
         None => request,
     };
     let guard = route_guard(host, config, resolved, principal, recorder)?;
-    if let (Some(guard), Some(primary)) = (&guard, resolved.targets.first()) {
-        chat_guard::check_chat(guard, &mut request, primary).await?;
-    }
     recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
-    recorder.snapshot_with(recorder.root(), GEN_AI_INPUT_MESSAGES, || {
-        serde_json::to_string(&request.messages).unwrap_or_default()
-    });
-    let output = guard.as_ref().map(|g| g as &dyn OutputGuard);
-    let mut response = attempt_targets(host, config, request, resolved, output, recorder).await?;
+    let mut response = attempt_targets(host, config, request, resolved, guard.as_ref(), recorder).await?;
     if let Some(guard) = &guard {
         guard.mark(&mut response);
     }
@@ -112,9 +105,11 @@ async fn attempt_targets<H: Host + 'static>(
     config: &Config,
     mut request: ChatRequest,
     resolved: &Resolved<'_>,
-    output: Option<&dyn OutputGuard>,
+    guard: Option<&Rc<Guard<H>>>,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
+    let output = guard.map(|g| g as &dyn OutputGuard);
+    let mut snapshot_taken = false;
     // Streams always ask the upstream for usage, so the trace has it; the stream strips it again
     // when the client did not ask.
     let client_wants_usage = request.wants_stream_usage();
@@ -128,6 +123,19 @@ async fn attempt_targets<H: Host + 'static>(
     let total_attempts = Cell::new(0);
     for (index, target) in resolved.targets.iter().enumerate() {
         let gen_span = gen_ai_span(recorder, target, &request, index > 0);
+        // The input phase is decided per target (a policy may name the model or provider): a
+        // target the policies refuse is skipped, and the refusal stands when none is left.
+        if let Some(guard) = guard {
+            if let Err(error) = chat_guard::check_chat(guard, &mut request, target).await {
+                last_error = skip_target(recorder, gen_span, error);
+                continue;
+            }
+        }
+        if !std::mem::replace(&mut snapshot_taken, true) {
+            recorder.snapshot_with(recorder.root(), GEN_AI_INPUT_MESSAGES, || {
+                serde_json::to_string(&request.messages).unwrap_or_default()
+            });
+        }
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
             let price = price_for(config, target);
             let echo = EchoContext { client_wants_usage, target, recorder, gen_span, price, output };

@@ -27,9 +27,7 @@ async fn check_slots<H: Host + 'static>(
     point: Point<'_>,
     slots: Vec<&mut String>,
 ) -> Result<(), ApiError> {
-    if slots.is_empty() {
-        return Ok(());
-    }
+    // Decided even with no text at all: policies on the principal, model or route still apply.
     let copies: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
     let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
     let checked = guard.check(point, &texts).await?;
@@ -41,7 +39,8 @@ async fn check_slots<H: Host + 'static>(
     Ok(())
 }
 
-/// The input phase of a chat request bound for `target` (the primary one).
+/// The input phase of a chat request bound for `target`: every message but tool results as the
+/// prompt (earlier assistant turns included: a client may write them), tool results on their own.
 pub(crate) async fn check_chat<H: Host + 'static>(
     guard: &Guard<H>,
     request: &mut ChatRequest,
@@ -61,7 +60,7 @@ pub(crate) async fn check_chat<H: Host + 'static>(
         let slots: Vec<&mut String> = request
             .messages
             .iter_mut()
-            .filter(|m| matches!(m.role, Role::User | Role::System | Role::Developer))
+            .filter(|m| !matches!(m.role, Role::Tool | Role::Function))
             .flat_map(texts_mut)
             .collect();
         let resource = Resource::Model { name: &model, provider: target.provider_name, route };
@@ -137,4 +136,23 @@ pub(crate) async fn check_body<H: Host + 'static>(
     };
     let resource = Resource::Model { name: &model, provider: target.provider_name, route };
     check_slots(guard, Point { action: Action::ProcessPrompt, resource, facts }, body_texts_mut(body)).await
+}
+
+/// The input phase of an audio upload: nothing to read, but the principal, model and route are
+/// still decided.
+pub(crate) async fn check_upload<H: Host + 'static>(guard: &Guard<H>, target: &Target<'_>) -> Result<(), ApiError> {
+    if !guard.wants(Action::ProcessPrompt) {
+        return Ok(());
+    }
+    let model = format!("{}/{}", target.provider_name, target.model);
+    let route = guard.route();
+    let facts = Facts {
+        model: &model,
+        provider: target.provider_name,
+        route: route.unwrap_or_default(),
+        phase: "input",
+        ..Facts::default()
+    };
+    let resource = Resource::Model { name: &model, provider: target.provider_name, route };
+    guard.check(Point { action: Action::ProcessPrompt, resource, facts }, &[]).await.map(|_| ())
 }

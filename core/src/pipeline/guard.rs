@@ -20,7 +20,7 @@ use crate::host::{Body, Host, LogLevel};
 use crate::policy::{Action, Facts, PolicyRequest, Resource, Scope, ScopedPolicies, Verdict};
 use crate::providers::Target;
 use crate::trace::attrs::*;
-use crate::trace::SpanKind;
+use crate::trace::{SpanKind, SpanRef};
 
 /// The response header that carries alerts, redactions and monitor-mode findings.
 pub(crate) const GUARDRAIL_HEADER: &str = "x-gateway-guardrail";
@@ -130,7 +130,8 @@ impl<H: Host + 'static> Guard<H> {
         let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, self.detectors)).collect();
         let mut signals = Signals::default();
         findings.iter().for_each(|f| signals.add(f));
-        if let Some(remote) = &self.remote {
+        // Nothing to read: the remote service has nothing to say (the policies still decide).
+        if let Some(remote) = self.remote.as_ref().filter(|_| texts.iter().any(|t| !t.trim().is_empty())) {
             if let Some(answer) = self.ask_remote(remote, &point, texts).await? {
                 answer.merge_into(&mut signals);
             }
@@ -306,7 +307,18 @@ impl<H: Host + 'static> Guard<H> {
             Err(problem) => problem,
         };
         self.recorder.fail(span, answer.clone());
+        let outcome = self.remote_failed(remote, span, &answer);
         self.recorder.end(span);
+        outcome
+    }
+
+    /// A guard service that could not be consulted: skipped (fail open) or refused (fail closed).
+    fn remote_failed(
+        &self,
+        remote: &RemoteGuardConfig,
+        span: SpanRef,
+        answer: &str,
+    ) -> Result<Option<GuardAnswer>, ApiError> {
         match remote.on_failure {
             FailureMode::Open => {
                 self.recorder.set(span, GATEWAY_GUARDRAIL_REMOTE, "failed_open");
@@ -315,6 +327,12 @@ impl<H: Host + 'static> Guard<H> {
                     LogLevel::Warn,
                     &format!("{{\"msg\":\"guard service failed; continuing (fail open)\",\"error\":{answer:?}}}"),
                 );
+                Ok(None)
+            }
+            FailureMode::Closed if self.mode == GuardMode::Monitor => {
+                // Monitor mode never blocks: it records that enforce would have refused.
+                self.recorder.set(span, GATEWAY_GUARDRAIL_REMOTE, "failed_closed_monitored");
+                self.flag("monitor:guard_unavailable".to_owned());
                 Ok(None)
             }
             FailureMode::Closed => {
@@ -426,17 +444,34 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
         let mut decide = decider(self, target);
         let choices = completion.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten();
         for choice in choices {
+            let mut redacted_any = false;
             let Some(message) = choice.get_mut("message").and_then(Value::as_object_mut) else { continue };
-            if let Some(Value::String(text)) = message.get_mut("content") {
-                let found = detect::scan(text, self.detectors);
+            // The answer, its reasoning and a refusal: one decision over all of their findings.
+            let mut texts: Vec<(&mut String, Vec<crate::guard::Finding>)> = message
+                .iter_mut()
+                .filter(|(key, _)| matches!(key.as_str(), "content" | "reasoning_content" | "refusal"))
+                .filter_map(|(_, value)| match value {
+                    Value::String(text) => Some(text),
+                    _ => None,
+                })
+                .map(|text| {
+                    let found = detect::scan(text, self.detectors);
+                    (text, found)
+                })
+                .collect();
+            if !texts.is_empty() {
                 let mut signals = Signals::default();
-                signals.add(&found);
+                texts.iter().for_each(|(_, found)| signals.add(found));
                 let verdict = decide.decide(Action::ProcessResponse, &signals, None);
                 if let Some(policy) = verdict.denied_by {
                     return Err(denied(Action::ProcessResponse, &policy));
                 }
-                if let Some(redacted) = redact::redact(text, &found, &verdict.redacted_families()) {
-                    *text = redacted;
+                let families = verdict.redacted_families();
+                for (text, found) in texts.iter_mut() {
+                    if let Some(redacted) = redact::redact(text, found, &families) {
+                        **text = redacted;
+                        redacted_any = true;
+                    }
                 }
             }
             let calls = message.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten();
@@ -453,6 +488,12 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
                 }
                 if let Some(redacted) = redact::redact(arguments, &found, &verdict.redacted_families()) {
                     *arguments = redacted;
+                }
+            }
+            if redacted_any {
+                // Token log-probabilities would repeat what was redacted.
+                if let Some(choice) = choice.as_object_mut() {
+                    choice.remove("logprobs");
                 }
             }
         }

@@ -277,7 +277,9 @@ async fn serve<H: Host + 'static>(
         Endpoint::Operation { route, op } => {
             operations::forward(host, &config, parts, body, (route, op), principal, recorder).await
         }
-        Endpoint::Upload { route, op } => uploads::upload(host, &config, parts, body, route, op, recorder).await,
+        Endpoint::Upload { route, op } => {
+            uploads::upload(host, &config, parts, body, route, (op, principal), recorder).await
+        }
         Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } => {
             Err(ApiError::not_found("MCP requests are served above"))
         }

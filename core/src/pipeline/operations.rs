@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
 use super::chat::{apply_body_transform, read_body, resolve_recorded, route_guard, Resolved};
 use super::chat_guard::check_body;
+use super::guard::Guard;
 use super::responses;
 use super::Recorder;
 use crate::config::Config;
@@ -42,23 +43,20 @@ pub(crate) async fn forward<H: Host + 'static>(
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
     let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
-    if let Some(target) = resolved.targets.iter().find(|t| !providers::offers(t.provider.kind, op)) {
-        if op == Operation::Responses {
-            return responses::translated(host, config, &body, (&resolved, target), principal, recorder).await;
+    let guard = route_guard(host, config, &resolved, principal, recorder)?;
+    if op == Operation::Responses {
+        let lacking = resolved.targets.iter().find(|t| !providers::offers(t.provider.kind, op));
+        // Output guardrails read the answer as chat completions, so a native Responses target is
+        // translated too while they are in scope.
+        if lacking.is_some() || guard.as_ref().is_some_and(|g| g.wants_output()) {
+            return responses::translated(host, config, &body, (&resolved, lacking), principal, recorder).await;
         }
     }
     if let Some(transform) = resolved.transform() {
         apply_body_transform(&mut body, transform);
     }
-    let guard = route_guard(host, config, &resolved, principal, recorder)?;
-    if let (Some(guard), Some(primary)) = (&guard, resolved.targets.first()) {
-        check_body(guard, &mut body, primary).await?;
-    }
     recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
-    recorder.snapshot_with(recorder.root(), crate::trace::attrs::GATEWAY_REQUEST_BODY, || {
-        serde_json::to_string(&body).unwrap_or_default()
-    });
-    let mut response = attempt_targets(host, config, &body, op, &resolved, recorder).await?;
+    let mut response = attempt_targets(host, config, body, op, (&resolved, guard.as_ref()), recorder).await?;
     if let Some(guard) = &guard {
         guard.mark(&mut response);
     }
@@ -69,16 +67,29 @@ pub(crate) async fn forward<H: Host + 'static>(
 async fn attempt_targets<H: Host + 'static>(
     host: &Rc<H>,
     config: &Config,
-    body: &Map<String, Value>,
+    mut body: Map<String, Value>,
     op: Operation,
-    resolved: &Resolved<'_>,
+    (resolved, guard): (&Resolved<'_>, Option<&Rc<Guard<H>>>),
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
+    let mut snapshot_taken = false;
     let base64_embeddings = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
     for (index, target) in resolved.targets.iter().enumerate() {
         let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
+        // Decided per target, as for chat: a refused target is skipped.
+        if let Some(guard) = guard {
+            if let Err(error) = check_body(guard, &mut body, target).await {
+                last_error = skip_target(recorder, gen_span, error);
+                continue;
+            }
+        }
+        if !std::mem::replace(&mut snapshot_taken, true) {
+            recorder.snapshot_with(recorder.root(), crate::trace::attrs::GATEWAY_REQUEST_BODY, || {
+                serde_json::to_string(&body).unwrap_or_default()
+            });
+        }
         // A target that cannot be used (no secret, no such endpoint) hands over to the next.
         let prepared = operation_target(&**host, target, op, |provider, key| {
             provider.operation_request(op, target, body.clone(), key)

@@ -25,15 +25,17 @@ pub(crate) async fn translated<H: Host + 'static>(
     host: &Rc<H>,
     config: &Config,
     body: &Map<String, Value>,
-    (resolved, needs_translation): (&Resolved<'_>, &Target<'_>),
+    (resolved, needs_translation): (&Resolved<'_>, Option<&Target<'_>>),
     principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let chat = to_chat(body).map_err(|mut e| {
-        e.message = format!(
-            "provider `{}` has no native `/v1/responses`, so the gateway translates to chat completions: {}",
-            needs_translation.provider_name, e.message
-        );
+        let why = match needs_translation {
+            Some(target) => format!("provider `{}` has no native `/v1/responses`", target.provider_name),
+            // Output guardrails read chat completions (and their streams) as they pass.
+            None => "output guardrails are in scope on this route".to_owned(),
+        };
+        e.message = format!("{why}, so the gateway translates to chat completions: {}", e.message);
         e
     })?;
     let envelope = Envelope::new(body, format!("resp_{:016x}", host.random_u64()), host.now_millis() / 1000);

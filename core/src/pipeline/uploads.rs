@@ -12,9 +12,11 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 
 use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
-use super::chat::resolve_recorded;
+use super::chat::{resolve_recorded, route_guard};
+use super::chat_guard::check_upload;
 use super::{with_timeout, Recorder};
 use crate::config::Config;
+use crate::config::PrincipalConfig;
 use crate::error::ApiError;
 use crate::host::{Body, BodyError, ByteStream, Host};
 use crate::multipart::{self, FieldScanner, Scan};
@@ -150,7 +152,7 @@ pub(crate) async fn upload<H: Host + 'static>(
     parts: &http::request::Parts,
     body: Body,
     route: Option<&str>,
-    op: Operation,
+    (op, principal): (Operation, &PrincipalConfig),
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let path = format!("/v1/{}", op.path());
@@ -178,8 +180,16 @@ pub(crate) async fn upload<H: Host + 'static>(
     let cut = Rc::new(RefCell::new(None));
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
+    let guard = route_guard(host, config, &resolved, principal, recorder)?;
     for (index, target) in resolved.targets.iter().enumerate() {
         let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
+        // The audio is not inspected, but the policies still decide who may send it to which model.
+        if let Some(guard) = &guard {
+            if let Err(error) = check_upload(guard, target).await {
+                last_error = skip_target(recorder, gen_span, error);
+                continue;
+            }
+        }
         let prepared = operation_target(&**host, target, op, |provider, key| provider.upload_request(op, target, key));
         let (provider, (request, model_id)) = match prepared {
             Ok(prepared) => prepared,

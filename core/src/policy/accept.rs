@@ -4,6 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use std::str::FromStr;
+
 use cedar_policy::{PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 
@@ -119,6 +121,12 @@ fn check_set(
             e.iter().next().map(|first| format!("{first}{}", located(text, first))).unwrap_or_else(|| e.to_string());
         ConfigError::new(path, format!("policy set `{}` does not parse: {detail}", set.id))
     })?;
+    if PolicySet::from_str(text).is_ok_and(|parsed| parsed.templates().next().is_some()) {
+        return Err(ConfigError::new(
+            path,
+            format!("policy set `{}` holds a template (`?principal`, `?resource`): write policies", set.id),
+        ));
+    }
     if policies.is_empty() {
         return Err(ConfigError::new(path, format!("policy set `{}` holds no policy", set.id)));
     }

@@ -250,6 +250,17 @@ impl ScopedPolicies {
         let authorizer = Authorizer::new();
         let answer = authorizer.is_authorized(&cedar_request, &self.enforce, &entities);
         verdict.errors.extend(answer.diagnostics().errors().map(|e| e.to_string()));
+        // Cedar skips a policy that fails to evaluate; a `forbid` that cannot be evaluated must
+        // not become an allow, so it denies (named as itself).
+        let failed_forbid = answer.diagnostics().errors().find_map(|e| {
+            let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+            let id = e.policy_id();
+            (self.enforce.policy(id).map(Policy::effect) == Some(cedar_policy::Effect::Forbid)).then(|| id.to_string())
+        });
+        if let Some(policy) = failed_forbid {
+            verdict.denied_by = Some(policy);
+            return verdict;
+        }
         if answer.decision() == Decision::Deny {
             let mut reasons: Vec<String> = answer.diagnostics().reason().map(ToString::to_string).collect();
             reasons.sort();

@@ -237,7 +237,7 @@ fn a_policy_that_does_not_parse_is_refused_with_its_line() {
 }
 
 #[test]
-fn bad_outcomes_and_reserved_or_duplicate_ids_are_refused() {
+fn bad_outcomes_reserved_or_duplicate_ids_and_templates_are_refused() {
     let cases = [
         ("@outcome(\"quarantine\")\nforbid(principal, action, resource);", "@outcome(\"quarantine\")"),
         ("@outcome(\"redact\")\n@redact(\"faces\")\nforbid(principal, action, resource);", "@redact names `faces`"),
@@ -247,6 +247,7 @@ fn bad_outcomes_and_reserved_or_duplicate_ids_are_refused() {
             "@id(\"x\")\nforbid(principal, action, resource);\n@id(\"x\")\nforbid(principal, action, resource);",
             "used twice",
         ),
+        ("forbid(principal == ?principal, action, resource);", "template"),
     ];
     for (cedar, expected) in cases {
         let error = validate(&config(&policies(&[("mine", cedar)]), "")).unwrap_err();

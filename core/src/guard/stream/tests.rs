@@ -71,12 +71,78 @@ fn run_text(guard: &mut StreamGuard, rules: &mut Rules, pieces: &[&str]) -> Resu
 }
 
 #[test]
-fn text_is_held_back_only_by_the_window() {
+fn text_is_held_back_by_the_window_and_never_cut_inside_a_token() {
     let mut guard = StreamGuard::new(10, Detectors::ALL);
     let mut rules = Rules::default();
-    let out = guard.push(text_chunk("0123456789abcdefghij"), &mut rules).unwrap();
-    assert_eq!(out[0]["choices"][0]["delta"]["content"], "0123456789");
-    assert!(guard.push(text_chunk("klm"), &mut rules).unwrap()[0]["choices"][0]["delta"]["content"] == "abc");
+    let out = guard.push(text_chunk("one two three four five"), &mut rules).unwrap();
+    // Ten characters back from the end falls inside `three`: the cut moves to its start.
+    assert_eq!(out[0]["choices"][0]["delta"]["content"], "one two three");
+    // Ten back from the end of " four five sixty-seven" falls inside `sixty-seven`.
+    let out = guard.push(text_chunk(" sixty-seven"), &mut rules).unwrap();
+    assert_eq!(out[0]["choices"][0]["delta"]["content"], " four five ");
+}
+
+/// Allows everything (records nothing).
+struct AllowAll;
+
+impl Decide for AllowAll {
+    fn decide(&mut self, _: Action, _: &Signals, _: Option<(&str, &str)>) -> Verdict {
+        Verdict::default()
+    }
+}
+
+#[test]
+fn a_long_token_is_held_whole_until_it_can_be_recognised() {
+    // A token longer than the window: no part of it leaves before it is complete.
+    let token = format!("tok_{}", "Ab3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA".repeat(12));
+    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut seen = String::new();
+    for piece in ["token: ", &token[..100], &token[100..300], &token[300..]] {
+        for chunk in guard.push(text_chunk(piece), &mut AllowAll).unwrap() {
+            seen.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
+        }
+        assert!(!seen.contains("tok_"), "part of the token left early: {seen}");
+    }
+    for chunk in guard.push(text_chunk(" and the rest of the message."), &mut AllowAll).unwrap() {
+        seen.push_str(chunk["choices"][0]["delta"]["content"].as_str().unwrap_or_default());
+    }
+    assert!(seen.contains(&token), "released whole once complete: {seen}");
+}
+
+#[test]
+fn an_unfinished_finding_is_held_no_more_than_the_cap() {
+    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut rules = Rules::default();
+    let block = format!("-----BEGIN RSA PRIVATE KEY-----\n{}", "QUJD REVG ".repeat(3000));
+    let out = guard.push(text_chunk(&block), &mut rules);
+    // The secret denies (the rules deny any secret in text) rather than being held forever.
+    assert!(out.is_err() || out.unwrap().iter().any(|c| c["choices"][0]["delta"]["content"].is_string()));
+}
+
+#[test]
+fn reasoning_and_refusal_text_are_guarded_too() {
+    let mut guard = StreamGuard::new(8, Detectors::ALL);
+    let mut rules = Rules::default();
+    let chunk = json!({"id": "c1", "choices": [{"index": 0, "delta": {"reasoning_content": "mail jane.doe@example.com now please"}, "finish_reason": null}]});
+    let mut seen = String::new();
+    for out in guard.push(chunk, &mut rules).unwrap().into_iter().chain(guard.finish(&mut rules).unwrap()) {
+        seen.push_str(out["choices"][0]["delta"]["reasoning_content"].as_str().unwrap_or_default());
+    }
+    assert_eq!(seen, "mail [REDACTED:email] now please");
+}
+
+#[test]
+fn a_repeated_name_or_a_new_id_at_the_same_index_does_not_merge_calls() {
+    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut rules = Rules::default();
+    guard.push(tool_chunk(0, Some("call_1"), Some("search"), "{\"q\":"), &mut rules).unwrap();
+    guard.push(tool_chunk(0, None, Some("search"), "1}"), &mut rules).unwrap();
+    let out = guard.push(tool_chunk(0, Some("call_2"), Some("fetch"), "{}"), &mut rules).unwrap();
+    let first = &out[0]["choices"][0]["delta"]["tool_calls"][0];
+    assert_eq!((first["id"].as_str(), first["function"]["name"].as_str()), (Some("call_1"), Some("search")));
+    assert_eq!(first["function"]["arguments"], "{\"q\":1}");
+    let out = guard.push(finish_chunk("tool_calls"), &mut rules).unwrap();
+    assert_eq!(out[0]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "fetch");
 }
 
 #[test]

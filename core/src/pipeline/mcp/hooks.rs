@@ -39,6 +39,23 @@ impl Hook {
         }
     }
 
+    /// The hook a result belongs to, from its shape.
+    fn of_result(message: &Message) -> Option<Hook> {
+        let result = message.result()?.as_object()?;
+        let has = |key: &str| result.contains_key(key);
+        if has("tools") || has("prompts") || has("resources") || has("resourceTemplates") {
+            Some(Hook::List)
+        } else if has("content") || has("structuredContent") {
+            Some(Hook::CallTool)
+        } else if has("contents") {
+            Some(Hook::ReadResource)
+        } else if has("messages") {
+            Some(Hook::GetPrompt)
+        } else {
+            None
+        }
+    }
+
     /// The Cedar action of a client request at this hook.
     fn input_action(self) -> Option<Action> {
         match self {
@@ -185,6 +202,12 @@ impl<H: Host + 'static> McpGuard<H> {
 impl<H: Host + 'static> ServerGuard for McpGuard<H> {
     fn output(&self, hook: Hook, tool: Option<&str>, message: &mut Message) -> Result<(), RpcError> {
         let slug = self.slug.as_str();
+        // A response whose request is not at hand (a replayed or GET stream), or a discovery
+        // result that lists tools, is inspected by what it carries.
+        let hook = match (message.kind(), hook) {
+            (Some(Kind::Response), Hook::Other | Hook::ConnectServer) => Hook::of_result(message).unwrap_or(hook),
+            _ => hook,
+        };
         let outcome = match (message.kind(), hook) {
             (Some(Kind::Response), Hook::List) => match message.result_mut() {
                 Some(result) if self.guard.wants(Action::List) => self.check_list(result),

@@ -145,6 +145,12 @@ pub(crate) async fn serve<H: Host + 'static>(
             {
                 exchange.forget_brokered_token().await;
             }
+            let mut response = response;
+            if let Some(guard) = &exchange.guard {
+                // Alerts, redactions and monitor-mode outcomes of the input phase and of a whole
+                // answer (an event stream's later decisions are in the trace).
+                guard.mark(&mut response);
+            }
             response
         }
     };
@@ -253,7 +259,10 @@ impl AuditFacts {
         self.method = message.method().map(str::to_owned);
         self.tool = message.name().map(str::to_owned);
         if let Some(arguments) = message.params().and_then(|p| p.get("arguments")) {
-            self.arguments = Some(redact::audit_arguments(arguments));
+            // Key names and known prefixes are masked, then whatever the PII and secret
+            // detectors find, wherever it sits in a value.
+            let masked = redact::audit_arguments(arguments);
+            self.arguments = Some(super::recorder::snapshot_text(&masked, usize::MAX));
         }
     }
 }

@@ -251,8 +251,20 @@ pub(crate) async fn relay<H: Host + 'static>(
             Ok(bytes) => match Message::parse(&bytes) {
                 Ok(message) => match outbound.apply(message) {
                     Verdict::Forward(message) => Body::Full(Bytes::from(message.to_bytes())),
+                    // Guardrails refused it: the client gets the refusal, never the original.
+                    Verdict::AnswerServer(answer) if outbound.guard.is_some() => {
+                        Body::Full(Bytes::from(serde_json::to_vec(&answer).unwrap_or_default()))
+                    }
                     Verdict::AnswerServer(_) => Body::Full(bytes),
                 },
+                // What cannot be inspected does not pass while guardrails are in scope.
+                Err(_) if outbound.guard.is_some() => {
+                    let error = RpcError::new(
+                        crate::mcp::code::INTERNAL_ERROR,
+                        "the server's answer is not a JSON-RPC message the guardrails can inspect",
+                    );
+                    return rpc_response(StatusCode::BAD_GATEWAY, &error, None);
+                }
                 Err(_) => Body::Full(bytes),
             },
             Err(_) => {
@@ -292,9 +304,12 @@ impl<H: Host + 'static> EventRelay<H> {
         for event in events {
             let message = match Message::parse(event.data.as_bytes()) {
                 Ok(message) => message,
-                // Not JSON-RPC (a priming event with no data, say): passed on as it is.
+                // Not JSON-RPC (a priming event with no data, say): passed on as it is, unless
+                // guardrails are in scope and it carries data they cannot inspect.
                 Err(_) => {
-                    self.queue.push_back(encode_event(&event, event.data.as_bytes()));
+                    if self.outbound.guard.is_none() || event.data.trim().is_empty() {
+                        self.queue.push_back(encode_event(&event, event.data.as_bytes()));
+                    }
                     continue;
                 }
             };
