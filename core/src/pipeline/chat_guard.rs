@@ -21,22 +21,38 @@ fn texts_mut(message: &mut ChatMessage) -> Vec<&mut String> {
     }
 }
 
-/// Checks `slots` at `point` and writes redactions back.
-async fn check_slots<H: Host + 'static>(
-    guard: &Guard<H>,
-    point: Point<'_>,
-    slots: Vec<&mut String>,
-) -> Result<(), ApiError> {
-    // Decided even with no text at all: policies on the principal, model or route still apply.
-    let copies: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
-    let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
-    let checked = guard.check(point, &texts).await?;
-    for (slot, redacted) in slots.into_iter().zip(checked.redacted) {
-        if let Some(redacted) = redacted {
-            *slot = redacted;
+/// What a point about one target is decided on: the model, its provider, the route.
+struct TargetScope<'a> {
+    model: String,
+    provider: &'a str,
+    route: Option<&'a str>,
+}
+
+impl<'a> TargetScope<'a> {
+    fn of<H: Host + 'static>(guard: &'a Guard<H>, target: &'a Target<'_>) -> Self {
+        TargetScope {
+            model: format!("{}/{}", target.provider_name, target.model),
+            provider: target.provider_name,
+            route: guard.route(),
         }
     }
-    Ok(())
+
+    fn facts(&self, streaming: bool) -> Facts<'_> {
+        Facts {
+            model: &self.model,
+            provider: self.provider,
+            route: self.route.unwrap_or_default(),
+            streaming,
+            phase: "input",
+            ..Facts::default()
+        }
+    }
+
+    /// The prompt point, about the model.
+    fn prompt(&self, streaming: bool) -> Point<'_> {
+        let resource = Resource::Model { name: &self.model, provider: self.provider, route: self.route };
+        Point { action: Action::ProcessPrompt, resource, facts: self.facts(streaming) }
+    }
 }
 
 /// The input phase of a chat request bound for `target`: every message but tool results as the
@@ -46,16 +62,8 @@ pub(crate) async fn check_chat<H: Host + 'static>(
     request: &mut ChatRequest,
     target: &Target<'_>,
 ) -> Result<(), ApiError> {
-    let model = format!("{}/{}", target.provider_name, target.model);
-    let route = guard.route();
-    let facts = Facts {
-        model: &model,
-        provider: target.provider_name,
-        route: route.unwrap_or_default(),
-        streaming: request.is_stream(),
-        phase: "input",
-        ..Facts::default()
-    };
+    let scope = TargetScope::of(guard, target);
+    let streaming = request.is_stream();
     if guard.wants(Action::ProcessPrompt) {
         let slots: Vec<&mut String> = request
             .messages
@@ -63,8 +71,7 @@ pub(crate) async fn check_chat<H: Host + 'static>(
             .filter(|m| !matches!(m.role, Role::Tool | Role::Function))
             .flat_map(texts_mut)
             .collect();
-        let resource = Resource::Model { name: &model, provider: target.provider_name, route };
-        check_slots(guard, Point { action: Action::ProcessPrompt, resource, facts }, slots).await?;
+        guard.check_slots(scope.prompt(streaming), slots).await?;
     }
     if guard.wants(Action::ProcessToolResponse) {
         let names: HashMap<String, String> = request
@@ -82,8 +89,9 @@ pub(crate) async fn check_chat<H: Host + 'static>(
                 .or_else(|| message.name.clone())
                 .unwrap_or_default();
             let resource = Resource::Tool { name: &name, server: None };
-            let point = Point { action: Action::ProcessToolResponse, resource, facts: Facts { tool: &name, ..facts } };
-            check_slots(guard, point, texts_mut(message)).await?;
+            let facts = Facts { tool: &name, ..scope.facts(streaming) };
+            let point = Point { action: Action::ProcessToolResponse, resource, facts };
+            guard.check_slots(point, texts_mut(message)).await?;
         }
     }
     Ok(())
@@ -125,17 +133,8 @@ pub(crate) async fn check_body<H: Host + 'static>(
     if !guard.wants(Action::ProcessPrompt) {
         return Ok(());
     }
-    let model = format!("{}/{}", target.provider_name, target.model);
-    let route = guard.route();
-    let facts = Facts {
-        model: &model,
-        provider: target.provider_name,
-        route: route.unwrap_or_default(),
-        phase: "input",
-        ..Facts::default()
-    };
-    let resource = Resource::Model { name: &model, provider: target.provider_name, route };
-    check_slots(guard, Point { action: Action::ProcessPrompt, resource, facts }, body_texts_mut(body)).await
+    let scope = TargetScope::of(guard, target);
+    guard.check_slots(scope.prompt(false), body_texts_mut(body)).await
 }
 
 /// The input phase of an audio upload: nothing to read, but the principal, model and route are
@@ -144,15 +143,5 @@ pub(crate) async fn check_upload<H: Host + 'static>(guard: &Guard<H>, target: &T
     if !guard.wants(Action::ProcessPrompt) {
         return Ok(());
     }
-    let model = format!("{}/{}", target.provider_name, target.model);
-    let route = guard.route();
-    let facts = Facts {
-        model: &model,
-        provider: target.provider_name,
-        route: route.unwrap_or_default(),
-        phase: "input",
-        ..Facts::default()
-    };
-    let resource = Resource::Model { name: &model, provider: target.provider_name, route };
-    guard.check(Point { action: Action::ProcessPrompt, resource, facts }, &[]).await.map(|_| ())
+    guard.check_slots(TargetScope::of(guard, target).prompt(false), Vec::new()).await
 }

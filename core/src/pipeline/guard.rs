@@ -59,6 +59,17 @@ pub(crate) struct Checked {
     pub redacted: Vec<Option<String>>,
 }
 
+impl Checked {
+    /// Writes the redactions into the texts they were made from.
+    fn write_back(self, slots: Vec<&mut String>) {
+        for (slot, redacted) in slots.into_iter().zip(self.redacted) {
+            if let Some(redacted) = redacted {
+                *slot = redacted;
+            }
+        }
+    }
+}
+
 /// The refusal of a deny: `403`, naming the policy.
 pub(crate) fn denied(action: Action, policy: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "permission_error", format!("denied by policy `{policy}` ({})", action.name()))
@@ -137,6 +148,23 @@ impl<H: Host + 'static> Guard<H> {
             }
         }
         self.conclude(&point, &signals, texts, &findings)
+    }
+
+    /// Checks the texts in `slots` (decided even when there are none: policies on the principal,
+    /// model or route still apply) and writes redactions back into them.
+    pub async fn check_slots(&self, point: Point<'_>, slots: Vec<&mut String>) -> Result<(), ApiError> {
+        let copies: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
+        let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
+        self.check(point, &texts).await?.write_back(slots);
+        Ok(())
+    }
+
+    /// As [`check_slots`](Self::check_slots), without the remote service.
+    pub fn check_slots_now(&self, point: Point<'_>, slots: Vec<&mut String>) -> Result<(), ApiError> {
+        let copies: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
+        let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
+        self.check_now(point, &texts)?.write_back(slots);
+        Ok(())
     }
 
     /// As [`check`](Self::check), without the remote service (for decisions that cannot wait on

@@ -123,15 +123,7 @@ pub(crate) async fn input<H: Host + 'static>(
             }
         }
     }
-    let copies: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
-    let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
-    let checked = guard.check(point, &texts).await?;
-    for (slot, redacted) in slots.into_iter().zip(checked.redacted) {
-        if let Some(redacted) = redacted {
-            *slot = redacted;
-        }
-    }
-    Ok(())
+    guard.check_slots(point, slots).await
 }
 
 /// The output phase of one MCP server, as relayed messages see it (not generic over the host).
@@ -160,15 +152,7 @@ fn slots_under<'m>(map: &'m mut Map<String, Value>, keys: &[&str]) -> Vec<&'m mu
 
 impl<H: Host + 'static> McpGuard<H> {
     fn check_slots(&self, point: Point<'_>, slots: Vec<&mut String>) -> Result<(), ApiError> {
-        let copies: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
-        let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
-        let checked = self.guard.check_now(point, &texts)?;
-        for (slot, redacted) in slots.into_iter().zip(checked.redacted) {
-            if let Some(redacted) = redacted {
-                *slot = redacted;
-            }
-        }
-        Ok(())
+        self.guard.check_slots_now(point, slots)
     }
 
     /// A list result: each tool, prompt or resource is decided on its own (its description may
