@@ -464,3 +464,30 @@ fn monitor_mode_never_blocks_even_when_the_guard_service_fails_closed() {
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.headers["x-gateway-guardrail"], "monitor:guard_unavailable");
 }
+
+#[test]
+fn the_remote_guard_service_is_told_the_mcp_tool_and_session() {
+    let host = remote_host("open");
+    host.answer(FakeAnswer::json(200, r#"{"decision": "deny"}"#));
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "run_query",
+        "arguments": {"sql": "SELECT name FROM users"},
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
+                  "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}}}});
+    let headers = [
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "run_query"),
+        ("mcp-session-id", "session-42"),
+    ];
+    let reply = send(&host, KEY, "/mcp/tools/", body, &headers);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let asked: Value = serde_json::from_slice(host.requests.borrow()[0].body()).unwrap();
+    assert_eq!((asked["tool"].as_str(), asked["session"].as_str()), (Some("run_query"), Some("session-42")));
+    assert_eq!(
+        (asked["content_type"].as_str(), asked["metadata"]["server"].as_str()),
+        (Some("tool_call"), Some("tools"))
+    );
+    assert_eq!(asked["content"], "SELECT name FROM users");
+}

@@ -51,6 +51,8 @@ pub(crate) struct Guard<H: Host + 'static> {
     route: Option<String>,
     /// Alerts, redactions and monitor-mode outcomes, for the response header.
     flags: RefCell<Vec<String>>,
+    /// The client's MCP session, told to the remote guard service.
+    session: RefCell<Option<String>>,
 }
 
 /// The payload may pass; `redacted[i]` replaces text `i` where it changed.
@@ -115,7 +117,13 @@ impl<H: Host + 'static> Guard<H> {
             request_id: request_id.to_owned(),
             route,
             flags: RefCell::new(Vec::new()),
+            session: RefCell::new(None),
         })))
+    }
+
+    /// The client's MCP session id, for the remote guard service's `session`.
+    pub fn set_session(&self, session: Option<&str>) {
+        *self.session.borrow_mut() = session.map(str::to_owned);
     }
 
     /// Whether anything is to be decided at `action`.
@@ -304,6 +312,7 @@ impl<H: Host + 'static> Guard<H> {
         let f = &point.facts;
         let nonempty = |s: &str| (!s.is_empty()).then_some(s.to_owned());
         let (tool, model, route, server) = (nonempty(f.tool), nonempty(f.model), nonempty(f.route), nonempty(f.server));
+        let session = self.session.borrow().clone();
         let body = GuardRequest {
             content: &content,
             content_type: match point.action {
@@ -315,7 +324,7 @@ impl<H: Host + 'static> Guard<H> {
             action: point.action.name(),
             tool: tool.as_deref(),
             model: model.as_deref(),
-            session: None,
+            session: session.as_deref(),
             metadata: GuardMetadata {
                 principal: &self.principal.id,
                 principal_kind: crate::policy::principal_kind_name(self.principal.kind),

@@ -115,6 +115,9 @@ pub(crate) async fn serve<H: Host + 'static>(
                 Ok(guard) => guard,
                 Err(error) => return api_error(&error),
             };
+            if let Some(guard) = &guard {
+                guard.set_session(parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()));
+            }
             recorder.choose_snapshots(config, server.snapshots);
             let exchange = Exchange {
                 host,
