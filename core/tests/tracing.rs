@@ -65,6 +65,17 @@ fn chat(host: &Rc<FakeHost>, body: Value, headers: &[(&str, &str)]) -> (u16, htt
     })
 }
 
+/// A streamed chat through Anthropic (a recorded stream), its body read to the end.
+fn streamed_anthropic_chat(host: &Rc<FakeHost>) -> String {
+    let sse = include_str!("../fixtures/anthropic/text_stream.sse");
+    host.answer(FakeAnswer::Stream {
+        chunks: sse.split_inclusive("\n\n").map(|s| Bytes::from(s.to_owned())).collect(),
+        then_error: false,
+    });
+    let request = json!({"model": "anthropic/claude-sonnet-4-6", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    chat(host, request, &[]).2
+}
+
 /// Runs the deferred export and returns the spans of the one trace written to the log.
 fn logged_spans(host: &FakeHost) -> (Value, Vec<Value>) {
     for work in host.take_deferred() {
@@ -149,16 +160,7 @@ fn a_plain_chat_yields_a_span_tree_with_genai_attributes_usage_cost_and_latency(
 #[test]
 fn a_stream_traces_usage_the_client_did_not_ask_for_and_hides_it_from_the_client() {
     let host = host();
-    let sse = include_str!("../fixtures/anthropic/text_stream.sse");
-    host.answer(FakeAnswer::Stream {
-        chunks: sse.split_inclusive("\n\n").map(|s| Bytes::from(s.to_owned())).collect(),
-        then_error: false,
-    });
-    let (_, _, body) = chat(
-        &host,
-        json!({"model": "anthropic/claude-sonnet-4-6", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-        &[],
-    );
+    let body = streamed_anthropic_chat(&host);
     assert!(!body.contains("usage"), "the client did not ask for usage: {body}");
     assert!(body.ends_with("data: [DONE]\n\n"));
     let (_, spans) = logged_spans(&host);
@@ -343,16 +345,7 @@ fn payload_snapshots_keep_request_and_answer_with_pii_and_secrets_redacted_and_c
 #[test]
 fn a_streamed_answer_is_snapshotted_whole() {
     let host = host_with(json!({"snapshots": true}));
-    let sse = include_str!("../fixtures/anthropic/text_stream.sse");
-    host.answer(FakeAnswer::Stream {
-        chunks: sse.split_inclusive("\n\n").map(|s| Bytes::from(s.to_owned())).collect(),
-        then_error: false,
-    });
-    let (_, _, body) = chat(
-        &host,
-        json!({"model": "anthropic/claude-sonnet-4-6", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-        &[],
-    );
+    let body = streamed_anthropic_chat(&host);
     let text: String = body
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))

@@ -34,7 +34,8 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
 ) -> Result<http::Response<Body>, ApiError> {
     let request = parse(&**host, config, parts, body).await?;
     let resolved = resolve_recorded(&**host, config, route, &request.model, recorder)?;
-    run(host, config, request, &resolved, principal, recorder).await
+    let guard = route_guard(host, config, &resolved, principal, recorder)?;
+    run(host, config, request, &resolved, guard, recorder).await
 }
 
 /// The guardrails of a request on `resolved` (its route's policies and mode, or the global ones).
@@ -67,6 +68,7 @@ pub(crate) fn resolve_recorded<'c, H: Host + 'static>(
             if let Some((name, _)) = resolved.route {
                 recorder.set(span, GATEWAY_ROUTE, name);
             }
+            recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
             let names = resolved.targets.iter().map(|t| format!("{}/{}", t.provider_name, t.model)).collect::<Vec<_>>();
             recorder.set(span, GATEWAY_TARGETS, names);
         }
@@ -83,15 +85,13 @@ pub(crate) async fn run<H: Host + 'static>(
     config: &Config,
     request: ChatRequest,
     resolved: &Resolved<'_>,
-    principal: &PrincipalConfig,
+    guard: Option<Rc<Guard<H>>>,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let request = match resolved.transform() {
         Some(transform) => transformed(request, transform)?,
         None => request,
     };
-    let guard = route_guard(host, config, resolved, principal, recorder)?;
-    recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
     let mut response = attempt_targets(host, config, request, resolved, guard.as_ref(), recorder).await?;
     if let Some(guard) = &guard {
         guard.mark(&mut response);
@@ -109,7 +109,6 @@ async fn attempt_targets<H: Host + 'static>(
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let output = guard.map(|g| g as &dyn OutputGuard);
-    let mut snapshot_taken = false;
     // Streams always ask the upstream for usage, so the trace has it; the stream strips it again
     // when the client did not ask.
     let client_wants_usage = request.wants_stream_usage();
@@ -131,11 +130,9 @@ async fn attempt_targets<H: Host + 'static>(
                 continue;
             }
         }
-        if !std::mem::replace(&mut snapshot_taken, true) {
-            recorder.snapshot_with(recorder.root(), GEN_AI_INPUT_MESSAGES, || {
-                serde_json::to_string(&request.messages).unwrap_or_default()
-            });
-        }
+        recorder.snapshot_with(recorder.root(), GEN_AI_INPUT_MESSAGES, || {
+            serde_json::to_string(&request.messages).unwrap_or_default()
+        });
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
             let price = price_for(config, target);
             let echo = EchoContext { client_wants_usage, target, recorder, gen_span, price, output };

@@ -142,7 +142,7 @@ impl<H: Host + 'static> Guard<H> {
     }
 
     /// Inspects `texts` (one payload) at `point`, consulting the remote guard service too.
-    pub async fn check(&self, point: Point<'_>, texts: &[&str]) -> Result<Checked, ApiError> {
+    async fn check(&self, point: Point<'_>, texts: &[&str]) -> Result<Checked, ApiError> {
         if !self.wants(point.action) {
             return Ok(Checked::default());
         }
@@ -177,7 +177,7 @@ impl<H: Host + 'static> Guard<H> {
 
     /// As [`check`](Self::check), without the remote service (for decisions that cannot wait on
     /// the network: MCP server messages as they are relayed).
-    pub fn check_now(&self, point: Point<'_>, texts: &[&str]) -> Result<Checked, ApiError> {
+    fn check_now(&self, point: Point<'_>, texts: &[&str]) -> Result<Checked, ApiError> {
         if !self.policies.applies(point.action) {
             return Ok(Checked::default());
         }
@@ -289,15 +289,10 @@ impl<H: Host + 'static> Guard<H> {
         r.end(span);
     }
 
-    /// The header value for the response: alerts, redactions, monitor-mode outcomes.
-    pub fn header(&self) -> Option<HeaderValue> {
-        let flags = self.flags.borrow();
-        (!flags.is_empty()).then(|| HeaderValue::from_str(&flags.join(", ")).ok()).flatten()
-    }
-
-    /// Sets the guardrail header on a response.
+    /// Sets the guardrail header (alerts, redactions, monitor-mode outcomes) on a response.
     pub fn mark(&self, response: &mut http::Response<Body>) {
-        if let Some(value) = self.header() {
+        let flags = self.flags.borrow();
+        if let Some(value) = (!flags.is_empty()).then(|| HeaderValue::from_str(&flags.join(", ")).ok()).flatten() {
             response.headers_mut().insert(GUARDRAIL_HEADER, value);
         }
     }

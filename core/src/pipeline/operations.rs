@@ -49,13 +49,12 @@ pub(crate) async fn forward<H: Host + 'static>(
         // Output guardrails read the answer as chat completions, so a native Responses target is
         // translated too while they are in scope.
         if lacking.is_some() || guard.as_ref().is_some_and(|g| g.wants_output()) {
-            return responses::translated(host, config, &body, (&resolved, lacking), principal, recorder).await;
+            return responses::translated(host, config, &body, (&resolved, lacking), guard, recorder).await;
         }
     }
     if let Some(transform) = resolved.transform() {
         apply_body_transform(&mut body, transform);
     }
-    recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
     let mut response = attempt_targets(host, config, body, op, (&resolved, guard.as_ref()), recorder).await?;
     if let Some(guard) = &guard {
         guard.mark(&mut response);
@@ -72,7 +71,6 @@ async fn attempt_targets<H: Host + 'static>(
     (resolved, guard): (&Resolved<'_>, Option<&Rc<Guard<H>>>),
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let mut snapshot_taken = false;
     let base64_embeddings = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
@@ -85,11 +83,9 @@ async fn attempt_targets<H: Host + 'static>(
                 continue;
             }
         }
-        if !std::mem::replace(&mut snapshot_taken, true) {
-            recorder.snapshot_with(recorder.root(), crate::trace::attrs::GATEWAY_REQUEST_BODY, || {
-                serde_json::to_string(&body).unwrap_or_default()
-            });
-        }
+        recorder.snapshot_with(recorder.root(), crate::trace::attrs::GATEWAY_REQUEST_BODY, || {
+            serde_json::to_string(&body).unwrap_or_default()
+        });
         // A target that cannot be used (no secret, no such endpoint) hands over to the next.
         let prepared = operation_target(&**host, target, op, |provider, key| {
             provider.operation_request(op, target, body.clone(), key)

@@ -185,9 +185,14 @@ impl<H: Host + 'static> Recorder<H> {
         self.inner.snapshots.set(on.then_some(config.telemetry.snapshot_max_bytes));
     }
 
+    /// Whether payload snapshots are on for this request.
+    pub fn snapshots_on(&self) -> bool {
+        self.inner.snapshots.get().is_some()
+    }
+
     /// Facts to gather from a completion (its text too, when snapshots are on).
     pub fn new_facts(&self) -> CompletionFacts {
-        CompletionFacts { text: self.inner.snapshots.get().map(|_| String::new()), ..CompletionFacts::default() }
+        CompletionFacts { text: self.snapshots_on().then(String::new), ..CompletionFacts::default() }
     }
 
     /// Records a payload on `span` when snapshots are on: PII and secrets replaced by the
@@ -196,10 +201,14 @@ impl<H: Host + 'static> Recorder<H> {
         self.snapshot_with(span, key, || payload.to_owned());
     }
 
-    /// As [`snapshot`](Self::snapshot), serializing the payload only when snapshots are on.
+    /// As [`snapshot`](Self::snapshot), serializing the payload only when snapshots are on. A
+    /// payload is kept once per span and key: the first recorded (a request as it first went
+    /// out, before any fallback).
     pub fn snapshot_with(&self, span: SpanRef, key: &'static str, payload: impl FnOnce() -> String) {
         if let Some(max) = self.inner.snapshots.get() {
-            self.set(span, key, snapshot_text(&payload(), max));
+            if !self.inner.trace.borrow().has(span, key) {
+                self.set(span, key, snapshot_text(&payload(), max));
+            }
         }
     }
 

@@ -10,9 +10,9 @@ use http::HeaderValue;
 use serde_json::{Map, Value};
 
 use super::chat::{self, Resolved};
+use super::guard::Guard;
 use super::{read_whole, Recorder};
 use crate::config::Config;
-use crate::config::PrincipalConfig;
 use crate::error::ApiError;
 use crate::host::{Body, ByteStream, Host};
 use crate::providers::Target;
@@ -26,7 +26,7 @@ pub(crate) async fn translated<H: Host + 'static>(
     config: &Config,
     body: &Map<String, Value>,
     (resolved, needs_translation): (&Resolved<'_>, Option<&Target<'_>>),
-    principal: &PrincipalConfig,
+    guard: Option<Rc<Guard<H>>>,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let chat = to_chat(body).map_err(|mut e| {
@@ -39,7 +39,7 @@ pub(crate) async fn translated<H: Host + 'static>(
         e
     })?;
     let envelope = Envelope::new(body, format!("resp_{:016x}", host.random_u64()), host.now_millis() / 1000);
-    let response = chat::run(host, config, chat, resolved, principal, recorder).await?;
+    let response = chat::run(host, config, chat, resolved, guard, recorder).await?;
     let (mut parts, body) = response.into_parts();
     let is_stream = parts
         .headers

@@ -269,6 +269,11 @@ impl Trace {
         }
     }
 
+    /// Whether `span` carries the attribute `key`.
+    pub fn has(&self, span: SpanRef, key: &str) -> bool {
+        self.spans.get(span.0).is_some_and(|s| s.attributes.iter().any(|(k, _)| *k == key))
+    }
+
     pub fn set(&mut self, span: SpanRef, key: &'static str, value: impl Into<Value>) {
         if let Some(s) = self.spans.get_mut(span.0) {
             let value = value.into();

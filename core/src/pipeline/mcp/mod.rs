@@ -339,14 +339,15 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Rc::new(hooks::McpGuard { guard: Rc::clone(guard), slug: self.slug.to_owned() })
                 as Rc<dyn hooks::ServerGuard>
         });
-        let recorder = self.recorder.clone();
-        let span = self.span;
-        let snapshot: relay::Snapshot = Rc::new(move |message: &Message| {
-            recorder.snapshot_with(span, crate::trace::attrs::GATEWAY_MCP_RESPONSE_BODY, || {
-                String::from_utf8_lossy(&message.to_bytes()).into_owned()
-            });
+        let snapshot = self.recorder.snapshots_on().then(|| {
+            let (recorder, span) = (self.recorder.clone(), self.span);
+            Rc::new(move |message: &Message| {
+                recorder.snapshot_with(span, crate::trace::attrs::GATEWAY_MCP_RESPONSE_BODY, || {
+                    String::from_utf8_lossy(&message.to_bytes()).into_owned()
+                });
+            }) as relay::Snapshot
         });
-        Outbound { method, tool, enabled_tools: self.server.tools.clone(), conversion, guard, snapshot: Some(snapshot) }
+        Outbound { method, tool, enabled_tools: self.server.tools.clone(), conversion, guard, snapshot }
     }
 
     fn refuse_tool(&self, tool: &str, id: Option<&Value>) -> http::Response<Body> {
