@@ -36,6 +36,8 @@ pub struct ApiError {
     pub kind: Cow<'static, str>,
     pub param: Option<String>,
     pub code: Option<String>,
+    /// Headers sent with the error (`retry-after` and `x-ratelimit-*` on a 429).
+    pub headers: Box<[(&'static str, String)]>,
 }
 
 #[derive(Serialize)]
@@ -54,7 +56,14 @@ struct ErrorFields<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), kind: kind.into(), param: None, code: None }
+        ApiError {
+            status,
+            message: message.into(),
+            kind: kind.into(),
+            param: None,
+            code: None,
+            headers: Box::default(),
+        }
     }
 
     #[must_use]
@@ -66,6 +75,12 @@ impl ApiError {
     #[must_use]
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());
+        self
+    }
+
+    #[must_use]
+    pub fn with_headers(mut self, headers: Vec<(&'static str, String)>) -> Self {
+        self.headers = headers.into_boxed_slice();
         self
     }
 
@@ -120,7 +135,13 @@ impl ApiError {
     pub fn into_response(self) -> http::Response<Body> {
         let mut response = http::Response::new(Body::Full(self.to_json()));
         *response.status_mut() = self.status;
-        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        for (name, value) in self.headers.iter() {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                headers.insert(*name, value);
+            }
+        }
         response
     }
 }

@@ -9,6 +9,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+use crate::ratelimit::{Admission, LimitStep};
+
 /// A body chunk failed to arrive (connection reset, runtime stream error).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -75,6 +77,18 @@ pub trait Host {
     async fn kv_get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
     /// Writes a key to the platform's key-value store.
     async fn kv_put(&self, key: &str, value: Bytes) -> Result<(), StoreError>;
+    /// Removes a key from the platform's key-value store (absent keys are not an error).
+    async fn kv_delete(&self, key: &str) -> Result<(), StoreError>;
+    /// Reads a response-cache entry (Workers: the `CACHE` namespace; Spin: the default store,
+    /// under `cache/`).
+    async fn cache_get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// Writes a response-cache entry, which the store may drop once `ttl_seconds` have passed
+    /// (the core checks each entry's own expiry, so a store without expiry is correct too).
+    async fn cache_put(&self, key: &str, value: Bytes, ttl_seconds: u64) -> Result<(), StoreError>;
+    /// Applies one step to the rate limiter `key` with [`crate::ratelimit::apply`], atomically
+    /// with every other instance's steps on that key (Workers: a Durable Object per key; Spin:
+    /// compare-and-swap on the key-value store).
+    async fn rate_limit(&self, key: &str, step: &LimitStep) -> Result<Admission, StoreError>;
     /// A secret by name (Workers secret, Spin variable); `None` when it is not set.
     fn secret(&self, name: &str) -> Option<String>;
     /// Milliseconds since the Unix epoch.

@@ -20,6 +20,8 @@ pub mod openai;
 pub mod pipeline;
 pub mod policy;
 pub mod providers;
+pub mod ratelimit;
+pub mod response_cache;
 pub mod responses;
 pub mod retry;
 pub mod sse;

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::host::{Body, BodyError, Deferred, FetchError, Host, LogLevel, StoreError};
+use crate::ratelimit::{self, Admission, LimitState, LimitStep};
 
 /// One scripted upstream answer, consumed in order by [`FakeHost::fetch`].
 pub enum FakeAnswer {
@@ -42,6 +43,14 @@ pub struct FakeHost {
     pub random: Cell<u64>,
     /// How many requests went out with a streamed body.
     pub streamed_uploads: Cell<u32>,
+    /// Response-cache entries, by key.
+    pub cache: RefCell<BTreeMap<String, Bytes>>,
+    /// Rate limiter states, by key.
+    pub limiters: RefCell<BTreeMap<String, LimitState>>,
+    /// Every rate-limit step applied, in order.
+    pub limit_steps: RefCell<Vec<(String, LimitStep)>>,
+    /// Makes the limiter store fail, as an unreachable Durable Object would.
+    pub limiter_down: Cell<bool>,
 }
 
 impl FakeHost {
@@ -110,6 +119,32 @@ impl Host for FakeHost {
     async fn kv_put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
         self.kv.borrow_mut().insert(key.to_owned(), value);
         Ok(())
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.kv.borrow_mut().remove(key);
+        Ok(())
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.cache.borrow().get(key).cloned())
+    }
+
+    async fn cache_put(&self, key: &str, value: Bytes, _ttl_seconds: u64) -> Result<(), StoreError> {
+        self.cache.borrow_mut().insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    async fn rate_limit(&self, key: &str, step: &LimitStep) -> Result<Admission, StoreError> {
+        if self.limiter_down.get() {
+            return Err(StoreError("limiter unreachable".into()));
+        }
+        self.limit_steps.borrow_mut().push((key.to_owned(), *step));
+        let mut limiters = self.limiters.borrow_mut();
+        let state = limiters.get(key).copied().unwrap_or_default();
+        let (admission, next) = ratelimit::apply(state, step);
+        limiters.insert(key.to_owned(), next);
+        Ok(admission)
     }
 
     fn secret(&self, name: &str) -> Option<String> {

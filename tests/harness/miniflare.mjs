@@ -23,6 +23,7 @@ for (const server of Object.values(config.mcp_servers ?? {})) {
   if (server.credential?.secret) secretNames.add(server.credential.secret);
 }
 for (const secret of Object.values(config.telemetry?.collector_headers ?? {})) secretNames.add(secret);
+secretNames.add("gateway_admin_key");
 const bindings = {};
 for (const name of secretNames) {
   const value = process.env[name.toUpperCase()];
@@ -39,7 +40,8 @@ const v4 = {
     { type: "CompiledWasm", path: path.join(buildDir, "index_bg.wasm") },
   ],
   compatibilityDate: "2026-11-01",
-  kvNamespaces: { CONFIG: "gateway-config" },
+  kvNamespaces: { CONFIG: "gateway-config", CACHE: "gateway-cache" },
+  durableObjects: { RATE_LIMITER: "RateLimiter" },
   bindings,
 };
 const mf = new miniflare.Miniflare(miniflare.convertV4MiniflareOptions ? miniflare.convertV4MiniflareOptions(v4) : v4);

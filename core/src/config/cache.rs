@@ -24,6 +24,11 @@ impl ConfigCache {
         (now.saturating_sub(*read_at) < CONFIG_CACHE_TTL_MS && now >= *read_at).then(|| Rc::clone(config))
     }
 
+    /// Forgets the cached document (a new one was just stored through this instance).
+    pub fn clear(&self) {
+        *self.entry.borrow_mut() = None;
+    }
+
     pub fn store(&self, now: u64, config: Rc<Config>) {
         *self.entry.borrow_mut() = Some((now, config));
     }

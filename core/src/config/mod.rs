@@ -158,6 +158,64 @@ pub struct RouteConfig {
     /// Request and response edits applied on this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<TransformConfig>,
+    /// Requests and tokens per minute on this route, per key (the default) or shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RouteRateLimit>,
+    /// Exact-match response cache for this route's chat completions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheConfig>,
+}
+
+/// A quota: requests and/or tokens per minute (at least one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    /// Tokens (prompt plus completion) per minute: reserved from an estimate when a request is
+    /// admitted, reconciled from the actual usage when its response ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+}
+
+/// Who shares a route's quota.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitPer {
+    /// Each gateway key has its own quota on the route.
+    #[default]
+    Key,
+    /// One quota for all callers of the route.
+    Route,
+}
+
+/// A route's rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRateLimit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    #[serde(default)]
+    pub per: LimitPer,
+}
+
+impl RouteRateLimit {
+    pub fn quota(&self) -> RateLimitConfig {
+        RateLimitConfig { requests_per_minute: self.requests_per_minute, tokens_per_minute: self.tokens_per_minute }
+    }
+}
+
+/// A route's response cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// How long an answer is served from the cache, in seconds (1 to 604800).
+    pub ttl_seconds: u64,
+    /// Serve one caller's cached answer to another caller (off: entries are per principal).
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// What a route sends its traffic to.
@@ -332,6 +390,9 @@ pub struct KeyConfig {
     /// Lowercase hex SHA-256 of the key.
     pub sha256: String,
     pub principal: PrincipalConfig,
+    /// Requests and tokens per minute for this key, across every route and model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// The caller a key maps to.

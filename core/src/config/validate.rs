@@ -104,6 +104,27 @@ fn check_provider(at: &str, provider: &ProviderConfig) -> Result<(), ConfigError
     Ok(())
 }
 
+/// A quota names at least one positive rate.
+fn check_rate(at: &str, quota: super::RateLimitConfig) -> Result<(), ConfigError> {
+    if quota.requests_per_minute.is_none() && quota.tokens_per_minute.is_none() {
+        return Err(ConfigError::new(at, "set `requests_per_minute`, `tokens_per_minute` or both"));
+    }
+    for (name, value) in
+        [("requests_per_minute", quota.requests_per_minute), ("tokens_per_minute", quota.tokens_per_minute)]
+    {
+        if value.is_some_and(|v| v == 0 || v > MAX_RATE_PER_MINUTE) {
+            return Err(ConfigError::new(format!("{at}.{name}"), format!("must be 1 to {MAX_RATE_PER_MINUTE}")));
+        }
+    }
+    Ok(())
+}
+
+/// Longest a cached answer may be served: a week.
+const MAX_CACHE_TTL_SECONDS: u64 = 604_800;
+
+/// Largest quota accepted: a billion per minute.
+const MAX_RATE_PER_MINUTE: u64 = 1_000_000_000;
+
 fn check_retry(path: &str, retry: &RetryConfig) -> Result<(), ConfigError> {
     if !(1..=10).contains(&retry.attempts) {
         return Err(ConfigError::new(format!("{path}.attempts"), "must be between 1 and 10"));
@@ -150,6 +171,17 @@ impl Config {
                     at,
                     "route names are 1-64 letters, digits, `-`, `_`, `.` and not a reserved path",
                 ));
+            }
+            if let Some(limit) = &route.rate_limit {
+                check_rate(&format!("{at}.rate_limit"), limit.quota())?;
+            }
+            if let Some(cache) = &route.cache {
+                if cache.ttl_seconds == 0 || cache.ttl_seconds > MAX_CACHE_TTL_SECONDS {
+                    return Err(ConfigError::new(
+                        format!("{at}.cache.ttl_seconds"),
+                        format!("must be 1 to {MAX_CACHE_TTL_SECONDS} (a week)"),
+                    ));
+                }
             }
             match (route.kind, &route.upstream) {
                 (RouteKind::Simplified, None) if route.models.is_empty() => {
@@ -275,6 +307,9 @@ impl Config {
             }
             if key.principal.id.is_empty() {
                 return Err(ConfigError::new(format!("{at}.principal.id"), "must not be empty"));
+            }
+            if let Some(quota) = key.rate_limit {
+                check_rate(&format!("{at}.rate_limit"), quota)?;
             }
         }
         if let Some(url) = &self.telemetry.collector_url {

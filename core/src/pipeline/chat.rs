@@ -9,8 +9,8 @@ use http::StatusCode;
 use super::attempts::{
     mark, price_for, skip_target, sse_response, target_span, AfterTarget, Attempts, Delivery, Upstream,
 };
-use super::chat_guard;
 use super::guard::{stream_denied, Guard, OutputGuard};
+use super::{cached, chat_guard, limits};
 use super::{json_response, read_whole, stream, ReadError, Recorder};
 use crate::config::{Config, HeaderEdits, PriceConfig, PrincipalConfig, ProviderType, RouteConfig, TransformConfig};
 use crate::error::ApiError;
@@ -32,10 +32,32 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     principal: &PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let request = parse(&**host, config, parts, body).await?;
+    let (mut request, body_bytes) = parse(&**host, config, parts, body).await?;
     let resolved = resolve_recorded(&**host, config, route, &request.model, recorder)?;
+    let estimate = limits::estimate(body_bytes, request.max_output_tokens());
+    let admitted = limits::admit(host, config, &resolved, principal, estimate, recorder).await?;
     let guard = route_guard(host, config, &resolved, principal, recorder)?;
-    run(host, config, request, &resolved, guard, recorder).await
+    let mut response = match cached::plan(&resolved, &request, principal, &parts.headers) {
+        None => run(host, config, request, &resolved, guard, recorder).await?,
+        Some(plan) => match cached::lookup(&**host, &plan, recorder).await {
+            Some(entry) => {
+                let mut hit = cached::serve_hit(&**host, entry, &mut request, &resolved, guard.as_ref()).await?;
+                cached::mark_outcome(&mut hit, true);
+                hit
+            }
+            None => {
+                let is_stream = request.is_stream();
+                let mut fresh = run(host, config, request, &resolved, guard, recorder).await?;
+                if !is_stream {
+                    cached::store(host, plan, &fresh);
+                }
+                cached::mark_outcome(&mut fresh, false);
+                fresh
+            }
+        },
+    };
+    admitted.mark(&mut response);
+    Ok(response)
 }
 
 /// The guardrails of a request on `resolved` (its route's policies and mode, or the global ones).
@@ -219,13 +241,13 @@ fn gen_ai_span<H: Host + 'static>(
     span
 }
 
-/// Reads the body (bounded) and parses it, naming the offending field on failure.
+/// Reads the body (bounded) and parses it (with the body's length), naming the offending field on failure.
 async fn parse<H: Host>(
     host: &H,
     config: &Config,
     parts: &http::request::Parts,
     body: Body,
-) -> Result<ChatRequest, ApiError> {
+) -> Result<(ChatRequest, usize), ApiError> {
     let bytes = read_body(host, config, parts, body).await?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let request: ChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
@@ -240,7 +262,7 @@ async fn parse<H: Host>(
     if request.messages.is_empty() {
         return Err(ApiError::invalid_request("`messages` must not be empty").with_param("messages"));
     }
-    Ok(request)
+    Ok((request, bytes.len()))
 }
 
 /// Reads a request body, refusing more than `limits.max_request_bytes` (413) before reading it all.
@@ -437,7 +459,11 @@ fn echo_response<H: Host + 'static>(
 }
 
 /// A fixed list of stream events through the output guard, as a live stream would go.
-fn guard_events(events: Vec<StreamEvent>, guard: &mut StreamGuard, decide: &mut dyn Decide) -> Vec<StreamEvent> {
+pub(crate) fn guard_events(
+    events: Vec<StreamEvent>,
+    guard: &mut StreamGuard,
+    decide: &mut dyn Decide,
+) -> Vec<StreamEvent> {
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         let passed = match event {

@@ -1,10 +1,13 @@
 //! The request pipeline, generic over [`Host`]: parse and authenticate, resolve, send with
 //! retries and fallbacks, translate (incrementally for streams), record.
 
+mod admin;
 mod attempts;
+mod cached;
 mod chat;
 mod chat_guard;
 mod guard;
+mod limits;
 mod mcp;
 mod operations;
 mod recorder;
@@ -81,6 +84,8 @@ const KV_TIMEOUT_MS: u64 = 10_000;
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint<'p> {
     Health,
+    /// The admin API (`/admin/config...`): its own key, no configuration needed.
+    Admin(admin::AdminCall),
     ChatCompletions {
         route: Option<&'p str>,
     },
@@ -105,6 +110,9 @@ enum Endpoint<'p> {
 }
 
 fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError> {
+    if let Some(call) = admin::call(method, path) {
+        return call.map(Endpoint::Admin);
+    }
     let trimmed = path.trim_end_matches('/');
     if let Some(slug) = trimmed.strip_prefix("/mcp/").filter(|s| !s.is_empty() && !s.contains('/')) {
         return Ok(Endpoint::Mcp { slug });
@@ -244,6 +252,9 @@ async fn serve<H: Host + 'static>(
     endpoint: Endpoint<'_>,
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
+    if let Endpoint::Admin(call) = endpoint {
+        return admin::serve(&**host, cache, parts, body, call).await;
+    }
     let config = load_config(&**host, cache).await?;
     recorder.configure(Rc::clone(&config));
     if let Endpoint::McpResourceMetadata { slug } = endpoint {
@@ -280,8 +291,8 @@ async fn serve<H: Host + 'static>(
         Endpoint::Upload { route, op } => {
             uploads::upload(host, &config, parts, body, route, (op, principal), recorder).await
         }
-        Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } => {
-            Err(ApiError::not_found("MCP requests are served above"))
+        Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } | Endpoint::Admin(_) => {
+            Err(ApiError::not_found("MCP and admin requests are served above"))
         }
     }
 }

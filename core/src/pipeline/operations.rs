@@ -13,6 +13,7 @@ use super::attempts::{operation_target, skip_target, target_span, AfterTarget, A
 use super::chat::{apply_body_transform, read_body, resolve_recorded, route_guard, Resolved};
 use super::chat_guard::check_body;
 use super::guard::Guard;
+use super::limits;
 use super::responses;
 use super::Recorder;
 use crate::config::Config;
@@ -43,13 +44,19 @@ pub(crate) async fn forward<H: Host + 'static>(
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
     let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
+    let max_output = body.get("max_output_tokens").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
+    let admitted =
+        limits::admit(host, config, &resolved, principal, limits::estimate(bytes.len(), max_output), recorder).await?;
     let guard = route_guard(host, config, &resolved, principal, recorder)?;
     if op == Operation::Responses {
         let lacking = resolved.targets.iter().find(|t| !providers::offers(t.provider.kind, op));
         // Output guardrails read the answer as chat completions, so a native Responses target is
         // translated too while they are in scope.
         if lacking.is_some() || guard.as_ref().is_some_and(|g| g.wants_output()) {
-            return responses::translated(host, config, &body, (&resolved, lacking), guard, recorder).await;
+            let mut response =
+                responses::translated(host, config, &body, (&resolved, lacking), guard, recorder).await?;
+            admitted.mark(&mut response);
+            return Ok(response);
         }
     }
     if let Some(transform) = resolved.transform() {
@@ -59,6 +66,7 @@ pub(crate) async fn forward<H: Host + 'static>(
     if let Some(guard) = &guard {
         guard.mark(&mut response);
     }
+    admitted.mark(&mut response);
     Ok(response)
 }
 

@@ -32,6 +32,11 @@ struct Recording<H: Host + 'static> {
     summary: RefCell<Vec<String>>,
     /// The snapshot cap in bytes, while payload snapshots are on for this request.
     snapshots: std::cell::Cell<Option<usize>>,
+    /// Tokens (prompt plus completion) of every completion recorded.
+    tokens_used: std::cell::Cell<u64>,
+    /// Token reservations made when the request was admitted, settled once nothing holds the
+    /// recording (after the response, after a stream's last chunk, or when the client left).
+    reservations: RefCell<Vec<super::limits::Reservation>>,
 }
 
 /// A shared handle on the request's trace; clones go to the response stream.
@@ -118,6 +123,8 @@ impl<H: Host + 'static> Recorder<H> {
                 timing: RefCell::new(Timing::default()),
                 summary: RefCell::new(Vec::new()),
                 snapshots: std::cell::Cell::new(None),
+                tokens_used: std::cell::Cell::new(0),
+                reservations: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -248,6 +255,10 @@ impl<H: Host + 'static> Recorder<H> {
             self.snapshot(span, GEN_AI_OUTPUT_MESSAGES, &messages.to_string());
         }
         if let Some(usage) = facts.usage {
+            let used = self.inner.tokens_used.get();
+            self.inner
+                .tokens_used
+                .set(used.saturating_add(usage.prompt_tokens).saturating_add(usage.completion_tokens));
             self.set(span, GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens);
             self.set(span, GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens);
             self.set(span, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cached_tokens);
@@ -257,6 +268,11 @@ impl<H: Host + 'static> Recorder<H> {
                 self.set(span, GATEWAY_COST_USD, price.cost(usage));
             }
         }
+    }
+
+    /// Token reservations to settle from the usage recorded, once the response is over.
+    pub fn reserve(&self, reservations: Vec<super::limits::Reservation>) {
+        self.inner.reservations.borrow_mut().extend(reservations);
     }
 
     /// Closes the root span with the status and latency breakdown. Called once the client has
@@ -307,6 +323,11 @@ pub(crate) fn snapshot_text(payload: &str, max: usize) -> String {
 
 impl<H: Host + 'static> Drop for Recording<H> {
     fn drop(&mut self) {
+        let reservations = std::mem::take(&mut *self.reservations.borrow_mut());
+        if !reservations.is_empty() {
+            let host = Rc::clone(&self.host);
+            self.host.defer(Box::pin(super::limits::settle(host, reservations, self.tokens_used.get())));
+        }
         let config = self.config.borrow_mut().take();
         let exported = config.as_ref().is_none_or(|c| c.telemetry.collector_url.is_some() || c.telemetry.log_traces);
         if !exported {

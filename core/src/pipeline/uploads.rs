@@ -14,7 +14,7 @@ use http::{HeaderValue, StatusCode};
 use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
 use super::chat::{resolve_recorded, route_guard};
 use super::chat_guard::check_upload;
-use super::{with_timeout, Recorder};
+use super::{limits, with_timeout, Recorder};
 use crate::config::Config;
 use crate::config::PrincipalConfig;
 use crate::error::ApiError;
@@ -175,6 +175,8 @@ pub(crate) async fn upload<H: Host + 'static>(
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
     let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
+    // Audio has no text to estimate from: the request counts, its tokens are charged when settled.
+    let admitted = limits::admit(host, config, &resolved, principal, 0, recorder).await?;
     let streamed = head.rest.is_some();
     let mut rest = head.rest;
     let cut = Rc::new(RefCell::new(None));
@@ -245,7 +247,10 @@ pub(crate) async fn upload<H: Host + 'static>(
             return Err(error);
         }
         match outcome {
-            AfterTarget::Deliver(response) => return Ok(response),
+            AfterTarget::Deliver(mut response) => {
+                admitted.mark(&mut response);
+                return Ok(response);
+            }
             AfterTarget::Stop(error) => return Err(error),
             AfterTarget::Fallback(error) => last_error = error,
         }

@@ -70,3 +70,9 @@ pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
 pub const GATEWAY_REQUEST_BODY: &str = "gateway.request.body";
 pub const GATEWAY_MCP_REQUEST_BODY: &str = "gateway.mcp.request.body";
 pub const GATEWAY_MCP_RESPONSE_BODY: &str = "gateway.mcp.response.body";
+
+// Rate limits and the response cache (gateway-specific).
+pub const GATEWAY_RATELIMIT_KEY: &str = "gateway.ratelimit.limiter";
+pub const GATEWAY_RATELIMIT_OUTCOME: &str = "gateway.ratelimit.outcome";
+pub const GATEWAY_RATELIMIT_ERROR: &str = "gateway.ratelimit.error";
+pub const GATEWAY_CACHE: &str = "gateway.cache";

@@ -1,6 +1,7 @@
 //! Cloudflare Workers adapter: binds KV (`CONFIG`), secrets, `fetch` and `waitUntil` to the
 //! core's [`Host`] and converts requests and responses. Every decision lives in `gateway-core`.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -8,10 +9,11 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError, ByteStream, Deferred, FetchError, Host, LogLevel, StoreError};
+use gateway_core::ratelimit::{self, Admission, LimitState, LimitStep};
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    console_error, console_log, console_warn, event, Context, Env, Fetch, FixedLengthStream, Headers, Method,
-    RequestInit,
+    console_error, console_log, console_warn, durable_object, event, Context, DurableObject, Env, Fetch,
+    FixedLengthStream, Headers, Method, RequestInit, State,
 };
 
 /// A streamed request body as a JS `ReadableStream`: with its length (a `FixedLengthStream`, so
@@ -35,6 +37,55 @@ fn upload_stream(chunks: ByteStream, length: Option<u64>) -> JsValue {
 
 /// The KV namespace binding that holds the configuration document.
 const CONFIG_BINDING: &str = "CONFIG";
+/// The KV namespace binding that holds response-cache entries.
+const CACHE_BINDING: &str = "CACHE";
+/// The Durable Object namespace binding of the rate limiters.
+const LIMITER_BINDING: &str = "RATE_LIMITER";
+/// Workers KV's shortest expiry.
+const KV_MIN_TTL_SECONDS: u64 = 60;
+
+fn serde_json_string<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError(e.to_string()))
+}
+
+/// One rate limiter (a Durable Object per limiter key). Its state is kept in memory and written
+/// through to the object's storage; a step is read, applied and written with no await between
+/// the read of the in-memory state and its update, so steps never interleave.
+#[durable_object]
+pub struct RateLimiter {
+    state: State,
+    current: RefCell<Option<LimitState>>,
+}
+
+/// The storage key of a limiter's state.
+const LIMITER_STATE_KEY: &str = "state";
+
+impl DurableObject for RateLimiter {
+    fn new(state: State, _env: Env) -> Self {
+        RateLimiter { state, current: RefCell::new(None) }
+    }
+
+    async fn fetch(&self, mut request: worker::Request) -> worker::Result<worker::Response> {
+        let step: LimitStep = match request.json().await {
+            Ok(step) => step,
+            Err(e) => return worker::Response::error(format!("not a limiter step: {e}"), 400),
+        };
+        if self.current.borrow().is_none() {
+            // Storage reads hold other events back (input gate), so the first load is not raced.
+            let stored: Option<LimitState> = self.state.storage().get(LIMITER_STATE_KEY).await.unwrap_or(None);
+            self.current.borrow_mut().get_or_insert(stored.unwrap_or_default());
+        }
+        let (admission, next) = {
+            let mut current = self.current.borrow_mut();
+            let (admission, next) = ratelimit::apply(current.unwrap_or_default(), &step);
+            *current = Some(next);
+            (admission, next)
+        };
+        // Written through; the output gate holds the answer until the write is durable.
+        self.state.storage().put(LIMITER_STATE_KEY, next).await?;
+        worker::Response::from_json(&admission)
+    }
+}
 
 struct WorkerHost {
     env: Env,
@@ -92,6 +143,45 @@ impl Host for WorkerHost {
             .execute()
             .await
             .map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
+        let kv = self.env.kv(CONFIG_BINDING).map_err(|e| StoreError(e.to_string()))?;
+        kv.delete(key).await.map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let kv = self.env.kv(CACHE_BINDING).map_err(|e| StoreError(e.to_string()))?;
+        let value = kv.get(key).bytes().await.map_err(|e| StoreError(e.to_string()))?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn cache_put(&self, key: &str, value: Bytes, ttl_seconds: u64) -> Result<(), StoreError> {
+        let kv = self.env.kv(CACHE_BINDING).map_err(|e| StoreError(e.to_string()))?;
+        kv.put_bytes(key, &value)
+            .map_err(|e| StoreError(e.to_string()))?
+            // Workers KV expires nothing sooner than a minute; the core checks the entry's own expiry.
+            .expiration_ttl(ttl_seconds.max(KV_MIN_TTL_SECONDS))
+            .execute()
+            .await
+            .map_err(|e| StoreError(e.to_string()))
+    }
+
+    /// The Durable Object named after the limiter key applies the step: one object per key, so
+    /// every step on a key, from any location, is applied in one order.
+    async fn rate_limit(&self, key: &str, step: &LimitStep) -> Result<Admission, StoreError> {
+        let store_error = |e: worker::Error| StoreError(e.to_string());
+        let stub = self.env.durable_object(LIMITER_BINDING).and_then(|ns| ns.get_by_name(key)).map_err(store_error)?;
+        let mut init = RequestInit::new();
+        let body = serde_json_string(step)?;
+        init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
+        let request = worker::Request::new_with_init("https://rate-limiter/step", &init).map_err(store_error)?;
+        let mut response = stub.fetch_with_request(request).await.map_err(store_error)?;
+        if response.status_code() != 200 {
+            let text = response.text().await.unwrap_or_default();
+            return Err(StoreError(format!("rate limiter answered {}: {text}", response.status_code())));
+        }
+        response.json::<Admission>().await.map_err(store_error)
     }
 
     fn secret(&self, name: &str) -> Option<String> {

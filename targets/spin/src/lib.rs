@@ -16,10 +16,23 @@ use futures::future::Either;
 use futures::{SinkExt, StreamExt};
 use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError, ByteStream, Deferred, FetchError, Host, LogLevel, StoreError};
+use gateway_core::ratelimit::{self, Admission, LimitStep};
 use spin_sdk::http::conversions::TryIntoOutgoingRequest;
 use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam, SendError};
 use spin_sdk::http_component;
 use spin_sdk::key_value::Store;
+use spin_sdk::wit::wasi::keyvalue as kv;
+
+/// Where response-cache entries live in the default store.
+const CACHE_PREFIX: &str = "cache/";
+/// Where rate limiter states live in the default store.
+const LIMIT_PREFIX: &str = "ratelimit/";
+/// Compare-and-swap rounds before a limiter step gives up (and the request is let through).
+const CAS_ATTEMPTS: u32 = 16;
+
+fn kv_error(e: kv::store::Error) -> StoreError {
+    StoreError(format!("{e:?}"))
+}
 
 #[derive(Default)]
 struct SpinHost {
@@ -59,6 +72,39 @@ impl Host for SpinHost {
     async fn kv_put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
         let store = Store::open_default().map_err(|e| StoreError(e.to_string()))?;
         store.set(key, &value).map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn kv_delete(&self, key: &str) -> Result<(), StoreError> {
+        let store = Store::open_default().map_err(|e| StoreError(e.to_string()))?;
+        store.delete(key).map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn cache_get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.kv_get(&format!("{CACHE_PREFIX}{key}")).await
+    }
+
+    /// Spin's stores have no expiry: an entry past its time is a miss (the core checks), and the
+    /// next answer for the same request overwrites it.
+    async fn cache_put(&self, key: &str, value: Bytes, _ttl_seconds: u64) -> Result<(), StoreError> {
+        self.kv_put(&format!("{CACHE_PREFIX}{key}"), value).await
+    }
+
+    /// Compare-and-swap on the default store (`wasi:keyvalue/atomics`): read, apply, swap, and
+    /// start over when another instance swapped first.
+    async fn rate_limit(&self, key: &str, step: &LimitStep) -> Result<Admission, StoreError> {
+        let bucket = kv::store::open("default").map_err(kv_error)?;
+        let key = format!("{LIMIT_PREFIX}{key}");
+        for _ in 0..CAS_ATTEMPTS {
+            let cas = kv::atomics::Cas::new(&bucket, &key).map_err(kv_error)?;
+            let current = cas.current().map_err(kv_error)?;
+            let (admission, next) = ratelimit::apply(ratelimit::decode(current.as_deref()), step);
+            match kv::atomics::swap(cas, &ratelimit::encode(&next)) {
+                Ok(()) => return Ok(admission),
+                Err(kv::atomics::CasError::CasFailed(_)) => continue,
+                Err(kv::atomics::CasError::StoreError(e)) => return Err(kv_error(e)),
+            }
+        }
+        Err(StoreError(format!("rate limiter `{key}` stayed contended for {CAS_ATTEMPTS} attempts")))
     }
 
     fn secret(&self, name: &str) -> Option<String> {

@@ -1,0 +1,359 @@
+//! The admin API: configuration pushed, checked, read back and rolled back over HTTP,
+//! authenticated by the admin key (the secret `gateway_admin_key`).
+//!
+//! | method and path | what it does |
+//! | --- | --- |
+//! | `PUT /admin/config` | validates fully (Cedar included), stores it as the next version |
+//! | `POST /admin/config/validate` | the same checks, nothing stored |
+//! | `GET /admin/config` | the current document (`ETag: "v{n}"`), secret-shaped strings masked |
+//! | `GET /admin/config/history` | the versions kept, newest first |
+//! | `POST /admin/config/rollback` | `{"version": n}`: stores version n again, as the next version |
+//!
+//! The document being served stays under `config` (one read on the request path); each accepted
+//! version is also kept under `config/v/{n}`, and `config/history` lists them.
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{json_response, read_whole, with_timeout, ReadError, KV_TIMEOUT_MS};
+use crate::auth::hash_key;
+use crate::config::{Config, ConfigCache, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
+use crate::error::ApiError;
+use crate::guard::{detect, redact, Category, Detectors};
+use crate::host::{Body, Host, LogLevel};
+
+/// The secret holding the admin key; without it the admin API is off.
+pub const ADMIN_KEY_SECRET: &str = "gateway_admin_key";
+
+/// How many accepted versions are kept for rollback.
+pub const HISTORY_KEPT: usize = 10;
+
+/// Largest configuration document accepted.
+const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
+
+const HISTORY_KEY: &str = "config/history";
+
+fn version_key(version: u64) -> String {
+    format!("config/v/{version}")
+}
+
+/// An admin operation, from its method and path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AdminCall {
+    Get,
+    Put,
+    Validate,
+    History,
+    Rollback,
+}
+
+/// The admin call at `path`: `None` when the path is not under `/admin/`, an error for a known
+/// path with the wrong method or an unknown one.
+pub(crate) fn call(method: &Method, path: &str) -> Option<Result<AdminCall, ApiError>> {
+    let rest = path.trim_end_matches('/').strip_prefix("/admin/")?;
+    let found = match (rest, method.as_str()) {
+        ("config", "GET") => AdminCall::Get,
+        ("config", "PUT") => AdminCall::Put,
+        ("config/validate", "POST") => AdminCall::Validate,
+        ("config/history", "GET") => AdminCall::History,
+        ("config/rollback", "POST") => AdminCall::Rollback,
+        ("config" | "config/validate" | "config/history" | "config/rollback", _) => {
+            return Some(Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                format!("`{method} {path}` is not an admin operation (see the README, Admin API)"),
+            )
+            .with_code("method_not_allowed")))
+        }
+        _ => return Some(Err(ApiError::not_found(format!("no admin endpoint at `{path}`")))),
+    };
+    Some(Ok(found))
+}
+
+/// One kept version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub version: u64,
+    pub stored_at_ms: u64,
+    /// SHA-256 of the stored document.
+    pub sha256: String,
+    pub bytes: usize,
+    /// Set when this version was a rollback to an earlier one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_of: Option<u64>,
+}
+
+/// The versions kept, oldest first (the last one is being served).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct History {
+    pub versions: Vec<VersionInfo>,
+}
+
+impl History {
+    fn current(&self) -> Option<u64> {
+        self.versions.last().map(|v| v.version)
+    }
+}
+
+/// Serves one admin call. Needs no configuration: the first document is pushed through here too.
+pub(crate) async fn serve<H: Host>(
+    host: &H,
+    cache: &ConfigCache,
+    parts: &http::request::Parts,
+    body: Body,
+    call: AdminCall,
+) -> Result<http::Response<Body>, ApiError> {
+    authorize(host, &parts.headers)?;
+    match call {
+        AdminCall::Get => current(host).await,
+        AdminCall::History => {
+            let history = history(host).await?;
+            let versions: Vec<&VersionInfo> = history.versions.iter().rev().collect();
+            Ok(json_response(StatusCode::OK, &json!({"current": history.current(), "versions": versions})))
+        }
+        AdminCall::Validate => {
+            let document = read_document(host, body).await?;
+            let config = accept(&document)?;
+            Ok(json_response(StatusCode::OK, &json!({"valid": true, "summary": summary(&config)})))
+        }
+        AdminCall::Put => {
+            let document = read_document(host, body).await?;
+            let config = accept(&document)?;
+            let history = history(host).await?;
+            if let Some(expected) = parts.headers.get(http::header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+                let current = history.current().map(etag);
+                if expected.trim() != "*" && current.as_deref() != Some(expected.trim()) {
+                    return Err(ApiError::new(
+                        StatusCode::PRECONDITION_FAILED,
+                        "invalid_request_error",
+                        format!(
+                            "the configuration changed: `If-Match: {expected}` but the current version is {}",
+                            current.unwrap_or_else(|| "none".into())
+                        ),
+                    )
+                    .with_code("version_mismatch"));
+                }
+            }
+            let stored = store(host, history, document, None).await?;
+            cache.clear();
+            Ok(stored_response(&stored, &config))
+        }
+        AdminCall::Rollback => {
+            let document = read_document(host, body).await?;
+            let version = serde_json::from_slice::<Value>(&document)
+                .ok()
+                .and_then(|v| v.get("version")?.as_u64())
+                .ok_or_else(|| {
+                    ApiError::invalid_request("a rollback takes `{\"version\": N}`, N from GET /admin/config/history")
+                        .with_param("version")
+                })?;
+            let history = history(host).await?;
+            let kept = read(host, &version_key(version))
+                .await?
+                .filter(|_| history.versions.iter().any(|v| v.version == version));
+            let Some(document) = kept else {
+                return Err(ApiError::not_found(format!(
+                    "version {version} is not kept (the last {HISTORY_KEPT} are; see GET /admin/config/history)"
+                )));
+            };
+            // Accepted again: the gateway may have grown stricter since that version was stored.
+            let config = accept(&document)?;
+            let stored = store(host, history, document, Some(version)).await?;
+            cache.clear();
+            Ok(stored_response(&stored, &config))
+        }
+    }
+}
+
+/// The admin key, from `x-gateway-admin-key` or `Authorization: Bearer`, compared by hash.
+fn authorize<H: Host>(host: &H, headers: &http::HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = host.secret(ADMIN_KEY_SECRET) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            format!("the admin API is off: set the secret `{ADMIN_KEY_SECRET}` to turn it on"),
+        )
+        .with_code("admin_disabled"));
+    };
+    let presented = headers.get("x-gateway-admin-key").and_then(|v| v.to_str().ok()).map(str::trim).or_else(|| {
+        let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+        let (scheme, token) = auth.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    });
+    let Some(presented) = presented.filter(|k| !k.is_empty()) else {
+        return Err(ApiError::unauthorized("missing admin key: send `Authorization: Bearer <admin key>`"));
+    };
+    // Equal-length digests compared whole: the time taken says nothing about the key.
+    let (a, b) = (hash_key(presented), hash_key(&expected));
+    let differ = a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    if differ != 0 {
+        return Err(ApiError::unauthorized("invalid admin key"));
+    }
+    Ok(())
+}
+
+async fn read_document<H: Host>(host: &H, body: Body) -> Result<Bytes, ApiError> {
+    read_whole(host, body, MAX_DOCUMENT_BYTES, KV_TIMEOUT_MS).await.map_err(|e| match e {
+        ReadError::TooLarge => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("a configuration document is at most {MAX_DOCUMENT_BYTES} bytes"),
+        )
+        .with_code("request_too_large"),
+        ReadError::Broken(e) => ApiError::invalid_request(format!("the document could not be read: {e}")),
+        ReadError::Stalled => ApiError::invalid_request("the document stalled"),
+    })
+}
+
+/// Every check a document must pass before it is stored; the error names the field.
+fn accept(document: &[u8]) -> Result<Config, ApiError> {
+    Config::accept(document).map_err(|e: ConfigError| {
+        let mut error = ApiError::invalid_request(format!("configuration refused: {e}")).with_code("invalid_config");
+        if !e.path.is_empty() {
+            error = error.with_param(e.path);
+        }
+        error
+    })
+}
+
+fn summary(config: &Config) -> Value {
+    let policies = config.policies.len()
+        + config.routes.values().map(|r| r.policies.len()).sum::<usize>()
+        + config.mcp_servers.values().map(|s| s.policies.len()).sum::<usize>();
+    json!({
+        "format_version": CONFIG_VERSION,
+        "providers": config.providers.len(),
+        "routes": config.routes.len(),
+        "mcp_servers": config.mcp_servers.len(),
+        "keys": config.keys.len(),
+        "policies": policies,
+    })
+}
+
+fn etag(version: u64) -> String {
+    format!("\"v{version}\"")
+}
+
+fn stored_response(stored: &VersionInfo, config: &Config) -> http::Response<Body> {
+    let body = json!({
+        "version": stored.version,
+        "stored_at_ms": stored.stored_at_ms,
+        "sha256": stored.sha256,
+        "rollback_of": stored.rollback_of,
+        "summary": summary(config),
+    });
+    let mut response = json_response(StatusCode::OK, &body);
+    if let Ok(value) = HeaderValue::from_str(&etag(stored.version)) {
+        response.headers_mut().insert(http::header::ETAG, value);
+    }
+    response
+}
+
+async fn read<H: Host>(host: &H, key: &str) -> Result<Option<Bytes>, ApiError> {
+    with_timeout(host, KV_TIMEOUT_MS, host.kv_get(key))
+        .await
+        .ok_or_else(|| ApiError::unavailable("the configuration store did not answer in time"))?
+        .map_err(|e| ApiError::unavailable(format!("cannot read the configuration store: {e}")))
+}
+
+async fn write<H: Host>(host: &H, key: &str, value: Bytes) -> Result<(), ApiError> {
+    with_timeout(host, KV_TIMEOUT_MS, host.kv_put(key, value))
+        .await
+        .ok_or_else(|| ApiError::unavailable("the configuration store did not answer in time"))?
+        .map_err(|e| ApiError::unavailable(format!("cannot write the configuration store: {e}")))
+}
+
+/// The history; a store seeded without the admin API (a first `wrangler kv` put, `scripts/dev`)
+/// has a document but no history: that document becomes version 0, so it can be rolled back to.
+async fn history<H: Host>(host: &H) -> Result<History, ApiError> {
+    if let Some(bytes) = read(host, HISTORY_KEY).await? {
+        return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
+    }
+    let Some(seeded) = read(host, CONFIG_KV_KEY).await? else { return Ok(History::default()) };
+    write(host, &version_key(0), seeded.clone()).await?;
+    let info =
+        VersionInfo { version: 0, stored_at_ms: 0, sha256: digest(&seeded), bytes: seeded.len(), rollback_of: None };
+    Ok(History { versions: vec![info] })
+}
+
+fn digest(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Stores an accepted document as the next version: kept copy first, then the served key, then
+/// the history (pruned to [`HISTORY_KEPT`]). A failure part-way leaves the previous document
+/// served.
+async fn store<H: Host>(
+    host: &H,
+    mut history: History,
+    document: Bytes,
+    rollback_of: Option<u64>,
+) -> Result<VersionInfo, ApiError> {
+    let version = history.current().map_or(1, |v| v + 1);
+    let info = VersionInfo {
+        version,
+        stored_at_ms: host.now_millis(),
+        sha256: digest(&document),
+        bytes: document.len(),
+        rollback_of,
+    };
+    write(host, &version_key(version), document.clone()).await?;
+    write(host, CONFIG_KV_KEY, document).await?;
+    history.versions.push(info.clone());
+    let dropped: Vec<u64> = {
+        let excess = history.versions.len().saturating_sub(HISTORY_KEPT);
+        history.versions.drain(..excess).map(|v| v.version).collect()
+    };
+    write(host, HISTORY_KEY, Bytes::from(serde_json::to_vec(&history).unwrap_or_default())).await?;
+    for old in dropped {
+        if let Some(Err(e)) = with_timeout(host, KV_TIMEOUT_MS, host.kv_delete(&version_key(old))).await {
+            host.log(
+                LogLevel::Warn,
+                &json!({"msg": "old configuration version not deleted", "version": old, "error": e.to_string()})
+                    .to_string(),
+            );
+        }
+    }
+    host.log(
+        LogLevel::Info,
+        &json!({"msg": "configuration stored", "version": version, "rollback_of": rollback_of}).to_string(),
+    );
+    Ok(info)
+}
+
+/// `GET /admin/config`: the document being served, with any string a secret detector flags masked
+/// (the document names secrets; a value pasted in by mistake is still never sent back).
+async fn current<H: Host>(host: &H) -> Result<http::Response<Body>, ApiError> {
+    let bytes = read(host, CONFIG_KV_KEY)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no configuration stored yet: PUT /admin/config"))?;
+    let mut document: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::unavailable(format!("the stored document is not JSON: {e}")))?;
+    mask_secrets(&mut document);
+    let mut response = json_response(StatusCode::OK, &document);
+    if let Some(version) = history(host).await?.current() {
+        if let Ok(value) = HeaderValue::from_str(&etag(version)) {
+            response.headers_mut().insert(http::header::ETAG, value);
+        }
+    }
+    Ok(response)
+}
+
+/// Masks secret-shaped strings anywhere in a JSON value.
+pub fn mask_secrets(value: &mut Value) {
+    let only = Detectors { pii: false, secrets: true, injection: false, tool_args: false };
+    match value {
+        Value::String(text) => {
+            let findings = detect::scan(text, only);
+            if let Some(masked) = redact::redact(text, &findings, &[Category::Secret]) {
+                *text = masked;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
+        Value::Object(map) => map.values_mut().for_each(mask_secrets),
+        _ => {}
+    }
+}

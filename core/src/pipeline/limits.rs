@@ -1,0 +1,229 @@
+//! Rate limits on the request path: a request is admitted against its route's and its key's
+//! quotas before anything goes upstream, and the tokens it reserved are settled from the usage
+//! actually recorded once its response is over (see [`super::Recorder::reserve`]).
+
+use std::rc::Rc;
+
+use http::StatusCode;
+
+use super::chat::Resolved;
+use super::{with_timeout, Recorder};
+use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig};
+use crate::error::ApiError;
+use crate::host::{Body, Host, LogLevel};
+use crate::ratelimit::{self, Admission, LimitStep, Quota};
+use crate::trace::attrs::*;
+use crate::trace::SpanKind;
+
+/// Longest wait for the limiter store; past it the request goes ahead (limits fail open).
+const LIMIT_TIMEOUT_MS: u64 = 2_000;
+
+/// Tokens reserved on one limiter when a request was admitted.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    key: String,
+    per_minute: u64,
+    estimate: u64,
+}
+
+/// One limiter a request counts against.
+struct Limiter {
+    key: String,
+    quota: RateLimitConfig,
+    /// For messages: `route `chat` per key`, `key`.
+    label: String,
+}
+
+/// The headers of an admitted request (`x-ratelimit-*`), to put on its response.
+#[derive(Debug, Default)]
+#[must_use]
+pub(crate) struct Admitted {
+    headers: Vec<(&'static str, String)>,
+}
+
+impl Admitted {
+    pub fn mark(&self, response: &mut http::Response<Body>) {
+        for (name, value) in &self.headers {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                response.headers_mut().insert(*name, value);
+            }
+        }
+    }
+}
+
+/// A request's token estimate: a quarter of its text's bytes (a common rule of thumb for
+/// English and code; a tokenizer per model would cost more than the limit protects), plus the
+/// output it allows itself (`max_tokens` / `max_completion_tokens`; none reserves nothing, and
+/// the settlement charges what was used).
+pub(crate) fn estimate(text_bytes: usize, max_output: Option<u32>) -> u64 {
+    (text_bytes as u64).div_ceil(4) + u64::from(max_output.unwrap_or(0))
+}
+
+/// The limiters of a request: its route's (per key or shared), then its key's.
+fn limiters(config: &Config, resolved: &Resolved<'_>, principal: &PrincipalConfig) -> Vec<Limiter> {
+    let key = config.keys.iter().find(|k| std::ptr::eq(&k.principal, principal));
+    // A key is named by a prefix of its hash: stable, and nothing of the key itself.
+    let key_name = key.map_or_else(|| format!("principal:{}", principal.id), |k| k.sha256.chars().take(16).collect());
+    let mut out = Vec::new();
+    if let Some((route, limit)) = resolved.route.and_then(|(name, r)| Some((name, r.rate_limit.as_ref()?))) {
+        let (key, label) = match limit.per {
+            LimitPer::Key => (format!("route/{route}/key/{key_name}"), format!("route `{route}` per key")),
+            LimitPer::Route => (format!("route/{route}"), format!("route `{route}`")),
+        };
+        out.push(Limiter { key, quota: limit.quota(), label });
+    }
+    if let Some(quota) = key.and_then(|k| k.rate_limit) {
+        out.push(Limiter { key: format!("key/{key_name}"), quota, label: "this key".into() });
+    }
+    out
+}
+
+fn step(now_ms: u64, quota: RateLimitConfig, requests: i64, tokens: i64, force: bool) -> LimitStep {
+    LimitStep {
+        now_ms,
+        requests: quota.requests_per_minute.map(|per_minute| Quota { per_minute, cost: requests }),
+        tokens: quota.tokens_per_minute.map(|per_minute| Quota { per_minute, cost: tokens }),
+        force,
+    }
+}
+
+/// Admits a request estimated at `estimate` tokens, or answers 429 with `Retry-After` and the
+/// `x-ratelimit-*` headers of the limiter that refused it. A limiter store that fails or does not
+/// answer in time lets the request through, with a warning in the log and the trace.
+pub(crate) async fn admit<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    resolved: &Resolved<'_>,
+    principal: &PrincipalConfig,
+    estimate: u64,
+    recorder: &Recorder<H>,
+) -> Result<Admitted, ApiError> {
+    let limiters = limiters(config, resolved, principal);
+    if limiters.is_empty() {
+        return Ok(Admitted::default());
+    }
+    let span = recorder.child(recorder.root(), "rate_limit", SpanKind::Internal);
+    let tokens = i64::try_from(estimate).unwrap_or(i64::MAX);
+    let mut admitted: Vec<(&Limiter, Admission)> = Vec::new();
+    for limiter in &limiters {
+        recorder.set(span, GATEWAY_RATELIMIT_KEY, limiter.label.as_str());
+        if let Some(per_minute) = limiter.quota.tokens_per_minute.filter(|limit| estimate > *limit) {
+            refund(host, &admitted, tokens);
+            let message = format!(
+                "request too large for {}: an estimated {estimate} tokens, and the limit is {per_minute} tokens per minute",
+                limiter.label
+            );
+            recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "too_large");
+            recorder.end(span);
+            return Err(
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "tokens", message).with_code("rate_limit_exceeded")
+            );
+        }
+        let step = step(host.now_millis(), limiter.quota, 1, tokens, false);
+        let answer = with_timeout(&**host, LIMIT_TIMEOUT_MS, host.rate_limit(&limiter.key, &step)).await;
+        let admission = match answer {
+            Some(Ok(admission)) => admission,
+            failed => {
+                let why = match failed {
+                    Some(Err(e)) => e.to_string(),
+                    _ => format!("no answer within {LIMIT_TIMEOUT_MS} ms"),
+                };
+                host.log(
+                    LogLevel::Warn,
+                    &serde_json::json!({"msg": "rate limiter unavailable, request admitted", "limiter": limiter.label, "error": why})
+                        .to_string(),
+                );
+                recorder.set(span, GATEWAY_RATELIMIT_ERROR, why);
+                continue;
+            }
+        };
+        if !admission.allowed {
+            refund(host, &admitted, tokens);
+            recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "refused");
+            recorder.end(span);
+            return Err(refused(limiter, &admission));
+        }
+        admitted.push((limiter, admission));
+    }
+    recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "admitted");
+    recorder.end(span);
+    let reservations = admitted
+        .iter()
+        .filter_map(|(limiter, _)| {
+            let per_minute = limiter.quota.tokens_per_minute?;
+            Some(Reservation { key: limiter.key.clone(), per_minute, estimate })
+        })
+        .collect();
+    recorder.reserve(reservations);
+    Ok(Admitted { headers: ratelimit::headers(&tightest(admitted.iter().map(|(_, a)| *a))) })
+}
+
+/// The 429 for a refusal: which quota ran out, and when to come back.
+fn refused(limiter: &Limiter, admission: &Admission) -> ApiError {
+    let requests_out = admission.requests.is_some_and(|w| w.remaining == 0);
+    let (kind, quota) = match (requests_out, limiter.quota.requests_per_minute, limiter.quota.tokens_per_minute) {
+        (true, Some(rpm), _) | (false, Some(rpm), None) => ("requests", format!("{rpm} requests per minute")),
+        (_, _, Some(tpm)) => ("tokens", format!("{tpm} tokens per minute")),
+        (_, None, None) => ("requests", "its quota".to_owned()),
+    };
+    let seconds = admission.retry_after_ms.div_ceil(1000).max(1);
+    let message = format!("rate limit reached for {}: {quota}; retry after {seconds} s", limiter.label);
+    ApiError::new(StatusCode::TOO_MANY_REQUESTS, kind, message)
+        .with_code("rate_limit_exceeded")
+        .with_headers(ratelimit::headers(admission))
+}
+
+/// Of several admissions, per quota the window with the least left: what the client can count on.
+fn tightest(admissions: impl Iterator<Item = Admission>) -> Admission {
+    let mut out = Admission { allowed: true, requests: None, tokens: None, retry_after_ms: 0 };
+    for admission in admissions {
+        for (mine, theirs) in [(&mut out.requests, admission.requests), (&mut out.tokens, admission.tokens)] {
+            if let Some(theirs) = theirs {
+                if mine.is_none_or(|m| theirs.remaining < m.remaining) {
+                    *mine = Some(theirs);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Gives back what earlier limiters took for a request a later one refused (after the response).
+fn refund<H: Host + 'static>(host: &Rc<H>, admitted: &[(&Limiter, Admission)], tokens: i64) {
+    for (limiter, _) in admitted {
+        let step = step(host.now_millis(), limiter.quota, -1, -tokens, true);
+        let (key, owner) = (limiter.key.clone(), Rc::clone(host));
+        host.defer(Box::pin(async move {
+            apply_forced(&*owner, &key, &step).await;
+        }));
+    }
+}
+
+/// Settles reservations from the tokens a request actually used: the difference is charged (or
+/// given back) on each limiter that reserved them.
+pub(crate) async fn settle<H: Host>(host: Rc<H>, reservations: Vec<Reservation>, used: u64) {
+    for reservation in reservations {
+        let difference = i128::from(used) - i128::from(reservation.estimate);
+        let Ok(cost) = i64::try_from(difference) else { continue };
+        if cost == 0 {
+            continue;
+        }
+        let step = LimitStep {
+            now_ms: host.now_millis(),
+            requests: None,
+            tokens: Some(Quota { per_minute: reservation.per_minute, cost }),
+            force: true,
+        };
+        apply_forced(&*host, &reservation.key, &step).await;
+    }
+}
+
+async fn apply_forced<H: Host>(host: &H, key: &str, step: &LimitStep) {
+    let outcome = with_timeout(host, LIMIT_TIMEOUT_MS, host.rate_limit(key, step)).await;
+    if !matches!(outcome, Some(Ok(_))) {
+        host.log(
+            LogLevel::Warn,
+            &serde_json::json!({"msg": "rate limiter settlement lost", "limiter": key}).to_string(),
+        );
+    }
+}
