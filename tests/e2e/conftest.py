@@ -28,6 +28,7 @@ import otlp_receiver
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY_KEY = "sk-e2e-gateway-key"
 SECOND_KEY = "sk-e2e-second-principal-key"
+ADMIN_KEY = "sk-e2e-admin-key-0123456789"
 MCP_INTERNAL_SECRET = "mcp-e2e-internal-credential"
 BROKER_SECRET = "broker-e2e-admin-secret"
 OPENAI_SECRET = "sk-e2e-openai-upstream-secret"
@@ -192,7 +193,7 @@ def running_gateway(target: str, config: dict, workdir: Path):
     config_path = workdir / "config.json"
     config_path.write_text(json.dumps(config))
     log_path = workdir / "gateway.log"
-    env = dict(os.environ, MCP_INTERNAL_TOKEN=MCP_INTERNAL_SECRET, BROKER_ADMIN_KEY=BROKER_SECRET, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET,
+    env = dict(os.environ, GATEWAY_ADMIN_KEY=ADMIN_KEY, MCP_INTERNAL_TOKEN=MCP_INTERNAL_SECRET, BROKER_ADMIN_KEY=BROKER_SECRET, OPENAI_API_KEY=OPENAI_SECRET, ANTHROPIC_API_KEY=ANTHROPIC_SECRET, OTLP_TOKEN=OTLP_SECRET,
                AZURE_API_KEY=AZURE_SECRET, GROQ_API_KEY="sk-e2e-groq", MISTRAL_API_KEY="sk-e2e-mistral",
                TOGETHER_API_KEY="sk-e2e-together", DEEPSEEK_API_KEY="sk-e2e-deepseek", GEMINI_API_KEY="sk-e2e-gemini")
     proc = subprocess.Popen(

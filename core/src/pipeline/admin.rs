@@ -89,6 +89,9 @@ pub struct VersionInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
     pub versions: Vec<VersionInfo>,
+    /// A seeded document not yet kept as version 0.
+    #[serde(skip)]
+    seeded: Option<Bytes>,
 }
 
 impl History {
@@ -266,16 +269,15 @@ async fn write<H: Host>(host: &H, key: &str, value: Bytes) -> Result<(), ApiErro
 }
 
 /// The history; a store seeded without the admin API (a first `wrangler kv` put, `scripts/dev`)
-/// has a document but no history: that document becomes version 0, so it can be rolled back to.
+/// has a document but no history: that document is version 0, kept once the next is stored.
 async fn history<H: Host>(host: &H) -> Result<History, ApiError> {
     if let Some(bytes) = read(host, HISTORY_KEY).await? {
         return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
     }
     let Some(seeded) = read(host, CONFIG_KV_KEY).await? else { return Ok(History::default()) };
-    write(host, &version_key(0), seeded.clone()).await?;
     let info =
         VersionInfo { version: 0, stored_at_ms: 0, sha256: digest(&seeded), bytes: seeded.len(), rollback_of: None };
-    Ok(History { versions: vec![info] })
+    Ok(History { versions: vec![info], seeded: Some(seeded) })
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -300,6 +302,9 @@ async fn store<H: Host>(
         bytes: document.len(),
         rollback_of,
     };
+    if let Some(seeded) = history.seeded.take() {
+        write(host, &version_key(0), seeded).await?;
+    }
     write(host, &version_key(version), document.clone()).await?;
     write(host, CONFIG_KV_KEY, document).await?;
     history.versions.push(info.clone());
