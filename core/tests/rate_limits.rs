@@ -433,8 +433,6 @@ fn send_and_leave(host: &Rc<FakeHost>, key: &str, body: &str, chunks: usize) -> 
 }
 
 #[test]
-#[ignore = "bug: a response whose usage never arrives (upstream cut mid-stream, client gone before the usage chunk) \
-            is settled as 0 tokens used, giving back the whole reservation, so tokens_per_minute does not limit it"]
 fn a_stream_that_ends_before_its_usage_keeps_its_token_reservation() {
     let body = json!({"model": "tokens", "stream": true, "max_tokens": 800,
                       "messages": [{"role": "user", "content": "hi"}]})
@@ -465,4 +463,35 @@ fn a_stream_that_ends_before_its_usage_keeps_its_token_reservation() {
     run_deferred(&left);
     left.answer(ok());
     assert_eq!(send(&left, ALICE, &body).status, 429, "leaving early must not reset the token quota");
+}
+
+#[test]
+fn a_keys_own_quota_counts_its_mcp_requests_too_and_refuses_them_as_json_rpc() {
+    let host = host();
+    host.answer(ok());
+    assert_eq!(chat(&host, CAROL, "plain-a").status, 200);
+    let mcp = |host: &Rc<FakeHost>| {
+        let request = http::Request::post("/mcp/tools")
+            .header("authorization", format!("Bearer {CAROL}"))
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(Body::Full(Bytes::from(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)))
+            .unwrap();
+        block_on(async {
+            let response = gateway_core::handle(Rc::clone(host), &ConfigCache::default(), request).await;
+            let (parts, body) = response.into_parts();
+            let Body::Full(bytes) = body else { panic!("a whole JSON-RPC answer") };
+            (parts.status.as_u16(), parts.headers, serde_json::from_slice::<Value>(&bytes).unwrap())
+        })
+    };
+    // The second request of the minute is an MCP one (to no registered server: it still counts).
+    let (status, _, _) = mcp(&host);
+    assert_eq!(status, 404);
+    let (status, headers, refused) = mcp(&host);
+    assert_eq!(status, 429);
+    assert_eq!(refused["jsonrpc"], "2.0");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("this key"), "{refused}");
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(headers["x-ratelimit-limit-requests"], "2");
+    assert_eq!(chat(&host, CAROL, "plain-b").status, 429, "and the LLM side shares the same quota");
 }

@@ -153,9 +153,12 @@ pub(crate) async fn serve<H: Host>(
                         .with_param("version")
                 })?;
             let history = history(host).await?;
-            let kept = read(host, &version_key(version))
-                .await?
-                .filter(|_| history.versions.iter().any(|v| v.version == version));
+            let listed = history.versions.iter().any(|v| v.version == version);
+            let kept = match (&history.seeded, version) {
+                (Some(seeded), 0) => Some(seeded.clone()),
+                _ if listed => read(host, &version_key(version)).await?,
+                _ => None,
+            };
             let Some(document) = kept else {
                 return Err(ApiError::not_found(format!(
                     "version {version} is not kept (the last {HISTORY_KEPT} are; see GET /admin/config/history)"
@@ -286,8 +289,9 @@ fn digest(bytes: &[u8]) -> String {
 }
 
 /// Stores an accepted document as the next version: kept copy first, then the served key, then
-/// the history (pruned to [`HISTORY_KEPT`]). A failure part-way leaves the previous document
-/// served.
+/// the history (pruned to [`HISTORY_KEPT`]). A failure before the served key is written leaves the
+/// previous document served; one after it leaves the history a version behind, which the next
+/// push repairs (it takes the same version number and overwrites the kept copy).
 async fn store<H: Host>(
     host: &H,
     mut history: History,
@@ -347,18 +351,57 @@ async fn current<H: Host>(host: &H) -> Result<http::Response<Body>, ApiError> {
     Ok(response)
 }
 
-/// Masks secret-shaped strings anywhere in a JSON value.
+/// Masks secret-shaped strings anywhere in a JSON value, every value under a credential-like
+/// name (`authorization`, `x-api-key`, `*token*`, `*secret*`, `*password*`, `*-key`), and the
+/// password of a URL's user info. Secret *names* (`api_key_secret`, `secret`) are kept: they are
+/// what the document is meant to hold.
 pub fn mask_secrets(value: &mut Value) {
-    let only = Detectors { pii: false, secrets: true, injection: false, tool_args: false };
+    mask(value, None);
+}
+
+const MASK: &str = "[REDACTED:secret]";
+
+/// Field names whose string values are references to secrets, not secrets.
+const SECRET_NAME_FIELDS: &[&str] = &["api_key_secret", "secret"];
+
+fn credential_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    if SECRET_NAME_FIELDS.contains(&name.as_str()) || name == "sha256" {
+        return false;
+    }
+    ["authorization", "token", "secret", "password", "passwd", "cookie", "credential"].iter().any(|w| name.contains(w))
+        || name.ends_with("key")
+        || name.ends_with("-key")
+        || name.ends_with("_key")
+}
+
+fn mask(value: &mut Value, field: Option<&str>) {
     match value {
         Value::String(text) => {
+            if field.is_some_and(credential_name) && !text.is_empty() {
+                *text = MASK.to_owned();
+                return;
+            }
+            let only = Detectors { pii: false, secrets: true, injection: false, tool_args: false };
             let findings = detect::scan(text, only);
             if let Some(masked) = redact::redact(text, &findings, &[Category::Secret]) {
                 *text = masked;
             }
+            mask_url_password(text);
         }
-        Value::Array(items) => items.iter_mut().for_each(mask_secrets),
-        Value::Object(map) => map.values_mut().for_each(mask_secrets),
+        Value::Array(items) => items.iter_mut().for_each(|item| mask(item, field)),
+        Value::Object(map) => map.iter_mut().for_each(|(name, item)| mask(item, Some(name))),
         _ => {}
+    }
+}
+
+/// `scheme://user:password@host...` -> `scheme://user:[REDACTED:secret]@host...`.
+fn mask_url_password(text: &mut String) {
+    let Some(start) = text.find("://").map(|i| i + 3) else { return };
+    let authority_end = text[start..].find(['/', '?', '#']).map_or(text.len(), |i| start + i);
+    let Some(at) = text[start..authority_end].rfind('@').map(|i| start + i) else { return };
+    let Some(colon) = text[start..at].find(':').map(|i| start + i) else { return };
+    if colon + 1 < at {
+        text.replace_range(colon + 1..at, MASK);
     }
 }

@@ -29,12 +29,13 @@ const CACHE_TIMEOUT_MS: u64 = 1_000;
 pub(crate) struct CachePlan {
     key: String,
     ttl_seconds: u64,
-    /// False under the client's `Cache-Control: no-cache`: a fresh answer, which is then stored.
+    /// False under the client's `Cache-Control: no-cache` or `no-store`: a fresh answer.
     lookup: bool,
+    /// False under `no-store`: the answer is not kept either.
+    keep: bool,
 }
 
-/// The plan for a chat request, or `None` where nothing is cached: no cache on the route, or the
-/// client's `Cache-Control: no-store`.
+/// The plan for a chat request on a route with a cache (`None` elsewhere).
 pub(crate) fn plan(
     resolved: &Resolved<'_>,
     request: &ChatRequest,
@@ -50,9 +51,7 @@ pub(crate) fn plan(
         .flat_map(|v| v.split(','))
         .map(|d| d.trim().to_ascii_lowercase())
         .collect::<Vec<_>>();
-    if directives.iter().any(|d| d == "no-store") {
-        return None;
-    }
+
     let body = serde_json::to_value(request).ok()?;
     let principal = format!("{:?}:{}", principal.kind, principal.id);
     let scope = CacheScope {
@@ -63,7 +62,8 @@ pub(crate) fn plan(
     Some(CachePlan {
         key: response_cache::key(&scope, &body),
         ttl_seconds: cache.ttl_seconds,
-        lookup: !directives.iter().any(|d| d == "no-cache"),
+        lookup: !directives.iter().any(|d| d == "no-cache" || d == "no-store"),
+        keep: !directives.iter().any(|d| d == "no-store"),
     })
 }
 
@@ -74,7 +74,7 @@ pub(crate) async fn lookup<H: Host + 'static>(
     recorder: &Recorder<H>,
 ) -> Option<CacheEntry> {
     if !plan.lookup {
-        recorder.set(recorder.root(), GATEWAY_CACHE, "refresh");
+        recorder.set(recorder.root(), GATEWAY_CACHE, if plan.keep { "refresh" } else { "bypass" });
         return None;
     }
     let span = recorder.child(recorder.root(), "cache lookup", SpanKind::Internal);
@@ -150,7 +150,7 @@ pub(crate) async fn serve_hit<H: Host + 'static>(
 /// Stores a fresh whole answer after the response has left (a streamed one is not stored).
 pub(crate) fn store<H: Host + 'static>(host: &Rc<H>, plan: CachePlan, response: &http::Response<Body>) {
     let Body::Full(bytes) = response.body() else { return };
-    if response.status() != StatusCode::OK {
+    if !plan.keep || response.status() != StatusCode::OK {
         return;
     }
     let Ok(completion) = serde_json::from_slice::<serde_json::Value>(bytes) else { return };

@@ -6,9 +6,8 @@ use std::rc::Rc;
 
 use http::StatusCode;
 
-use super::chat::Resolved;
 use super::{with_timeout, Recorder};
-use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig};
+use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig, RouteConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
 use crate::ratelimit::{self, Admission, LimitStep, Quota};
@@ -60,12 +59,12 @@ pub(crate) fn estimate(text_bytes: usize, max_output: Option<u32>) -> u64 {
 }
 
 /// The limiters of a request: its route's (per key or shared), then its key's.
-fn limiters(config: &Config, resolved: &Resolved<'_>, principal: &PrincipalConfig) -> Vec<Limiter> {
+fn limiters(config: &Config, route: Option<(&str, &RouteConfig)>, principal: &PrincipalConfig) -> Vec<Limiter> {
     let key = config.keys.iter().find(|k| std::ptr::eq(&k.principal, principal));
     // A key is named by a prefix of its hash: stable, and nothing of the key itself.
     let key_name = key.map_or_else(|| format!("principal:{}", principal.id), |k| k.sha256.chars().take(16).collect());
     let mut out = Vec::new();
-    if let Some((route, limit)) = resolved.route.and_then(|(name, r)| Some((name, r.rate_limit.as_ref()?))) {
+    if let Some((route, limit)) = route.and_then(|(name, r)| Some((name, r.rate_limit.as_ref()?))) {
         let (key, label) = match limit.per {
             LimitPer::Key => (format!("route/{route}/key/{key_name}"), format!("route `{route}` per key")),
             LimitPer::Route => (format!("route/{route}"), format!("route `{route}`")),
@@ -89,16 +88,17 @@ fn step(now_ms: u64, quota: RateLimitConfig, requests: i64, tokens: i64, force: 
 
 /// Admits a request estimated at `estimate` tokens, or answers 429 with `Retry-After` and the
 /// `x-ratelimit-*` headers of the limiter that refused it. A limiter store that fails or does not
-/// answer in time lets the request through, with a warning in the log and the trace.
+/// answer in time lets the request through, with a warning in the log and the trace. `route` is
+/// the resolved route, if any (MCP requests have none: only the key's quota applies).
 pub(crate) async fn admit<H: Host + 'static>(
     host: &Rc<H>,
     config: &Config,
-    resolved: &Resolved<'_>,
+    route: Option<(&str, &RouteConfig)>,
     principal: &PrincipalConfig,
     estimate: u64,
     recorder: &Recorder<H>,
 ) -> Result<Admitted, ApiError> {
-    let limiters = limiters(config, resolved, principal);
+    let limiters = limiters(config, route, principal);
     if limiters.is_empty() {
         return Ok(Admitted::default());
     }

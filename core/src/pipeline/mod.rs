@@ -273,8 +273,17 @@ async fn serve<H: Host + 'static>(
     }
     recorder.end(span);
     if let Endpoint::Mcp { slug } = endpoint {
-        return Ok(match principal {
-            Ok(principal) => mcp::serve(host, &config, parts, body, slug, principal, recorder).await,
+        let principal = match principal {
+            Ok(principal) => principal,
+            Err(error) => return Ok(mcp::api_error(&error)),
+        };
+        // A key's own quota counts its MCP requests too (routes do not apply to MCP).
+        return Ok(match limits::admit(host, &config, None, principal, 0, recorder).await {
+            Ok(admitted) => {
+                let mut response = mcp::serve(host, &config, parts, body, slug, principal, recorder).await;
+                admitted.mark(&mut response);
+                response
+            }
             Err(error) => mcp::api_error(&error),
         });
     }

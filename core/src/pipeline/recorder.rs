@@ -32,8 +32,11 @@ struct Recording<H: Host + 'static> {
     summary: RefCell<Vec<String>>,
     /// The snapshot cap in bytes, while payload snapshots are on for this request.
     snapshots: std::cell::Cell<Option<usize>>,
-    /// Tokens (prompt plus completion) of every completion recorded.
-    tokens_used: std::cell::Cell<u64>,
+    /// Tokens (prompt plus completion) of every completion recorded; `None` while no usage was
+    /// reported.
+    tokens_used: std::cell::Cell<Option<u64>>,
+    /// The response status, once the response is over.
+    status: std::cell::Cell<Option<u16>>,
     /// Token reservations made when the request was admitted, settled once nothing holds the
     /// recording (after the response, after a stream's last chunk, or when the client left).
     reservations: RefCell<Vec<super::limits::Reservation>>,
@@ -123,7 +126,8 @@ impl<H: Host + 'static> Recorder<H> {
                 timing: RefCell::new(Timing::default()),
                 summary: RefCell::new(Vec::new()),
                 snapshots: std::cell::Cell::new(None),
-                tokens_used: std::cell::Cell::new(0),
+                tokens_used: std::cell::Cell::new(None),
+                status: std::cell::Cell::new(None),
                 reservations: RefCell::new(Vec::new()),
             }),
         }
@@ -255,10 +259,9 @@ impl<H: Host + 'static> Recorder<H> {
             self.snapshot(span, GEN_AI_OUTPUT_MESSAGES, &messages.to_string());
         }
         if let Some(usage) = facts.usage {
-            let used = self.inner.tokens_used.get();
-            self.inner
-                .tokens_used
-                .set(used.saturating_add(usage.prompt_tokens).saturating_add(usage.completion_tokens));
+            let used = self.inner.tokens_used.get().unwrap_or(0);
+            let total = used.saturating_add(usage.prompt_tokens).saturating_add(usage.completion_tokens);
+            self.inner.tokens_used.set(Some(total));
             self.set(span, GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens);
             self.set(span, GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens);
             self.set(span, GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cached_tokens);
@@ -275,9 +278,15 @@ impl<H: Host + 'static> Recorder<H> {
         self.inner.reservations.borrow_mut().extend(reservations);
     }
 
+    /// The answer used no model tokens (a cache hit): reservations are given back in full.
+    pub fn no_tokens_used(&self) {
+        self.inner.tokens_used.set(Some(self.inner.tokens_used.get().unwrap_or(0)));
+    }
+
     /// Closes the root span with the status and latency breakdown. Called once the client has
     /// the whole response (for a stream: after its last chunk).
     pub fn finish(&self, status: u16) {
+        self.inner.status.set(Some(status));
         let now = self.now();
         let root = self.root();
         let timing = *self.inner.timing.borrow();
@@ -326,7 +335,16 @@ impl<H: Host + 'static> Drop for Recording<H> {
         let reservations = std::mem::take(&mut *self.reservations.borrow_mut());
         if !reservations.is_empty() {
             let host = Rc::clone(&self.host);
-            self.host.defer(Box::pin(super::limits::settle(host, reservations, self.tokens_used.get())));
+            // No usage reported: a failed request used nothing; an answer whose usage never came
+            // (a cut stream, a client gone) keeps its estimate.
+            let used = match (self.tokens_used.get(), self.status.get()) {
+                (Some(used), _) => Some(used),
+                (None, Some(status)) if !(200..300).contains(&status) => Some(0),
+                (None, _) => None,
+            };
+            if let Some(used) = used {
+                self.host.defer(Box::pin(super::limits::settle(host, reservations, used)));
+            }
         }
         let config = self.config.borrow_mut().take();
         let exported = config.as_ref().is_none_or(|c| c.telemetry.collector_url.is_some() || c.telemetry.log_traces);

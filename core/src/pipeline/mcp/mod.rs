@@ -64,7 +64,13 @@ pub(crate) fn api_error(error: &ApiError) -> http::Response<Body> {
         StatusCode::PAYLOAD_TOO_LARGE | StatusCode::BAD_REQUEST => RpcError::new(code::INVALID_REQUEST, &error.message),
         _ => RpcError::new(code::SERVER_ERROR, &error.message),
     };
-    rpc_response(error.status, &rpc, None)
+    let mut response = rpc_response(error.status, &rpc, None);
+    for (name, value) in error.headers.iter() {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
+    }
+    response
 }
 
 /// Serves one request for `/mcp/{slug}`.
