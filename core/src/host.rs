@@ -85,6 +85,8 @@ pub trait Host {
     /// Writes a response-cache entry, which the store may drop once `ttl_seconds` have passed
     /// (the core checks each entry's own expiry, so a store without expiry is correct too).
     async fn cache_put(&self, key: &str, value: Bytes, ttl_seconds: u64) -> Result<(), StoreError>;
+    /// Removes a response-cache entry (one found expired, where the store keeps it).
+    async fn cache_delete(&self, key: &str) -> Result<(), StoreError>;
     /// Applies one step to the rate limiter `key` with [`crate::ratelimit::apply`], atomically
     /// with every other instance's steps on that key (Workers: a Durable Object per key; Spin:
     /// compare-and-swap on the key-value store).

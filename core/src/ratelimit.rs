@@ -102,8 +102,15 @@ pub fn apply(state: LimitState, step: &LimitStep) -> (Admission, LimitState) {
 /// The TAT one quota would store after a step, and whether it admits the step.
 fn weigh(tat: u64, quota: Quota, now_us: u64) -> (u64, Verdict) {
     let Quota { per_minute, cost } = quota;
-    if cost == 0 || (per_minute == 0 && cost < 0) {
+    if per_minute == 0 && cost < 0 {
         return (tat, Verdict::Admits);
+    }
+    if cost == 0 {
+        // Costs nothing, but a quota already overdrawn (settled beyond its minute) still refuses
+        // until it is back within one: an upload estimated at nothing cannot ride an overdraft.
+        let overdraft = tat.saturating_sub(now_us).saturating_sub(PERIOD_US);
+        let verdict = if overdraft == 0 { Verdict::Admits } else { Verdict::RetryAfterMs(overdraft.div_ceil(1_000)) };
+        return (tat, verdict);
     }
     if per_minute == 0 {
         // A zero quota admits nothing; its TAT stays put even when forced, so raising the
@@ -294,6 +301,17 @@ mod tests {
         let (admission, state) = apply(full, &requests(0, 1, 0));
         assert!(admission.allowed);
         assert_eq!(state, full);
+    }
+
+    #[test]
+    fn zero_cost_is_refused_while_the_quota_is_overdrawn() {
+        let overdrawn = LimitStep { force: true, ..requests(0, 2, 4) };
+        let (_, state) = apply(LimitState::default(), &overdrawn);
+        let (admission, after) = apply(state, &requests(0, 2, 0));
+        assert!(!admission.allowed, "two minutes' worth spent: nothing until one has drained");
+        assert_eq!(admission.retry_after_ms, 60_000);
+        assert_eq!(after, state);
+        assert!(apply(state, &requests(60_000, 2, 0)).0.allowed);
     }
 
     #[test]

@@ -135,6 +135,11 @@ impl Host for FakeHost {
         Ok(())
     }
 
+    async fn cache_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.cache.borrow_mut().remove(key);
+        Ok(())
+    }
+
     async fn rate_limit(&self, key: &str, step: &LimitStep) -> Result<Admission, StoreError> {
         if self.limiter_down.get() {
             return Err(StoreError("limiter unreachable".into()));

@@ -22,6 +22,12 @@ const BOB: &str = "sk-gw-bob";
 
 const NO_CONTRACTORS: &str = r#"forbid(principal, action == Gateway::Action::"process_prompt", resource)
 when { principal has team && principal.team == "contractors" };"#;
+/// Contractors get secrets in answers redacted; staff see them.
+const REDACT_FOR_CONTRACTORS: &str = r#"@outcome("redact")
+@redact("secret")
+forbid(principal, action == Gateway::Action::"process_response", resource)
+when { principal has team && principal.team == "contractors" && context.secret_count > 0 };"#;
+const SECRET: &str = "sk-proj-Ab3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA3bC5";
 
 fn host() -> Rc<FakeHost> {
     let openai = || json!(["openai/gpt-4o"]);
@@ -35,6 +41,8 @@ fn host() -> Rc<FakeHost> {
             "shared-cache": {"models": openai(), "cache": {"ttl_seconds": 60, "shared": true}},
             "guarded-cache": {"models": openai(), "cache": {"ttl_seconds": 60, "shared": true},
                               "policies": [{"id": "no-contractors", "cedar": NO_CONTRACTORS}]},
+            "redacting-cache": {"models": openai(), "cache": {"ttl_seconds": 60, "shared": true},
+                                "policies": [{"id": "redact-for-contractors", "cedar": REDACT_FOR_CONTRACTORS}]},
             "uncached": {"models": openai()}
         },
         "keys": [
@@ -120,6 +128,13 @@ fn question(route: &str) -> String {
 /// The same question again, every object's keys in another order and without the spaces.
 fn question_reordered(route: &str) -> String {
     format!(r#"{{"temperature":0,"messages":[{{"content":"What is GCRA?","role":"user"}}],"model":"{route}"}}"#)
+}
+
+/// The same question, streamed.
+fn question_streamed(route: &str) -> String {
+    format!(
+        r#"{{"model": "{route}", "messages": [{{"role": "user", "content": "What is GCRA?"}}], "temperature": 0, "stream": true}}"#
+    )
 }
 
 fn ask(host: &Rc<FakeHost>, key: &str, route: &str) -> Reply {
@@ -396,5 +411,24 @@ fn a_cache_hit_still_passes_the_input_guardrails() {
     assert_eq!(error["code"], "policy_denied");
     assert!(error["message"].as_str().unwrap().contains("no-contractors"), "{error}");
     assert!(!denied.body.contains("shared answer"), "the cached answer is not delivered");
+    assert_eq!(upstream_calls(&host), 1);
+}
+
+#[test]
+fn a_cache_hit_still_passes_the_output_guardrails_whole_and_replayed() {
+    let host = host();
+    let answer = format!("the key is {SECRET}");
+    prime(&host, ALICE, "redacting-cache", &answer);
+    let staff = ask(&host, ALICE, "redacting-cache");
+    assert_eq!((staff.cache(), staff.content()), (Some("hit"), answer.clone()), "staff see it as stored");
+
+    let contractor = ask(&host, BOB, "redacting-cache");
+    assert_eq!(contractor.cache(), Some("hit"));
+    assert!(!contractor.body.contains(SECRET), "{}", contractor.body);
+    assert!(contractor.content().contains("[REDACTED:"), "{}", contractor.body);
+
+    let streamed = send(&host, BOB, &question_streamed("redacting-cache"), &[]);
+    assert_eq!(streamed.cache(), Some("hit"));
+    assert!(!streamed.body.contains(SECRET), "{}", streamed.body);
     assert_eq!(upstream_calls(&host), 1);
 }

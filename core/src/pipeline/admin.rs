@@ -216,7 +216,12 @@ async fn read_document<H: Host>(host: &H, body: Body) -> Result<Bytes, ApiError>
 /// Every check a document must pass before it is stored; the error names the field.
 fn accept(document: &[u8]) -> Result<Config, ApiError> {
     Config::accept(document).map_err(|e: ConfigError| {
-        let mut error = ApiError::invalid_request(format!("configuration refused: {e}")).with_code("invalid_config");
+        // The message may quote a value of the document (a type error does): a secret pasted in
+        // the wrong field is masked before it reaches the answer, the log or the trace.
+        let mut message = Value::String(format!("configuration refused: {e}"));
+        mask(&mut message, None);
+        let message = message.as_str().unwrap_or("configuration refused").to_owned();
+        let mut error = ApiError::invalid_request(message).with_code("invalid_config");
         if !e.path.is_empty() {
             error = error.with_param(e.path);
         }
@@ -275,7 +280,10 @@ async fn write<H: Host>(host: &H, key: &str, value: Bytes) -> Result<(), ApiErro
 /// has a document but no history: that document is version 0, kept once the next is stored.
 async fn history<H: Host>(host: &H) -> Result<History, ApiError> {
     if let Some(bytes) = read(host, HISTORY_KEY).await? {
-        return Ok(serde_json::from_slice(&bytes).unwrap_or_default());
+        // Unreadable, it would restart the numbering over kept versions: refuse instead.
+        return serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::unavailable(format!("the configuration history (`{HISTORY_KEY}`) is unreadable: {e}"))
+        });
     }
     let Some(seeded) = read(host, CONFIG_KV_KEY).await? else { return Ok(History::default()) };
     let info =
@@ -316,7 +324,15 @@ async fn store<H: Host>(
         let excess = history.versions.len().saturating_sub(HISTORY_KEPT);
         history.versions.drain(..excess).map(|v| v.version).collect()
     };
-    write(host, HISTORY_KEY, Bytes::from(serde_json::to_vec(&history).unwrap_or_default())).await?;
+    // The document is served from here on: a history that fails to follow is a warning, not a
+    // failed push (the next push takes the same number and repairs it).
+    if let Err(e) = write(host, HISTORY_KEY, Bytes::from(serde_json::to_vec(&history).unwrap_or_default())).await {
+        host.log(
+            LogLevel::Warn,
+            &json!({"msg": "configuration stored, history not updated", "version": version, "error": e.message})
+                .to_string(),
+        );
+    }
     for old in dropped {
         if let Some(Err(e)) = with_timeout(host, KV_TIMEOUT_MS, host.kv_delete(&version_key(old))).await {
             host.log(
@@ -336,14 +352,23 @@ async fn store<H: Host>(
 /// `GET /admin/config`: the document being served, with any string a secret detector flags masked
 /// (the document names secrets; a value pasted in by mistake is still never sent back).
 async fn current<H: Host>(host: &H) -> Result<http::Response<Body>, ApiError> {
-    let bytes = read(host, CONFIG_KV_KEY)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no configuration stored yet: PUT /admin/config"))?;
+    // The version first, then its own kept copy: the body and its ETag always go together.
+    let version = history(host).await?.current();
+    let kept = match version {
+        Some(v) if v > 0 => read(host, &version_key(v)).await?,
+        _ => None,
+    };
+    let bytes = match kept {
+        Some(bytes) => bytes,
+        None => read(host, CONFIG_KV_KEY)
+            .await?
+            .ok_or_else(|| ApiError::not_found("no configuration stored yet: PUT /admin/config"))?,
+    };
     let mut document: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::unavailable(format!("the stored document is not JSON: {e}")))?;
     mask_secrets(&mut document);
     let mut response = json_response(StatusCode::OK, &document);
-    if let Some(version) = history(host).await?.current() {
+    if let Some(version) = version {
         if let Ok(value) = HeaderValue::from_str(&etag(version)) {
             response.headers_mut().insert(http::header::ETAG, value);
         }
@@ -363,6 +388,9 @@ const MASK: &str = "[REDACTED:secret]";
 
 /// Field names whose string values are references to secrets, not secrets.
 const SECRET_NAME_FIELDS: &[&str] = &["api_key_secret", "secret"];
+
+/// Maps whose values are secret names (header name -> secret name).
+const SECRET_NAME_MAPS: &[&str] = &["collector_headers"];
 
 fn credential_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
@@ -390,18 +418,68 @@ fn mask(value: &mut Value, field: Option<&str>) {
             mask_url_password(text);
         }
         Value::Array(items) => items.iter_mut().for_each(|item| mask(item, field)),
+        Value::Object(map) if field.is_some_and(|f| SECRET_NAME_MAPS.contains(&f)) => {
+            // Values are secret names; a secret-shaped one is still masked.
+            for item in map.values_mut() {
+                mask(item, Some("secret"));
+            }
+        }
         Value::Object(map) => map.iter_mut().for_each(|(name, item)| mask(item, Some(name))),
         _ => {}
     }
 }
 
-/// `scheme://user:password@host...` -> `scheme://user:[REDACTED:secret]@host...`.
+/// `scheme://user:password@host...` -> `scheme://user:[REDACTED:secret]@host...`, for every URL
+/// in the text.
 fn mask_url_password(text: &mut String) {
-    let Some(start) = text.find("://").map(|i| i + 3) else { return };
-    let authority_end = text[start..].find(['/', '?', '#']).map_or(text.len(), |i| start + i);
-    let Some(at) = text[start..authority_end].rfind('@').map(|i| start + i) else { return };
-    let Some(colon) = text[start..at].find(':').map(|i| start + i) else { return };
-    if colon + 1 < at {
-        text.replace_range(colon + 1..at, MASK);
+    let mut from = 0;
+    while let Some(start) = text.get(from..).and_then(|rest| rest.find("://")).map(|i| from + i + 3) {
+        let rest = text.get(start..).unwrap_or_default();
+        let authority = rest.split(['/', '?', '#', ' ', '"']).next().unwrap_or_default();
+        from = start + authority.len();
+        let Some((user_info, _host)) = authority.rsplit_once('@') else { continue };
+        let Some((user, password)) = user_info.split_once(':') else { continue };
+        if password.is_empty() || password == MASK {
+            continue;
+        }
+        let password_start = start + user.len() + 1;
+        let password_end = password_start + password.len();
+        text.replace_range(password_start..password_end, MASK);
+        from = password_start + MASK.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_covers_credential_names_url_passwords_and_secret_shapes_but_keeps_secret_names() {
+        let mut doc = json!({
+            "providers": {"p": {"api_key_secret": "openai_api_key", "headers": {"x-api-key": "abc123", "x-team": "search"},
+                                "base_url": "https://admin:hunter2@a.test/v1 and http://u:p%40ss@b.test"}},
+            "telemetry": {"collector_headers": {"authorization": "otlp_token"}},
+            "notes": ["ghp_aB3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA3bC5"],
+            "keys": [{"sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}]
+        });
+        mask_secrets(&mut doc);
+        assert_eq!(doc["providers"]["p"]["api_key_secret"], "openai_api_key");
+        assert_eq!(doc["providers"]["p"]["headers"]["x-api-key"], MASK);
+        assert_eq!(doc["providers"]["p"]["headers"]["x-team"], "search");
+        assert_eq!(
+            doc["providers"]["p"]["base_url"],
+            "https://admin:[REDACTED:secret]@a.test/v1 and http://u:[REDACTED:secret]@b.test"
+        );
+        assert_eq!(doc["telemetry"]["collector_headers"]["authorization"], "otlp_token", "a secret's name");
+        assert!(doc["notes"][0].as_str().unwrap().starts_with("[REDACTED"));
+        assert_eq!(doc["keys"][0]["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn url_masking_never_panics_on_odd_text() {
+        for text in ["://", "a://@", "x://:@", "é://ü:ö@ä", "http://u:@h", "://a:b@c://d:e@f", "http://[::1]:8/"] {
+            let mut owned = text.to_owned();
+            mask_url_password(&mut owned);
+        }
     }
 }

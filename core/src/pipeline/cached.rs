@@ -93,7 +93,12 @@ pub(crate) async fn lookup<H: Host + 'static>(
             None
         }
     };
-    let entry = found.and_then(|bytes| CacheEntry::decode(&bytes)).filter(|e| e.is_fresh(host.now_millis()));
+    let decoded = found.map(|bytes| CacheEntry::decode(&bytes));
+    let entry = decoded.clone().flatten().filter(|e| e.is_fresh(host.now_millis()));
+    if decoded.is_some() && entry.is_none() {
+        // Expired or unreadable: gone, so a store without expiry (Spin's) does not keep it forever.
+        let _ = with_timeout(host, CACHE_TIMEOUT_MS, host.cache_delete(&plan.key)).await;
+    }
     let outcome = if entry.is_some() { "hit" } else { "miss" };
     recorder.set(span, GATEWAY_CACHE, outcome);
     recorder.set(recorder.root(), GATEWAY_CACHE, outcome);

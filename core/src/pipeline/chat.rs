@@ -35,7 +35,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     let (mut request, body_bytes) = parse(&**host, config, parts, body).await?;
     let resolved = resolve_recorded(&**host, config, route, &request.model, recorder)?;
     let estimate = limits::estimate(body_bytes, request.max_output_tokens());
-    let admitted = limits::admit(host, config, resolved.route, principal, estimate, recorder).await?;
+    let admitted = limits::admit(host, config, resolved.route, principal, Some(estimate), recorder).await?;
     let guard = route_guard(host, config, &resolved, principal, recorder)?;
     let mut response = match cached::plan(&resolved, &request, principal, &parts.headers) {
         None => run(host, config, request, &resolved, guard, recorder).await?,

@@ -89,16 +89,24 @@ fn step(now_ms: u64, quota: RateLimitConfig, requests: i64, tokens: i64, force: 
 /// Admits a request estimated at `estimate` tokens, or answers 429 with `Retry-After` and the
 /// `x-ratelimit-*` headers of the limiter that refused it. A limiter store that fails or does not
 /// answer in time lets the request through, with a warning in the log and the trace. `route` is
-/// the resolved route, if any (MCP requests have none: only the key's quota applies).
+/// the resolved route, if any; `estimate` is `None` for a request that uses no model tokens (MCP),
+/// which token quotas then leave alone.
 pub(crate) async fn admit<H: Host + 'static>(
     host: &Rc<H>,
     config: &Config,
     route: Option<(&str, &RouteConfig)>,
     principal: &PrincipalConfig,
-    estimate: u64,
+    estimate: Option<u64>,
     recorder: &Recorder<H>,
 ) -> Result<Admitted, ApiError> {
-    let limiters = limiters(config, route, principal);
+    let mut limiters = limiters(config, route, principal);
+    if estimate.is_none() {
+        limiters.retain_mut(|limiter| {
+            limiter.quota.tokens_per_minute = None;
+            limiter.quota.requests_per_minute.is_some()
+        });
+    }
+    let estimate = estimate.unwrap_or(0);
     if limiters.is_empty() {
         return Ok(Admitted::default());
     }
@@ -115,9 +123,10 @@ pub(crate) async fn admit<H: Host + 'static>(
             );
             recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "too_large");
             recorder.end(span);
-            return Err(
-                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "tokens", message).with_code("rate_limit_exceeded")
-            );
+            // No `Retry-After`: waiting does not make the request fit.
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "tokens", message)
+                .with_code("rate_limit_exceeded")
+                .with_headers(vec![("x-ratelimit-limit-tokens", per_minute.to_string())]));
         }
         let step = step(host.now_millis(), limiter.quota, 1, tokens, false);
         let answer = with_timeout(&**host, LIMIT_TIMEOUT_MS, host.rate_limit(&limiter.key, &step)).await;

@@ -278,7 +278,7 @@ async fn serve<H: Host + 'static>(
             Err(error) => return Ok(mcp::api_error(&error)),
         };
         // A key's own quota counts its MCP requests too (routes do not apply to MCP).
-        return Ok(match limits::admit(host, &config, None, principal, 0, recorder).await {
+        return Ok(match limits::admit(host, &config, None, principal, None, recorder).await {
             Ok(admitted) => {
                 let mut response = mcp::serve(host, &config, parts, body, slug, principal, recorder).await;
                 admitted.mark(&mut response);

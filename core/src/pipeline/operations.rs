@@ -45,9 +45,15 @@ pub(crate) async fn forward<H: Host + 'static>(
     };
     let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
     let max_output = body.get("max_output_tokens").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
-    let admitted =
-        limits::admit(host, config, resolved.route, principal, limits::estimate(bytes.len(), max_output), recorder)
-            .await?;
+    let admitted = limits::admit(
+        host,
+        config,
+        resolved.route,
+        principal,
+        Some(limits::estimate(bytes.len(), max_output)),
+        recorder,
+    )
+    .await?;
     let guard = route_guard(host, config, &resolved, principal, recorder)?;
     if op == Operation::Responses {
         let lacking = resolved.targets.iter().find(|t| !providers::offers(t.provider.kind, op));

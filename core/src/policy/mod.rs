@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use cedar_policy::{ActionConstraint, Authorizer, Decision, EntityUid, Policy, PolicyId, PolicySet};
 
-pub use accept::{schema_text, validate};
+pub use accept::{schema_json, schema_text, validate, SCHEMA_JSON_TEMPLATE, SCHEMA_TEMPLATE};
 pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
 
 use crate::config::{Config, DefaultDecision, PolicyConfig};

@@ -284,3 +284,35 @@ fn set_ids_name_policies_without_an_id_annotation() {
     let single = PolicyConfig { id: "only".into(), cedar: "forbid(principal, action, resource);".into() };
     assert_eq!(parse_set(&single).unwrap()[0].id().to_string(), "only");
 }
+
+/// The JSON schema validation builds from is the checked-in text schema, converted: regenerate it
+/// with `UPDATE_SCHEMA=1 cargo test -p gateway-core --lib policy` after editing the text.
+#[test]
+fn the_json_schema_is_the_text_schema_converted() {
+    let text = super::SCHEMA_TEMPLATE.replace("/* principal attributes */", "");
+    let (fragment, _) = cedar_policy::SchemaFragment::from_cedarschema_str(&text).unwrap();
+    let converted = fragment.to_json_value().unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/policy/gateway.cedarschema.json");
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::write(path, serde_json::to_string_pretty(&converted).unwrap() + "\n").unwrap();
+    }
+    let checked_in: serde_json::Value = serde_json::from_str(super::SCHEMA_JSON_TEMPLATE).unwrap();
+    assert_eq!(checked_in, converted, "core/policy/gateway.cedarschema.json is stale: regenerate it");
+}
+
+#[test]
+fn both_schema_forms_accept_and_refuse_the_same_policies() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let (from_text, _) = cedar_policy::Schema::from_cedarschema_str(&schema_text(&config).unwrap()).unwrap();
+    let from_json = cedar_policy::Schema::from_json_value(super::schema_json(&config).unwrap()).unwrap();
+    let typo =
+        "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { principal.read_only == 3 };";
+    for (text, valid) in [(COOKBOOK, true), (typo, false)] {
+        let set: cedar_policy::PolicySet = text.parse().unwrap();
+        for schema in [&from_text, &from_json] {
+            let result =
+                cedar_policy::Validator::new(schema.clone()).validate(&set, cedar_policy::ValidationMode::Strict);
+            assert_eq!(result.validation_passed(), valid, "{text}");
+        }
+    }
+}

@@ -66,13 +66,19 @@ impl DurableObject for RateLimiter {
     }
 
     async fn fetch(&self, mut request: worker::Request) -> worker::Result<worker::Response> {
-        let step: LimitStep = match request.json().await {
+        let mut step: LimitStep = match request.json().await {
             Ok(step) => step,
             Err(e) => return worker::Response::error(format!("not a limiter step: {e}"), 400),
         };
+        // One clock per limiter: the object's, whichever location the step came from.
+        step.now_ms = worker::Date::now().as_millis();
         if self.current.borrow().is_none() {
             // Storage reads hold other events back (input gate), so the first load is not raced.
-            let stored: Option<LimitState> = self.state.storage().get(LIMITER_STATE_KEY).await.unwrap_or(None);
+            let stored: Option<LimitState> = match self.state.storage().get(LIMITER_STATE_KEY).await {
+                Ok(stored) => stored,
+                // Never start over from a fresh state the next write would store over the real one.
+                Err(e) => return worker::Response::error(format!("limiter state unreadable: {e}"), 500),
+            };
             self.current.borrow_mut().get_or_insert(stored.unwrap_or_default());
         }
         let (admission, next) = {
@@ -165,6 +171,11 @@ impl Host for WorkerHost {
             .execute()
             .await
             .map_err(|e| StoreError(e.to_string()))
+    }
+
+    async fn cache_delete(&self, key: &str) -> Result<(), StoreError> {
+        let kv = self.env.kv(CACHE_BINDING).map_err(|e| StoreError(e.to_string()))?;
+        kv.delete(key).await.map_err(|e| StoreError(e.to_string()))
     }
 
     /// The Durable Object named after the limiter key applies the step: one object per key, so

@@ -16,7 +16,7 @@ use futures::future::Either;
 use futures::{SinkExt, StreamExt};
 use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError, ByteStream, Deferred, FetchError, Host, LogLevel, StoreError};
-use gateway_core::ratelimit::{self, Admission, LimitStep};
+use gateway_core::ratelimit::{self, Admission, LimitState, LimitStep};
 use spin_sdk::http::conversions::TryIntoOutgoingRequest;
 use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, OutgoingResponse, ResponseOutparam, SendError};
 use spin_sdk::http_component;
@@ -27,11 +27,24 @@ use spin_sdk::wit::wasi::keyvalue as kv;
 const CACHE_PREFIX: &str = "cache/";
 /// Where rate limiter states live in the default store.
 const LIMIT_PREFIX: &str = "ratelimit/";
-/// Compare-and-swap rounds before a limiter step gives up (and the request is let through).
+/// Compare-and-swap rounds before a limiter step gives up (and the request is let through);
+/// with the pauses between them, about 150 ms.
 const CAS_ATTEMPTS: u32 = 16;
 
 fn kv_error(e: kv::store::Error) -> StoreError {
     StoreError(format!("{e:?}"))
+}
+
+/// Creates a limiter's state once. Spin's stores swap unconditionally when the key is absent, so a
+/// compare-and-swap cannot create it: every instance that read "absent" would win. One instance
+/// wins a creation counter (`increment` is atomic) and writes the initial state; the others
+/// retry until it is there. Should the winner die in between, every hundredth claimant writes it.
+fn create_limiter(bucket: &kv::store::Bucket, key: &str) -> Result<(), StoreError> {
+    let claimed = kv::atomics::increment(bucket, &format!("{key}#created"), 1).map_err(kv_error)?;
+    if claimed == 1 || claimed % 100 == 0 {
+        bucket.set(key, &ratelimit::encode(&LimitState::default())).map_err(kv_error)?;
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -89,15 +102,26 @@ impl Host for SpinHost {
         self.kv_put(&format!("{CACHE_PREFIX}{key}"), value).await
     }
 
+    async fn cache_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.kv_delete(&format!("{CACHE_PREFIX}{key}")).await
+    }
+
     /// Compare-and-swap on the default store (`wasi:keyvalue/atomics`): read, apply, swap, and
-    /// start over when another instance swapped first.
+    /// start over (after a short random pause) when another instance swapped first.
     async fn rate_limit(&self, key: &str, step: &LimitStep) -> Result<Admission, StoreError> {
         let bucket = kv::store::open("default").map_err(kv_error)?;
         let key = format!("{LIMIT_PREFIX}{key}");
-        for _ in 0..CAS_ATTEMPTS {
+        for attempt in 0..CAS_ATTEMPTS {
+            if attempt > 0 {
+                // Contending instances spread out instead of colliding again: 1 to 16 ms.
+                Sleep::new(1 + self.random_u64() % (1 << attempt.min(4))).await;
+            }
             let cas = kv::atomics::Cas::new(&bucket, &key).map_err(kv_error)?;
-            let current = cas.current().map_err(kv_error)?;
-            let (admission, next) = ratelimit::apply(ratelimit::decode(current.as_deref()), step);
+            let Some(current) = cas.current().map_err(kv_error)? else {
+                create_limiter(&bucket, &key)?;
+                continue;
+            };
+            let (admission, next) = ratelimit::apply(ratelimit::decode(Some(&current)), step);
             match kv::atomics::swap(cas, &ratelimit::encode(&next)) {
                 Ok(()) => return Ok(admission),
                 Err(kv::atomics::CasError::CasFailed(_)) => continue,

@@ -212,7 +212,9 @@ impl wasi_atomics::Guest for Shim {
         let Cas { key, seen } = cas.into_inner();
         let lock = KeyLock::take(&key).map_err(|e| CasError::StoreError(wasi_error(e)))?;
         let now = read(&key).map_err(|e| CasError::StoreError(wasi_error(e)))?;
-        if now != seen {
+        // As Spin's own stores do, a swap from "absent" is an unconditional write: only a present
+        // value is compared (the gateway creates limiter states with `increment` first).
+        if seen.is_some() && now != seen {
             drop(lock);
             return Err(CasError::CasFailed(wasi_atomics::Cas::new(Cas { key, seen: now })));
         }
