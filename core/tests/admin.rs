@@ -6,14 +6,13 @@
 
 use std::rc::Rc;
 
-use bytes::Bytes;
-use futures::executor::block_on;
-use futures::StreamExt;
 use gateway_core::auth::hash_key;
 use gateway_core::config::ConfigCache;
-use gateway_core::host::Body;
 use gateway_core::testing::FakeHost;
 use serde_json::{json, Value};
+use support::{request, Reply};
+
+mod support;
 
 const ADMIN_KEY: &str = "gw-admin-7Qx2Lm9Vt4Rk8Wn3Zp6Ys1Hd5Jf0Gb";
 const USER_KEY: &str = "sk-gw-alice";
@@ -54,61 +53,10 @@ fn host() -> Rc<FakeHost> {
     host_seeded(Some(&document(&["alpha"])))
 }
 
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn error(&self) -> Value {
-        self.json()["error"].clone()
-    }
-}
-
-/// One request through the gateway, on an instance whose configuration cache is `cache`.
-fn call(
-    host: &Rc<FakeHost>,
-    cache: &ConfigCache,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> Reply {
-    let mut request = http::Request::builder().method(method).uri(path);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Body::Full(Bytes::from(body.to_owned()))).unwrap();
-    block_on(async {
-        let response = gateway_core::handle(Rc::clone(host), cache, request).await;
-        let (parts, body) = response.into_parts();
-        let body = match body {
-            Body::Full(b) => b.to_vec(),
-            Body::Stream(mut s) => {
-                let mut out = Vec::new();
-                while let Some(chunk) = s.next().await {
-                    out.extend_from_slice(&chunk.unwrap());
-                }
-                out
-            }
-        };
-        Reply { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body).unwrap() }
-    })
-}
-
 const BEARER_ADMIN: (&str, &str) = ("authorization", "Bearer gw-admin-7Qx2Lm9Vt4Rk8Wn3Zp6Ys1Hd5Jf0Gb");
 
 fn admin(host: &Rc<FakeHost>, cache: &ConfigCache, method: &str, path: &str, body: &str) -> Reply {
-    call(host, cache, method, path, &[BEARER_ADMIN], body)
+    request(host, cache, method, path, &[BEARER_ADMIN], body)
 }
 
 fn put(host: &Rc<FakeHost>, cache: &ConfigCache, document: &str) -> Reply {
@@ -131,7 +79,7 @@ fn history(host: &Rc<FakeHost>, cache: &ConfigCache) -> (Value, Vec<u64>) {
 /// A chat request on `route` with the user key: what traffic sees.
 fn chat(host: &Rc<FakeHost>, cache: &ConfigCache, route: &str) -> Reply {
     let body = json!({"model": route, "messages": [{"role": "user", "content": "ping"}]}).to_string();
-    call(
+    request(
         host,
         cache,
         "POST",
@@ -168,7 +116,7 @@ fn without_its_secret_the_admin_api_is_off_with_a_403_admin_disabled() {
 fn a_missing_or_wrong_admin_key_is_a_401_and_either_header_carries_the_right_one() {
     let host = host();
     let cache = ConfigCache::default();
-    let get = |headers: &[(&str, &str)]| call(&host, &cache, "GET", "/admin/config", headers, "");
+    let get = |headers: &[(&str, &str)]| request(&host, &cache, "GET", "/admin/config", headers, "");
     let refused = [
         get(&[]),
         get(&[("authorization", "Bearer wrong-admin-key")]),
@@ -429,7 +377,7 @@ fn a_put_with_a_stale_if_match_is_a_412_and_stores_nothing() {
     let host = host();
     let cache = ConfigCache::default();
     let put_if = |document: &str, etag: &str| {
-        call(&host, &cache, "PUT", "/admin/config", &[BEARER_ADMIN, ("if-match", etag)], document)
+        request(&host, &cache, "PUT", "/admin/config", &[BEARER_ADMIN, ("if-match", etag)], document)
     };
     let first = put_if(&document(&["beta"]), "\"v0\"");
     assert_eq!(first.status, 200, "{}", first.body);

@@ -15,6 +15,9 @@ use gateway_core::host::Body;
 use gateway_core::ratelimit::{LimitStep, Quota};
 use gateway_core::testing::{FakeAnswer, FakeHost};
 use serde_json::{json, Value};
+use support::{post_chat, run_deferred, upstream_calls, Reply};
+
+mod support;
 
 const ALICE: &str = "sk-gw-alice";
 const BOB: &str = "sk-gw-bob";
@@ -54,48 +57,9 @@ fn host() -> Rc<FakeHost> {
     Rc::new(host)
 }
 
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn error_message(&self) -> String {
-        self.json()["error"]["message"].as_str().unwrap().to_owned()
-    }
-}
-
-/// Posts a raw chat body with a key and reads the whole response (a stream to its end, so the
-/// request's recording is released and its settlement deferred).
+/// Posts a raw chat body with a key and reads the whole response.
 fn send(host: &Rc<FakeHost>, key: &str, body: &str) -> Reply {
-    let request = http::Request::post("/v1/chat/completions")
-        .header("authorization", format!("Bearer {key}"))
-        .body(Body::Full(Bytes::from(body.to_owned())))
-        .unwrap();
-    block_on(async {
-        let response = gateway_core::handle(Rc::clone(host), &ConfigCache::default(), request).await;
-        let (parts, body) = response.into_parts();
-        let body = match body {
-            Body::Full(b) => b.to_vec(),
-            Body::Stream(mut s) => {
-                let mut out = Vec::new();
-                while let Some(chunk) = s.next().await {
-                    out.extend_from_slice(&chunk.unwrap());
-                }
-                out
-            }
-        };
-        Reply { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body).unwrap() }
-    })
+    post_chat(host, key, body, &[])
 }
 
 fn body(route: &str) -> String {
@@ -104,19 +68,6 @@ fn body(route: &str) -> String {
 
 fn chat(host: &Rc<FakeHost>, key: &str, route: &str) -> Reply {
     send(host, key, &body(route))
-}
-
-/// Runs the work deferred past the responses, as `waitUntil` would (settlements, refunds, traces).
-fn run_deferred(host: &FakeHost) {
-    loop {
-        let work = host.take_deferred();
-        if work.is_empty() {
-            return;
-        }
-        for task in work {
-            block_on(task);
-        }
-    }
 }
 
 /// A whole completion whose usage the test chooses.
@@ -161,10 +112,6 @@ fn estimate(body: &str, max_tokens: u64) -> i64 {
 
 fn steps_on(host: &FakeHost, limiter: &str) -> Vec<LimitStep> {
     host.limit_steps.borrow().iter().filter(|(k, _)| k == limiter).map(|(_, s)| *s).collect()
-}
-
-fn upstream_calls(host: &FakeHost) -> usize {
-    host.requests.borrow().len()
 }
 
 #[test]

@@ -8,13 +8,12 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use futures::executor::block_on;
-use futures::StreamExt;
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
-use gateway_core::host::Body;
 use gateway_core::testing::{FakeAnswer, FakeHost};
 use serde_json::{json, Value};
+use support::{post_chat, run_deferred, upstream_calls, Reply};
+
+mod support;
 
 const ALICE: &str = "sk-gw-alice";
 /// A contractor: the `guarded-cache` route's policy refuses its prompts.
@@ -57,67 +56,9 @@ fn host() -> Rc<FakeHost> {
     Rc::new(host)
 }
 
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-
-    fn cache(&self) -> Option<&str> {
-        self.header("x-gateway-cache")
-    }
-
-    /// The text of a whole answer.
-    fn content(&self) -> String {
-        self.json()["choices"][0]["message"]["content"].as_str().unwrap().to_owned()
-    }
-
-    /// The `data:` payloads of an SSE body.
-    fn events(&self) -> Vec<&str> {
-        self.body.split("\n\n").filter_map(|e| e.strip_prefix("data: ")).collect()
-    }
-
-    /// The text of a streamed answer, its content deltas put back together.
-    fn streamed_content(&self) -> String {
-        self.events()
-            .iter()
-            .filter_map(|e| serde_json::from_str::<Value>(e).ok())
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(str::to_owned))
-            .collect()
-    }
-}
-
 /// Posts a raw chat body with a key and extra headers; reads the whole response.
 fn send(host: &Rc<FakeHost>, key: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut request = http::Request::post("/v1/chat/completions").header("authorization", format!("Bearer {key}"));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(Body::Full(Bytes::from(body.to_owned()))).unwrap();
-    block_on(async {
-        let response = gateway_core::handle(Rc::clone(host), &ConfigCache::default(), request).await;
-        let (parts, body) = response.into_parts();
-        let body = match body {
-            Body::Full(b) => b.to_vec(),
-            Body::Stream(mut s) => {
-                let mut out = Vec::new();
-                while let Some(chunk) = s.next().await {
-                    out.extend_from_slice(&chunk.unwrap());
-                }
-                out
-            }
-        };
-        Reply { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body).unwrap() }
-    })
+    post_chat(host, key, body, headers)
 }
 
 /// The same question to `route`, its fields in the order a client might write them.
@@ -163,23 +104,6 @@ fn stream_of(pieces: &[&str]) -> FakeAnswer {
     chunks.push(chunk(json!({}), json!("stop")));
     chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
     FakeAnswer::Stream { chunks, then_error: false }
-}
-
-/// Runs the work deferred past the responses, as `waitUntil` would: this is when entries are stored.
-fn run_deferred(host: &FakeHost) {
-    loop {
-        let work = host.take_deferred();
-        if work.is_empty() {
-            return;
-        }
-        for task in work {
-            block_on(task);
-        }
-    }
-}
-
-fn upstream_calls(host: &FakeHost) -> usize {
-    host.requests.borrow().len()
 }
 
 fn entries(host: &FakeHost) -> usize {
