@@ -44,7 +44,7 @@ def test_spin_toml_declares_every_secret_the_examples_use_and_the_built_componen
                  "https://api.mistral.ai", "https://api.together.ai", "https://api.deepseek.com",
                  "https://generativelanguage.googleapis.com"):
         assert host in hosts, host
-    assert "-p gateway-spin" in component["build"]["command"]
+    assert component["build"]["command"] == "scripts/build spin"
 
 
 def test_spin_up_serves_the_component_when_the_spin_cli_is_present(tmp_path):

@@ -316,3 +316,10 @@ fn both_schema_forms_accept_and_refuse_the_same_policies() {
         }
     }
 }
+
+#[test]
+fn warming_up_builds_the_parsers_without_a_configuration() {
+    super::warm_up();
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    validate(&config).unwrap();
+}

@@ -277,6 +277,24 @@ async fn respond(out: ResponseOutparam, response: http::Response<Body>) {
     drop(sink);
 }
 
+// An export for build-time pre-initialization (`wasmtime wizer`, see scripts/build): Cedar's
+// parsers are built once into the component's snapshot instead of in every request's instance.
+spin_sdk::wit_bindgen::generate!({
+    inline: "package edge-gateway:warm-up; world warm-up { export wizer-initialize: func(); }",
+    world: "warm-up",
+    runtime_path: "spin_sdk::wit_bindgen::rt",
+});
+
+struct WarmUp;
+
+impl Guest for WarmUp {
+    fn wizer_initialize() {
+        gateway_core::policy::warm_up();
+    }
+}
+
+export!(WarmUp);
+
 #[http_component]
 async fn handle(request: IncomingRequest, out: ResponseOutparam) {
     let host = Rc::new(SpinHost::default());
