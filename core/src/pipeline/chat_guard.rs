@@ -1,7 +1,7 @@
 //! The input phase of LLM requests: the prompt (`process_prompt`) and the tool results sent back
 //! to the model (`process_tool_response`), inspected before anything is forwarded.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -74,7 +74,8 @@ pub(crate) async fn check_chat<H: Host + 'static>(
         guard.check_slots(scope.prompt(streaming), slots).await?;
     }
     if guard.wants(Action::ProcessToolResponse) {
-        let names: HashMap<String, String> = request
+        // Keyed by client input: an ordered map, whose cost no choice of keys can inflate.
+        let names: BTreeMap<String, String> = request
             .messages
             .iter()
             .flat_map(|m| m.tool_calls.iter().flatten())
