@@ -6,15 +6,31 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, PrincipalConfig};
 use crate::error::ApiError;
 
-/// Lowercase hex SHA-256 of a key, as stored in `keys[].sha256`.
-pub fn hash_key(key: &str) -> String {
+/// Lowercase hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    let digest = Sha256::digest(key.as_bytes());
-    let mut out = String::with_capacity(64);
-    for byte in digest {
+    let mut out = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
         let _ = write!(out, "{byte:02x}");
     }
     out
+}
+
+/// Lowercase hex SHA-256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Lowercase hex SHA-256 of a key, as stored in `keys[].sha256`.
+pub fn hash_key(key: &str) -> String {
+    sha256_hex(key.as_bytes())
+}
+
+/// The token of `Authorization: Bearer <token>`, trimmed.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// The gateway key a request presents: `x-gateway-key` wins (then `Authorization` may carry an
@@ -23,9 +39,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     if let Some(key) = headers.get("x-gateway-key").and_then(|v| v.to_str().ok()) {
         return Some(key.trim());
     }
-    let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = auth.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+    bearer(headers)
 }
 
 /// Maps the presented key to its principal, or answers 401.

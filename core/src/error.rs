@@ -135,14 +135,18 @@ impl ApiError {
     pub fn into_response(self) -> http::Response<Body> {
         let mut response = http::Response::new(Body::Full(self.to_json()));
         *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-        for (name, value) in self.headers.iter() {
-            if let Ok(value) = http::HeaderValue::from_str(value) {
-                headers.insert(*name, value);
-            }
-        }
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        insert_headers(response.headers_mut(), &self.headers);
         response
+    }
+}
+
+/// Sets each `(name, value)` on a header map (a value that is not a valid header is left out).
+pub fn insert_headers(headers: &mut http::HeaderMap, pairs: &[(&'static str, String)]) {
+    for (name, value) in pairs {
+        if let Ok(value) = http::HeaderValue::from_str(value) {
+            headers.insert(*name, value);
+        }
     }
 }
 

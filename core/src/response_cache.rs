@@ -76,14 +76,7 @@ pub fn key(scope: &CacheScope<'_>, body: &Value) -> String {
     hash_part(&mut hasher, scope.model.as_bytes());
     hash_optional(&mut hasher, scope.principal);
     hash_part(&mut hasher, &canonical(body));
-    let digest = hasher.finalize();
-    let mut key = String::with_capacity(5 + 2 * digest.len());
-    key.push_str("chat/");
-    for byte in digest {
-        key.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
-        key.push(char::from_digit(u32::from(byte & 0x0f), 16).unwrap_or('0'));
-    }
-    key
+    format!("chat/{}", crate::auth::hex(&hasher.finalize()))
 }
 
 fn hash_part(hasher: &mut Sha256, bytes: &[u8]) {

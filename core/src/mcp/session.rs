@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::auth::hex;
+
 /// What a gateway-issued session remembers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BridgedSession {
@@ -16,10 +18,6 @@ pub struct BridgedSession {
     pub version: String,
     pub client_info: Value,
     pub capabilities: Value,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {

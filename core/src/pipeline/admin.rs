@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::{json_response, read_whole, with_timeout, ReadError, KV_TIMEOUT_MS};
-use crate::auth::hash_key;
+use crate::auth::{hash_key, sha256_hex};
 use crate::config::{Config, ConfigCache, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
 use crate::error::ApiError;
 use crate::guard::{detect, redact, Category, Detectors};
@@ -183,11 +183,11 @@ fn authorize<H: Host>(host: &H, headers: &http::HeaderMap) -> Result<(), ApiErro
         )
         .with_code("admin_disabled"));
     };
-    let presented = headers.get("x-gateway-admin-key").and_then(|v| v.to_str().ok()).map(str::trim).or_else(|| {
-        let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-        let (scheme, token) = auth.trim().split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
+    let presented = headers
+        .get("x-gateway-admin-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .or_else(|| crate::auth::bearer(headers));
     let Some(presented) = presented.filter(|k| !k.is_empty()) else {
         return Err(ApiError::unauthorized("missing admin key: send `Authorization: Bearer <admin key>`"));
     };
@@ -286,14 +286,14 @@ async fn history<H: Host>(host: &H) -> Result<History, ApiError> {
         });
     }
     let Some(seeded) = read(host, CONFIG_KV_KEY).await? else { return Ok(History::default()) };
-    let info =
-        VersionInfo { version: 0, stored_at_ms: 0, sha256: digest(&seeded), bytes: seeded.len(), rollback_of: None };
+    let info = VersionInfo {
+        version: 0,
+        stored_at_ms: 0,
+        sha256: sha256_hex(&seeded),
+        bytes: seeded.len(),
+        rollback_of: None,
+    };
     Ok(History { versions: vec![info], seeded: Some(seeded) })
-}
-
-fn digest(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Stores an accepted document as the next version: kept copy first, then the served key, then
@@ -310,7 +310,7 @@ async fn store<H: Host>(
     let info = VersionInfo {
         version,
         stored_at_ms: host.now_millis(),
-        sha256: digest(&document),
+        sha256: sha256_hex(&document),
         bytes: document.len(),
         rollback_of,
     };
@@ -399,8 +399,6 @@ fn credential_name(name: &str) -> bool {
     }
     ["authorization", "token", "secret", "password", "passwd", "cookie", "credential"].iter().any(|w| name.contains(w))
         || name.ends_with("key")
-        || name.ends_with("-key")
-        || name.ends_with("_key")
 }
 
 fn mask(value: &mut Value, field: Option<&str>) {

@@ -93,9 +93,12 @@ pub(crate) async fn lookup<H: Host + 'static>(
             None
         }
     };
-    let decoded = found.map(|bytes| CacheEntry::decode(&bytes));
-    let entry = decoded.clone().flatten().filter(|e| e.is_fresh(host.now_millis()));
-    if decoded.is_some() && entry.is_none() {
+    let (entry, stale) = match found.map(|bytes| CacheEntry::decode(&bytes)) {
+        None => (None, false),
+        Some(Some(entry)) if entry.is_fresh(host.now_millis()) => (Some(entry), false),
+        Some(_) => (None, true),
+    };
+    if stale {
         // Expired or unreadable: gone, so a store without expiry (Spin's) does not keep it forever.
         let _ = with_timeout(host, CACHE_TIMEOUT_MS, host.cache_delete(&plan.key)).await;
     }
@@ -152,20 +155,23 @@ pub(crate) async fn serve_hit<H: Host + 'static>(
     Ok(response)
 }
 
-/// Stores a fresh whole answer after the response has left (a streamed one is not stored).
+/// Stores a fresh whole answer after the response has left (a streamed one is not stored): the
+/// body is read back and checked off the response path.
 pub(crate) fn store<H: Host + 'static>(host: &Rc<H>, plan: CachePlan, response: &http::Response<Body>) {
     let Body::Full(bytes) = response.body() else { return };
     if !plan.keep || response.status() != StatusCode::OK {
         return;
     }
-    let Ok(completion) = serde_json::from_slice::<serde_json::Value>(bytes) else { return };
-    if !response_cache::cacheable(&completion) {
-        return;
-    }
-    let provider = response.headers().get("x-gateway-provider").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let entry = CacheEntry::new(host.now_millis(), plan.ttl_seconds, provider, completion);
+    let bytes = bytes.clone();
+    let provider =
+        response.headers().get("x-gateway-provider").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let owner = Rc::clone(host);
     host.defer(Box::pin(async move {
+        let Ok(completion) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return };
+        if !response_cache::cacheable(&completion) {
+            return;
+        }
+        let entry = CacheEntry::new(owner.now_millis(), plan.ttl_seconds, &provider, completion);
         let put = owner.cache_put(&plan.key, Bytes::from(entry.encode()), plan.ttl_seconds);
         if !matches!(with_timeout(&*owner, CACHE_TIMEOUT_MS, put).await, Some(Ok(()))) {
             owner.log(LogLevel::Warn, "{\"msg\":\"response cache entry not stored\"}");

@@ -42,11 +42,7 @@ pub(crate) struct Admitted {
 
 impl Admitted {
     pub fn mark(&self, response: &mut http::Response<Body>) {
-        for (name, value) in &self.headers {
-            if let Ok(value) = http::HeaderValue::from_str(value) {
-                response.headers_mut().insert(*name, value);
-            }
-        }
+        crate::error::insert_headers(response.headers_mut(), &self.headers);
     }
 }
 
@@ -60,11 +56,15 @@ pub(crate) fn estimate(text_bytes: usize, max_output: Option<u32>) -> u64 {
 
 /// The limiters of a request: its route's (per key or shared), then its key's.
 fn limiters(config: &Config, route: Option<(&str, &RouteConfig)>, principal: &PrincipalConfig) -> Vec<Limiter> {
+    let route_limit = route.and_then(|(name, r)| Some((name, r.rate_limit.as_ref()?)));
     let key = config.keys.iter().find(|k| std::ptr::eq(&k.principal, principal));
+    if route_limit.is_none() && key.is_none_or(|k| k.rate_limit.is_none()) {
+        return Vec::new(); // the common case: no name to build
+    }
     // A key is named by a prefix of its hash: stable, and nothing of the key itself.
     let key_name = key.map_or_else(|| format!("principal:{}", principal.id), |k| k.sha256.chars().take(16).collect());
     let mut out = Vec::new();
-    if let Some((route, limit)) = route.and_then(|(name, r)| Some((name, r.rate_limit.as_ref()?))) {
+    if let Some((route, limit)) = route_limit {
         let (key, label) = match limit.per {
             LimitPer::Key => (format!("route/{route}/key/{key_name}"), format!("route `{route}` per key")),
             LimitPer::Route => (format!("route/{route}"), format!("route `{route}`")),

@@ -65,11 +65,7 @@ pub(crate) fn api_error(error: &ApiError) -> http::Response<Body> {
         _ => RpcError::new(code::SERVER_ERROR, &error.message),
     };
     let mut response = rpc_response(error.status, &rpc, None);
-    for (name, value) in error.headers.iter() {
-        if let Ok(value) = http::HeaderValue::from_str(value) {
-            response.headers_mut().insert(*name, value);
-        }
-    }
+    crate::error::insert_headers(response.headers_mut(), &error.headers);
     response
 }
 
