@@ -194,7 +194,7 @@ fn check_set(
         if let Err(message) = Outcome::of(&policy) {
             return Err(ConfigError::new(path, format!("policy `{id}`{line}: {message}")));
         }
-        if policy.effect() == cedar_policy::Effect::Permit && policy.annotation("outcome").is_some() {
+        if policy.effect() == cedar_policy::Effect::Permit && super::annotation(&policy, "outcome").is_some() {
             return Err(ConfigError::new(path, format!("policy `{id}`{line}: @outcome is for `forbid` policies")));
         }
         pset.add(policy).map_err(|e| ConfigError::new(path, format!("policy `{id}`{line}: {e}")))?;

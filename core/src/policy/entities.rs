@@ -2,6 +2,7 @@
 //! from request facts and detector signals. No schema is consulted on the request path (the
 //! policies were validated against it when the configuration was accepted).
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 
@@ -51,9 +52,44 @@ pub struct PolicyRequest<'a> {
     pub signals: &'a Signals,
 }
 
-fn uid(kind: &str, id: &str) -> Result<EntityUid, String> {
-    let name = EntityTypeName::from_str(kind).map_err(|e| e.to_string())?;
-    Ok(EntityUid::from_type_name_and_id(name, EntityId::new(id)))
+/// The gateway's entity types.
+const ENTITY_TYPES: [&str; 8] = [
+    "Gateway::User",
+    "Gateway::Agent",
+    "Gateway::ApiKey",
+    "Gateway::Route",
+    "Gateway::Model",
+    "Gateway::McpServer",
+    "Gateway::Tool",
+    "Gateway::Action",
+];
+
+thread_local! {
+    /// Parsed once per instance (a name is parsed by Cedar's full parser); an instance
+    /// pre-initialized at build time starts with them parsed ([`parse_entity_types`]).
+    static PARSED_TYPES: RefCell<Vec<(&'static str, EntityTypeName)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn type_name(kind: &'static str) -> Result<EntityTypeName, String> {
+    PARSED_TYPES.with(|parsed| {
+        if let Some((_, name)) = parsed.borrow().iter().find(|(k, _)| *k == kind) {
+            return Ok(name.clone());
+        }
+        let name = EntityTypeName::from_str(kind).map_err(|e| e.to_string())?;
+        parsed.borrow_mut().push((kind, name.clone()));
+        Ok(name)
+    })
+}
+
+/// Parses every entity type name the requests use, for a pre-initialized instance.
+pub(super) fn parse_entity_types() {
+    for kind in ENTITY_TYPES {
+        let _ = type_name(kind);
+    }
+}
+
+fn uid(kind: &'static str, id: &str) -> Result<EntityUid, String> {
+    Ok(EntityUid::from_type_name_and_id(type_name(kind)?, EntityId::new(id)))
 }
 
 fn string(s: &str) -> RestrictedExpression {

@@ -74,13 +74,19 @@ pub enum Outcome {
     Alert,
 }
 
+/// A policy's annotation. Cedar's own `Policy::annotation` parses the key with its full parser on
+/// every call (a fresh lexer each time), which costs more than the rest of loading a policy.
+pub(crate) fn annotation<'p>(policy: &'p Policy, key: &str) -> Option<&'p str> {
+    policy.annotations().find_map(|(k, v)| (k == key).then_some(v))
+}
+
 impl Outcome {
     fn of(policy: &Policy) -> Result<Outcome, String> {
-        match policy.annotation("outcome").unwrap_or("deny") {
+        match annotation(policy, "outcome").unwrap_or("deny") {
             "deny" => Ok(Outcome::Deny),
             "alert" => Ok(Outcome::Alert),
             "redact" => {
-                let Some(list) = policy.annotation("redact") else {
+                let Some(list) = annotation(policy, "redact") else {
                     return Ok(Outcome::Redact(vec![Category::Pii, Category::Secret]));
                 };
                 list.split(',')
@@ -146,7 +152,8 @@ impl Clone for PolicyCache {
 /// The policies of one scope, ready to evaluate.
 #[derive(Debug)]
 pub struct ScopedPolicies {
-    /// Deny policies, every `permit`, and the implicit permit when the default is allow.
+    /// Deny policies and every `permit`. When the default is allow, Cedar's answer of deny with
+    /// no determining policy (nothing permitted, nothing forbidden) is read as allow.
     enforce: PolicySet,
     /// `forbid` policies with a redact or alert outcome, evaluated on their own.
     advice: PolicySet,
@@ -156,8 +163,6 @@ pub struct ScopedPolicies {
     default: DefaultDecision,
 }
 
-/// The id of the permit a default-allow configuration adds.
-const DEFAULT_ALLOW: &str = "gateway.default_allow";
 /// The name a default-deny configuration's refusal carries.
 pub const DEFAULT_DENY: &str = "gateway.default_deny";
 
@@ -173,7 +178,7 @@ pub(crate) fn parse_set(set: &PolicyConfig) -> Result<Vec<Policy>, Box<cedar_pol
         .into_iter()
         .enumerate()
         .map(|(n, p)| {
-            let id = match p.annotation("id") {
+            let id = match annotation(p, "id") {
                 Some(id) => id.to_owned(),
                 None if single => set.id.clone(),
                 None => format!("{}.{n}", set.id),
@@ -187,6 +192,7 @@ pub(crate) fn parse_set(set: &PolicyConfig) -> Result<Vec<Policy>, Box<cedar_pol
 /// pre-initialized at build time (the Spin component, through Wizer) starts with them ready:
 /// Spin runs every request in a fresh instance, and building them costs about a millisecond there.
 pub fn warm_up() {
+    entities::parse_entity_types();
     let set = PolicyConfig {
         id: "gateway.warm_up".into(),
         cedar: r#"forbid(principal, action == Gateway::Action::"process_prompt", resource)
@@ -261,16 +267,6 @@ impl ScopedPolicies {
                 scoped.outcomes.insert(id, outcome);
             }
         }
-        if default == DefaultDecision::Allow {
-            // Parsed by the same parser as the configured sets: each of Cedar's parsers is built
-            // on first use, close to a millisecond in a cold WebAssembly instance.
-            let permit =
-                PolicyConfig { id: DEFAULT_ALLOW.into(), cedar: "permit(principal, action, resource);".into() };
-            let error = |message: String| PolicyError { set: DEFAULT_ALLOW.into(), message };
-            for policy in parse_set(&permit).map_err(|e| error(e.to_string()))? {
-                scoped.enforce.add(policy).map_err(|e| error(e.to_string()))?;
-            }
-        }
         Ok(scoped)
     }
 
@@ -309,12 +305,16 @@ impl ScopedPolicies {
         if answer.decision() == Decision::Deny {
             let mut reasons: Vec<String> = answer.diagnostics().reason().map(ToString::to_string).collect();
             reasons.sort();
-            verdict.denied_by = Some(reasons.into_iter().next().unwrap_or_else(|| match self.default {
-                DefaultDecision::Deny => DEFAULT_DENY.to_owned(),
-                // Allow by default, yet denied with no reason: only an erroring policy gets here.
-                DefaultDecision::Allow => "gateway.policy_error".to_owned(),
-            }));
-            return verdict;
+            let denied_by = match (reasons.into_iter().next(), self.default) {
+                (Some(policy), _) => Some(policy),
+                (None, DefaultDecision::Deny) => Some(DEFAULT_DENY.to_owned()),
+                // Nothing forbade it and allow is the default.
+                (None, DefaultDecision::Allow) => None,
+            };
+            if denied_by.is_some() {
+                verdict.denied_by = denied_by;
+                return verdict;
+            }
         }
         if !self.advice.is_empty() {
             let advice = authorizer.is_authorized(&cedar_request, &self.advice, &entities);
