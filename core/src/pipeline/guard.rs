@@ -126,6 +126,11 @@ impl<H: Host + 'static> Guard<H> {
         *self.session.borrow_mut() = session.map(str::to_owned);
     }
 
+    /// The detector families to run at `action`: the configured ones some policy there observes.
+    fn detectors(&self, action: Action) -> Detectors {
+        self.policies.detectors(action, self.detectors)
+    }
+
     /// Whether anything is to be decided at `action`.
     pub fn wants(&self, action: Action) -> bool {
         self.policies.applies(action) || self.remote.is_some()
@@ -146,7 +151,8 @@ impl<H: Host + 'static> Guard<H> {
         if !self.wants(point.action) {
             return Ok(Checked::default());
         }
-        let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, self.detectors)).collect();
+        let detectors = self.detectors(point.action);
+        let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, detectors)).collect();
         let mut signals = Signals::default();
         findings.iter().for_each(|f| signals.add(f));
         // Nothing to read: the remote service has nothing to say (the policies still decide).
@@ -181,7 +187,8 @@ impl<H: Host + 'static> Guard<H> {
         if !self.policies.applies(point.action) {
             return Ok(Checked::default());
         }
-        let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, self.detectors)).collect();
+        let detectors = self.detectors(point.action);
+        let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, detectors)).collect();
         let mut signals = Signals::default();
         findings.iter().for_each(|f| signals.add(f));
         self.conclude(&point, &signals, texts, &findings)
@@ -465,7 +472,9 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
         if !self.wants_output() {
             return None;
         }
-        let guard = StreamGuard::new(self.hold_chars, self.detectors);
+        // One scanner for the answer's text and its tool calls' arguments.
+        let detectors = self.detectors(Action::ProcessResponse).or(self.detectors(Action::CallTool));
+        let guard = StreamGuard::new(self.hold_chars, detectors);
         Some((guard, Box::new(decider(self, target))))
     }
 
@@ -487,7 +496,7 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
                     _ => None,
                 })
                 .map(|text| {
-                    let found = detect::scan(text, self.detectors);
+                    let found = detect::scan(text, self.detectors(Action::ProcessResponse));
                     (text, found)
                 })
                 .collect();
@@ -511,7 +520,7 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
                 let Some(function) = call.get_mut("function").and_then(Value::as_object_mut) else { continue };
                 let name = function.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let Some(Value::String(arguments)) = function.get_mut("arguments") else { continue };
-                let found = detect::scan(arguments, self.detectors);
+                let found = detect::scan(arguments, self.detectors(Action::CallTool));
                 let mut signals = Signals::default();
                 signals.add(&found);
                 let verdict = decide.decide(Action::CallTool, &signals, Some((&name, arguments)));

@@ -17,7 +17,7 @@ pub use accept::{schema_json, schema_text, validate, SCHEMA_JSON_TEMPLATE, SCHEM
 pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
 
 use crate::config::{Config, DefaultDecision, PolicyConfig};
-use crate::guard::Category;
+use crate::guard::{Category, Detectors};
 
 /// The lifecycle points, as Cedar actions (`Gateway::Action::"process_prompt"`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,7 +160,29 @@ pub struct ScopedPolicies {
     outcomes: BTreeMap<String, Outcome>,
     /// Bit per [`Action`] some policy may apply to.
     actions: u8,
+    /// Per [`Action`], the detector families some policy that may apply to it can observe.
+    observes: [Detectors; Action::ALL.len()],
     default: DefaultDecision,
+}
+
+/// The detector families a policy can observe, read from its text. A family's signals reach
+/// Cedar only through context fields that carry its name (`scores.pii`, `pii_kinds`,
+/// `secret_count`, `scores.injection`, `scores.tool_args`), or through `max_score` and `signals`,
+/// which carry every family's. Reading the text errs towards running a detector: a comment or a
+/// string that names a family turns it on too. A redacting policy needs the families it redacts.
+fn observed_families(policy: &Policy, outcome: &Outcome) -> Detectors {
+    let text = policy.to_string();
+    let every = text.contains("max_score") || text.contains("signals");
+    let named = Detectors {
+        pii: every || text.contains("pii"),
+        secrets: every || text.contains("secret"),
+        injection: every || text.contains("injection"),
+        tool_args: every || text.contains("tool_args"),
+    };
+    match outcome {
+        Outcome::Redact(families) => families.iter().fold(named, |all, family| all.or(Detectors::of(*family))),
+        Outcome::Deny | Outcome::Alert => named,
+    }
 }
 
 /// The name a default-deny configuration's refusal carries.
@@ -199,6 +221,7 @@ pub fn warm_up() {
         advice: PolicySet::new(),
         outcomes: BTreeMap::new(),
         actions: u8::MAX,
+        observes: [Detectors::ALL; Action::ALL.len()],
         default: DefaultDecision::Allow,
     };
     for policy in policies {
@@ -259,6 +282,7 @@ impl ScopedPolicies {
             advice: PolicySet::new(),
             outcomes: BTreeMap::new(),
             actions: if default == DefaultDecision::Deny { u8::MAX } else { 0 },
+            observes: [Detectors::NONE; Action::ALL.len()],
             default,
         };
         // Nothing in scope and allow by default: nothing to parse (Cedar's parser costs about a
@@ -269,8 +293,15 @@ impl ScopedPolicies {
         let error = |set: &PolicyConfig, message: String| PolicyError { set: set.id.clone(), message };
         for set in scope.sets(config) {
             for policy in parse_set(set).map_err(|e| error(set, e.to_string()))? {
-                scoped.actions |= applies_to(&policy);
+                let actions = applies_to(&policy);
+                scoped.actions |= actions;
                 let outcome = Outcome::of(&policy).map_err(|e| error(set, e))?;
+                let families = observed_families(&policy, &outcome);
+                for (action, slot) in Action::ALL.iter().zip(scoped.observes.iter_mut()) {
+                    if actions & action.bit() != 0 {
+                        *slot = slot.or(families);
+                    }
+                }
                 let id = policy.id().to_string();
                 let target = match (&outcome, policy.effect()) {
                     (Outcome::Deny, _) | (_, cedar_policy::Effect::Permit) => &mut scoped.enforce,
@@ -287,6 +318,16 @@ impl ScopedPolicies {
     /// detectors need not run at that point.
     pub fn applies(&self, action: Action) -> bool {
         self.actions & action.bit() != 0
+    }
+
+    /// The detector families to run at `action`: those `configured` that some policy able to
+    /// apply there can observe. The rest could change no decision.
+    pub fn detectors(&self, action: Action, configured: Detectors) -> Detectors {
+        Action::ALL
+            .iter()
+            .zip(self.observes)
+            .find_map(|(a, observed)| (*a == action).then(|| configured.and(observed)))
+            .unwrap_or(configured)
     }
 
     /// Decides one lifecycle point.

@@ -325,3 +325,32 @@ fn warming_up_builds_the_parsers_without_a_configuration() {
     let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
     validate(&config).unwrap();
 }
+
+#[test]
+fn only_the_detector_families_a_policy_can_observe_run_at_its_action() {
+    let cookbook = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let scoped = cookbook.policies_for(Scope::Global).unwrap();
+    let only = |pii, secrets, injection, tool_args| Detectors { pii, secrets, injection, tool_args };
+    // block-injection reads the injection score; alert-on-pii-prompt the PII kinds.
+    assert_eq!(scoped.detectors(Action::ProcessPrompt, Detectors::ALL), only(true, false, true, false));
+    assert_eq!(scoped.detectors(Action::ProcessResponse, Detectors::ALL), only(false, true, false, false));
+    // The redacting policy needs the family it redacts; the tool allow-list reads no signal.
+    assert_eq!(scoped.detectors(Action::ProcessToolResponse, Detectors::ALL), only(true, false, false, false));
+    assert_eq!(scoped.detectors(Action::CallTool, Detectors::ALL), Detectors::NONE);
+    // A family switched off in the configuration stays off.
+    assert_eq!(scoped.detectors(Action::ProcessPrompt, only(true, true, false, true)), only(true, false, false, false));
+
+    // `max_score` and `signals` carry every family; a redaction names its own.
+    let every = config(
+        &policies(&[(
+            "every",
+            r#"forbid(principal, action == Gateway::Action::"call_tool", resource) when { context.max_score > 90 };
+               @outcome("redact") @redact("secret")
+               forbid(principal, action == Gateway::Action::"process_response", resource) when { context.model == "x" };"#,
+        )]),
+        "",
+    );
+    let scoped = every.policies_for(Scope::Global).unwrap();
+    assert_eq!(scoped.detectors(Action::CallTool, Detectors::ALL), Detectors::ALL);
+    assert_eq!(scoped.detectors(Action::ProcessResponse, Detectors::ALL), only(false, true, false, false));
+}

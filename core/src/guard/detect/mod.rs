@@ -63,6 +63,41 @@ pub struct Detectors {
 impl Detectors {
     /// Every family.
     pub const ALL: Detectors = Detectors { pii: true, secrets: true, injection: true, tool_args: true };
+    /// No family.
+    pub const NONE: Detectors = Detectors { pii: false, secrets: false, injection: false, tool_args: false };
+
+    /// The families in either.
+    #[must_use]
+    pub const fn or(self, other: Detectors) -> Detectors {
+        Detectors {
+            pii: self.pii || other.pii,
+            secrets: self.secrets || other.secrets,
+            injection: self.injection || other.injection,
+            tool_args: self.tool_args || other.tool_args,
+        }
+    }
+
+    /// The families in both.
+    #[must_use]
+    pub const fn and(self, other: Detectors) -> Detectors {
+        Detectors {
+            pii: self.pii && other.pii,
+            secrets: self.secrets && other.secrets,
+            injection: self.injection && other.injection,
+            tool_args: self.tool_args && other.tool_args,
+        }
+    }
+
+    /// The family of `category` alone.
+    #[must_use]
+    pub const fn of(category: Category) -> Detectors {
+        Detectors {
+            pii: matches!(category, Category::Pii),
+            secrets: matches!(category, Category::Secret),
+            injection: matches!(category, Category::Injection),
+            tool_args: matches!(category, Category::ToolArgs),
+        }
+    }
 }
 
 /// Runs the chosen detectors over `text`; findings sorted by start offset.
