@@ -140,8 +140,75 @@ pub(super) fn principal_type(kind: PrincipalKind) -> &'static str {
     }
 }
 
+/// The context's fields, in the order [`PolicyRequest::context`] builds them.
+pub(super) const CONTEXT_FIELDS: [&str; 17] = [
+    "model",
+    "provider",
+    "route",
+    "server",
+    "tool",
+    "arguments",
+    "name",
+    "method",
+    "phase",
+    "streaming",
+    "max_score",
+    "pii_kinds",
+    "pii_count",
+    "secret_kinds",
+    "secret_count",
+    "signals",
+    "scores",
+];
+
+/// The context fields a policy's text names, one bit per [`CONTEXT_FIELDS`] entry. A policy can
+/// read a field only by naming it (`context.model`, `context["model"]`, `context has model`), so
+/// a context of these fields decides it as the whole context would; a name that turns up in a
+/// comment or a string only adds a field.
+pub(super) fn named_fields(text: &str) -> u32 {
+    CONTEXT_FIELDS.iter().enumerate().filter(|(_, field)| text.contains(*field)).fold(0, |bits, (i, _)| bits | 1 << i)
+}
+
+/// Who asks about what: the Cedar principal and resource and their entities. The same for every
+/// lifecycle point of a request about one resource, so it is built once and reused.
+#[derive(Debug)]
+pub(super) struct Parties {
+    /// Who and what, as a key: equal keys build equal parties.
+    key: String,
+    principal: EntityUid,
+    resource: EntityUid,
+    entities: Entities,
+}
+
+impl Parties {
+    pub(super) fn entities(&self) -> &Entities {
+        &self.entities
+    }
+
+    pub(super) fn is_for(&self, key: &str) -> bool {
+        self.key == key
+    }
+}
+
 impl PolicyRequest<'_> {
-    pub(super) fn cedar_request(&self) -> Result<(Request, Entities), String> {
+    /// The key the parties of this request are built from.
+    pub(super) fn parties_key(&self) -> String {
+        let p = self.principal;
+        // Keys may share a principal id with different attributes: the attributes are in the key.
+        let attributes = serde_json::to_string(&p.attributes).unwrap_or_default();
+        let resource = match self.resource {
+            Resource::Model { name, provider, route } => {
+                format!("{:?}\0{}\0model\0{name}\0{provider}\0{}", p.kind, p.id, route.unwrap_or("\u{1}"))
+            }
+            Resource::Tool { name, server } => {
+                format!("{:?}\0{}\0tool\0{name}\0{}", p.kind, p.id, server.unwrap_or("\u{1}"))
+            }
+            Resource::Server { slug } => format!("{:?}\0{}\0server\0{slug}", p.kind, p.id),
+        };
+        format!("{resource}\0{attributes}")
+    }
+
+    pub(super) fn parties(&self, key: String) -> Result<Parties, String> {
         let mut entities = Vec::with_capacity(3);
         let p = self.principal;
         let principal = uid(principal_type(p.kind), &p.id)?;
@@ -191,46 +258,55 @@ impl PolicyRequest<'_> {
                 server
             }
         };
-        let action = uid("Gateway::Action", self.action.name())?;
-        let context = Context::from_pairs(self.context()).map_err(|e| e.to_string())?;
-        let request = Request::new(principal, action, resource, context, None).map_err(|e| e.to_string())?;
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
-        Ok((request, entities))
+        Ok(Parties { key, principal, resource, entities })
     }
 
-    fn context(&self) -> Vec<(String, RestrictedExpression)> {
+    /// The Cedar request, with the context fields in `fields` (see [`named_fields`]).
+    pub(super) fn cedar_request(&self, parties: &Parties, fields: u32) -> Result<Request, String> {
+        let action = uid("Gateway::Action", self.action.name())?;
+        let context = Context::from_pairs(self.context(fields)).map_err(|e| e.to_string())?;
+        Request::new(parties.principal.clone(), action, parties.resource.clone(), context, None)
+            .map_err(|e| e.to_string())
+    }
+
+    fn context(&self, fields: u32) -> Vec<(String, RestrictedExpression)> {
         let f = &self.facts;
         let s = self.signals;
         let long = |n: u8| RestrictedExpression::new_long(i64::from(n));
-        let scores = RestrictedExpression::new_record([
-            ("pii".to_owned(), long(s.pii)),
-            ("secret".to_owned(), long(s.secret)),
-            ("injection".to_owned(), long(s.injection)),
-            ("tool_args".to_owned(), long(s.tool_args)),
-            ("remote".to_owned(), long(s.remote)),
-        ]);
-        let mut pairs = vec![
-            ("model", string(f.model)),
-            ("provider", string(f.provider)),
-            ("route", string(f.route)),
-            ("server", string(f.server)),
-            ("tool", string(f.tool)),
-            ("arguments", string(f.arguments)),
-            ("name", string(f.name)),
-            ("method", string(f.method)),
-            ("phase", string(f.phase)),
-            ("streaming", RestrictedExpression::new_bool(f.streaming)),
-            ("max_score", long(s.max_score())),
-            ("pii_kinds", strings(&s.pii_kinds)),
-            ("pii_count", RestrictedExpression::new_long(i64::from(s.pii_count))),
-            ("secret_kinds", strings(&s.secret_kinds)),
-            ("secret_count", RestrictedExpression::new_long(i64::from(s.secret_count))),
-            ("signals", strings(&s.kinds)),
-        ];
-        let mut out: Vec<(String, RestrictedExpression)> = pairs.drain(..).map(|(k, v)| (k.to_owned(), v)).collect();
-        if let Ok(scores) = scores {
-            out.push(("scores".to_owned(), scores));
-        }
-        out
+        let value = |field: usize| -> Option<RestrictedExpression> {
+            Some(match field {
+                0 => string(f.model),
+                1 => string(f.provider),
+                2 => string(f.route),
+                3 => string(f.server),
+                4 => string(f.tool),
+                5 => string(f.arguments),
+                6 => string(f.name),
+                7 => string(f.method),
+                8 => string(f.phase),
+                9 => RestrictedExpression::new_bool(f.streaming),
+                10 => long(s.max_score()),
+                11 => strings(&s.pii_kinds),
+                12 => RestrictedExpression::new_long(i64::from(s.pii_count)),
+                13 => strings(&s.secret_kinds),
+                14 => RestrictedExpression::new_long(i64::from(s.secret_count)),
+                15 => strings(&s.kinds),
+                _ => RestrictedExpression::new_record([
+                    ("pii".to_owned(), long(s.pii)),
+                    ("secret".to_owned(), long(s.secret)),
+                    ("injection".to_owned(), long(s.injection)),
+                    ("tool_args".to_owned(), long(s.tool_args)),
+                    ("remote".to_owned(), long(s.remote)),
+                ])
+                .ok()?,
+            })
+        };
+        CONTEXT_FIELDS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| fields & (1 << i) != 0)
+            .filter_map(|(i, name)| Some(((*name).to_owned(), value(i)?)))
+            .collect()
     }
 }

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use cedar_policy::{ActionConstraint, Authorizer, Decision, EntityUid, Policy, PolicyId, PolicySet};
 
 pub use accept::{schema_json, schema_text, validate, SCHEMA_JSON_TEMPLATE, SCHEMA_TEMPLATE};
+use entities::{named_fields, Parties};
 pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
 
 use crate::config::{Config, DefaultDecision, PolicyConfig};
@@ -162,6 +163,12 @@ pub struct ScopedPolicies {
     actions: u8,
     /// Per [`Action`], the detector families some policy that may apply to it can observe.
     observes: [Detectors; Action::ALL.len()],
+    /// The context fields some policy names (see [`entities::named_fields`]): the context holds
+    /// only these.
+    context_fields: u32,
+    /// The principal, resource and entities of the last decision, for the next one about the
+    /// same (a request's points share them; so do a key's requests to a model in a warm isolate).
+    parties: RefCell<Option<Rc<Parties>>>,
     default: DefaultDecision,
 }
 
@@ -170,8 +177,7 @@ pub struct ScopedPolicies {
 /// `secret_count`, `scores.injection`, `scores.tool_args`), or through `max_score` and `signals`,
 /// which carry every family's. Reading the text errs towards running a detector: a comment or a
 /// string that names a family turns it on too. A redacting policy needs the families it redacts.
-fn observed_families(policy: &Policy, outcome: &Outcome) -> Detectors {
-    let text = policy.to_string();
+fn observed_families(text: &str, outcome: &Outcome) -> Detectors {
     let every = text.contains("max_score") || text.contains("signals");
     let named = Detectors {
         pii: every || text.contains("pii"),
@@ -222,6 +228,8 @@ pub fn warm_up() {
         outcomes: BTreeMap::new(),
         actions: u8::MAX,
         observes: [Detectors::ALL; Action::ALL.len()],
+        context_fields: u32::MAX,
+        parties: RefCell::new(None),
         default: DefaultDecision::Allow,
     };
     for policy in policies {
@@ -283,6 +291,8 @@ impl ScopedPolicies {
             outcomes: BTreeMap::new(),
             actions: if default == DefaultDecision::Deny { u8::MAX } else { 0 },
             observes: [Detectors::NONE; Action::ALL.len()],
+            context_fields: 0,
+            parties: RefCell::new(None),
             default,
         };
         // Nothing in scope and allow by default: nothing to parse (Cedar's parser costs about a
@@ -296,7 +306,9 @@ impl ScopedPolicies {
                 let actions = applies_to(&policy);
                 scoped.actions |= actions;
                 let outcome = Outcome::of(&policy).map_err(|e| error(set, e))?;
-                let families = observed_families(&policy, &outcome);
+                let text = policy.to_string();
+                scoped.context_fields |= named_fields(&text);
+                let families = observed_families(&text, &outcome);
                 for (action, slot) in Action::ALL.iter().zip(scoped.observes.iter_mut()) {
                     if actions & action.bit() != 0 {
                         *slot = slot.or(families);
@@ -330,10 +342,25 @@ impl ScopedPolicies {
             .unwrap_or(configured)
     }
 
+    /// The parties of `request`: the last decision's when they are about the same.
+    fn parties(&self, request: &PolicyRequest<'_>) -> Result<Rc<Parties>, String> {
+        let key = request.parties_key();
+        if let Some(last) = self.parties.borrow().as_ref().filter(|last| last.is_for(&key)) {
+            return Ok(Rc::clone(last));
+        }
+        let parties = Rc::new(request.parties(key)?);
+        *self.parties.borrow_mut() = Some(Rc::clone(&parties));
+        Ok(parties)
+    }
+
     /// Decides one lifecycle point.
     pub fn evaluate(&self, request: &PolicyRequest<'_>) -> Verdict {
         let mut verdict = Verdict::default();
-        let (cedar_request, entities) = match request.cedar_request() {
+        let built = self.parties(request).and_then(|parties| {
+            let cedar_request = request.cedar_request(&parties, self.context_fields)?;
+            Ok((cedar_request, parties))
+        });
+        let (cedar_request, parties) = match built {
             Ok(built) => built,
             Err(e) => {
                 // Facts the gateway built itself failed to convert: refuse rather than skip policies.
@@ -343,7 +370,8 @@ impl ScopedPolicies {
             }
         };
         let authorizer = Authorizer::new();
-        let answer = authorizer.is_authorized(&cedar_request, &self.enforce, &entities);
+        let entities = parties.entities();
+        let answer = authorizer.is_authorized(&cedar_request, &self.enforce, entities);
         verdict.errors.extend(answer.diagnostics().errors().map(|e| e.to_string()));
         // Cedar skips a policy that fails to evaluate; a `forbid` that cannot be evaluated must
         // not become an allow, so it denies (named as itself).
@@ -371,7 +399,7 @@ impl ScopedPolicies {
             }
         }
         if !self.advice.is_empty() {
-            let advice = authorizer.is_authorized(&cedar_request, &self.advice, &entities);
+            let advice = authorizer.is_authorized(&cedar_request, &self.advice, entities);
             verdict.errors.extend(advice.diagnostics().errors().map(|e| e.to_string()));
             for id in advice.diagnostics().reason() {
                 let id = id.to_string();

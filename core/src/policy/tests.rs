@@ -354,3 +354,48 @@ fn only_the_detector_families_a_policy_can_observe_run_at_its_action() {
     assert_eq!(scoped.detectors(Action::CallTool, Detectors::ALL), Detectors::ALL);
     assert_eq!(scoped.detectors(Action::ProcessResponse, Detectors::ALL), only(false, true, false, false));
 }
+
+#[test]
+fn keys_sharing_a_principal_id_are_decided_on_their_own_attributes() {
+    // The parties of the last decision are reused only for the same principal, attributes
+    // included, and the same resource.
+    let admins_only =
+        r#"forbid(principal, action, resource) unless { principal has role && principal.role == "admin" };"#;
+    let admins = config(&policies(&[("admins-only", admins_only)]), "");
+    let admin = alice(&admins).clone();
+    let mut guest = admin.clone();
+    guest.attributes.insert("role".into(), serde_json::json!("guest"));
+    let none = Signals::default();
+    for _ in 0..2 {
+        assert_eq!(ask(&admins, &admin, Action::ProcessPrompt, MODEL, &none).denied_by, None);
+        assert_eq!(ask(&admins, &guest, Action::ProcessPrompt, MODEL, &none).denied_by.as_deref(), Some("admins-only"));
+    }
+    let other_route = Resource::Model { name: "openai/gpt-4o", provider: "openai", route: None };
+    let on_route = r#"forbid(principal, action, resource in Gateway::Route::"support");"#;
+    let routed = config(&policies(&[("on-route", on_route)]), "");
+    assert_eq!(ask(&routed, &admin, Action::ProcessPrompt, MODEL, &none).denied_by.as_deref(), Some("on-route"));
+    assert_eq!(ask(&routed, &admin, Action::ProcessPrompt, other_route, &none).denied_by, None);
+}
+
+#[test]
+fn the_context_holds_every_field_a_policy_names_however_it_is_written() {
+    let by_index =
+        r#"forbid(principal, action, resource) when { context["phase"] == "input" && context has streaming };"#;
+    let config = config(&policies(&[("by-index", by_index)]), "");
+    let policies = config.policies_for(Scope::Global).unwrap();
+    let none = Signals::default();
+    let decide = |phase| {
+        let facts = Facts { phase, ..Facts::default() };
+        let request = PolicyRequest {
+            principal: alice(&config),
+            action: Action::ProcessPrompt,
+            resource: MODEL,
+            facts,
+            signals: &none,
+        };
+        policies.evaluate(&request)
+    };
+    assert_eq!(decide("input").denied_by.as_deref(), Some("by-index"));
+    assert_eq!(decide("output"), Verdict::default());
+    assert_eq!(entities::named_fields(by_index), 1 << 8 | 1 << 9);
+}
