@@ -137,7 +137,12 @@ fn before(bytes: &[u8], i: usize) -> Option<u8> {
 
 /// Whether `bytes[i..]` starts with `needle`.
 fn starts_at(bytes: &[u8], i: usize, needle: &[u8]) -> bool {
-    bytes.get(i..).is_some_and(|rest| rest.starts_with(needle))
+    // Most candidates differ in their first byte: compared inline, before a call to memcmp.
+    match (bytes.get(i), needle.first()) {
+        (_, None) => i <= bytes.len(),
+        (Some(b), Some(n)) if b == n => bytes.get(i..).is_some_and(|rest| rest.starts_with(needle)),
+        _ => false,
+    }
 }
 
 /// The first index at or after `from` where `needle` occurs.
