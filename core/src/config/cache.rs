@@ -4,24 +4,44 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use bytes::Bytes;
+
 use super::Config;
 
 /// How long a parsed configuration is reused. A pushed document takes effect within this
 /// (plus the platform's own KV propagation). Invalid documents are never cached.
 pub const CONFIG_CACHE_TTL_MS: u64 = 5_000;
 
-/// The last good configuration and when it was read. Spin starts every request with an empty one.
+/// The last good configuration, the document it was parsed from, and when it was read. Spin
+/// starts every request with an empty one.
 #[derive(Debug, Default)]
 pub struct ConfigCache {
-    entry: RefCell<Option<(u64, Rc<Config>)>>,
+    entry: RefCell<Option<Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    read_at: u64,
+    document: Bytes,
+    config: Rc<Config>,
 }
 
 impl ConfigCache {
     /// The cached configuration, if it was read less than [`CONFIG_CACHE_TTL_MS`] before `now`.
     pub fn fresh(&self, now: u64) -> Option<Rc<Config>> {
         let entry = self.entry.borrow();
-        let (read_at, config) = entry.as_ref()?;
-        (now.saturating_sub(*read_at) < CONFIG_CACHE_TTL_MS && now >= *read_at).then(|| Rc::clone(config))
+        let entry = entry.as_ref()?;
+        (now.saturating_sub(entry.read_at) < CONFIG_CACHE_TTL_MS && now >= entry.read_at)
+            .then(|| Rc::clone(&entry.config))
+    }
+
+    /// The cached configuration when `document`, just read again, is the one it was parsed from:
+    /// kept (with the policies it has parsed since) and fresh again from `now`.
+    pub fn unchanged(&self, now: u64, document: &[u8]) -> Option<Rc<Config>> {
+        let mut entry = self.entry.borrow_mut();
+        let entry = entry.as_mut().filter(|entry| entry.document == document)?;
+        entry.read_at = now;
+        Some(Rc::clone(&entry.config))
     }
 
     /// Forgets the cached document (a new one was just stored through this instance).
@@ -29,8 +49,8 @@ impl ConfigCache {
         *self.entry.borrow_mut() = None;
     }
 
-    pub fn store(&self, now: u64, config: Rc<Config>) {
-        *self.entry.borrow_mut() = Some((now, config));
+    pub fn store(&self, now: u64, document: Bytes, config: Rc<Config>) {
+        *self.entry.borrow_mut() = Some(Entry { read_at: now, document, config });
     }
 }
 
@@ -42,10 +62,25 @@ mod tests {
     fn entries_expire_after_the_ttl() {
         let cache = ConfigCache::default();
         assert!(cache.fresh(0).is_none());
-        let config = Rc::new(Config::from_json(br#"{"version": 1}"#).unwrap());
-        cache.store(1_000, config);
+        let document = Bytes::from_static(br#"{"version": 1}"#);
+        let config = Rc::new(Config::from_json(&document).unwrap());
+        cache.store(1_000, document, config);
         assert!(cache.fresh(1_000 + CONFIG_CACHE_TTL_MS - 1).is_some());
         assert!(cache.fresh(1_000 + CONFIG_CACHE_TTL_MS).is_none());
         assert!(cache.fresh(999).is_none(), "a clock going backwards does not extend an entry");
+    }
+
+    #[test]
+    fn an_unchanged_document_keeps_its_parsed_configuration() {
+        let cache = ConfigCache::default();
+        let document = Bytes::from_static(br#"{"version": 1}"#);
+        let config = Rc::new(Config::from_json(&document).unwrap());
+        cache.store(1_000, document.clone(), Rc::clone(&config));
+        let later = 1_000 + CONFIG_CACHE_TTL_MS;
+        assert!(cache.fresh(later).is_none());
+        assert!(cache.unchanged(later, br#"{"version": 1, "keys": []}"#).is_none());
+        let kept = cache.unchanged(later, &document).unwrap();
+        assert!(Rc::ptr_eq(&kept, &config));
+        assert!(cache.fresh(later + 1).is_some(), "fresh again from the second read");
     }
 }

@@ -171,6 +171,10 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
                 "no configuration loaded: store the document under the key `config` (see the README, Configuration)",
             )
         })?;
+    // Unchanged since it was parsed: keep the parsed form, and the policies it has parsed.
+    if let Some(config) = cache.unchanged(now, &raw) {
+        return Ok(config);
+    }
     let config = Config::from_json(&raw).map_err(|e| {
         host.log(
             LogLevel::Error,
@@ -180,7 +184,7 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
         ApiError::unavailable("the stored configuration is invalid; the gateway log names the field")
     })?;
     let config = Rc::new(config);
-    cache.store(now, Rc::clone(&config));
+    cache.store(now, raw, Rc::clone(&config));
     Ok(config)
 }
 
