@@ -399,3 +399,18 @@ fn the_context_holds_every_field_a_policy_names_however_it_is_written() {
     assert_eq!(decide("output"), Verdict::default());
     assert_eq!(entities::named_fields(by_index), 1 << 8 | 1 << 9);
 }
+
+#[test]
+fn a_field_spelled_with_escapes_keeps_its_detector_and_its_context_field() {
+    let escaped = r#"forbid(principal, action == Gateway::Action::"process_prompt", resource)
+        when { context.scores["inj\x65ction"] > 70 && context has "s\x65cret_count" };"#;
+    let config = config(&policies(&[("escaped", escaped)]), "");
+    validate(&config).unwrap();
+    let policies = config.policies_for(Scope::Global).unwrap();
+    assert_eq!(policies.detectors(Action::ProcessPrompt, Detectors::ALL), Detectors::ALL);
+    let signals = Signals { injection: 85, ..Signals::default() };
+    assert_eq!(
+        ask(&config, alice(&config), Action::ProcessPrompt, MODEL, &signals).denied_by.as_deref(),
+        Some("escaped")
+    );
+}

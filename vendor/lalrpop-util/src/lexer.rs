@@ -128,18 +128,20 @@ impl<'input, E> Iterator for Matcher<'input, '_, E> {
                 for (i, byte) in text.bytes().enumerate() {
                     state = self.dfa.next_state(cache, state, byte).unwrap();
                     if state.is_match() {
-                        match_ = Some((state, i));
+                        // The pattern is read now: a later step may clear the cache, and a
+                        // cleared cache invalidates the ids of every state but the current one.
+                        match_ = Some((pattern_of(self.dfa, cache, state), i));
                     } else if state.is_dead() {
                         break 'search;
                     }
                 }
                 state = self.dfa.next_eoi_state(cache, state).unwrap();
                 if state.is_match() {
-                    match_ = Some((state, text.len()));
+                    match_ = Some((pattern_of(self.dfa, cache, state), text.len()));
                 }
             }
 
-            let (match_state, longest_match) = match match_ {
+            let (index, longest_match) = match match_ {
                 Some(match_) => match_,
                 None => {
                     return Some(Err(ParseError::InvalidToken {
@@ -147,14 +149,6 @@ impl<'input, E> Iterator for Matcher<'input, '_, E> {
                     }))
                 }
             };
-            let index = (0..self.dfa.match_len(cache, match_state))
-                .map(|n| {
-                    self.dfa
-                        .match_pattern(cache, match_state, n)
-                        .as_usize()
-                })
-                .max()
-                .unwrap();
 
             let result = &text[..longest_match];
             let remaining = &text[longest_match..];
@@ -174,6 +168,14 @@ impl<'input, E> Iterator for Matcher<'input, '_, E> {
             return Some(Ok((start_offset, Token(index, result), end_offset)));
         }
     }
+}
+
+/// The highest pattern a match state matches (the token kind the grammar prefers).
+fn pattern_of(dfa: &DFA, cache: &Cache, state: LazyStateID) -> usize {
+    (0..dfa.match_len(cache, state))
+        .map(|n| dfa.match_pattern(cache, state, n).as_usize())
+        .max()
+        .unwrap()
 }
 
 impl<E> Drop for Matcher<'_, '_, E> {
