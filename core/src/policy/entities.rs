@@ -163,15 +163,10 @@ pub(super) const CONTEXT_FIELDS: [&str; 17] = [
 
 /// The context fields a policy's text names, one bit per [`CONTEXT_FIELDS`] entry. A policy can
 /// read a field only by naming it (`context.model`, `context["model"]`, `context has model`,
-/// or with escapes inside a string, when every field is kept), so
+/// or with escapes inside a string, which the caller answers with every field), so
 /// a context of these fields decides it as the whole context would; a name that turns up in a
 /// comment or a string only adds a field.
 pub(super) fn named_fields(text: &str) -> u32 {
-    // A string may spell a field name with escapes (`context["ph\x61se"]`): a policy with a
-    // backslash anywhere gets every field.
-    if text.contains('\\') {
-        return u32::MAX;
-    }
     CONTEXT_FIELDS.iter().enumerate().filter(|(_, field)| text.contains(*field)).fold(0, |bits, (i, _)| bits | 1 << i)
 }
 

@@ -178,9 +178,7 @@ pub struct ScopedPolicies {
 /// which carry every family's. Reading the text errs towards running a detector: a comment or a
 /// string that names a family turns it on too. A redacting policy needs the families it redacts.
 fn observed_families(text: &str, outcome: &Outcome) -> Detectors {
-    // A string may spell a field name with escapes (`scores["inj\x65ction"]`): a policy with a
-    // backslash anywhere is taken to observe every family.
-    let every = text.contains("max_score") || text.contains("signals") || text.contains('\\');
+    let every = text.contains("max_score") || text.contains("signals");
     let named = Detectors {
         pii: every || text.contains("pii"),
         secrets: every || text.contains("secret"),
@@ -309,8 +307,14 @@ impl ScopedPolicies {
                 scoped.actions |= actions;
                 let outcome = Outcome::of(&policy).map_err(|e| error(set, e))?;
                 let text = policy.to_string();
-                scoped.context_fields |= named_fields(&text);
-                let families = observed_families(&text, &outcome);
+                // A string may spell a field name with escapes (`scores["inj\x65ction"]`): a policy
+                // with a backslash anywhere is taken to read every field and observe every family.
+                let (fields, families) = if text.contains('\\') {
+                    (u32::MAX, Detectors::ALL)
+                } else {
+                    (named_fields(&text), observed_families(&text, &outcome))
+                };
+                scoped.context_fields |= fields;
                 for (action, slot) in Action::ALL.iter().zip(scoped.observes.iter_mut()) {
                     if actions & action.bit() != 0 {
                         *slot = slot.or(families);
@@ -337,11 +341,7 @@ impl ScopedPolicies {
     /// The detector families to run at `action`: those `configured` that some policy able to
     /// apply there can observe. The rest could change no decision.
     pub fn detectors(&self, action: Action, configured: Detectors) -> Detectors {
-        Action::ALL
-            .iter()
-            .zip(self.observes)
-            .find_map(|(a, observed)| (*a == action).then(|| configured.and(observed)))
-            .unwrap_or(configured)
+        self.observes.get(action as usize).map_or(configured, |observed| configured.and(*observed))
     }
 
     /// The parties of `request`: the last decision's when they are about the same.
