@@ -161,15 +161,6 @@ pub(super) const CONTEXT_FIELDS: [&str; 17] = [
     "scores",
 ];
 
-/// The context fields a policy's text names, one bit per [`CONTEXT_FIELDS`] entry. A policy can
-/// read a field only by naming it (`context.model`, `context["model"]`, `context has model`,
-/// or with escapes inside a string, which the caller answers with every field), so
-/// a context of these fields decides it as the whole context would; a name that turns up in a
-/// comment or a string only adds a field.
-pub(super) fn named_fields(text: &str) -> u32 {
-    CONTEXT_FIELDS.iter().enumerate().filter(|(_, field)| text.contains(*field)).fold(0, |bits, (i, _)| bits | 1 << i)
-}
-
 /// Who asks about what: the Cedar principal and resource and their entities. The same for every
 /// lifecycle point of a request about one resource, so it is built once and reused.
 #[derive(Debug)]
@@ -263,7 +254,7 @@ impl PolicyRequest<'_> {
         Ok(Parties { key, principal, resource, entities })
     }
 
-    /// The Cedar request, with the context fields in `fields` (see [`named_fields`]).
+    /// The Cedar request, with the context fields in `fields` (see [`super::reads`]).
     pub(super) fn cedar_request(&self, parties: &Parties, fields: u32) -> Result<Request, String> {
         let action = uid("Gateway::Action", self.action.name())?;
         let context = Context::from_pairs(self.context(fields)).map_err(|e| e.to_string())?;

@@ -5,6 +5,7 @@
 
 mod accept;
 mod entities;
+mod reads;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -14,8 +15,9 @@ use std::str::FromStr;
 use cedar_policy::{ActionConstraint, Authorizer, Decision, EntityUid, Policy, PolicyId, PolicySet};
 
 pub use accept::{schema_json, schema_text, validate, SCHEMA_JSON_TEMPLATE, SCHEMA_TEMPLATE};
-use entities::{named_fields, Parties};
+use entities::Parties;
 pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
+use reads::reads;
 
 use crate::config::{Config, DefaultDecision, PolicyConfig};
 use crate::guard::{Category, Detectors};
@@ -163,32 +165,13 @@ pub struct ScopedPolicies {
     actions: u8,
     /// Per [`Action`], the detector families some policy that may apply to it can observe.
     observes: [Detectors; Action::ALL.len()],
-    /// The context fields some policy names (see [`entities::named_fields`]): the context holds
+    /// The context fields some policy names (see [`reads`]): the context holds
     /// only these.
     context_fields: u32,
     /// The principal, resource and entities of the last decision, for the next one about the
     /// same (a request's points share them; so do a key's requests to a model in a warm isolate).
     parties: RefCell<Option<Rc<Parties>>>,
     default: DefaultDecision,
-}
-
-/// The detector families a policy can observe, read from its text. A family's signals reach
-/// Cedar only through context fields that carry its name (`scores.pii`, `pii_kinds`,
-/// `secret_count`, `scores.injection`, `scores.tool_args`), or through `max_score` and `signals`,
-/// which carry every family's. Reading the text errs towards running a detector: a comment or a
-/// string that names a family turns it on too. A redacting policy needs the families it redacts.
-fn observed_families(text: &str, outcome: &Outcome) -> Detectors {
-    let every = text.contains("max_score") || text.contains("signals");
-    let named = Detectors {
-        pii: every || text.contains("pii"),
-        secrets: every || text.contains("secret"),
-        injection: every || text.contains("injection"),
-        tool_args: every || text.contains("tool_args"),
-    };
-    match outcome {
-        Outcome::Redact(families) => families.iter().fold(named, |all, family| all.or(Detectors::of(*family))),
-        Outcome::Deny | Outcome::Alert => named,
-    }
 }
 
 /// The name a default-deny configuration's refusal carries.
@@ -306,18 +289,11 @@ impl ScopedPolicies {
                 let actions = applies_to(&policy);
                 scoped.actions |= actions;
                 let outcome = Outcome::of(&policy).map_err(|e| error(set, e))?;
-                let text = policy.to_string();
-                // A string may spell a field name with escapes (`scores["inj\x65ction"]`): a policy
-                // with a backslash anywhere is taken to read every field and observe every family.
-                let (fields, families) = if text.contains('\\') {
-                    (u32::MAX, Detectors::ALL)
-                } else {
-                    (named_fields(&text), observed_families(&text, &outcome))
-                };
-                scoped.context_fields |= fields;
+                let reads = reads(&policy.to_string(), &outcome);
+                scoped.context_fields |= reads.fields;
                 for (action, slot) in Action::ALL.iter().zip(scoped.observes.iter_mut()) {
                     if actions & action.bit() != 0 {
-                        *slot = slot.or(families);
+                        *slot = slot.or(reads.families);
                     }
                 }
                 let id = policy.id().to_string();

@@ -397,7 +397,33 @@ fn the_context_holds_every_field_a_policy_names_however_it_is_written() {
     };
     assert_eq!(decide("input").denied_by.as_deref(), Some("by-index"));
     assert_eq!(decide("output"), Verdict::default());
-    assert_eq!(entities::named_fields(by_index), 1 << 8 | 1 << 9);
+    assert_eq!(reads::reads(by_index, &Outcome::Deny).fields, 1 << 8 | 1 << 9);
+}
+
+#[test]
+fn a_policy_reads_the_fields_and_families_its_words_name() {
+    let only = |pii, secrets, injection, tool_args| Detectors { pii, secrets, injection, tool_args };
+    let of = |text: &str| reads::reads(text, &Outcome::Deny);
+    let named =
+        of(r#"forbid(principal, action, resource) when { context.scores.pii > 50 && context has secret_count };"#);
+    assert_eq!(named.fields, 1 << 16 | 1 << 14);
+    assert_eq!(named.families, only(true, true, false, false));
+    // Words that only contain a name are not that name; a name in a comment or a string counts.
+    let near = of(r#"// reads the model
+        forbid(principal, action, resource) when { principal.modeller == "tool_args" && principal.spii == 1 };"#);
+    assert_eq!(near.fields, 1 << 0);
+    assert_eq!(near.families, only(false, false, false, true));
+    // Used whole, the scores carry every family, and the context every field and family.
+    let scores = of(r#"forbid(principal, action, resource) when { context.scores == principal.limits };"#);
+    assert_eq!((scores.fields, scores.families), (1 << 16, Detectors::ALL));
+    let whole = of(r#"forbid(principal, action, resource) when { context == principal.expected };"#);
+    assert_eq!((whole.fields, whole.families), (u32::MAX, Detectors::ALL));
+    let indexed =
+        of(r#"forbid(principal, action, resource) when { context ["tool"] == "x" && context has  arguments };"#);
+    assert_eq!((indexed.fields, indexed.families), (1 << 4 | 1 << 5, Detectors::NONE));
+    // A redacting policy needs the families it redacts.
+    let redact = reads::reads("forbid(principal, action, resource);", &Outcome::Redact(vec![Category::Pii]));
+    assert_eq!((redact.fields, redact.families), (0, only(true, false, false, false)));
 }
 
 #[test]

@@ -257,6 +257,9 @@ async fn respond(out: ResponseOutparam, response: http::Response<Body>) {
     }
     let mut sink = outgoing.take_body();
     out.set(outgoing);
+    // A drained stream may hold what the response was made from (a guard and its policies):
+    // it is dropped after the body has ended, off the client's wait.
+    let mut drained = None;
     match body {
         Body::Full(bytes) => {
             if let Err(e) = sink.send(bytes.to_vec()).await {
@@ -271,10 +274,12 @@ async fn respond(out: ResponseOutparam, response: http::Response<Body>) {
                     break;
                 }
             }
+            drained = Some(stream);
         }
     }
     // Dropping the sink ends the body; the handler may keep working after this.
     drop(sink);
+    drop(drained);
 }
 
 // An export for build-time pre-initialization (`wasmtime wizer`, see scripts/build): Cedar's
@@ -298,9 +303,12 @@ export!(WarmUp);
 #[http_component]
 async fn handle(request: IncomingRequest, out: ResponseOutparam) {
     let host = Rc::new(SpinHost::default());
+    // Nothing survives a Spin request, so the configuration cache starts empty every time. It
+    // outlives the response: freeing the parsed configuration and policies waits until the
+    // client has its answer.
+    let config = ConfigCache::default();
     let response = match incoming(request) {
-        // Nothing survives a Spin request, so the configuration cache starts empty every time.
-        Ok(request) => gateway_core::handle(Rc::clone(&host), &ConfigCache::default(), request).await,
+        Ok(request) => gateway_core::handle(Rc::clone(&host), &config, request).await,
         Err(e) => gateway_core::error::ApiError::invalid_request(format!("unreadable request: {e}")).into_response(),
     };
     respond(out, response).await;
