@@ -449,3 +449,39 @@ fn get_masks_credentials_that_have_no_recognisable_prefix() {
     assert!(!reply.body.contains("8c1f3b7e9d2a4f6b0e5c7a9d1f3b5e7c"), "{}", reply.body);
     assert!(!reply.body.contains("hunter2hunter2"), "{}", reply.body);
 }
+
+#[test]
+fn a_push_stores_its_policies_compiled_and_a_cold_instance_loads_them_without_parsing() {
+    let host = host();
+    let cache = ConfigCache::default();
+    let mut guarded: Value = serde_json::from_str(&document(&["beta"])).unwrap();
+    guarded["routes"]["beta"]["policies"] = json!([{"id": "no-demo", "cedar":
+        "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.model like \"demo/*\" };"}]);
+    let reply = put(&host, &cache, &guarded.to_string());
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let compiled =
+        host.kv.borrow().get(gateway_core::policy::COMPILED_KV_KEY).cloned().expect("compiled policies stored");
+    let config = gateway_core::config::Config::from_json(guarded.to_string().as_bytes()).unwrap();
+    let compiled = gateway_core::policy::CompiledPolicies::new(compiled).unwrap();
+    let loaded = config.policies_compiled(gateway_core::policy::Scope::Route("beta"), Some(&compiled)).unwrap();
+    assert_eq!((loaded.compiled_sets(), loaded.parsed_sets()), (1, 0));
+
+    // A fresh cache is a fresh Spin instance: the policy decides, loaded from the compiled form.
+    support::run_deferred(&host);
+    host.logs.borrow_mut().clear();
+    let denied = chat(&host, &ConfigCache::default(), "beta");
+    assert_eq!(denied.status, 403, "{}", denied.body);
+    assert!(denied.error_message().contains("no-demo"), "{}", denied.body);
+    support::run_deferred(&host);
+    let trace = host.logs.borrow().iter().find(|l| l.contains("\"msg\":\"trace\"")).cloned().expect("a trace line");
+    assert!(trace.contains(r#"{"key":"gateway.policy.sets_compiled","value":{"intValue":"1"}}"#), "{trace}");
+    assert!(trace.contains(r#"{"key":"gateway.policy.sets_parsed","value":{"intValue":"0"}}"#), "{trace}");
+
+    // A store whose compiled form is gone (a document put by hand): parsed, same decision.
+    host.kv.borrow_mut().remove(gateway_core::policy::COMPILED_KV_KEY);
+    host.logs.borrow_mut().clear();
+    assert_eq!(chat(&host, &ConfigCache::default(), "beta").status, 403);
+    support::run_deferred(&host);
+    let trace = host.logs.borrow().iter().find(|l| l.contains("\"msg\":\"trace\"")).cloned().expect("a trace line");
+    assert!(trace.contains(r#"{"key":"gateway.policy.sets_parsed","value":{"intValue":"1"}}"#), "{trace}");
+}

@@ -194,5 +194,9 @@ def test_a_guardrail_deny_is_a_span_with_its_decision_and_policy(traced_gateway,
     a = attrs(guard)
     assert a["gateway.policy.decision"] == "deny" and a["gateway.policy.determining"] == ["block-prompt-injection"]
     assert "instruction_override" in a["gateway.guardrail.signals"] and a["gateway.guardrail.max_score"] >= 70
-    assert attrs(spans[0])["http.response.status_code"] == 403
+    root = attrs(spans[0])
+    assert root["http.response.status_code"] == 403
     assert upstream.requests() == []
+    # The first request on this route in this gateway loaded its policies from the compiled form
+    # scripts/run-local stored beside the document, as a push stores it: nothing was parsed.
+    assert (root["gateway.policy.sets_compiled"], root["gateway.policy.sets_parsed"]) == (1, 0)

@@ -1,5 +1,5 @@
 // Serves the built Worker in workerd through Miniflare (faster than `wrangler dev`, same runtime).
-// Usage: node miniflare.mjs --worker-dir DIR --config FILE [--port N]
+// Usage: node miniflare.mjs --worker-dir DIR --config FILE [--compiled FILE] [--port N]
 // Seeds the CONFIG KV namespace with the document, binds each secret the document names from the
 // environment variable of the same name in upper case (openai_api_key <- OPENAI_API_KEY), prints
 // `READY http://127.0.0.1:PORT`, and stops on SIGTERM or SIGINT.
@@ -9,7 +9,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({
-  options: { "worker-dir": { type: "string" }, config: { type: "string" }, port: { type: "string", default: "0" } },
+  options: { "worker-dir": { type: "string" }, config: { type: "string" }, compiled: { type: "string" }, port: { type: "string", default: "0" } },
 });
 const buildDir = path.resolve(values["worker-dir"], "build");
 const document = readFileSync(values.config, "utf8");
@@ -47,6 +47,11 @@ const v4 = {
 const mf = new miniflare.Miniflare(miniflare.convertV4MiniflareOptions ? miniflare.convertV4MiniflareOptions(v4) : v4);
 const url = await mf.ready;
 const kv = await mf.getKVNamespace("CONFIG");
+// The compiled policies first, as a push stores them (see `policy::compile`).
+if (values.compiled) {
+  const compiled = readFileSync(values.compiled);
+  await kv.put("config/compiled", compiled.buffer.slice(compiled.byteOffset, compiled.byteOffset + compiled.byteLength));
+}
 await kv.put("config", document);
 console.log(`READY ${url.origin}`);
 

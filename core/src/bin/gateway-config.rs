@@ -1,5 +1,7 @@
 //! Configuration helper for operators and scripts:
 //!   gateway-config check FILE      validate a document and its Cedar policies (exit 1 naming the field)
+//!   gateway-config check FILE --compiled OUT  and write its compiled policies to OUT, to store under
+//!                                  `config/compiled` beside the document (as a push through the admin API does)
 //!   gateway-config hash-key KEY    the SHA-256 to store in `keys[].sha256`
 //!   gateway-config schema          print the JSON Schema of the document
 //!   gateway-config cedar-schema FILE  print the Cedar schema policies are checked against
@@ -12,9 +14,23 @@ use gateway_core::config::Config;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["check", file] => match std::fs::read(file) {
-            Ok(bytes) => match Config::accept(&bytes) {
-                Ok(_) => {
+        ["check", file, rest @ ..] => match (std::fs::read(file), rest) {
+            (Err(e), _) => {
+                eprintln!("{file}: {e}");
+                ExitCode::FAILURE
+            }
+            (Ok(_), [_, ..]) if !matches!(rest, ["--compiled", _]) => {
+                eprintln!("usage: gateway-config check FILE [--compiled OUT]");
+                ExitCode::from(2)
+            }
+            (Ok(bytes), _) => match Config::accept(&bytes) {
+                Ok(config) => {
+                    if let ["--compiled", out] = rest {
+                        if let Err(e) = std::fs::write(out, gateway_core::policy::compile(&config)) {
+                            eprintln!("{out}: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                    }
                     println!("{file}: valid");
                     ExitCode::SUCCESS
                 }
@@ -23,10 +39,6 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            Err(e) => {
-                eprintln!("{file}: {e}");
-                ExitCode::FAILURE
-            }
         },
         ["hash-key", key] => {
             println!("{}", hash_key(key));
@@ -50,7 +62,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            eprintln!("usage: gateway-config check FILE | hash-key KEY | schema | cedar-schema FILE");
+            eprintln!("usage: gateway-config check FILE [--compiled OUT] | hash-key KEY | schema | cedar-schema FILE");
             ExitCode::from(2)
         }
     }

@@ -23,6 +23,7 @@ use crate::config::{Config, ConfigCache, ConfigError, CONFIG_KV_KEY, CONFIG_VERS
 use crate::error::ApiError;
 use crate::guard::{detect, redact, Category, Detectors};
 use crate::host::{Body, Host, LogLevel};
+use crate::policy::{compile, COMPILED_KV_KEY};
 
 /// The secret holding the admin key; without it the admin API is off.
 pub const ADMIN_KEY_SECRET: &str = "gateway_admin_key";
@@ -139,7 +140,7 @@ pub(crate) async fn serve<H: Host>(
                     .with_code("version_mismatch"));
                 }
             }
-            let stored = store(host, history, document, None).await?;
+            let stored = store(host, history, document, &config, None).await?;
             cache.clear();
             Ok(stored_response(&stored, &config))
         }
@@ -166,7 +167,7 @@ pub(crate) async fn serve<H: Host>(
             };
             // Accepted again: the gateway may have grown stricter since that version was stored.
             let config = accept(&document)?;
-            let stored = store(host, history, document, Some(version)).await?;
+            let stored = store(host, history, document, &config, Some(version)).await?;
             cache.clear();
             Ok(stored_response(&stored, &config))
         }
@@ -304,6 +305,7 @@ async fn store<H: Host>(
     host: &H,
     mut history: History,
     document: Bytes,
+    config: &Config,
     rollback_of: Option<u64>,
 ) -> Result<VersionInfo, ApiError> {
     let version = history.current().map_or(1, |v| v + 1);
@@ -318,6 +320,15 @@ async fn store<H: Host>(
         write(host, &version_key(0), seeded).await?;
     }
     write(host, &version_key(version), document.clone()).await?;
+    // The compiled policies go first, so that the document is never served without them. They are
+    // a cache keyed by each set's text: should this write fail, the sets are parsed instead.
+    if let Err(e) = write(host, COMPILED_KV_KEY, Bytes::from(compile(config))).await {
+        host.log(
+            LogLevel::Warn,
+            &json!({"msg": "compiled policies not stored: they are parsed per request", "error": e.message})
+                .to_string(),
+        );
+    }
     write(host, CONFIG_KV_KEY, document).await?;
     history.versions.push(info.clone());
     let dropped: Vec<u64> = {

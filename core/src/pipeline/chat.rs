@@ -36,7 +36,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     let resolved = resolve_recorded(&**host, config, route, &request.model, recorder)?;
     let estimate = limits::estimate(body_bytes, request.max_output_tokens());
     let admitted = limits::admit(host, config, resolved.route, principal, Some(estimate), recorder).await?;
-    let guard = route_guard(host, config, &resolved, principal, recorder)?;
+    let guard = route_guard(host, config, &resolved, principal, recorder).await?;
     let mut response = match cached::plan(&resolved, &request, principal, &parts.headers) {
         None => run(host, config, request, &resolved, guard, recorder).await?,
         Some(plan) => match cached::lookup(&**host, &plan, recorder).await {
@@ -62,7 +62,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
 }
 
 /// The guardrails of a request on `resolved` (its route's policies and mode, or the global ones).
-pub(crate) fn route_guard<H: Host + 'static>(
+pub(crate) async fn route_guard<H: Host + 'static>(
     host: &Rc<H>,
     config: &Config,
     resolved: &Resolved<'_>,
@@ -73,7 +73,7 @@ pub(crate) fn route_guard<H: Host + 'static>(
         Some((name, route)) => (Scope::Route(name), route.guard_mode),
         None => (Scope::Global, None),
     };
-    Guard::new(host, config, scope, mode, principal, recorder, &recorder.trace_id_hex())
+    Guard::new(host, config, scope, mode, principal, recorder, &recorder.trace_id_hex()).await
 }
 
 /// Resolves a model name (or the route in the path) to its targets, on a `resolve` span.

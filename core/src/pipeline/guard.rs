@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::{read_whole, with_timeout, Recorder};
+use super::{read_whole, with_timeout, Recorder, KV_TIMEOUT_MS};
 use crate::config::{Config, FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
 use crate::error::ApiError;
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
@@ -17,7 +17,9 @@ use crate::guard::stream::StreamGuard;
 use crate::guard::stream::{Decide, Denial};
 use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
 use crate::host::{Body, Host, LogLevel};
-use crate::policy::{Action, Facts, PolicyRequest, Resource, Scope, ScopedPolicies, Verdict};
+use crate::policy::{
+    Action, CompiledPolicies, Facts, PolicyRequest, Resource, Scope, ScopedPolicies, Verdict, COMPILED_KV_KEY,
+};
 use crate::providers::Target;
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
@@ -81,7 +83,7 @@ pub(crate) fn denied(action: Action, policy: &str) -> ApiError {
 impl<H: Host + 'static> Guard<H> {
     /// The guard for a request in `scope`; `None` when no policy is configured, the default is
     /// allow and there is no remote guard service (then no detector ever runs).
-    pub fn new(
+    pub async fn new(
         host: &Rc<H>,
         config: &Config,
         scope: Scope<'_>,
@@ -94,13 +96,29 @@ impl<H: Host + 'static> Guard<H> {
             Scope::Route(name) => Some(name.to_owned()),
             _ => None,
         };
-        let policies = config.policies_for(scope).map_err(|e| {
+        // A scope loaded for the first time in this instance: from the compiled form, where the
+        // configuration's push stored one, rather than by parsing (see `policy::compile`).
+        let pending = config.policies_pending(scope);
+        let compiled = if pending {
+            with_timeout(host.as_ref(), KV_TIMEOUT_MS, host.kv_get(COMPILED_KV_KEY))
+                .await
+                .and_then(Result::ok)
+                .flatten()
+                .and_then(CompiledPolicies::new)
+        } else {
+            None
+        };
+        let policies = config.policies_compiled(scope, compiled.as_ref()).map_err(|e| {
             host.log(
                 LogLevel::Error,
                 &format!("{{\"msg\":\"stored policies refused\",\"error\":{:?}}}", e.to_string()),
             );
             ApiError::unavailable("the stored policies do not parse; the gateway log names the policy set")
         })?;
+        if pending {
+            recorder.set(recorder.root(), GATEWAY_POLICY_SETS_COMPILED, policies.compiled_sets());
+            recorder.set(recorder.root(), GATEWAY_POLICY_SETS_PARSED, policies.parsed_sets());
+        }
         let remote = config.guardrails.remote.clone();
         if remote.is_none() && !crate::policy::Action::ALL.iter().any(|a| policies.applies(*a)) {
             return Ok(None);

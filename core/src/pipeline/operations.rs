@@ -54,7 +54,7 @@ pub(crate) async fn forward<H: Host + 'static>(
         recorder,
     )
     .await?;
-    let guard = route_guard(host, config, &resolved, principal, recorder)?;
+    let guard = route_guard(host, config, &resolved, principal, recorder).await?;
     if op == Operation::Responses {
         let lacking = resolved.targets.iter().find(|t| !providers::offers(t.provider.kind, op));
         // Output guardrails read the answer as chat completions, so a native Responses target is

@@ -182,7 +182,7 @@ pub(crate) async fn upload<H: Host + 'static>(
     let cut = Rc::new(RefCell::new(None));
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
-    let guard = route_guard(host, config, &resolved, principal, recorder)?;
+    let guard = route_guard(host, config, &resolved, principal, recorder).await?;
     for (index, target) in resolved.targets.iter().enumerate() {
         let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
         // The audio is not inspected, but the policies still decide who may send it to which model.

@@ -4,6 +4,7 @@
 //! configuration, and evaluates each lifecycle point with one or two `is_authorized` calls.
 
 mod accept;
+mod compiled;
 mod entities;
 mod reads;
 
@@ -15,9 +16,10 @@ use std::str::FromStr;
 use cedar_policy::{ActionConstraint, Authorizer, Decision, EntityUid, Policy, PolicyId, PolicySet};
 
 pub use accept::{schema_json, schema_text, validate, SCHEMA_JSON_TEMPLATE, SCHEMA_TEMPLATE};
+pub use compiled::{compile, CompiledPolicies, COMPILED_KV_KEY};
 use entities::Parties;
 pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
-use reads::reads;
+use reads::{reads, Reads};
 
 use crate::config::{Config, DefaultDecision, PolicyConfig};
 use crate::guard::{Category, Detectors};
@@ -172,6 +174,9 @@ pub struct ScopedPolicies {
     /// same (a request's points share them; so do a key's requests to a model in a warm isolate).
     parties: RefCell<Option<Rc<Parties>>>,
     default: DefaultDecision,
+    /// How many of the scope's sets came from their compiled form, and how many from their text.
+    compiled_sets: u32,
+    parsed_sets: u32,
 }
 
 /// The name a default-deny configuration's refusal carries.
@@ -199,11 +204,28 @@ pub(crate) fn parse_set(set: &PolicyConfig) -> Result<Vec<Policy>, Box<cedar_pol
         .collect())
 }
 
+/// The policies of one configured set, parsed from its text, each with what it reads.
+fn parse_with_reads(set: &PolicyConfig) -> Result<Vec<(Policy, Reads)>, PolicyError> {
+    let error = |message: String| PolicyError { set: set.id.clone(), message };
+    parse_set(set)
+        .map_err(|e| error(e.to_string()))?
+        .into_iter()
+        .map(|policy| {
+            let outcome = Outcome::of(&policy).map_err(error)?;
+            let reads = reads(&policy.to_string(), &outcome);
+            Ok((policy, reads))
+        })
+        .collect()
+}
+
 /// Builds Cedar's lazily constructed parsers and runs one evaluation, so that an instance
 /// pre-initialized at build time (the Spin component, through Wizer) starts with them ready:
 /// Spin runs every request in a fresh instance, and building them costs about a millisecond there.
 pub fn warm_up() {
     entities::parse_entity_types();
+    compiled::warm_up_names();
+    // Loading a compiled set goes through Cedar's own conversions: compiling checks by loading.
+    let _ = parse_with_reads(&warm_up_set()).map(|policies| compiled::encode_set(&policies));
     let Ok(policies) = parse_set(&warm_up_set()) else { return };
     let mut scoped = ScopedPolicies {
         enforce: PolicySet::new(),
@@ -214,6 +236,8 @@ pub fn warm_up() {
         context_fields: u32::MAX,
         parties: RefCell::new(None),
         default: DefaultDecision::Allow,
+        compiled_sets: 0,
+        parsed_sets: 0,
     };
     for policy in policies {
         let _ = scoped.enforce.add(policy);
@@ -266,7 +290,11 @@ fn applies_to(policy: &Policy) -> u8 {
 }
 
 impl ScopedPolicies {
-    fn load(config: &Config, scope: Scope<'_>) -> Result<ScopedPolicies, PolicyError> {
+    fn load(
+        config: &Config,
+        scope: Scope<'_>,
+        compiled: Option<&CompiledPolicies>,
+    ) -> Result<ScopedPolicies, PolicyError> {
         let default = config.guardrails.default_decision;
         let mut scoped = ScopedPolicies {
             enforce: PolicySet::new(),
@@ -277,6 +305,8 @@ impl ScopedPolicies {
             context_fields: 0,
             parties: RefCell::new(None),
             default,
+            compiled_sets: 0,
+            parsed_sets: 0,
         };
         // Nothing in scope and allow by default: nothing to parse (Cedar's parser costs about a
         // millisecond to build in a cold WebAssembly instance).
@@ -285,11 +315,20 @@ impl ScopedPolicies {
         }
         let error = |set: &PolicyConfig, message: String| PolicyError { set: set.id.clone(), message };
         for set in scope.sets(config) {
-            for policy in parse_set(set).map_err(|e| error(set, e.to_string()))? {
+            let policies = match compiled.and_then(|c| c.load(set)) {
+                Some(policies) => {
+                    scoped.compiled_sets += 1;
+                    policies
+                }
+                None => {
+                    scoped.parsed_sets += 1;
+                    parse_with_reads(set)?
+                }
+            };
+            for (policy, reads) in policies {
                 let actions = applies_to(&policy);
                 scoped.actions |= actions;
                 let outcome = Outcome::of(&policy).map_err(|e| error(set, e))?;
-                let reads = reads(&policy.to_string(), &outcome);
                 scoped.context_fields |= reads.fields;
                 for (action, slot) in Action::ALL.iter().zip(scoped.observes.iter_mut()) {
                     if actions & action.bit() != 0 {
@@ -306,6 +345,16 @@ impl ScopedPolicies {
             }
         }
         Ok(scoped)
+    }
+
+    /// How many of the scope's policy sets were loaded from their compiled form.
+    pub fn compiled_sets(&self) -> u32 {
+        self.compiled_sets
+    }
+
+    /// How many of the scope's policy sets were parsed from their text.
+    pub fn parsed_sets(&self) -> u32 {
+        self.parsed_sets
     }
 
     /// Whether any policy (or a default of deny) can apply to `action`: when none can, the
@@ -420,13 +469,29 @@ impl Verdict {
 impl Config {
     /// The policies of `scope`, parsed on first use and kept with this parsed document.
     pub fn policies_for(&self, scope: Scope<'_>) -> Result<Rc<ScopedPolicies>, PolicyError> {
+        self.policies_compiled(scope, None)
+    }
+
+    /// The policies of `scope`, loaded on first use from `compiled` where it holds a set (see
+    /// [`compile`]), else parsed, and kept with this parsed document.
+    pub fn policies_compiled(
+        &self,
+        scope: Scope<'_>,
+        compiled: Option<&CompiledPolicies>,
+    ) -> Result<Rc<ScopedPolicies>, PolicyError> {
         let key = scope.key();
         if let Some(found) = self.policy_cache.0.borrow().get(&key) {
             return Ok(Rc::clone(found));
         }
-        let loaded = Rc::new(ScopedPolicies::load(self, scope)?);
+        let loaded = Rc::new(ScopedPolicies::load(self, scope, compiled)?);
         self.policy_cache.0.borrow_mut().insert(key, Rc::clone(&loaded));
         Ok(loaded)
+    }
+
+    /// Whether loading the policies of `scope` is still to come and has sets to load: only then
+    /// is their compiled form worth reading.
+    pub fn policies_pending(&self, scope: Scope<'_>) -> bool {
+        !self.policy_cache.0.borrow().contains_key(&scope.key()) && scope.sets(self).next().is_some()
     }
 }
 

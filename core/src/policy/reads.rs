@@ -32,21 +32,14 @@ pub(super) fn reads(text: &str, outcome: &Outcome) -> Reads {
         return Reads::EVERYTHING;
     }
     let mut reads = Reads { fields: 0, families: Detectors::NONE };
-    let bytes = text.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        if !is_word_byte(bytes[at]) {
-            at += 1;
-            continue;
-        }
-        let start = at;
-        while at < bytes.len() && is_word_byte(bytes[at]) {
-            at += 1;
-        }
-        let word = &text[start..at];
-        let member = is_member_access(&text[at..]);
+    let mut rest = text;
+    while let Some(start) = rest.find(is_word_char) {
+        let tail = rest.get(start..).unwrap_or_default();
+        let (word, after) = tail.split_at(tail.find(|c| !is_word_char(c)).unwrap_or(tail.len()));
+        rest = after;
+        let member = is_member_access(after);
         match word {
-            "context" if !member && !starts_word(text[at..].trim_start(), "has") => return Reads::EVERYTHING,
+            "context" if !member && !starts_word(after.trim_start(), "has") => return Reads::EVERYTHING,
             "scores" if !member => reads.families = Detectors::ALL,
             "max_score" | "signals" => reads.families = Detectors::ALL,
             _ => reads.families = reads.families.or(family_named(word)),
@@ -61,8 +54,8 @@ pub(super) fn reads(text: &str, outcome: &Outcome) -> Reads {
     reads
 }
 
-fn is_word_byte(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric() || byte == b'_'
+fn is_word_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
 }
 
 /// Whether what follows a name indexes into it (`.field`, `["field"]`).
@@ -71,7 +64,7 @@ fn is_member_access(rest: &str) -> bool {
 }
 
 fn starts_word(rest: &str, word: &str) -> bool {
-    rest.strip_prefix(word).is_some_and(|after| !after.bytes().next().is_some_and(is_word_byte))
+    rest.strip_prefix(word).is_some_and(|after| !after.starts_with(is_word_char))
 }
 
 /// The family whose signals a context field or score name carries.

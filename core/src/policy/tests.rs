@@ -440,3 +440,115 @@ fn a_field_spelled_with_escapes_keeps_its_detector_and_its_context_field() {
         Some("escaped")
     );
 }
+
+/// Policies using every construct the compiled form encodes.
+const EVERY_CONSTRUCT: &str = r#"
+@id("scopes") @note("ünïcode ✓, \"quoted\"")
+permit(principal == Gateway::User::"alice", action in [Gateway::Action::"list", Gateway::Action::"call_tool"],
+       resource is Gateway::Tool in Gateway::McpServer::"files")
+when { if context.max_score > -5 then resource.name like "re*d\*_*" else false }
+unless { principal has team.name || {"a b": [1, -42, "x"], c: true}["a b"].contains(1) };
+forbid(principal in Gateway::ApiKey::"k\"1", action == Gateway::Action::"process_prompt",
+       resource == Gateway::Model::"openai/gpt-4o")
+when { principal is Gateway::User in Gateway::Route::"support" && !context.streaming
+       && context.scores.pii * 2 + 1 - 3 >= 4 && context.signals.containsAll(["a"])
+       && context.signals.containsAny([]) && context.pii_kinds.isEmpty() == false && context has scores.pii
+       && principal.hasTag("t") && principal.getTag("t") == 1 && context.model != "x" && context.pii_count <= 3
+       && context.secret_count < 2 && (principal in Gateway::Route::"support" || principal is Gateway::Agent) };
+forbid(principal is Gateway::Agent, action, resource is Gateway::Model)
+when { context.tool_args == context.tool_args };
+permit(principal, action, resource);
+"#;
+
+fn same_decisions(a: &ScopedPolicies, b: &ScopedPolicies, config: &Config) {
+    let tool = Resource::Tool { name: "read_file", server: Some("files") };
+    let server = Resource::Server { slug: "files" };
+    let signals = [
+        Signals::default(),
+        Signals { injection: 90, pii: 10, pii_count: 2, ..Signals::default() },
+        Signals { secret_count: 1, pii_kinds: ["email".to_owned()].into(), ..Signals::default() },
+    ];
+    for principal in [alice(config), bot(config)] {
+        for action in Action::ALL {
+            for resource in [MODEL, tool, server] {
+                for signals in &signals {
+                    let request = PolicyRequest { principal, action, resource, facts: Facts::default(), signals };
+                    assert_eq!(a.evaluate(&request), b.evaluate(&request), "{action:?} {resource:?}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn compiled_policies_load_as_their_text_does() {
+    let config = config(&policies(&[("cookbook", COOKBOOK), ("every", EVERY_CONSTRUCT)]), "");
+    let compiled = CompiledPolicies::new(compile(&config).into()).unwrap();
+    let from_text = ScopedPolicies::load(&config, Scope::Global, None).unwrap();
+    let from_compiled = ScopedPolicies::load(&config, Scope::Global, Some(&compiled)).unwrap();
+    assert_eq!((from_text.compiled_sets(), from_compiled.compiled_sets()), (0, 2));
+    for (text_set, compiled_set) in
+        [(&from_text.enforce, &from_compiled.enforce), (&from_text.advice, &from_compiled.advice)]
+    {
+        let ids: Vec<String> = text_set.policies().map(|p| p.id().to_string()).collect();
+        assert_eq!(ids, compiled_set.policies().map(|p| p.id().to_string()).collect::<Vec<_>>());
+        for policy in text_set.policies() {
+            let twin = compiled_set.policy(policy.id()).unwrap();
+            assert_eq!(policy.to_pst().unwrap(), twin.to_pst().unwrap());
+            assert_eq!(policy.annotations().collect::<Vec<_>>(), twin.annotations().collect::<Vec<_>>());
+        }
+    }
+    assert_eq!(from_text.outcomes, from_compiled.outcomes);
+    assert_eq!(from_text.observes, from_compiled.observes);
+    assert_eq!((from_text.context_fields, from_text.actions), (from_compiled.context_fields, from_compiled.actions));
+    same_decisions(&from_text, &from_compiled, &config);
+}
+
+#[test]
+fn a_set_edited_after_compiling_is_parsed_from_its_new_text() {
+    let before = config(&policies(&[("gate", r#"forbid(principal, action, resource);"#)]), "");
+    let compiled = CompiledPolicies::new(compile(&before).into()).unwrap();
+    let after = config(&policies(&[("gate", r#"forbid(principal is Gateway::Agent, action, resource);"#)]), "");
+    let loaded = after.policies_compiled(Scope::Global, Some(&compiled)).unwrap();
+    assert_eq!(loaded.compiled_sets(), 0);
+    let none = Signals::default();
+    let request = PolicyRequest {
+        principal: alice(&after),
+        action: Action::ProcessPrompt,
+        resource: MODEL,
+        facts: Facts::default(),
+        signals: &none,
+    };
+    assert_eq!(loaded.evaluate(&request).denied_by, None);
+    // The same text under another set id names its policy differently: not the same entry either.
+    let renamed = config(&policies(&[("gate-2", r#"forbid(principal, action, resource);"#)]), "");
+    assert_eq!(renamed.policies_compiled(Scope::Global, Some(&compiled)).unwrap().compiled_sets(), 0);
+}
+
+#[test]
+fn a_damaged_compiled_form_is_parsed_instead_never_misread() {
+    let config = config(&policies(&[("cookbook", COOKBOOK)]), "");
+    let stored = compile(&config);
+    assert_eq!(
+        ScopedPolicies::load(&config, Scope::Global, Some(&CompiledPolicies::new(stored.clone().into()).unwrap()))
+            .unwrap()
+            .compiled_sets(),
+        1
+    );
+    // A flipped bit or a truncation anywhere: the set is parsed from its text.
+    for at in (4..stored.len()).step_by(3) {
+        for damaged in [
+            {
+                let mut d = stored.clone();
+                d[at] ^= 0x10;
+                d
+            },
+            stored[..at].to_vec(),
+        ] {
+            let Some(compiled) = CompiledPolicies::new(damaged.into()) else { continue };
+            let loaded = ScopedPolicies::load(&config, Scope::Global, Some(&compiled)).unwrap();
+            assert_eq!(loaded.compiled_sets(), 0, "damage at byte {at} was loaded");
+        }
+    }
+    assert!(CompiledPolicies::new(b"not compiled".to_vec().into()).is_none());
+}

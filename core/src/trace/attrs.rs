@@ -63,6 +63,10 @@ pub const GATEWAY_GUARDRAIL_REMOTE: &str = "gateway.guardrail.remote";
 pub const GATEWAY_POLICY_DECISION: &str = "gateway.policy.decision";
 pub const GATEWAY_POLICY_DETERMINING: &str = "gateway.policy.determining";
 pub const GATEWAY_POLICY_ERRORS: &str = "gateway.policy.errors";
+/// On the request that loaded its scope's policies: sets loaded from their compiled form, and
+/// sets parsed from their text.
+pub const GATEWAY_POLICY_SETS_COMPILED: &str = "gateway.policy.sets_compiled";
+pub const GATEWAY_POLICY_SETS_PARSED: &str = "gateway.policy.sets_parsed";
 
 // Payload snapshots (opt-in): GenAI's names for chat, the gateway's for other bodies.
 pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";

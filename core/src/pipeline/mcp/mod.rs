@@ -113,7 +113,7 @@ pub(crate) async fn serve<H: Host + 'static>(
         Some((slug, server)) => {
             let scope = crate::policy::Scope::Server(slug);
             let trace_id = recorder.trace_id_hex();
-            let guard = match Guard::new(host, config, scope, server.guard_mode, principal, recorder, &trace_id) {
+            let guard = match Guard::new(host, config, scope, server.guard_mode, principal, recorder, &trace_id).await {
                 Ok(guard) => guard,
                 Err(error) => return api_error(&error),
             };

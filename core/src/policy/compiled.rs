@@ -1,0 +1,603 @@
+//! Policies compiled when a configuration is accepted, stored beside it (`config/compiled`) and
+//! loaded on the request path instead of parsing Cedar text. In a cold instance, Cedar's parser
+//! costs about 40 µs a policy; building the same policy from this form, through Cedar's public
+//! policy syntax tree (`pst`), costs a fraction of that.
+//!
+//! The form is a cache, never the source: each set's entry is keyed by a digest of the set's id and
+//! text, so an edited set, a document written without its compiled form, or an entry that does
+//! not decode is parsed from its text as before. An entry is written only if it decodes back to
+//! exactly the policies parsed from the text.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use cedar_policy::pst::{
+    ActionConstraint, BinaryOp, Clause, Effect, EntityOrSlot, EntityType, EntityUID, Expr, Literal, Name, NonEmpty,
+    PatternElem, PrincipalConstraint, ResourceConstraint, SlotId, SmolStr, StaticPolicy, Template, UnaryOp, Var,
+};
+use cedar_policy::Policy;
+use sha2::{Digest, Sha256};
+
+use super::reads::Reads;
+use crate::config::{Config, PolicyConfig};
+use crate::guard::Detectors;
+
+/// The key-value key the compiled policies are stored under, beside the document's `config`.
+pub const COMPILED_KV_KEY: &str = "config/compiled";
+
+/// What the stored value starts with: the format's name and version.
+const MAGIC: &[u8; 4] = b"GWP1";
+
+/// The stored compiled policies of a configuration: entries of (key, length, encoded set, check),
+/// where the key is the digest of the set's id and text and the check the first bytes of the
+/// digest of key and encoding (a damaged entry is parsed from its text, never misread).
+#[derive(Debug, Clone)]
+pub struct CompiledPolicies(bytes::Bytes);
+
+impl CompiledPolicies {
+    /// The stored value, if it is in this format.
+    pub fn new(stored: bytes::Bytes) -> Option<CompiledPolicies> {
+        stored.starts_with(MAGIC).then_some(CompiledPolicies(stored))
+    }
+
+    /// The policies of `set` with what each reads, when its entry is there and decodes.
+    pub(super) fn load(&self, set: &PolicyConfig) -> Option<Vec<(Policy, Reads)>> {
+        let digest = digest(set);
+        let mut reader = Reader { bytes: self.0.get(MAGIC.len()..)?, at: 0 };
+        while !reader.done() {
+            let key = reader.take(32)?;
+            let len = usize::try_from(reader.varint()?).ok()?;
+            let body = reader.take(len)?;
+            let check = reader.take(CHECK_LEN)?;
+            if key == digest.as_slice() {
+                return (check == entry_check(key, body)).then(|| decode_set(body)).flatten();
+            }
+        }
+        None
+    }
+}
+
+/// Compiles every policy set of an accepted configuration (route and server sets included). A set
+/// that cannot be compiled is left out: the request path parses it.
+pub fn compile(config: &Config) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    let sets = config
+        .policies
+        .iter()
+        .chain(config.routes.values().flat_map(|r| r.policies.iter()))
+        .chain(config.mcp_servers.values().flat_map(|s| s.policies.iter()));
+    for set in sets {
+        let Some(body) = super::parse_with_reads(set).ok().and_then(|policies| encode_set(&policies)) else {
+            continue;
+        };
+        let key = digest(set);
+        out.extend_from_slice(&key);
+        varint(&mut out, body.len() as u64);
+        out.extend_from_slice(&body);
+        out.extend_from_slice(&entry_check(&key, &body));
+    }
+    out
+}
+
+/// A set's key: its id and its text.
+fn digest(set: &PolicyConfig) -> [u8; 32] {
+    let mut hash = Sha256::new();
+    hash.update((set.id.len() as u64).to_le_bytes());
+    hash.update(set.id.as_bytes());
+    hash.update(set.cedar.as_bytes());
+    hash.finalize().into()
+}
+
+/// How many bytes of an entry's check are kept.
+const CHECK_LEN: usize = 8;
+
+fn entry_check(key: &[u8], body: &[u8]) -> [u8; CHECK_LEN] {
+    let digest: [u8; 32] = Sha256::new().chain_update(key).chain_update(body).finalize().into();
+    let mut check = [0; CHECK_LEN];
+    check.copy_from_slice(&digest[..CHECK_LEN]);
+    check
+}
+
+/// Encodes a set's policies, or `None` when one is not a plain static policy or does not come
+/// back identical.
+pub(super) fn encode_set(policies: &[(Policy, Reads)]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    varint(&mut out, policies.len() as u64);
+    let mut expected = Vec::with_capacity(policies.len());
+    for (policy, reads) in policies {
+        let cedar_policy::pst::Policy::Static(pst) = policy.to_pst().ok()? else { return None };
+        varint(&mut out, u64::from(reads.fields));
+        out.push(families_byte(reads.families));
+        encode_template(&mut out, pst.body())?;
+        expected.push((pst, *reads));
+    }
+    let decoded = decode_set(&out)?;
+    let same = decoded.len() == expected.len()
+        && decoded.iter().zip(&expected).all(|((policy, reads), (pst, expected_reads))| {
+            reads == expected_reads
+                && matches!(policy.to_pst(), Ok(cedar_policy::pst::Policy::Static(back)) if back == *pst)
+        });
+    same.then_some(out)
+}
+
+fn decode_set(bytes: &[u8]) -> Option<Vec<(Policy, Reads)>> {
+    let mut reader = Reader { bytes, at: 0 };
+    let count = reader.varint()?;
+    let mut policies = Vec::new();
+    for _ in 0..count {
+        let fields = u32::try_from(reader.varint()?).ok()?;
+        let families = families_of(reader.byte()?);
+        let template = decode_template(&mut reader)?;
+        let pst = StaticPolicy::try_from(template).ok()?;
+        let policy = Policy::from_pst(cedar_policy::pst::Policy::Static(pst)).ok()?;
+        policies.push((policy, Reads { fields, families }));
+    }
+    reader.done().then_some(policies)
+}
+
+fn families_byte(families: Detectors) -> u8 {
+    u8::from(families.pii)
+        | u8::from(families.secrets) << 1
+        | u8::from(families.injection) << 2
+        | u8::from(families.tool_args) << 3
+}
+
+fn families_of(byte: u8) -> Detectors {
+    Detectors { pii: byte & 1 != 0, secrets: byte & 2 != 0, injection: byte & 4 != 0, tool_args: byte & 8 != 0 }
+}
+
+// Operators by index. Appending keeps earlier entries' meaning; a new Cedar operator that is not
+// listed makes its policy uncompilable (parsed from text), never misread.
+const UNARY: [UnaryOp; 18] = [
+    UnaryOp::Not,
+    UnaryOp::Neg,
+    UnaryOp::IsEmpty,
+    UnaryOp::Datetime,
+    UnaryOp::Decimal,
+    UnaryOp::Duration,
+    UnaryOp::Ip,
+    UnaryOp::IsIPv4,
+    UnaryOp::IsIPV6,
+    UnaryOp::IsLoopback,
+    UnaryOp::IsMulticast,
+    UnaryOp::ToDate,
+    UnaryOp::ToTime,
+    UnaryOp::ToMilliseconds,
+    UnaryOp::ToSeconds,
+    UnaryOp::ToMinutes,
+    UnaryOp::ToHours,
+    UnaryOp::ToDays,
+];
+const BINARY: [BinaryOp; 24] = [
+    BinaryOp::Eq,
+    BinaryOp::NotEq,
+    BinaryOp::Less,
+    BinaryOp::LessEq,
+    BinaryOp::Greater,
+    BinaryOp::GreaterEq,
+    BinaryOp::And,
+    BinaryOp::Or,
+    BinaryOp::Add,
+    BinaryOp::Sub,
+    BinaryOp::Mul,
+    BinaryOp::In,
+    BinaryOp::Contains,
+    BinaryOp::ContainsAll,
+    BinaryOp::ContainsAny,
+    BinaryOp::GetTag,
+    BinaryOp::HasTag,
+    BinaryOp::IsInRange,
+    BinaryOp::Offset,
+    BinaryOp::DurationSince,
+    BinaryOp::DecimalLessThan,
+    BinaryOp::DecimalLessEq,
+    BinaryOp::DecimalGreater,
+    BinaryOp::DecimalGreaterEq,
+];
+const VARS: [Var; 4] = [Var::Principal, Var::Action, Var::Resource, Var::Context];
+const SLOTS: [SlotId; 2] = [SlotId::Principal, SlotId::Resource];
+
+fn index_of<T: PartialEq>(table: &[T], item: &T) -> Option<u8> {
+    table.iter().position(|t| t == item).and_then(|i| u8::try_from(i).ok())
+}
+
+fn entry<T: Clone>(table: &[T], index: u8) -> Option<T> {
+    table.get(usize::from(index)).cloned()
+}
+
+fn encode_template(out: &mut Vec<u8>, template: &Template) -> Option<()> {
+    string(out, &template.id.0);
+    out.push(match template.effect {
+        Effect::Permit => 0,
+        Effect::Forbid => 1,
+    });
+    let (kind, ty, target) = match &template.principal {
+        PrincipalConstraint::Any => (0, None, None),
+        PrincipalConstraint::Eq(e) => (1, None, Some(e)),
+        PrincipalConstraint::In(e) => (2, None, Some(e)),
+        PrincipalConstraint::Is(t) => (3, Some(t), None),
+        PrincipalConstraint::IsIn(t, e) => (4, Some(t), Some(e)),
+    };
+    scope(out, kind, ty, target)?;
+    match &template.action {
+        ActionConstraint::Any => out.push(0),
+        ActionConstraint::Eq(uid) => {
+            out.push(1);
+            entity_uid(out, uid);
+        }
+        ActionConstraint::In(uids) => {
+            out.push(2);
+            varint(out, uids.len() as u64);
+            uids.iter().for_each(|uid| entity_uid(out, uid));
+        }
+    }
+    let (kind, ty, target) = match &template.resource {
+        ResourceConstraint::Any => (0, None, None),
+        ResourceConstraint::Eq(e) => (1, None, Some(e)),
+        ResourceConstraint::In(e) => (2, None, Some(e)),
+        ResourceConstraint::Is(t) => (3, Some(t), None),
+        ResourceConstraint::IsIn(t, e) => (4, Some(t), Some(e)),
+    };
+    scope(out, kind, ty, target)?;
+    varint(out, template.clauses().len() as u64);
+    for clause in template.clauses() {
+        let (tag, body) = match clause {
+            Clause::When(e) => (0, e),
+            Clause::Unless(e) => (1, e),
+        };
+        out.push(tag);
+        expr(out, body)?;
+    }
+    varint(out, template.annotations.len() as u64);
+    for (key, value) in &template.annotations {
+        string(out, key);
+        string(out, value);
+    }
+    Some(())
+}
+
+/// A principal or resource constraint: its kind, the entity type of `is`, the entity or slot.
+fn scope(out: &mut Vec<u8>, kind: u8, ty: Option<&EntityType>, target: Option<&EntityOrSlot>) -> Option<()> {
+    out.push(kind);
+    if let Some(ty) = ty {
+        name(out, &ty.0);
+    }
+    match target {
+        None => {}
+        Some(EntityOrSlot::Entity(uid)) => {
+            out.push(0);
+            entity_uid(out, uid);
+        }
+        Some(EntityOrSlot::Slot(slot)) => {
+            out.push(1 + index_of(&SLOTS, slot)?);
+        }
+    }
+    Some(())
+}
+
+fn decode_scope(r: &mut Reader<'_>) -> Option<(u8, Option<EntityType>, Option<EntityOrSlot>)> {
+    let kind = r.byte()?;
+    let ty = if matches!(kind, 3 | 4) { Some(EntityType::from_name(decode_name(r)?)) } else { None };
+    let target = if matches!(kind, 1 | 2 | 4) {
+        Some(match r.byte()? {
+            0 => EntityOrSlot::Entity(decode_entity_uid(r)?),
+            n => EntityOrSlot::Slot(entry(&SLOTS, n - 1)?),
+        })
+    } else {
+        None
+    };
+    Some((kind, ty, target))
+}
+
+fn decode_template(r: &mut Reader<'_>) -> Option<Template> {
+    let id = cedar_policy::pst::PolicyID(r.smol()?);
+    let effect = match r.byte()? {
+        0 => Effect::Permit,
+        1 => Effect::Forbid,
+        _ => return None,
+    };
+    let principal = match decode_scope(r)? {
+        (0, None, None) => PrincipalConstraint::Any,
+        (1, None, Some(e)) => PrincipalConstraint::Eq(e),
+        (2, None, Some(e)) => PrincipalConstraint::In(e),
+        (3, Some(t), None) => PrincipalConstraint::Is(t),
+        (4, Some(t), Some(e)) => PrincipalConstraint::IsIn(t, e),
+        _ => return None,
+    };
+    let action = match r.byte()? {
+        0 => ActionConstraint::Any,
+        1 => ActionConstraint::Eq(decode_entity_uid(r)?),
+        2 => {
+            let n = r.varint()?;
+            ActionConstraint::In((0..n).map(|_| decode_entity_uid(r)).collect::<Option<_>>()?)
+        }
+        _ => return None,
+    };
+    let resource = match decode_scope(r)? {
+        (0, None, None) => ResourceConstraint::Any,
+        (1, None, Some(e)) => ResourceConstraint::Eq(e),
+        (2, None, Some(e)) => ResourceConstraint::In(e),
+        (3, Some(t), None) => ResourceConstraint::Is(t),
+        (4, Some(t), Some(e)) => ResourceConstraint::IsIn(t, e),
+        _ => return None,
+    };
+    let clauses = (0..r.varint()?)
+        .map(|_| {
+            let tag = r.byte()?;
+            let body = Arc::new(decode_expr(r)?);
+            match tag {
+                0 => Some(Clause::When(body)),
+                1 => Some(Clause::Unless(body)),
+                _ => None,
+            }
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let annotations =
+        (0..r.varint()?).map(|_| Some((r.string()?, r.smol()?))).collect::<Option<BTreeMap<String, SmolStr>>>()?;
+    Template::new(id, effect, principal, action, resource)
+        .try_with_clauses(clauses)
+        .ok()
+        .map(|t| t.with_annotations(annotations))
+}
+
+fn expr(out: &mut Vec<u8>, e: &Expr) -> Option<()> {
+    match e {
+        Expr::Literal(Literal::Bool(b)) => out.push(u8::from(*b)),
+        Expr::Literal(Literal::Long(n)) => {
+            out.push(2);
+            varint(out, ((n << 1) ^ (n >> 63)) as u64);
+        }
+        Expr::Literal(Literal::String(s)) => {
+            out.push(3);
+            string(out, s);
+        }
+        Expr::Literal(Literal::EntityUID(uid)) => {
+            out.push(4);
+            entity_uid(out, uid);
+        }
+        Expr::Var(v) => out.extend([5, index_of(&VARS, v)?]),
+        Expr::Slot(s) => out.extend([6, index_of(&SLOTS, s)?]),
+        Expr::UnaryOp { op, expr: inner } => {
+            out.extend([7, index_of(&UNARY, op)?]);
+            expr(out, inner)?;
+        }
+        Expr::BinaryOp { op, left, right } => {
+            out.extend([8, index_of(&BINARY, op)?]);
+            expr(out, left)?;
+            expr(out, right)?;
+        }
+        Expr::GetAttr { expr: inner, attr } => {
+            out.push(9);
+            expr(out, inner)?;
+            string(out, attr);
+        }
+        Expr::HasAttr { expr: inner, attrs } => {
+            out.push(10);
+            expr(out, inner)?;
+            varint(out, attrs.len() as u64);
+            attrs.iter().for_each(|a| string(out, a));
+        }
+        Expr::Like { expr: inner, pattern } => {
+            out.push(11);
+            expr(out, inner)?;
+            varint(out, pattern.len() as u64);
+            for elem in pattern {
+                match elem {
+                    PatternElem::Wildcard => varint(out, 0),
+                    PatternElem::Char(c) => varint(out, u64::from(*c) + 1),
+                }
+            }
+        }
+        Expr::Is { expr: inner, entity_type, in_expr } => {
+            out.push(12);
+            expr(out, inner)?;
+            name(out, &entity_type.0);
+            match in_expr {
+                None => out.push(0),
+                Some(in_expr) => {
+                    out.push(1);
+                    expr(out, in_expr)?;
+                }
+            }
+        }
+        Expr::IfThenElse { cond, then_expr, else_expr } => {
+            out.push(13);
+            expr(out, cond)?;
+            expr(out, then_expr)?;
+            expr(out, else_expr)?;
+        }
+        Expr::Set(items) => {
+            out.push(14);
+            varint(out, items.len() as u64);
+            for item in items {
+                expr(out, item)?;
+            }
+        }
+        Expr::Record(fields) => {
+            out.push(15);
+            varint(out, fields.len() as u64);
+            for (key, value) in fields {
+                string(out, key);
+                expr(out, value)?;
+            }
+        }
+        // Unknowns and any construct added to Cedar later: not compiled.
+        _ => return None,
+    }
+    Some(())
+}
+
+fn decode_expr(r: &mut Reader<'_>) -> Option<Expr> {
+    let sub = |r: &mut Reader<'_>| decode_expr(r).map(Arc::new);
+    Some(match r.byte()? {
+        tag @ (0 | 1) => Expr::Literal(Literal::Bool(tag == 1)),
+        2 => {
+            let z = r.varint()?;
+            Expr::Literal(Literal::Long(((z >> 1) as i64) ^ -((z & 1) as i64)))
+        }
+        3 => Expr::Literal(Literal::String(r.smol()?)),
+        4 => Expr::Literal(Literal::EntityUID(decode_entity_uid(r)?)),
+        5 => Expr::Var(entry(&VARS, r.byte()?)?),
+        6 => Expr::Slot(entry(&SLOTS, r.byte()?)?),
+        7 => {
+            let op = entry(&UNARY, r.byte()?)?;
+            Expr::UnaryOp { op, expr: sub(r)? }
+        }
+        8 => {
+            let op = entry(&BINARY, r.byte()?)?;
+            let left = sub(r)?;
+            Expr::BinaryOp { op, left, right: sub(r)? }
+        }
+        9 => {
+            let inner = sub(r)?;
+            Expr::GetAttr { expr: inner, attr: r.smol()? }
+        }
+        10 => {
+            let inner = sub(r)?;
+            let attrs = (0..r.varint()?).map(|_| r.smol()).collect::<Option<Vec<_>>>()?;
+            Expr::HasAttr { expr: inner, attrs: NonEmpty::from_vec(attrs)? }
+        }
+        11 => {
+            let inner = sub(r)?;
+            let pattern = (0..r.varint()?)
+                .map(|_| match r.varint()? {
+                    0 => Some(PatternElem::Wildcard),
+                    c => char::from_u32(u32::try_from(c - 1).ok()?).map(PatternElem::Char),
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Expr::Like { expr: inner, pattern }
+        }
+        12 => {
+            let inner = sub(r)?;
+            let entity_type = EntityType::from_name(decode_name(r)?);
+            let in_expr = match r.byte()? {
+                0 => None,
+                1 => Some(sub(r)?),
+                _ => return None,
+            };
+            Expr::Is { expr: inner, entity_type, in_expr }
+        }
+        13 => {
+            let cond = sub(r)?;
+            let then_expr = sub(r)?;
+            Expr::IfThenElse { cond, then_expr, else_expr: sub(r)? }
+        }
+        14 => Expr::Set((0..r.varint()?).map(|_| sub(r)).collect::<Option<_>>()?),
+        15 => Expr::Record((0..r.varint()?).map(|_| Some((r.string()?, sub(r)?))).collect::<Option<_>>()?),
+        _ => return None,
+    })
+}
+
+fn entity_uid(out: &mut Vec<u8>, uid: &EntityUID) {
+    name(out, &uid.ty.0);
+    string(out, &uid.eid);
+}
+
+fn decode_entity_uid(r: &mut Reader<'_>) -> Option<EntityUID> {
+    let ty = EntityType::from_name(decode_name(r)?);
+    Some(EntityUID { ty, eid: r.smol()? })
+}
+
+/// A name as Cedar writes it (`Gateway::Action`).
+fn name(out: &mut Vec<u8>, name: &Name) {
+    let mut text = String::new();
+    for part in name.namespace.iter() {
+        text.push_str(part.as_str());
+        text.push_str("::");
+    }
+    text.push_str(name.id.as_str());
+    string(out, &text);
+}
+
+thread_local! {
+    /// Names built so far. Building a name checks each part with Cedar's parser, so each is built
+    /// once per instance; the schema's are built by the warm-up, into the Spin snapshot.
+    static NAMES: RefCell<HashMap<String, Name>> = RefCell::new(HashMap::new());
+}
+
+fn decode_name(r: &mut Reader<'_>) -> Option<Name> {
+    let text = r.str()?;
+    if let Some(found) = NAMES.with(|names| names.borrow().get(text).cloned()) {
+        return Some(found);
+    }
+    let mut parts: Vec<&str> = text.split("::").collect();
+    let id = parts.pop()?;
+    let built = if parts.is_empty() { Name::unqualified(id) } else { Name::qualified(parts, id) }.ok()?;
+    NAMES.with(|names| names.borrow_mut().insert(text.to_owned(), built.clone()));
+    Some(built)
+}
+
+/// Builds the names of the gateway's schema, so that a snapshot taken after this holds them.
+pub(super) fn warm_up_names() {
+    for ty in ["User", "Agent", "ApiKey", "Route", "Model", "McpServer", "Tool", "Action"] {
+        let mut encoded = Vec::new();
+        string(&mut encoded, &format!("Gateway::{ty}"));
+        let _ = decode_name(&mut Reader { bytes: &encoded, at: 0 });
+    }
+}
+
+fn varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let low = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(low);
+            return;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn done(&self) -> bool {
+        self.at >= self.bytes.len()
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        let b = *self.bytes.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(slice)
+    }
+
+    fn varint(&mut self) -> Option<u64> {
+        let mut n = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            n |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(n);
+            }
+        }
+        None
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let len = usize::try_from(self.varint()?).ok()?;
+        std::str::from_utf8(self.take(len)?).ok()
+    }
+
+    fn string(&mut self) -> Option<String> {
+        self.str().map(str::to_owned)
+    }
+
+    fn smol(&mut self) -> Option<SmolStr> {
+        self.str().map(SmolStr::from)
+    }
+}
