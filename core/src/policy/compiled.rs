@@ -3,8 +3,8 @@
 //! costs about 40 µs a policy; building the same policy from this form, through Cedar's public
 //! policy syntax tree (`pst`), costs a fraction of that.
 //!
-//! The form is a cache, never the source: each set's entry is keyed by a digest of the set's id and
-//! text, so an edited set, a document written without its compiled form, or an entry that does
+//! The form is a cache, never the source: each set's entry is keyed by the set's id and text, so an
+//! edited set, a document written without its compiled form, or an entry that does
 //! not decode is parsed from its text as before. An entry is written only if it decodes back to
 //! exactly the policies parsed from the text.
 
@@ -17,7 +17,6 @@ use cedar_policy::pst::{
     PatternElem, PrincipalConstraint, ResourceConstraint, SlotId, SmolStr, StaticPolicy, Template, UnaryOp, Var,
 };
 use cedar_policy::Policy;
-use sha2::{Digest, Sha256};
 
 use super::reads::Reads;
 use crate::config::{Config, PolicyConfig};
@@ -29,9 +28,10 @@ pub const COMPILED_KV_KEY: &str = "config/compiled";
 /// What the stored value starts with: the format's name and version.
 const MAGIC: &[u8; 4] = b"GWP1";
 
-/// The stored compiled policies of a configuration: entries of (key, length, encoded set, check),
-/// where the key is the digest of the set's id and text and the check the first bytes of the
-/// digest of key and encoding (a damaged entry is parsed from its text, never misread).
+/// The stored compiled policies of a configuration: entries of (set id, set text, encoded set,
+/// check), the check an FNV-1a hash of the other three (a damaged entry is parsed from its text,
+/// never misread). A set is matched by comparing its id and text: no digest of the text is
+/// computed on the request path.
 #[derive(Debug, Clone)]
 pub struct CompiledPolicies(bytes::Bytes);
 
@@ -43,15 +43,17 @@ impl CompiledPolicies {
 
     /// The policies of `set` with what each reads, when its entry is there and decodes.
     pub(super) fn load(&self, set: &PolicyConfig) -> Option<Vec<(Policy, Reads)>> {
-        let digest = digest(set);
         let mut reader = Reader { bytes: self.0.get(MAGIC.len()..)?, at: 0 };
         while !reader.done() {
-            let key = reader.take(32)?;
+            let start = reader.at;
+            let id = reader.str()?;
+            let text = reader.str()?;
             let len = usize::try_from(reader.varint()?).ok()?;
             let body = reader.take(len)?;
+            let entry = self.0.get(MAGIC.len() + start..MAGIC.len() + reader.at)?;
             let check = reader.take(CHECK_LEN)?;
-            if key == digest.as_slice() {
-                return (check == entry_check(key, body)).then(|| decode_set(body)).flatten();
+            if id == set.id && text == set.cedar {
+                return (check == fnv1a(entry).to_le_bytes()).then(|| decode_set(body)).flatten();
             }
         }
         None
@@ -71,32 +73,24 @@ pub fn compile(config: &Config) -> Vec<u8> {
         let Some(body) = super::parse_with_reads(set).ok().and_then(|policies| encode_set(&policies)) else {
             continue;
         };
-        let key = digest(set);
-        out.extend_from_slice(&key);
+        let start = out.len();
+        string(&mut out, &set.id);
+        string(&mut out, &set.cedar);
         varint(&mut out, body.len() as u64);
         out.extend_from_slice(&body);
-        out.extend_from_slice(&entry_check(&key, &body));
+        let check = out.get(start..).map_or(0, fnv1a);
+        out.extend_from_slice(&check.to_le_bytes());
     }
     out
 }
 
-/// A set's key: its id and its text.
-fn digest(set: &PolicyConfig) -> [u8; 32] {
-    let mut hash = Sha256::new();
-    hash.update((set.id.len() as u64).to_le_bytes());
-    hash.update(set.id.as_bytes());
-    hash.update(set.cedar.as_bytes());
-    hash.finalize().into()
-}
-
-/// How many bytes of an entry's check are kept.
+/// How many bytes an entry's check takes.
 const CHECK_LEN: usize = 8;
 
-fn entry_check(key: &[u8], body: &[u8]) -> [u8; CHECK_LEN] {
-    let digest: [u8; 32] = Sha256::new().chain_update(key).chain_update(body).finalize().into();
-    let mut check = [0; CHECK_LEN];
-    check.copy_from_slice(&digest[..CHECK_LEN]);
-    check
+/// FNV-1a, 64 bits: catches a damaged entry, cheaply (the entries are not secrets, and whoever can
+/// write them can write the document too).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Encodes a set's policies, or `None` when one is not a plain static policy or does not come

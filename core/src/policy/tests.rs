@@ -535,7 +535,7 @@ fn a_damaged_compiled_form_is_parsed_instead_never_misread() {
             .compiled_sets(),
         1
     );
-    // A flipped bit or a truncation anywhere: the set is parsed from its text.
+    // A flipped bit or a truncation, at every third byte: the set is parsed from its text.
     for at in (4..stored.len()).step_by(3) {
         for damaged in [
             {
