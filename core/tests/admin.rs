@@ -463,7 +463,7 @@ fn a_push_stores_its_policies_compiled_and_a_cold_instance_loads_them_without_pa
         host.kv.borrow().get(gateway_core::policy::COMPILED_KV_KEY).cloned().expect("compiled policies stored");
     let config = gateway_core::config::Config::from_json(guarded.to_string().as_bytes()).unwrap();
     let compiled = gateway_core::policy::CompiledPolicies::new(compiled).unwrap();
-    let loaded = config.policies_compiled(gateway_core::policy::Scope::Route("beta"), Some(&compiled)).unwrap();
+    let (loaded, _) = config.policies_compiled(gateway_core::policy::Scope::Route("beta"), Some(&compiled)).unwrap();
     assert_eq!((loaded.compiled_sets(), loaded.parsed_sets()), (1, 0));
 
     // A fresh cache is a fresh Spin instance: the policy decides, loaded from the compiled form.

@@ -350,6 +350,8 @@ def traced_gateway(request, llmock, receiver_server, mcp_upstreams, tmp_path_fac
     config["routes"]["guarded"] = {"models": ["openai/gpt-4o"], "policies": [
         {"id": "block-prompt-injection",
          "cedar": (ROOT / "config" / "examples" / "policies" / "block-prompt-injection.cedar").read_text()}]}
+    # Used by one test only, so that its first request is the one that loads the route's policies.
+    config["routes"]["guarded-once"] = {**config["routes"]["guarded"]}
     workdir = tmp_path_factory.mktemp(f"traced-{request.param}")
     with running_gateway(request.param, config, workdir) as gw:
         yield gw

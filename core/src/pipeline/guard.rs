@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::{read_whole, with_timeout, Recorder, KV_TIMEOUT_MS};
+use super::{read_whole, with_timeout, Recorder};
 use crate::config::{Config, FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
 use crate::error::ApiError;
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
@@ -74,6 +74,9 @@ impl Checked {
     }
 }
 
+/// How long a cold scope waits for the compiled policies before parsing its sets instead.
+const COMPILED_READ_TIMEOUT_MS: u64 = 250;
+
 /// The refusal of a deny: `403`, naming the policy.
 pub(crate) fn denied(action: Action, policy: &str) -> ApiError {
     ApiError::new(StatusCode::FORBIDDEN, "permission_error", format!("denied by policy `{policy}` ({})", action.name()))
@@ -98,9 +101,9 @@ impl<H: Host + 'static> Guard<H> {
         };
         // A scope loaded for the first time in this instance: from the compiled form, where the
         // configuration's push stored one, rather than by parsing (see `policy::compile`).
-        let pending = config.policies_pending(scope);
-        let compiled = if pending {
-            with_timeout(host.as_ref(), KV_TIMEOUT_MS, host.kv_get(COMPILED_KV_KEY))
+        let compiled = if config.policies_pending(scope) {
+            // Parsing instead costs milliseconds at most: a slow store is not waited for long.
+            with_timeout(host.as_ref(), COMPILED_READ_TIMEOUT_MS, host.kv_get(COMPILED_KV_KEY))
                 .await
                 .and_then(Result::ok)
                 .flatten()
@@ -108,14 +111,14 @@ impl<H: Host + 'static> Guard<H> {
         } else {
             None
         };
-        let policies = config.policies_compiled(scope, compiled.as_ref()).map_err(|e| {
+        let (policies, loaded) = config.policies_compiled(scope, compiled.as_ref()).map_err(|e| {
             host.log(
                 LogLevel::Error,
                 &format!("{{\"msg\":\"stored policies refused\",\"error\":{:?}}}", e.to_string()),
             );
             ApiError::unavailable("the stored policies do not parse; the gateway log names the policy set")
         })?;
-        if pending {
+        if loaded {
             recorder.set(recorder.root(), GATEWAY_POLICY_SETS_COMPILED, policies.compiled_sets());
             recorder.set(recorder.root(), GATEWAY_POLICY_SETS_PARSED, policies.parsed_sets());
         }

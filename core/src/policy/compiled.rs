@@ -25,8 +25,24 @@ use crate::guard::Detectors;
 /// The key-value key the compiled policies are stored under, beside the document's `config`.
 pub const COMPILED_KV_KEY: &str = "config/compiled";
 
-/// What the stored value starts with: the format's name and version.
+/// What the stored value starts with: the format's name and version, then [`revision`].
 const MAGIC: &[u8; 4] = b"GWP1";
+
+/// Bump when the rule naming policies (`parse_set`) or the reading of what a policy reads
+/// (`reads`) changes: entries store their results, and entries written by other rules must not be
+/// trusted. The context fields and the gateway's version are in the revision too.
+const RULES: &str = "ids-1 reads-1";
+
+/// What entries written by this build can be trusted by: the rules, the context fields in order,
+/// the detector families in order, and the gateway's version.
+fn revision() -> [u8; 8] {
+    let fields = super::entities::CONTEXT_FIELDS.join(",");
+    let text = format!("{RULES}|{fields}|pii,secrets,injection,tool_args|{}", env!("CARGO_PKG_VERSION"));
+    fnv1a(text.as_bytes()).to_le_bytes()
+}
+
+/// Where the entries start: after the magic and the revision.
+const HEADER_LEN: usize = 12;
 
 /// The stored compiled policies of a configuration: entries of (set id, set text, encoded set,
 /// check), the check an FNV-1a hash of the other three (a damaged entry is parsed from its text,
@@ -36,21 +52,22 @@ const MAGIC: &[u8; 4] = b"GWP1";
 pub struct CompiledPolicies(bytes::Bytes);
 
 impl CompiledPolicies {
-    /// The stored value, if it is in this format.
+    /// The stored value, if it is in this format and was written under this build's rules.
     pub fn new(stored: bytes::Bytes) -> Option<CompiledPolicies> {
-        stored.starts_with(MAGIC).then_some(CompiledPolicies(stored))
+        let ours = stored.starts_with(MAGIC) && stored.get(MAGIC.len()..HEADER_LEN) == Some(&revision()[..]);
+        ours.then_some(CompiledPolicies(stored))
     }
 
     /// The policies of `set` with what each reads, when its entry is there and decodes.
     pub(super) fn load(&self, set: &PolicyConfig) -> Option<Vec<(Policy, Reads)>> {
-        let mut reader = Reader { bytes: self.0.get(MAGIC.len()..)?, at: 0 };
+        let mut reader = Reader::new(self.0.get(HEADER_LEN..)?);
         while !reader.done() {
             let start = reader.at;
             let id = reader.str()?;
             let text = reader.str()?;
             let len = usize::try_from(reader.varint()?).ok()?;
             let body = reader.take(len)?;
-            let entry = self.0.get(MAGIC.len() + start..MAGIC.len() + reader.at)?;
+            let entry = self.0.get(HEADER_LEN + start..HEADER_LEN + reader.at)?;
             let check = reader.take(CHECK_LEN)?;
             if id == set.id && text == set.cedar {
                 return (check == fnv1a(entry).to_le_bytes()).then(|| decode_set(body)).flatten();
@@ -64,6 +81,7 @@ impl CompiledPolicies {
 /// that cannot be compiled is left out: the request path parses it.
 pub fn compile(config: &Config) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&revision());
     let sets = config
         .policies
         .iter()
@@ -116,7 +134,7 @@ pub(super) fn encode_set(policies: &[(Policy, Reads)]) -> Option<Vec<u8>> {
 }
 
 fn decode_set(bytes: &[u8]) -> Option<Vec<(Policy, Reads)>> {
-    let mut reader = Reader { bytes, at: 0 };
+    let mut reader = Reader::new(bytes);
     let count = reader.varint()?;
     let mut policies = Vec::new();
     for _ in 0..count {
@@ -422,7 +440,21 @@ fn expr(out: &mut Vec<u8>, e: &Expr) -> Option<()> {
     Some(())
 }
 
+/// How deep an expression may nest: deeper is not decoded (and so not compiled), never a stack
+/// overflow on a crafted entry.
+const MAX_DEPTH: u32 = 128;
+
 fn decode_expr(r: &mut Reader<'_>) -> Option<Expr> {
+    if r.depth >= MAX_DEPTH {
+        return None;
+    }
+    r.depth += 1;
+    let expr = decode_expr_at(r);
+    r.depth -= 1;
+    expr
+}
+
+fn decode_expr_at(r: &mut Reader<'_>) -> Option<Expr> {
     let sub = |r: &mut Reader<'_>| decode_expr(r).map(Arc::new);
     Some(match r.byte()? {
         tag @ (0 | 1) => Expr::Literal(Literal::Bool(tag == 1)),
@@ -527,7 +559,7 @@ pub(super) fn warm_up_names() {
     for ty in ["User", "Agent", "ApiKey", "Route", "Model", "McpServer", "Tool", "Action"] {
         let mut encoded = Vec::new();
         string(&mut encoded, &format!("Gateway::{ty}"));
-        let _ = decode_name(&mut Reader { bytes: &encoded, at: 0 });
+        let _ = decode_name(&mut Reader::new(&encoded));
     }
 }
 
@@ -551,9 +583,15 @@ fn string(out: &mut Vec<u8>, s: &str) {
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Expressions open around the one being read.
+    depth: u32,
 }
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, at: 0, depth: 0 }
+    }
+
     fn done(&self) -> bool {
         self.at >= self.bytes.len()
     }
@@ -593,5 +631,41 @@ impl<'a> Reader<'a> {
 
     fn smol(&mut self) -> Option<SmolStr> {
         self.str().map(SmolStr::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// One `forbid` whose `when` is `!!…!true`, `depth` negations deep.
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut out = vec![1, 0, 0];
+        string(&mut out, "deep");
+        out.extend([1, 0, 0, 0, 1, 0]);
+        for _ in 0..depth {
+            out.extend([7, 0]);
+        }
+        out.extend([1, 0]);
+        out
+    }
+
+    #[test]
+    fn an_expression_nested_past_the_limit_is_not_decoded_and_does_not_overflow_the_stack() {
+        let (policy, _) = decode_set(&nested(20)).unwrap().pop().unwrap();
+        assert_eq!(policy.id().to_string(), "deep");
+        assert!(decode_set(&nested(MAX_DEPTH as usize + 1)).is_none());
+        assert!(decode_set(&nested(200_000)).is_none());
+    }
+
+    #[test]
+    fn entries_written_under_other_rules_are_not_trusted() {
+        let mut stored = MAGIC.to_vec();
+        stored.extend_from_slice(&revision());
+        assert!(CompiledPolicies::new(stored.clone().into()).is_some());
+        stored[MAGIC.len()] ^= 1;
+        assert!(CompiledPolicies::new(stored.into()).is_none());
+        assert!(CompiledPolicies::new(MAGIC.to_vec().into()).is_none());
     }
 }

@@ -183,7 +183,8 @@ pub struct ScopedPolicies {
 pub const DEFAULT_DENY: &str = "gateway.default_deny";
 
 /// The policies of one configured set, each with its final id: the `@id` annotation, else the
-/// set id (one policy) or `{set id}.{n}`.
+/// set id (one policy) or `{set id}.{n}`. Compiled entries store these ids: a change to the rule
+/// bumps `compiled::RULES`.
 pub(crate) fn parse_set(set: &PolicyConfig) -> Result<Vec<Policy>, Box<cedar_policy::ParseErrors>> {
     let parsed = PolicySet::from_str(&set.cedar).map_err(Box::new)?;
     let mut policies: Vec<&Policy> = parsed.policies().collect();
@@ -469,23 +470,24 @@ impl Verdict {
 impl Config {
     /// The policies of `scope`, parsed on first use and kept with this parsed document.
     pub fn policies_for(&self, scope: Scope<'_>) -> Result<Rc<ScopedPolicies>, PolicyError> {
-        self.policies_compiled(scope, None)
+        self.policies_compiled(scope, None).map(|(policies, _)| policies)
     }
 
     /// The policies of `scope`, loaded on first use from `compiled` where it holds a set (see
-    /// [`compile`]), else parsed, and kept with this parsed document.
+    /// [`compile`]), else parsed, and kept with this parsed document; with whether this call
+    /// loaded them (rather than found them loaded).
     pub fn policies_compiled(
         &self,
         scope: Scope<'_>,
         compiled: Option<&CompiledPolicies>,
-    ) -> Result<Rc<ScopedPolicies>, PolicyError> {
+    ) -> Result<(Rc<ScopedPolicies>, bool), PolicyError> {
         let key = scope.key();
         if let Some(found) = self.policy_cache.0.borrow().get(&key) {
-            return Ok(Rc::clone(found));
+            return Ok((Rc::clone(found), false));
         }
         let loaded = Rc::new(ScopedPolicies::load(self, scope, compiled)?);
         self.policy_cache.0.borrow_mut().insert(key, Rc::clone(&loaded));
-        Ok(loaded)
+        Ok((loaded, true))
     }
 
     /// Whether loading the policies of `scope` is still to come and has sets to load: only then

@@ -2,6 +2,7 @@
 //! context fields it names (the Cedar context holds only those) and the detector families whose
 //! signals those fields carry (the others need not run). One pass over the words of the text: in a
 //! cold instance, a substring search per field name cost more than evaluating the policy.
+//! Compiled entries store these results: a change to the rules here bumps `compiled::RULES`.
 
 use super::entities::CONTEXT_FIELDS;
 use super::Outcome;

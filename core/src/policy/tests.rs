@@ -421,6 +421,11 @@ fn a_policy_reads_the_fields_and_families_its_words_name() {
     let indexed =
         of(r#"forbid(principal, action, resource) when { context ["tool"] == "x" && context has  arguments };"#);
     assert_eq!((indexed.fields, indexed.families), (1 << 4 | 1 << 5, Detectors::NONE));
+    // `has` on the scores names its family; on the whole scores record, any family may decide it.
+    let has_path = of(r#"forbid(principal, action, resource) when { context has scores.pii };"#);
+    assert_eq!((has_path.fields, has_path.families), (1 << 16, only(true, false, false, false)));
+    let has_on_scores = of(r#"forbid(principal, action, resource) when { context.scores has pii };"#);
+    assert_eq!(has_on_scores.families, Detectors::ALL);
     // A redacting policy needs the families it redacts.
     let redact = reads::reads("forbid(principal, action, resource);", &Outcome::Redact(vec![Category::Pii]));
     assert_eq!((redact.fields, redact.families), (0, only(true, false, false, false)));
@@ -509,7 +514,7 @@ fn a_set_edited_after_compiling_is_parsed_from_its_new_text() {
     let before = config(&policies(&[("gate", r#"forbid(principal, action, resource);"#)]), "");
     let compiled = CompiledPolicies::new(compile(&before).into()).unwrap();
     let after = config(&policies(&[("gate", r#"forbid(principal is Gateway::Agent, action, resource);"#)]), "");
-    let loaded = after.policies_compiled(Scope::Global, Some(&compiled)).unwrap();
+    let (loaded, _) = after.policies_compiled(Scope::Global, Some(&compiled)).unwrap();
     assert_eq!(loaded.compiled_sets(), 0);
     let none = Signals::default();
     let request = PolicyRequest {
@@ -522,7 +527,7 @@ fn a_set_edited_after_compiling_is_parsed_from_its_new_text() {
     assert_eq!(loaded.evaluate(&request).denied_by, None);
     // The same text under another set id names its policy differently: not the same entry either.
     let renamed = config(&policies(&[("gate-2", r#"forbid(principal, action, resource);"#)]), "");
-    assert_eq!(renamed.policies_compiled(Scope::Global, Some(&compiled)).unwrap().compiled_sets(), 0);
+    assert_eq!(renamed.policies_compiled(Scope::Global, Some(&compiled)).unwrap().0.compiled_sets(), 0);
 }
 
 #[test]
