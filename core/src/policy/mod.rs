@@ -1,7 +1,8 @@
 //! Cedar policies. A configuration's policies are validated against the gateway's schema once,
-//! when the configuration is accepted ([`accept`]); the request path parses only the policies in
-//! its scope (global, plus its route's or its MCP server's), keeps them with the parsed
-//! configuration, and evaluates each lifecycle point with one or two `is_authorized` calls.
+//! when the configuration is accepted ([`accept`]), and compiled then ([`compile`]); the request
+//! path loads only the policies in its scope (global, plus its route's or its MCP server's), from
+//! their compiled form or else their text, keeps them with the parsed configuration, and evaluates
+//! each lifecycle point with one or two `is_authorized` calls.
 
 mod accept;
 mod compiled;
