@@ -14,32 +14,8 @@ use gateway_core::config::Config;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
-        ["check", file, rest @ ..] => match (std::fs::read(file), rest) {
-            (Err(e), _) => {
-                eprintln!("{file}: {e}");
-                ExitCode::FAILURE
-            }
-            (Ok(_), [_, ..]) if !matches!(rest, ["--compiled", _]) => {
-                eprintln!("usage: gateway-config check FILE [--compiled OUT]");
-                ExitCode::from(2)
-            }
-            (Ok(bytes), _) => match Config::accept(&bytes) {
-                Ok(config) => {
-                    if let ["--compiled", out] = rest {
-                        if let Err(e) = std::fs::write(out, gateway_core::policy::compile(&config)) {
-                            eprintln!("{out}: {e}");
-                            return ExitCode::FAILURE;
-                        }
-                    }
-                    println!("{file}: valid");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("{file}: {e}");
-                    ExitCode::FAILURE
-                }
-            },
-        },
+        ["check", file] => check(file, None),
+        ["check", file, "--compiled", out] => check(file, Some(out)),
         ["hash-key", key] => {
             println!("{}", hash_key(key));
             ExitCode::SUCCESS
@@ -66,4 +42,26 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Accepts the document in `file` as a push would, and writes its compiled policies to `compiled`.
+fn check(file: &str, compiled: Option<&str>) -> ExitCode {
+    let accepted = std::fs::read(file)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| Config::accept(&bytes).map_err(|e| e.to_string()));
+    let config = match accepted {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{file}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(out) = compiled {
+        if let Err(e) = std::fs::write(out, gateway_core::policy::compile(&config)) {
+            eprintln!("{out}: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("{file}: valid");
+    ExitCode::SUCCESS
 }

@@ -25,7 +25,7 @@ use crate::guard::Detectors;
 /// The key-value key the compiled policies are stored under, beside the document's `config`.
 pub const COMPILED_KV_KEY: &str = "config/compiled";
 
-/// What the stored value starts with: the format's name and version, then [`revision`].
+/// What the stored value starts with: the format's name and version, then [`REVISION`].
 const MAGIC: &[u8; 4] = b"GWP1";
 
 /// Bump when the rule naming policies (`parse_set`) or the reading of what a policy reads
@@ -34,12 +34,17 @@ const MAGIC: &[u8; 4] = b"GWP1";
 const RULES: &str = "ids-1 reads-1";
 
 /// What entries written by this build can be trusted by: the rules, the context fields in order,
-/// the detector families in order, and the gateway's version.
-fn revision() -> [u8; 8] {
-    let fields = super::entities::CONTEXT_FIELDS.join(",");
-    let text = format!("{RULES}|{fields}|pii,secrets,injection,tool_args|{}", env!("CARGO_PKG_VERSION"));
-    fnv1a(text.as_bytes()).to_le_bytes()
-}
+/// the detector families in order, and the gateway's version. Worked out when the gateway is built.
+const REVISION: [u8; 8] = {
+    let mut hash = fnv1a_from(FNV_OFFSET, RULES.as_bytes());
+    let mut fields: &[&str] = &super::entities::CONTEXT_FIELDS;
+    while let [field, rest @ ..] = fields {
+        hash = fnv1a_from(fnv1a_from(hash, b","), field.as_bytes());
+        fields = rest;
+    }
+    hash = fnv1a_from(hash, b"|pii,secrets,injection,tool_args|");
+    fnv1a_from(hash, env!("CARGO_PKG_VERSION").as_bytes()).to_le_bytes()
+};
 
 /// Where the entries start: after the magic and the revision.
 const HEADER_LEN: usize = 12;
@@ -54,7 +59,7 @@ pub struct CompiledPolicies(bytes::Bytes);
 impl CompiledPolicies {
     /// The stored value, if it is in this format and was written under this build's rules.
     pub fn new(stored: bytes::Bytes) -> Option<CompiledPolicies> {
-        let ours = stored.starts_with(MAGIC) && stored.get(MAGIC.len()..HEADER_LEN) == Some(&revision()[..]);
+        let ours = stored.starts_with(MAGIC) && stored.get(MAGIC.len()..HEADER_LEN) == Some(&REVISION[..]);
         ours.then_some(CompiledPolicies(stored))
     }
 
@@ -81,7 +86,7 @@ impl CompiledPolicies {
 /// that cannot be compiled is left out: the request path parses it.
 pub fn compile(config: &Config) -> Vec<u8> {
     let mut out = MAGIC.to_vec();
-    out.extend_from_slice(&revision());
+    out.extend_from_slice(&REVISION);
     let sets = config
         .policies
         .iter()
@@ -108,7 +113,18 @@ const CHECK_LEN: usize = 8;
 /// FNV-1a, 64 bits: catches a damaged entry, cheaply (the entries are not secrets, and whoever can
 /// write them can write the document too).
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
+    fnv1a_from(FNV_OFFSET, bytes)
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a over `bytes`, continuing from `hash`; `const`, so that [`REVISION`] is built in.
+const fn fnv1a_from(mut hash: u64, mut bytes: &[u8]) -> u64 {
+    while let [byte, rest @ ..] = bytes {
+        hash = (hash ^ *byte as u64).wrapping_mul(0x0100_0000_01b3);
+        bytes = rest;
+    }
+    hash
 }
 
 /// Encodes a set's policies, or `None` when one is not a plain static policy or does not come
@@ -662,7 +678,7 @@ mod tests {
     #[test]
     fn entries_written_under_other_rules_are_not_trusted() {
         let mut stored = MAGIC.to_vec();
-        stored.extend_from_slice(&revision());
+        stored.extend_from_slice(&REVISION);
         assert!(CompiledPolicies::new(stored.clone().into()).is_some());
         stored[MAGIC.len()] ^= 1;
         assert!(CompiledPolicies::new(stored.into()).is_none());

@@ -226,9 +226,9 @@ fn parse_with_reads(set: &PolicyConfig) -> Result<Vec<(Policy, Reads)>, PolicyEr
 pub fn warm_up() {
     entities::parse_entity_types();
     compiled::warm_up_names();
+    let Ok(policies) = parse_with_reads(&warm_up_set()) else { return };
     // Loading a compiled set goes through Cedar's own conversions: compiling checks by loading.
-    let _ = parse_with_reads(&warm_up_set()).map(|policies| compiled::encode_set(&policies));
-    let Ok(policies) = parse_set(&warm_up_set()) else { return };
+    let _ = compiled::encode_set(&policies);
     let mut scoped = ScopedPolicies {
         enforce: PolicySet::new(),
         advice: PolicySet::new(),
@@ -241,7 +241,7 @@ pub fn warm_up() {
         compiled_sets: 0,
         parsed_sets: 0,
     };
-    for policy in policies {
+    for (policy, _) in policies {
         let _ = scoped.enforce.add(policy);
     }
     let principal = crate::config::PrincipalConfig {
