@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod host;
+pub mod json;
 pub mod mcp;
 pub mod multipart;
 pub mod ndjson;

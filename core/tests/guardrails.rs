@@ -469,12 +469,25 @@ fn monitor_mode_never_blocks_even_when_the_guard_service_fails_closed() {
 #[test]
 fn the_remote_guard_service_is_told_the_mcp_tool_and_session() {
     let host = remote_host("open");
+    // A legacy client's session, bridged by the gateway to the 2026-07-28 server.
+    host.answer(FakeAnswer::json(200, r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}}}}"#));
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let legacy = [("content-type", "application/json"), ("accept", "application/json, text/event-stream")];
+    let session = send(&host, KEY, "/mcp/tools/", init, &legacy).headers["mcp-session-id"].to_str().unwrap().to_owned();
     host.answer(FakeAnswer::json(200, r#"{"decision": "deny"}"#));
-    let params = json!({"name": "run_query", "arguments": {"sql": "SELECT name FROM users"}});
-    let reply = mcp(&host, KEY, "tools/call", params, &[("mcp-session-id", "session-42")]);
+    let call = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "run_query", "arguments": {"sql": "SELECT name FROM users"}}});
+    let mut headers = legacy.to_vec();
+    headers.push(("mcp-session-id", &session));
+    let reply = send(&host, KEY, "/mcp/tools/", call, &headers);
     assert_eq!(reply.status, 403, "{}", reply.body);
-    let asked: Value = serde_json::from_slice(host.requests.borrow()[0].body()).unwrap();
-    assert_eq!((asked["tool"].as_str(), asked["session"].as_str()), (Some("run_query"), Some("session-42")));
+    let asked: Value = serde_json::from_slice(host.requests.borrow()[1].body()).unwrap();
+    assert_eq!(asked["tool"].as_str(), Some("run_query"));
+    // The session by its opaque id: the same for every request of the session, never the id
+    // the client holds (which would let the guard service act as the client).
+    let told = asked["session"].as_str().unwrap();
+    assert!(!told.is_empty() && !session.contains(told) && told.len() < 64, "{told}");
     assert_eq!(
         (asked["content_type"].as_str(), asked["metadata"]["server"].as_str()),
         (Some("tool_call"), Some("tools"))

@@ -510,6 +510,15 @@ fn routing_headers_are_written_from_the_body_never_passed_on_from_the_client() {
 #[test]
 fn a_replayed_stream_on_get_has_its_tool_lists_filtered_too() {
     let host = host();
+    // A session at the legacy server, opened through the gateway.
+    host.answer(FakeAnswer::Full {
+        status: 200,
+        headers: vec![("content-type", "application/json".into()), ("mcp-session-id", "s-9".into())],
+        body: Bytes::from(r#"{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{}}}"#),
+    });
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}});
+    let reply = send(&host, "/mcp/docs/", init, &[]);
+    let session = reply.headers["mcp-session-id"].to_str().unwrap().to_owned();
     let sse = "id: 7\ndata: {\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"tools\":[{\"name\":\"search\"},{\"name\":\"rm\"}]}}\n\n";
     host.answer(FakeAnswer::Full {
         status: 200,
@@ -518,7 +527,7 @@ fn a_replayed_stream_on_get_has_its_tool_lists_filtered_too() {
     });
     let request = http::Request::get("/mcp/docs/")
         .header("authorization", format!("Bearer {KEY}"))
-        .header("mcp-session-id", "s-9")
+        .header("mcp-session-id", &session)
         .header("last-event-id", "6")
         .body(Body::empty())
         .unwrap();
@@ -530,7 +539,8 @@ fn a_replayed_stream_on_get_has_its_tool_lists_filtered_too() {
     }
     let text = String::from_utf8(text).unwrap();
     assert!(text.contains("\"search\"") && !text.contains("\"rm\""), "{text}");
-    assert_eq!(host.requests.borrow()[0].headers()["last-event-id"], "6");
+    assert_eq!(host.requests.borrow()[1].headers()["last-event-id"], "6");
+    assert_eq!(host.requests.borrow()[1].headers()["mcp-session-id"], "s-9");
 }
 
 #[test]

@@ -261,7 +261,9 @@ fn mcp_messages_and_era_conversions_never_panic() {
         let _ =
             gateway_core::mcp::RoutingHeaders { method: Some("x".into()), name: Some("y".into()), malformed: false }
                 .check(&message);
-        let _ = gateway_core::mcp::BridgedSession::open(&String::from_utf8_lossy(input), b"k");
+        let keys = gateway_core::mcp::SessionKeys::new(b"k");
+        let _ = gateway_core::mcp::GatewaySession::open(&String::from_utf8_lossy(input), &keys, "s", "o", 0);
+        let _ = gateway_core::mcp::jwt_subject(&String::from_utf8_lossy(input));
     });
 }
 

@@ -34,7 +34,7 @@ pub struct Message {
 impl Message {
     /// Parses one message. Batches (2025-03-26 only) are refused: no current SDK sends them.
     pub fn parse(bytes: &[u8]) -> Result<Message, RpcError> {
-        match serde_json::from_slice::<Value>(bytes) {
+        match crate::json::from_slice_unique_keys(bytes) {
             Ok(Value::Object(body)) if body.get("jsonrpc").and_then(Value::as_str) == Some("2.0") => {
                 let message = Message { body };
                 let shaped = match message.kind() {

@@ -11,7 +11,7 @@ pub mod session;
 pub use era::{Era, MODERN};
 pub use gate::{RoutingHeaders, ToolGate};
 pub use message::{code, Kind, Message, RpcError};
-pub use session::BridgedSession;
+pub use session::{jwt_subject, GatewaySession, Refused as SessionRefused, SessionKeys, SessionKind};
 
 /// A short, stable digest for KV keys: SHA-256 over the parts (each followed by a zero byte),
 /// the first 12 bytes in hex. Keys never hold a principal's id, token or arguments in clear.

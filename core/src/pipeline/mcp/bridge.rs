@@ -17,7 +17,7 @@ use super::relay::{
 use super::Exchange;
 use crate::host::{Body, Host};
 use crate::mcp::era::{self, META_CLIENT_CAPABILITIES, META_CLIENT_INFO, MODERN};
-use crate::mcp::{code, key_hash, BridgedSession, Kind, Message, RpcError};
+use crate::mcp::{code, key_hash, GatewaySession, Kind, Message, RpcError, SessionKind};
 
 /// How long a legacy server's session is reused before a new handshake.
 const SESSION_TTL_MS: u64 = 10 * 60 * 1000;
@@ -166,27 +166,23 @@ impl<H: Host + 'static> Exchange<'_, H> {
         message: Message,
     ) -> http::Response<Body> {
         let id = message.id().cloned();
-        let key = self.session_key_material();
         let method = message.method().unwrap_or_default().to_owned();
         if method == "initialize" {
-            return self.initialize_for_legacy(message, &key).await;
+            return self.initialize_for_legacy(message).await;
         }
-        let session_id = parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok());
-        let Some(session_id) = session_id else {
-            if message.kind() != Some(Kind::Request) {
-                return accepted();
+        let (client_info, capabilities) = match &self.session {
+            None => {
+                if message.kind() != Some(Kind::Request) {
+                    return accepted();
+                }
+                let error = RpcError::new(code::INVALID_REQUEST, "Bad Request: Missing session ID");
+                return rpc_response(StatusCode::BAD_REQUEST, &error, id.as_ref());
             }
-            let error = RpcError::new(code::INVALID_REQUEST, "Bad Request: Missing session ID");
-            return rpc_response(StatusCode::BAD_REQUEST, &error, id.as_ref());
-        };
-        let session =
-            BridgedSession::open(session_id, &key).filter(|s| s.slug == self.slug && s.principal == self.principal.id);
-        let Some(session) = session else {
-            return rpc_response(
-                StatusCode::NOT_FOUND,
-                &RpcError::new(code::INVALID_REQUEST, "Session not found"),
-                id.as_ref(),
-            );
+            Some(GatewaySession { kind: SessionKind::Bridged { client_info, capabilities, .. }, .. }) => {
+                (client_info, capabilities)
+            }
+            // A relayed session belongs to a legacy server, not to this bridge.
+            Some(_) => return super::sessions::session_not_found(id.as_ref()),
         };
         // Notifications and responses have nowhere to go on a stateless server.
         if message.kind() != Some(Kind::Request) {
@@ -199,7 +195,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             };
         }
         let mut modern = message;
-        era::to_modern_request(&mut modern, &session.client_info, &session.capabilities);
+        era::to_modern_request(&mut modern, client_info, capabilities);
         self.with_trace_context(&mut modern);
         let name = modern.name().map(str::to_owned);
         let overrides = [
@@ -219,7 +215,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     }
 
     /// `initialize` from a legacy client, answered from the server's `server/discover`.
-    async fn initialize_for_legacy(&self, message: Message, key: &[u8]) -> http::Response<Body> {
+    async fn initialize_for_legacy(&self, message: Message) -> http::Response<Body> {
         let id = message.id().cloned();
         let params = message.params().cloned().unwrap_or_default();
         let version = era::negotiate_legacy(params.get("protocolVersion").and_then(Value::as_str));
@@ -243,15 +239,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 RpcError::new(code::INTERNAL_ERROR, format!("the server answered server/discover with HTTP {status}"));
             return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref());
         };
-        let session = BridgedSession {
-            slug: self.slug.to_owned(),
-            principal: self.principal.id.clone(),
-            version: version.to_owned(),
-            client_info,
-            capabilities,
-        };
+        let session = self.new_session(SessionKind::Bridged { version: version.to_owned(), client_info, capabilities });
         let result = era::initialize_from_discover(result, version);
-        message_response(&json!({"jsonrpc": "2.0", "id": id, "result": result}), Some(&session.seal(key)))
+        let sealed = session.seal(&self.session_keys());
+        message_response(&json!({"jsonrpc": "2.0", "id": id, "result": result}), Some(&sealed))
     }
 
     /// The key sessions are sealed with: the `mcp_session_key` secret, else one derived from

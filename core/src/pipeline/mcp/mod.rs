@@ -9,6 +9,7 @@ mod credentials;
 pub(crate) mod hooks;
 pub(crate) mod oauth;
 mod relay;
+mod sessions;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -26,7 +27,7 @@ use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, Prin
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
 use crate::mcp::era::{self, Era};
-use crate::mcp::{code, redact, BridgedSession, Message, RoutingHeaders, RpcError, ToolGate};
+use crate::mcp::{code, redact, GatewaySession, Message, RoutingHeaders, RpcError, SessionKind, ToolGate};
 use crate::trace::SpanRef;
 use crate::trace::{attrs, Value as TraceValue};
 
@@ -56,6 +57,8 @@ pub(crate) struct Exchange<'a, H: Host + 'static> {
     pub authorization: RefCell<Option<Option<String>>>,
     /// Guardrails and policies in this server's scope, when there are any.
     pub guard: Option<Rc<Guard<H>>>,
+    /// The session the client presented, opened and checked (`sessions.rs`).
+    pub session: Option<GatewaySession>,
 }
 
 /// An API error (from the shared steps: config, key, body) in the JSON-RPC shape MCP clients read.
@@ -117,11 +120,8 @@ pub(crate) async fn serve<H: Host + 'static>(
                 Ok(guard) => guard,
                 Err(error) => return api_error(&error),
             };
-            if let Some(guard) = &guard {
-                guard.set_session(parts.headers.get("mcp-session-id").and_then(|v| v.to_str().ok()));
-            }
             recorder.choose_snapshots(config, server.snapshots);
-            let exchange = Exchange {
+            let mut exchange = Exchange {
                 host,
                 config,
                 slug,
@@ -133,11 +133,23 @@ pub(crate) async fn serve<H: Host + 'static>(
                 client: &parts.headers,
                 authorization: RefCell::new(None),
                 guard,
+                session: None,
             };
-            let response = match parts.method {
-                http::Method::POST => exchange.post(parts, body).await,
-                http::Method::GET => exchange.listen(parts).await,
-                http::Method::DELETE => exchange.delete(parts).await,
+            // A session that is not the caller's own is refused before anything is forwarded.
+            let opened = match parts.method {
+                http::Method::POST | http::Method::GET | http::Method::DELETE => exchange.open_session(parts).await,
+                _ => Ok(None),
+            };
+            exchange.session = opened.as_ref().ok().cloned().flatten();
+            if let Some(guard) = &exchange.guard {
+                // The remote guard service hears of the session by its opaque sid, never its id.
+                guard.set_session(exchange.session.as_ref().map(|s| s.sid.as_str()));
+            }
+            let response = match (opened, &parts.method) {
+                (Err(refused), _) => refused,
+                (Ok(_), &http::Method::POST) => exchange.post(parts, body).await,
+                (Ok(_), &http::Method::GET) => exchange.listen(parts).await,
+                (Ok(_), &http::Method::DELETE) => exchange.delete(parts).await,
                 _ => {
                     let error = RpcError::new(code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE");
                     let mut response = rpc_response(StatusCode::METHOD_NOT_ALLOWED, &error, None);
@@ -305,7 +317,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         &self,
         method: http::Method,
         client: &http::HeaderMap,
-        overrides: &[(&'static str, Option<String>)],
+        overrides_in: &[(&'static str, Option<String>)],
         body: Bytes,
     ) -> Result<http::Response<Body>, Refusal> {
         let known = self.authorization.borrow().clone();
@@ -317,7 +329,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 resolved
             }
         };
-        let mut overrides = overrides.to_vec();
+        // The client's session id is the gateway's: the server gets its own (bridges override it).
+        let mut overrides = vec![("mcp-session-id", self.upstream_session_id())];
+        overrides.extend_from_slice(overrides_in);
         overrides.push(("traceparent", self.recorder.traceparent(self.span)));
         let request = upstream_request(self.server, method, client, &overrides, authorization.as_deref(), body)?;
         let timeout = self.config.timeouts.first_byte_ms;
@@ -434,10 +448,12 @@ impl<H: Host + 'static> Exchange<'_, H> {
     ) -> http::Response<Body> {
         let id = message.id().cloned();
         let method = message.method().map(str::to_owned);
-        let response = match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
-            Ok(response) => response,
-            Err(refused) => return refused.response(id.as_ref()),
-        };
+        let mut response =
+            match self.send(http::Method::POST, &parts.headers, &[], Bytes::from(message.to_bytes())).await {
+                Ok(response) => response,
+                Err(refused) => return refused.response(id.as_ref()),
+            };
+        self.seal_server_session(&mut response);
         let outbound = self.outbound(method, conversion);
         relay(self.host, self.config, response, outbound, None).await
     }
@@ -481,11 +497,12 @@ impl<H: Host + 'static> Exchange<'_, H> {
             ("mcp-method", message.method().map(str::to_owned)),
             ("mcp-name", message.name().map(crate::mcp::gate::encode_header)),
         ];
-        let response =
+        let mut response =
             match self.send(http::Method::POST, &parts.headers, &routing, Bytes::from(message.to_bytes())).await {
                 Ok(response) => response,
                 Err(refused) => return refused.response(id.as_ref()),
             };
+        self.seal_server_session(&mut response);
         let is_json = response
             .headers()
             .get(http::header::CONTENT_TYPE)
@@ -523,40 +540,45 @@ impl<H: Host + 'static> Exchange<'_, H> {
         relay(self.host, self.config, response, outbound, None).await
     }
 
+    /// Whether the presented session is one the gateway bridges to a stateless server.
+    fn bridged_session(&self) -> bool {
+        matches!(&self.session, Some(GatewaySession { kind: SessionKind::Bridged { .. }, .. }))
+    }
+
     /// `GET`: the legacy event stream for server-initiated messages.
     async fn listen(&self, parts: &http::request::Parts) -> http::Response<Body> {
-        if self.server.protocol == McpProtocol::Current || self.is_bridged_session(parts) {
+        if self.server.protocol == McpProtocol::Current || self.bridged_session() {
             return bridge::no_stream();
         }
-        let response = match self.send(http::Method::GET, &parts.headers, &[], Bytes::new()).await {
+        let mut response = match self.send(http::Method::GET, &parts.headers, &[], Bytes::new()).await {
             Ok(response) => response,
             Err(refused) => return refused.response(None),
         };
+        self.seal_server_session(&mut response);
         let outbound = self.outbound(None, Conversion::None);
         relay(self.host, self.config, response, outbound, None).await
     }
 
-    /// `DELETE`: ends a legacy session (the gateway's own sessions hold nothing to end).
+    /// `DELETE`: ends the session for every edge instance, and a relayed session at its server.
     async fn delete(&self, parts: &http::request::Parts) -> http::Response<Body> {
-        if self.server.protocol == McpProtocol::Current || self.is_bridged_session(parts) {
-            return relay::message_response(&serde_json::json!({}), None);
+        let ended = relay::message_response(&serde_json::json!({}), None);
+        if self.bridged_session() {
+            self.end_session().await;
+            return ended;
         }
-        match self.send(http::Method::DELETE, &parts.headers, &[], Bytes::new()).await {
-            Ok(response) => {
+        if self.session.is_none() && self.server.protocol == McpProtocol::Current {
+            return ended;
+        }
+        let answer = self.send(http::Method::DELETE, &parts.headers, &[], Bytes::new()).await;
+        self.end_session().await;
+        match answer {
+            Ok(mut response) => {
+                self.seal_server_session(&mut response);
                 let outbound = self.outbound(None, Conversion::None);
                 relay(self.host, self.config, response, outbound, None).await
             }
             Err(refused) => refused.response(None),
         }
-    }
-
-    fn is_bridged_session(&self, parts: &http::request::Parts) -> bool {
-        let key = self.session_key_material();
-        parts
-            .headers
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|id| BridgedSession::open(id, &key).is_some())
     }
 }
 

@@ -197,25 +197,25 @@ pub(crate) struct Responder {
     pub request: http::Request<Bytes>,
 }
 
-fn encode_event(event: &SseEvent, data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(data.len() + 32);
-    if let Some(id) = &event.id {
-        out.extend_from_slice(format!("id: {id}\n").as_bytes());
+/// How much of a body of another content type is read to see whether it is empty.
+const OTHER_BODY_LIMIT: usize = 64 * 1024;
+
+/// A server answer the gateway will not relay as it is: the client learns the server's status
+/// (its headers, such as a `WWW-Authenticate` challenge, kept) with a JSON-RPC error in place of
+/// the body; a success status becomes `502`, since no usable answer came.
+fn not_relayed(status: StatusCode, mut headers: HeaderMap, what: &str) -> http::Response<Body> {
+    let (status, message) = if status.is_success() {
+        (StatusCode::BAD_GATEWAY, format!("the MCP server's answer {what}; the gateway relays only what it inspects"))
+    } else {
+        (status, format!("the MCP server answered HTTP {}", status.as_u16()))
+    };
+    let mut response = rpc_response(status, &RpcError::new(crate::mcp::code::INTERNAL_ERROR, message), None);
+    headers.remove(http::header::CONTENT_TYPE);
+    headers.remove(http::header::CONTENT_LENGTH);
+    for (name, value) in &headers {
+        response.headers_mut().insert(name.clone(), value.clone());
     }
-    if let Some(retry) = event.retry {
-        out.extend_from_slice(format!("retry: {retry}\n").as_bytes());
-    }
-    if !event.event.is_empty() {
-        out.extend_from_slice(format!("event: {}\n", event.event).as_bytes());
-    }
-    // One `data:` line per line, so a multi-line payload stays one event.
-    for line in data.split(|b| *b == b'\n') {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(line);
-        out.push(b'\n');
-    }
-    out.push(b'\n');
-    Bytes::from(out)
+    response
 }
 
 /// The server's response, relayed: status and MCP headers as they are; a JSON-RPC body through
@@ -248,24 +248,19 @@ pub(crate) async fn relay<H: Host + 'static>(
     let body = if kind.starts_with("application/json") {
         let limit = config.limits.max_response_bytes;
         match read_whole(&**host, body, limit, config.timeouts.idle_ms).await {
+            Ok(bytes) if bytes.is_empty() => Body::empty(),
             Ok(bytes) => match Message::parse(&bytes) {
                 Ok(message) => match outbound.apply(message) {
                     Verdict::Forward(message) => Body::Full(Bytes::from(message.to_bytes())),
-                    // Guardrails refused it: the client gets the refusal, never the original.
-                    Verdict::AnswerServer(answer) if outbound.guard.is_some() => {
+                    // Refused by guardrails, or a server request this client cannot take: the
+                    // client gets the refusal, never the original.
+                    Verdict::AnswerServer(answer) => {
                         Body::Full(Bytes::from(serde_json::to_vec(&answer).unwrap_or_default()))
                     }
-                    Verdict::AnswerServer(_) => Body::Full(bytes),
                 },
-                // What cannot be inspected does not pass while guardrails are in scope.
-                Err(_) if outbound.guard.is_some() => {
-                    let error = RpcError::new(
-                        crate::mcp::code::INTERNAL_ERROR,
-                        "the server's answer is not a JSON-RPC message the guardrails can inspect",
-                    );
-                    return rpc_response(StatusCode::BAD_GATEWAY, &error, None);
-                }
-                Err(_) => Body::Full(bytes),
+                // A body that is not one JSON-RPC message (a batch, duplicate keys, not JSON)
+                // is never relayed: what the gateway cannot inspect does not pass.
+                Err(_) => return not_relayed(parts.status, headers, "is not a JSON-RPC message"),
             },
             Err(_) => {
                 let error = RpcError::new(crate::mcp::code::INTERNAL_ERROR, "the server's response could not be read");
@@ -280,7 +275,11 @@ pub(crate) async fn relay<H: Host + 'static>(
         };
         Body::Stream(relay_events(Rc::clone(host), stream, outbound, responder, config.timeouts.idle_ms))
     } else {
-        body
+        // Any other content type: only an empty body passes (`202 Accepted`, a `DELETE`).
+        match read_whole(&**host, body, OTHER_BODY_LIMIT, config.timeouts.idle_ms).await {
+            Ok(bytes) if bytes.is_empty() => Body::empty(),
+            _ => return not_relayed(parts.status, headers, "is neither JSON nor an event stream"),
+        }
     };
     let mut out = http::Response::new(body);
     *out.status_mut() = parts.status;
@@ -302,19 +301,18 @@ struct EventRelay<H: Host + 'static> {
 impl<H: Host + 'static> EventRelay<H> {
     async fn events(&mut self, events: Vec<SseEvent>) {
         for event in events {
-            let message = match Message::parse(event.data.as_bytes()) {
-                Ok(message) => message,
-                // Not JSON-RPC (a priming event with no data, say): passed on as it is, unless
-                // guardrails are in scope and it carries data they cannot inspect.
-                Err(_) => {
-                    if self.outbound.guard.is_none() || event.data.trim().is_empty() {
-                        self.queue.push_back(encode_event(&event, event.data.as_bytes()));
-                    }
-                    continue;
-                }
-            };
+            // A priming event (an id to resume from, no message) carries nothing to inspect.
+            if event.data.trim().is_empty() {
+                self.queue.push_back(event.encode(""));
+                continue;
+            }
+            // Anything else must be one JSON-RPC message: other data is never relayed.
+            let Ok(message) = Message::parse(event.data.as_bytes()) else { continue };
             match self.outbound.apply(message) {
-                Verdict::Forward(message) => self.queue.push_back(encode_event(&event, &message.to_bytes())),
+                Verdict::Forward(message) => {
+                    let json = String::from_utf8(message.to_bytes()).unwrap_or_default();
+                    self.queue.push_back(event.encode(&json));
+                }
                 Verdict::AnswerServer(answer) => {
                     if let Some(responder) = &self.responder {
                         let mut request = responder.request.clone();
