@@ -7,11 +7,8 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use futures::executor::block_on;
-use futures::StreamExt;
 use gateway_core::auth::hash_key;
 use gateway_core::config::ConfigCache;
-use gateway_core::host::Body;
 use gateway_core::mcp::session::SESSION_LIFETIME_MS;
 use gateway_core::testing::{FakeAnswer, FakeHost};
 use serde_json::{json, Value};
@@ -37,35 +34,14 @@ fn host() -> Rc<FakeHost> {
     Rc::new(host)
 }
 
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
+mod support;
+use support::Reply;
 
 fn call(host: &Rc<FakeHost>, method: http::Method, path: &str, headers: &[(&str, &str)], body: Option<Value>) -> Reply {
-    let mut request =
-        http::Request::builder().method(method).uri(path).header("accept", "application/json, text/event-stream");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let body = body.map_or(Body::empty(), |b| Body::Full(Bytes::from(b.to_string())));
-    let request = request.body(body).unwrap();
-    block_on(async {
-        let response = gateway_core::handle(Rc::clone(host), &ConfigCache::default(), request).await;
-        let (parts, body) = response.into_parts();
-        let body = match body {
-            Body::Full(b) => b.to_vec(),
-            Body::Stream(mut s) => {
-                let mut out = Vec::new();
-                while let Some(Ok(chunk)) = s.next().await {
-                    out.extend_from_slice(&chunk);
-                }
-                out
-            }
-        };
-        Reply { status: parts.status.as_u16(), headers: parts.headers, body: String::from_utf8(body).unwrap() }
-    })
+    let mut all = vec![("accept", "application/json, text/event-stream")];
+    all.extend_from_slice(headers);
+    let body = body.map_or(String::new(), |b| b.to_string());
+    support::request(host, &ConfigCache::default(), method.as_str(), path, &all, &body)
 }
 
 fn post(host: &Rc<FakeHost>, path: &str, key: &str, session: Option<&str>, body: Value) -> Reply {
