@@ -18,6 +18,7 @@ pub mod mcp;
 pub mod multipart;
 pub mod ndjson;
 pub mod openai;
+pub mod origin;
 pub mod pipeline;
 pub mod policy;
 pub mod providers;

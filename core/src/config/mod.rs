@@ -56,6 +56,10 @@ pub struct Config {
     pub retry: RetryConfig,
     #[serde(default)]
     pub timeouts: TimeoutConfig,
+    /// Web origins (`https://app.example`, as browsers send `Origin`) whose pages may call the
+    /// gateway; a request from any other origin is refused with 403. Default: none.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// Policies parsed for a scope, kept as long as this parsed document (a warm Worker isolate
     /// reuses it; Spin parses only what each request's scope needs).
     #[serde(skip)]

@@ -150,6 +150,14 @@ impl Config {
             }
             check_provider(&at, provider)?;
         }
+        for (i, origin) in self.allowed_origins.iter().enumerate() {
+            if !crate::origin::is_origin(origin) {
+                return Err(ConfigError::new(
+                    format!("allowed_origins[{i}]"),
+                    "an origin is `https://host` or `http://host:port`, with no path or trailing slash",
+                ));
+            }
+        }
         let mut policy_ids = BTreeSet::new();
         check_policies("policies", &self.policies, &mut policy_ids)?;
         if let Some(remote) = &self.guardrails.remote {

@@ -15,6 +15,7 @@ mod responses;
 pub mod stream;
 mod uploads;
 
+use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
 
@@ -27,6 +28,7 @@ use crate::auth;
 use crate::config::{Config, ConfigCache, CONFIG_KV_KEY};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
+use crate::origin;
 use crate::providers::Operation;
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, Trace, TraceParent};
@@ -84,6 +86,8 @@ const KV_TIMEOUT_MS: u64 = 10_000;
 #[derive(Debug, PartialEq, Eq)]
 enum Endpoint<'p> {
     Health,
+    /// A browser's CORS preflight (`OPTIONS`), answered for allowed origins only.
+    Preflight,
     /// The admin API (`/admin/config...`): its own key, no configuration needed.
     Admin(admin::AdminCall),
     ChatCompletions {
@@ -204,7 +208,19 @@ pub async fn handle<H: Host + 'static>(
     request: http::Request<Body>,
 ) -> http::Response<Body> {
     let (parts, body) = request.into_parts();
-    let endpoint = match endpoint(&parts.method, parts.uri.path()) {
+    // A DNS-rebound page reaches a loopback listener under a foreign name: refused first.
+    let loopback_only = host.secret(origin::LOOPBACK_ONLY_SECRET).is_some_and(|v| v.trim() == "true");
+    if let Err(error) = origin::check_host(&parts.headers, loopback_only) {
+        return match parts.uri.path().starts_with("/mcp/") {
+            true => mcp::api_error(&error),
+            false => error.into_response(),
+        };
+    }
+    let endpoint = match origin::is_preflight(&parts.method, &parts.headers) {
+        true => Ok(Endpoint::Preflight),
+        false => endpoint(&parts.method, parts.uri.path()),
+    };
+    let endpoint = match endpoint {
         Ok(Endpoint::Health) => return json_response(StatusCode::OK, &json!({"status": "ok"})),
         other => other,
     };
@@ -218,8 +234,9 @@ pub async fn handle<H: Host + 'static>(
     recorder.set(root, URL_PATH, parts.uri.path());
     recorder.set(root, GATEWAY_REQUEST_ID, request_id.as_str());
     recorder.note(format!("{} {}", parts.method, parts.uri.path()));
+    let cors = Cell::new(None);
     let outcome = match endpoint {
-        Ok(endpoint) => serve(&host, cache, &parts, body, endpoint, &recorder).await,
+        Ok(endpoint) => serve(&host, cache, &parts, body, endpoint, &recorder, &cors).await,
         Err(error) => Err(error),
     };
     let mut response = match outcome {
@@ -235,6 +252,9 @@ pub async fn handle<H: Host + 'static>(
     let status = response.status().as_u16();
     recorder.note(status.to_string());
     let headers = response.headers_mut();
+    if let Some(origin) = cors.take() {
+        origin::allow(headers, origin);
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         headers.insert("x-request-id", value);
     }
@@ -255,12 +275,32 @@ async fn serve<H: Host + 'static>(
     body: Body,
     endpoint: Endpoint<'_>,
     recorder: &Recorder<H>,
+    cors: &Cell<Option<HeaderValue>>,
 ) -> Result<http::Response<Body>, ApiError> {
     if let Endpoint::Admin(call) = endpoint {
+        // No web page may push a configuration, whatever origins the configuration allows.
+        origin::check_admin(&parts.headers)?;
         return admin::serve(&**host, cache, parts, body, call).await;
     }
     let config = load_config(&**host, cache).await?;
     recorder.configure(Rc::clone(&config));
+    // A page of another origin is refused before its key is even looked at.
+    match origin::check_origin(&parts.headers, &config.allowed_origins) {
+        Ok(allowed) => cors.set(allowed),
+        Err(error) if matches!(endpoint, Endpoint::Mcp { .. }) => return Ok(mcp::api_error(&error)),
+        Err(error) => return Err(error),
+    }
+    if endpoint == Endpoint::Preflight {
+        return match cors.take() {
+            Some(origin) => Ok(origin::preflight(origin, &parts.headers)),
+            None => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "a preflight names its origin",
+            )
+            .with_code("method_not_allowed")),
+        };
+    }
     if let Endpoint::McpResourceMetadata { slug } = endpoint {
         let path = parts.uri.path().strip_prefix(mcp::oauth::METADATA_PREFIX).unwrap_or_default();
         return Ok(mcp::oauth::resource_metadata(&**host, &config, &parts.headers, slug, path).await);
@@ -304,7 +344,7 @@ async fn serve<H: Host + 'static>(
         Endpoint::Upload { route, op } => {
             uploads::upload(host, &config, parts, body, route, (op, principal), recorder).await
         }
-        Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } | Endpoint::Admin(_) => {
+        Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } | Endpoint::Admin(_) | Endpoint::Preflight => {
             Err(ApiError::not_found("MCP and admin requests are served above"))
         }
     }
