@@ -11,10 +11,78 @@ use futures::Stream;
 
 use crate::ratelimit::{Admission, LimitStep};
 
-/// A body chunk failed to arrive (connection reset, runtime stream error).
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
+/// A body chunk failed to arrive (connection reset, runtime stream error). It displays as its
+/// [`NetFault`]: the runtime's own text (which may hold a host backtrace) is [`BodyError::detail`],
+/// for the trace only.
+#[derive(Debug, Clone)]
 pub struct BodyError(pub String);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(NetFault::of(&self.0).message())
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+impl BodyError {
+    /// The runtime's own words, capped: for traces, never for clients.
+    pub fn detail(&self) -> String {
+        cap_detail(&self.0)
+    }
+}
+
+/// What went wrong on the network, in the few words every target says the same way. Runtimes
+/// word their failures differently (workerd: `Network connection lost.`; wasmtime:
+/// `ErrorCode::ConnectionRefused`, or a hyper error with a backtrace), and none of it is for clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetFault {
+    Refused,
+    Reset,
+    Timeout,
+    Tls,
+    Dns,
+    Other,
+}
+
+impl NetFault {
+    /// The class of a runtime's error text.
+    pub fn of(detail: &str) -> NetFault {
+        let text: String = detail.chars().take(4096).filter(|c| c.is_alphanumeric() || *c == ' ').collect();
+        let text = text.to_ascii_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| text.contains(w));
+        if has(&["refused"]) {
+            NetFault::Refused
+        } else if has(&["dns", "lookup", "resolve", "nodename", "name not known"]) {
+            NetFault::Dns
+        } else if has(&["tls", "certificate", "ssl", "handshake"]) {
+            NetFault::Tls
+        } else if has(&["timeout", "timed out"]) {
+            NetFault::Timeout
+        } else if has(&["reset", "lost", "closed", "terminated", "broken pipe", "eof", "abort", "incomplete"]) {
+            NetFault::Reset
+        } else {
+            NetFault::Other
+        }
+    }
+
+    /// What a client is told.
+    pub fn message(self) -> &'static str {
+        match self {
+            NetFault::Refused => "connection refused",
+            NetFault::Reset => "connection reset",
+            NetFault::Timeout => "connection timed out",
+            NetFault::Tls => "TLS handshake failed",
+            NetFault::Dns => "DNS lookup failed",
+            NetFault::Other => "connection failed",
+        }
+    }
+}
+
+/// A runtime's error text as a trace keeps it: its first line, 256 characters at most.
+pub fn cap_detail(detail: &str) -> String {
+    detail.lines().next().unwrap_or_default().chars().take(256).collect()
+}
 
 /// A stream of body chunks. Wasm on the edge is single-threaded, so nothing here is `Send`.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>>>>;
@@ -43,15 +111,25 @@ impl std::fmt::Debug for Body {
     }
 }
 
-/// An outbound request could not produce a response head.
+/// An outbound request could not produce a response head. It displays as a fixed text (a
+/// [`NetFault`]); the runtime's own is [`FetchError::detail`], for the trace only.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     /// Connection refused, reset or DNS failure: worth a retry.
-    #[error("connection failed: {0}")]
+    #[error("{}", NetFault::of(.0).message())]
     Connect(String),
     /// The runtime refused the request (bad URL, host not allowed): not worth a retry.
-    #[error("request refused by the runtime: {0}")]
+    #[error("the runtime refused the request")]
     Invalid(String),
+}
+
+impl FetchError {
+    /// The runtime's own words, capped: for traces, never for clients.
+    pub fn detail(&self) -> String {
+        match self {
+            FetchError::Connect(detail) | FetchError::Invalid(detail) => cap_detail(detail),
+        }
+    }
 }
 
 /// A key-value or secret store operation failed.
@@ -103,4 +181,31 @@ pub trait Host {
     fn random_u64(&self) -> u64;
     /// Writes one line to the runtime's log.
     fn log(&self, level: LogLevel, line: &str);
+}
+
+#[cfg(test)]
+mod fault_tests {
+    use super::*;
+
+    #[test]
+    fn each_runtimes_wording_maps_to_one_fixed_message() {
+        for (detail, fault) in [
+            ("Network connection lost.", NetFault::Reset),
+            ("ErrorCode::ConnectionRefused", NetFault::Refused),
+            ("error sending request: Connection refused (os error 111)", NetFault::Refused),
+            ("StreamError::Closed", NetFault::Reset),
+            ("hyper error: connection closed before message completed\n\nStack backtrace:\n 0: wasmtime_internal_core::err", NetFault::Reset),
+            ("ErrorCode::ConnectionTimeout", NetFault::Timeout),
+            ("ErrorCode::DnsError(DnsErrorPayload { rcode: None })", NetFault::Dns),
+            ("ErrorCode::TlsCertificateError", NetFault::Tls),
+            ("something else entirely", NetFault::Other),
+        ] {
+            assert_eq!(NetFault::of(detail), fault, "{detail}");
+            let shown = BodyError(detail.to_owned()).to_string();
+            assert!(!shown.contains("wasmtime") && !shown.contains("ErrorCode") && !shown.contains("Network"), "{shown}");
+        }
+        assert_eq!(FetchError::Connect("ErrorCode::ConnectionRefused".into()).to_string(), "connection refused");
+        assert_eq!(FetchError::Invalid("host not allowed: evil".into()).to_string(), "the runtime refused the request");
+        assert_eq!(cap_detail("first line\nStack backtrace: 0: x"), "first line");
+    }
 }

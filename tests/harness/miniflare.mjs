@@ -23,7 +23,7 @@ for (const server of Object.values(config.mcp_servers ?? {})) {
   if (server.credential?.secret) secretNames.add(server.credential.secret);
 }
 for (const secret of Object.values(config.telemetry?.collector_headers ?? {})) secretNames.add(secret);
-secretNames.add("gateway_admin_key");
+for (const name of ["gateway_admin_key", "gateway_loopback_only", "mcp_session_key"]) secretNames.add(name);
 const bindings = {};
 for (const name of secretNames) {
   const value = process.env[name.toUpperCase()];

@@ -250,16 +250,18 @@ impl<H: Host + 'static> Attempts<'_, H> {
                     }
                     (error, retry_after)
                 }
-                Some(Err(FetchError::Invalid(reason))) => {
+                Some(Err(fault @ FetchError::Invalid(_))) => {
+                    recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
                     let error = ApiError::unavailable(format!(
-                        "the runtime refused the request to provider `{}`: {reason}",
+                        "the runtime refused the request to provider `{}`",
                         target.provider_name
                     ));
                     self.attempt_failed(span, &error);
                     return Err(Failure::Final(error));
                 }
-                Some(Err(FetchError::Connect(reason))) => {
-                    (ApiError::bad_gateway(format!("cannot reach provider `{}`: {reason}", target.provider_name)), None)
+                Some(Err(fault @ FetchError::Connect(_))) => {
+                    recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
+                    (ApiError::bad_gateway(format!("cannot reach provider `{}`: {fault}", target.provider_name)), None)
                 }
                 None => (
                     ApiError::new(

@@ -38,6 +38,8 @@ pub const GATEWAY_ATTEMPT: &str = "gateway.attempt";
 pub const GATEWAY_BACKOFF_MS: &str = "gateway.backoff_ms";
 pub const GATEWAY_FALLBACK: &str = "gateway.fallback";
 pub const GATEWAY_OUTCOME: &str = "gateway.outcome";
+/// The runtime's own words for a network failure (first line, capped): never sent to clients.
+pub const GATEWAY_UPSTREAM_ERROR_DETAIL: &str = "gateway.upstream.error_detail";
 /// Who a failure is down to: `client`, `upstream` or `gateway`.
 pub const GATEWAY_ERROR_BLAME: &str = "gateway.error.blame";
 pub const GATEWAY_LATENCY_TOTAL_MS: &str = "gateway.latency.total_ms";

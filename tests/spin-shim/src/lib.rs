@@ -2,8 +2,9 @@
 //! Spin's `default` key-value store is a directory preopened at `/kv` (one file per key, so it
 //! persists across requests and instances as Spin's own store does), served both as Spin 2.0
 //! key-value and as `wasi:keyvalue` with atomics (compare-and-swap under a per-key lock file, so
-//! concurrent instances see one order of swaps); Spin variables map to `wasi:config`
-//! (`-Sconfig-var=name=value`).
+//! concurrent instances see one order of swaps); Spin variables are files in a directory
+//! preopened at `/vars` (one file per variable, so secrets never show on a command line), else
+//! `wasi:config` (`-Sconfig-var=name=value`).
 #![allow(unsafe_code)] // wit-bindgen's generated export glue
 
 wit_bindgen::generate!({ world: "shim", path: "wit", generate_all });
@@ -222,8 +223,19 @@ impl wasi_atomics::Guest for Shim {
     }
 }
 
+/// Where `scripts/run-local` preopens the variables' directory.
+const VARS: &str = "/vars";
+
 impl spin_vars::Guest for Shim {
     fn get(name: String) -> Result<String, VarError> {
+        // Spin's variable names are lowercase letters, digits and `_`: safe as file names.
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+            match std::fs::read_to_string(PathBuf::from(VARS).join(&name)) {
+                Ok(value) => return Ok(value),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(VarError::Provider(e.to_string())),
+            }
+        }
         match config::get(&name) {
             Ok(Some(value)) => Ok(value),
             Ok(None) => Err(VarError::Undefined(name)),

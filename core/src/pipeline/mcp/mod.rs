@@ -25,7 +25,7 @@ use super::guard::Guard;
 use super::{with_timeout, Recorder};
 use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
 use crate::error::ApiError;
-use crate::host::{Body, FetchError, Host};
+use crate::host::{Body, Host};
 use crate::mcp::era::{self, Era};
 use crate::mcp::{code, redact, GatewaySession, Message, RoutingHeaders, RpcError, SessionKind, ToolGate};
 use crate::trace::SpanRef;
@@ -337,8 +337,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let timeout = self.config.timeouts.first_byte_ms;
         match with_timeout(&**self.host, timeout, self.host.fetch(request)).await {
             Some(Ok(response)) => Ok(response),
-            Some(Err(FetchError::Connect(e) | FetchError::Invalid(e))) => {
-                Err(RpcError::new(code::INTERNAL_ERROR, format!("cannot reach MCP server `{}`: {e}", self.slug)).into())
+            Some(Err(fault)) => {
+                self.recorder.set(self.span, crate::trace::attrs::GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
+                Err(RpcError::new(code::INTERNAL_ERROR, format!("cannot reach MCP server `{}`: {fault}", self.slug))
+                    .into())
             }
             None => Err(RpcError::new(
                 code::INTERNAL_ERROR,
