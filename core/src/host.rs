@@ -18,8 +18,12 @@ use crate::ratelimit::{Admission, LimitStep};
 pub struct BodyError(pub String);
 
 impl std::fmt::Display for BodyError {
+    /// A body that breaks off mid-way was cut: every runtime's failure but a timeout reads as a reset.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(NetFault::of(&self.0).message())
+        f.write_str(match NetFault::of(&self.0) {
+            NetFault::Timeout => NetFault::Timeout.message(),
+            _ => NetFault::Reset.message(),
+        })
     }
 }
 
@@ -63,6 +67,15 @@ impl NetFault {
             NetFault::Reset
         } else {
             NetFault::Other
+        }
+    }
+
+    /// What a client is told when no response came: refused and reset are one (workerd says
+    /// `Network connection lost.` for both), so both targets say the same.
+    pub fn before_response(self) -> &'static str {
+        match self {
+            NetFault::Refused | NetFault::Reset | NetFault::Other => "connection failed",
+            fault => fault.message(),
         }
     }
 
@@ -116,7 +129,7 @@ impl std::fmt::Debug for Body {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum FetchError {
     /// Connection refused, reset or DNS failure: worth a retry.
-    #[error("{}", NetFault::of(.0).message())]
+    #[error("{}", NetFault::of(.0).before_response())]
     Connect(String),
     /// The runtime refused the request (bad URL, host not allowed): not worth a retry.
     #[error("the runtime refused the request")]
@@ -204,7 +217,12 @@ mod fault_tests {
             let shown = BodyError(detail.to_owned()).to_string();
             assert!(!shown.contains("wasmtime") && !shown.contains("ErrorCode") && !shown.contains("Network"), "{shown}");
         }
-        assert_eq!(FetchError::Connect("ErrorCode::ConnectionRefused".into()).to_string(), "connection refused");
+        // workerd cannot tell a refused connection from a lost one: neither target does, then.
+        assert_eq!(FetchError::Connect("ErrorCode::ConnectionRefused".into()).to_string(), "connection failed");
+        assert_eq!(FetchError::Connect("Error: Network connection lost.".into()).to_string(), "connection failed");
+        assert_eq!(FetchError::Connect("ErrorCode::DnsTimeout".into()).to_string(), "DNS lookup failed");
+        assert_eq!(BodyError("error reading a body from connection".into()).to_string(), "connection reset");
+        assert_eq!(BodyError("ErrorCode::ConnectionReadTimeout".into()).to_string(), "connection timed out");
         assert_eq!(FetchError::Invalid("host not allowed: evil".into()).to_string(), "the runtime refused the request");
         assert_eq!(cap_detail("first line\nStack backtrace: 0: x"), "first line");
     }

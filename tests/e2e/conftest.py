@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import httpx
@@ -89,6 +90,8 @@ def llmock():
 
 
 MCP_TOOLS = ["add", "confirm_action", "slow_count", "tool_calls"]
+# The one web origin the test gateway allows (test_security.py plays its page and a foreign one).
+ALLOWED_ORIGIN = "https://app.example"
 EVERYTHING_TOOLS = ["echo", "get-sum", "trigger-long-running-operation"]
 MCP1_TOOLS = ["add", "confirm_action", "slow_count"]
 MCP1_JSON_TOOLS = ["add", "slow_count"]
@@ -103,6 +106,7 @@ def mcp_servers(upstreams: dict[str, str], receiver: str = "") -> dict:
     sse, json_mode = upstreams["sse"], upstreams["json"]
     return {
         "everything": {"url": upstreams["everything"], "tools": EVERYTHING_TOOLS},
+        "everything-all": {"url": upstreams["everything"], "tools": ["*"]},
         "py1": {"url": upstreams["py1"], "tools": MCP1_TOOLS},
         # A stateless JSON server cannot ask the user anything: its asking tool stays off.
         "py1-json": {"url": upstreams["py1-json"], "tools": MCP1_JSON_TOOLS},
@@ -129,7 +133,11 @@ def mcp_servers(upstreams: dict[str, str], receiver: str = "") -> dict:
 
 def gateway_config(upstream: str, recorder: str, mcp: dict[str, str] | None = None) -> dict:
     key_hash = hashlib.sha256(GATEWAY_KEY.encode()).hexdigest()
+    # The conformance suite's front speaks for a page on its own origin (test_mcp_conformance.py);
+    # test_security.py's allowed browser app is the other.
+    front = urllib.parse.urlsplit((mcp or {}).get("front", "http://127.0.0.1:9"))
     return {
+        "allowed_origins": [f"http://localhost:{front.port}", f"http://127.0.0.1:{front.port}", ALLOWED_ORIGIN],
         "mcp_servers": mcp_servers(mcp or {}, recorder),
         "version": 1,
         "providers": {
@@ -264,12 +272,15 @@ def ready_process(*args: str):
         proc.wait(timeout=10)
 
 
-def relay(target: str | None = None, protect: str | None = None):
+def relay(target: str | None = None, protect: str | None = None, front: str | None = None):
     """tests/e2e/mcp/relay.py: a transparent relay whose target each conformance scenario sets, or
-    fixed, recording the headers the server gets; with `protect`, an OAuth-protected server."""
+    fixed, recording the headers the server gets; with `protect`, an OAuth-protected server; with
+    `front` (`name=value`), a client's front that adds that header and keeps the client's Host."""
     args = [target] if target else []
     if protect:
         args += ["--protect", protect]
+    if front:
+        args += ["--front", front]
     return ready_process(str(ROOT / "tests" / "e2e" / "mcp" / "relay.py"), *args)
 
 
@@ -280,10 +291,10 @@ def mcp_upstreams():
           mcp_upstream("--json", "--stateless", script="legacy_server.py", python=MCP1_PYTHON) as legacy_json,
           mcp_upstream("--cache-ms", "1500") as cached, relay() as conformance, relay(sse) as recorded,
           ready_process(str(ROOT / "tests" / "e2e" / "mcp" / "auth_server.py")) as issuer,
-          relay(sse, protect=issuer) as protected):
+          relay(sse, protect=issuer) as protected, relay(front=f"x-gateway-key={GATEWAY_KEY}") as front):
         yield {"sse": sse, "json": json_mode, "everything": everything, "py1": legacy, "py1-json": legacy_json,
                "cached": cached, "conformance": conformance, "recorded": recorded, "issuer": issuer,
-               "protected": protected}
+               "protected": protected, "front": front}
 
 
 @pytest.fixture(scope="session", params=TARGETS)

@@ -6,6 +6,9 @@ conformance scenario's server (each listens on a new port).
                              Host, body), its response streamed back as it arrives.
   GET /_seen                 the headers of the requests forwarded so far (and POST /_reset).
   python relay.py URL        starts with that target.
+  python relay.py URL --front NAME=VALUE
+                             a client's front: adds the header (a gateway key) and keeps the
+                             client's Host, so the gateway judges the Host the client sent.
   python relay.py URL --protect ISSUER
                              an OAuth-protected MCP server: a request without a token the
                              issuer's introspection calls active is a 401 challenge, and the
@@ -22,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length", "te", "upgrade"}
 args = sys.argv[1:]
 protect = args[args.index("--protect") + 1] if "--protect" in args else None
+front = args[args.index("--front") + 1].split("=", 1) if "--front" in args else None
 state = {"target": args[0] if args and not args[0].startswith("--") else None, "seen": []}
 lock = threading.Lock()
 
@@ -73,7 +77,16 @@ class Relay(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(target)
         conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
-        conn.request(self.command, url.path or "/", body=body or None, headers=headers)
+        if front:
+            headers[front[0]] = front[1]
+            conn.putrequest(self.command, url.path or "/", skip_host=True)
+            conn.putheader("Host", self.headers.get("host", ""))
+            for name, value in headers.items():
+                conn.putheader(name, value)
+            conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body)
+        else:
+            conn.request(self.command, url.path or "/", body=body or None, headers=headers)
         response = conn.getresponse()
         self.send_response(response.status)
         for name, value in response.getheaders():
