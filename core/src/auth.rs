@@ -21,6 +21,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Constant-time equality: the time taken says nothing about where two values differ.
+pub fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The configured key whose hash is `hash`, every stored hash compared in constant time (and
+/// every one compared, so the time taken does not tell which matched).
+pub fn key_with_hash<'c>(config: &'c Config, hash: &str) -> Option<&'c crate::config::KeyConfig> {
+    config.keys.iter().fold(None, |found, key| match same(key.sha256.as_bytes(), hash.as_bytes()) {
+        true => found.or(Some(key)),
+        false => found,
+    })
+}
+
 /// Lowercase hex SHA-256 of a key, as stored in `keys[].sha256`.
 pub fn hash_key(key: &str) -> String {
     sha256_hex(key.as_bytes())
@@ -48,12 +62,7 @@ pub fn authenticate<'c>(config: &'c Config, headers: &HeaderMap) -> Result<&'c P
         ApiError::unauthorized("missing gateway API key: send `Authorization: Bearer <key>` or `x-gateway-key`")
     })?;
     let hash = hash_key(key);
-    config
-        .keys
-        .iter()
-        .find(|k| k.sha256 == hash)
-        .map(|k| &k.principal)
-        .ok_or_else(|| ApiError::unauthorized("invalid gateway API key"))
+    key_with_hash(config, &hash).map(|k| &k.principal).ok_or_else(|| ApiError::unauthorized("invalid gateway API key"))
 }
 
 #[cfg(test)]

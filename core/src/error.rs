@@ -72,6 +72,16 @@ impl ApiError {
         self
     }
 
+    /// Adds (or replaces) a header sent with the error.
+    #[must_use]
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        let mut headers: Vec<_> = std::mem::take(&mut self.headers).into_vec();
+        headers.retain(|(n, _)| *n != name);
+        headers.push((name, value));
+        self.headers = headers.into_boxed_slice();
+        self
+    }
+
     #[must_use]
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
         self.param = Some(param.into());

@@ -245,6 +245,37 @@ fn rate_limit_then_success_is_retried_after_the_upstreams_retry_after() {
 }
 
 #[test]
+fn a_retry_after_past_the_cap_reaches_the_client_with_the_429() {
+    let host = host();
+    host.answer(FakeAnswer::Full {
+        status: 429,
+        headers: vec![("retry-after", "30".into())],
+        body: Bytes::from_static(
+            br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+        ),
+    });
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 429);
+    assert_eq!(r.headers["retry-after"], "30", "the client learns when to come back");
+    assert_eq!(host.requests.borrow().len(), 1, "not retried past the cap");
+    assert!(host.slept.borrow().is_empty());
+}
+
+#[test]
+fn an_error_says_which_provider_was_tried_and_how_many_attempts_it_took() {
+    let host = host();
+    for _ in 0..3 {
+        host.answer(FakeAnswer::json(500, r#"{"error":{"message":"boom","type":"server_error"}}"#));
+    }
+    let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        (r.headers["x-gateway-provider"].to_str().unwrap(), r.headers["x-gateway-attempts"].to_str().unwrap()),
+        ("openai", "3")
+    );
+}
+
+#[test]
 fn three_server_errors_surface_as_a_502_after_backoff() {
     let host = host();
     for _ in 0..3 {

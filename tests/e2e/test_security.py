@@ -34,6 +34,8 @@ def secured(request, llmock, receiver_server, mcp_upstreams, hostile, tmp_path_f
                                         "policies": [redact]}
     config["mcp_servers"]["hostile-open"] = {"url": f"{hostile}/mcp", "tools": ["lookup"], "protocol": "legacy"}
     config["providers"]["hostile"] = {"type": "openai", "base_url": f"{hostile}/v1"}
+    config["providers"]["redirected"] = {"type": "openai", "base_url": f"{hostile}/redirect/v1",
+                                         "api_key_secret": "openai_api_key"}
     with running_gateway(request.param, config, tmp_path_factory.mktemp(f"secured-{request.param}")) as gw:
         yield gw
 
@@ -218,3 +220,13 @@ def test_a_stream_cut_by_the_upstream_ends_with_fixed_words_and_no_host_internal
     assert "connection reset" in answer.text, answer.text
     assert not any(word in answer.text for word in HOST_INTERNALS), answer.text
     assert "data: [DONE]" not in answer.text, "a broken stream never looks finished"
+
+
+# 10. Smaller holes.
+
+def test_a_provider_redirect_is_never_followed_with_its_key(secured, hostile):
+    answer = httpx.post(f"{secured.url}/v1/chat/completions",
+                        json={"model": "redirected/gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+                        headers={"authorization": f"Bearer {GATEWAY_KEY}"}, timeout=60)
+    assert answer.status_code >= 400
+    assert httpx.get(f"{hostile}/_landed").json() == [], "the request followed the redirect to another origin"

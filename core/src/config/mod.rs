@@ -127,6 +127,10 @@ pub struct ProviderConfig {
     /// Custom only: the request template and response mapping; `base_url` is the full URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<CustomMapping>,
+    /// Whether clients may name this provider's models directly (`provider/model`); with
+    /// `false` they reach it only through routes, whose controls then always apply.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub direct: bool,
 }
 
 /// A named, reusable routing configuration.
@@ -397,6 +401,41 @@ pub struct KeyConfig {
     /// Requests and tokens per minute for this key, across every route and model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
+    /// The routes this key may use (`*` matches any run of characters); absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_routes: Option<Vec<String>>,
+    /// The `provider/model` names this key may call directly (globs); absent: any. `[]` keeps
+    /// the key to routes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_models: Option<Vec<String>>,
+}
+
+impl KeyConfig {
+    /// Whether this key may use the route `name`.
+    pub fn allows_route(&self, name: &str) -> bool {
+        self.allowed_routes.as_ref().is_none_or(|globs| globs.iter().any(|g| glob_match(g, name)))
+    }
+
+    /// Whether this key may name `model` (`provider/model`) directly.
+    pub fn allows_model(&self, model: &str) -> bool {
+        self.allowed_models.as_ref().is_none_or(|globs| globs.iter().any(|g| glob_match(g, model)))
+    }
+}
+
+/// Whether `text` matches `pattern`, where `*` stands for any run of characters (none included).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else { return rest.is_empty() };
+    for part in middle {
+        match rest.find(part) {
+            Some(at) => rest = rest.get(at + part.len()..).unwrap_or_default(),
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// The caller a key maps to.
@@ -441,6 +480,10 @@ pub struct TelemetryConfig {
 
 fn default_snapshot_max_bytes() -> usize {
     4_096
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 fn yes() -> bool {

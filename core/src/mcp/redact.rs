@@ -40,6 +40,24 @@ fn scrub(value: &mut Value) {
     }
 }
 
+/// Longest tool name or resource URI kept in a span name, an attribute or an audit record.
+pub const MAX_NAME: usize = 128;
+
+/// A tool name or resource URI as traces and audit records keep it: a secret-looking value
+/// (a URI carrying a token, say) redacted, query strings dropped, at most [`MAX_NAME`] characters.
+pub fn audit_name(name: &str) -> String {
+    if secret_value(name) {
+        return REDACTED.to_owned();
+    }
+    // A URI's query and fragment are where tokens travel.
+    let name = name.split(['?', '#']).next().unwrap_or_default();
+    let mut out: String = name.chars().filter(|c| !c.is_control()).take(MAX_NAME).collect();
+    if name.chars().count() > MAX_NAME {
+        out.push('…');
+    }
+    out
+}
+
 /// The arguments as JSON text for an audit record: secrets redacted, at most
 /// [`MAX_ARGUMENTS`] bytes (cut on a character boundary, marked with `…`).
 pub fn audit_arguments(arguments: &Value) -> String {
@@ -55,6 +73,21 @@ pub fn audit_arguments(arguments: &Value) -> String {
         text.push('…');
     }
     text
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn names_and_uris_are_capped_and_stripped_of_what_carries_secrets() {
+        assert_eq!(audit_name("search"), "search");
+        assert_eq!(audit_name("https://files.example/a.txt?token=sk-live-1#x"), "https://files.example/a.txt");
+        assert_eq!(audit_name("sk-proj-abcdef"), "[redacted]");
+        assert_eq!(audit_name("a\nb\u{7}c"), "abc");
+        let long = "x".repeat(1000);
+        assert_eq!(audit_name(&long).chars().count(), MAX_NAME + 1);
+    }
 }
 
 #[cfg(test)]

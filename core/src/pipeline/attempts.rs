@@ -154,6 +154,13 @@ impl<H: Host + 'static> Attempts<'_, H> {
         price_for(self.config, self.target)
     }
 
+    /// An error says which provider was tried last and how many attempts were made, as an answer does.
+    fn marked(&self, error: ApiError) -> ApiError {
+        error
+            .with_header("x-gateway-provider", self.target.provider_name.to_owned())
+            .with_header("x-gateway-attempts", self.total_attempts.get().to_string())
+    }
+
     /// Runs the attempts; applies the route's response header edits to a success, records a failure.
     pub async fn conclude(&self) -> AfterTarget {
         match self.run().await {
@@ -163,8 +170,12 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 }
                 AfterTarget::Deliver(response)
             }
-            Err(Failure::Final(error)) => AfterTarget::Stop(skip_target(self.recorder, self.gen_span, error)),
-            Err(Failure::Exhausted(error)) => AfterTarget::Fallback(skip_target(self.recorder, self.gen_span, error)),
+            Err(Failure::Final(error)) => {
+                AfterTarget::Stop(skip_target(self.recorder, self.gen_span, self.marked(error)))
+            }
+            Err(Failure::Exhausted(error)) => {
+                AfterTarget::Fallback(skip_target(self.recorder, self.gen_span, self.marked(error)))
+            }
         }
     }
 
@@ -286,7 +297,14 @@ impl<H: Host + 'static> Attempts<'_, H> {
                     backoff = millis;
                     host.sleep(millis).await;
                 }
-                RetryDecision::GiveUp => return Err(Failure::Exhausted(error)),
+                // The upstream's own `Retry-After` (past the cap, or on the last attempt) is the client's.
+                RetryDecision::GiveUp => {
+                    let error = match retry_after {
+                        Some(millis) => error.with_header("retry-after", millis.div_ceil(1000).to_string()),
+                        None => error,
+                    };
+                    return Err(Failure::Exhausted(error));
+                }
             }
         }
     }

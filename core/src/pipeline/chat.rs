@@ -33,7 +33,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
     let (mut request, body_bytes) = parse(&**host, config, parts, body).await?;
-    let resolved = resolve_recorded(&**host, config, route, &request.model, recorder)?;
+    let resolved = resolve_recorded(&**host, config, (route, &request.model), principal, recorder)?;
     let estimate = limits::estimate(body_bytes, request.max_output_tokens());
     let admitted = limits::admit(host, config, resolved.route, principal, Some(estimate), recorder).await?;
     let guard = route_guard(host, config, &resolved, principal, recorder).await?;
@@ -76,16 +76,49 @@ pub(crate) async fn route_guard<H: Host + 'static>(
     Guard::new(host, config, scope, mode, principal, recorder, &recorder.trace_id_hex()).await
 }
 
-/// Resolves a model name (or the route in the path) to its targets, on a `resolve` span.
+/// Whether the caller's key may use what it named: a route its key allows, or a `provider/model`
+/// its key allows of a provider open to direct use. Route controls cannot be skipped by naming a
+/// route's model directly once an operator closes that door.
+fn check_access(
+    config: &Config,
+    route: Option<&str>,
+    model: &str,
+    principal: &crate::config::PrincipalConfig,
+) -> Result<(), ApiError> {
+    let key = config.keys.iter().find(|k| std::ptr::eq(&k.principal, principal));
+    let refused = |message: String| {
+        ApiError::new(StatusCode::FORBIDDEN, "permission_error", message)
+            .with_param("model")
+            .with_code("model_not_allowed")
+    };
+    if let Some(name) = route.or_else(|| config.routes.contains_key(model).then_some(model)) {
+        return match key.is_none_or(|k| k.allows_route(name)) {
+            true => Ok(()),
+            false => Err(refused(format!("this key may not use the route `{name}`"))),
+        };
+    }
+    let provider = model.split_once('/').map_or(model, |(p, _)| p);
+    if config.providers.get(provider).is_some_and(|p| !p.direct) {
+        return Err(refused(format!("provider `{provider}` is reachable only through routes")));
+    }
+    match key.is_none_or(|k| k.allows_model(model)) {
+        true => Ok(()),
+        false => Err(refused(format!("this key may not call `{model}` directly"))),
+    }
+}
+
+/// Resolves a model name (or the route in the path) to its targets, on a `resolve` span, once the
+/// caller's key is found to be allowed it.
 pub(crate) fn resolve_recorded<'c, H: Host + 'static>(
     host: &H,
     config: &'c Config,
-    route: Option<&str>,
-    model: &str,
+    (route, model): (Option<&str>, &str),
+    principal: &crate::config::PrincipalConfig,
     recorder: &Recorder<H>,
 ) -> Result<Resolved<'c>, ApiError> {
     let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
-    let resolved = resolve(config, route, model, host.random_u64());
+    let resolved =
+        check_access(config, route, model, principal).and_then(|()| resolve(config, route, model, host.random_u64()));
     match &resolved {
         Ok(resolved) => {
             if let Some((name, _)) = resolved.route {

@@ -182,7 +182,11 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
     let config = Config::from_json(&raw).map_err(|e| {
         host.log(
             LogLevel::Error,
-            &format!("{{\"msg\":\"stored configuration refused\",\"error\":{:?}}}", e.to_string()),
+            &format!(
+                "{{\"msg\":\"stored configuration refused\",\"field\":{:?},\"error\":{:?}}}",
+                e.path,
+                mask_quoted(&e.message)
+            ),
         );
         // The detail (which may quote a value) goes to the log, not to unauthenticated callers.
         ApiError::unavailable("the stored configuration is invalid; the gateway log names the field")
@@ -190,6 +194,33 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
     let config = Rc::new(config);
     cache.store(now, raw, Rc::clone(&config));
     Ok(config)
+}
+
+/// An error message with every quoted span (`…` or "…") masked: a refused document's message
+/// may quote a value, which may be a secret pasted into the wrong field.
+fn mask_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut open: Option<char> = None;
+    for c in message.chars() {
+        match open {
+            Some(quote) if c == quote => {
+                out.push_str("***");
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if matches!(c, '`' | '"') {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push_str("***");
+    }
+    out
 }
 
 /// A JSON response.
@@ -334,7 +365,7 @@ async fn serve<H: Host + 'static>(
     let principal = principal?;
     match endpoint {
         Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
-        Endpoint::Models { route } => models(&**host, &config, route),
+        Endpoint::Models { route } => models(&**host, &config, route, principal),
         Endpoint::ChatCompletions { route } => {
             chat::chat_completions(host, &config, parts, body, route, principal, recorder).await
         }
@@ -351,20 +382,29 @@ async fn serve<H: Host + 'static>(
 }
 
 /// `GET /v1/models`: every `provider/model` listed in config whose provider is usable (its secret
-/// is set), and every route.
-fn models<H: Host>(host: &H, config: &Config, route: Option<&str>) -> Result<http::Response<Body>, ApiError> {
+/// is set) and open to direct use, and every route, as far as the caller's key may use them.
+fn models<H: Host>(
+    host: &H,
+    config: &Config,
+    route: Option<&str>,
+    principal: &crate::config::PrincipalConfig,
+) -> Result<http::Response<Body>, ApiError> {
+    let key = config.keys.iter().find(|k| std::ptr::eq(&k.principal, principal));
+    let may_route = |name: &str| key.is_none_or(|k| k.allows_route(name));
     let entry = |id: String, owner: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": owner});
     let data: Vec<_> = match route {
         Some(name) => {
             config.routes.get(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
-            vec![entry(name.to_owned(), "gateway")]
+            may_route(name).then(|| entry(name.to_owned(), "gateway")).into_iter().collect()
         }
         None => config
             .providers
             .iter()
-            .filter(|(_, p)| p.api_key_secret.as_deref().is_none_or(|secret| host.secret(secret).is_some()))
-            .flat_map(|(name, p)| p.models.iter().map(move |m| entry(format!("{name}/{m}"), name)))
-            .chain(config.routes.keys().map(|r| entry(r.clone(), "gateway")))
+            .filter(|(_, p)| p.direct && p.api_key_secret.as_deref().is_none_or(|secret| host.secret(secret).is_some()))
+            .flat_map(|(name, p)| p.models.iter().map(move |m| (name, format!("{name}/{m}"))))
+            .filter(|(_, id)| key.is_none_or(|k| k.allows_model(id)))
+            .map(|(name, id)| entry(id, name))
+            .chain(config.routes.keys().filter(|r| may_route(r)).map(|r| entry(r.clone(), "gateway")))
             .collect(),
     };
     Ok(json_response(StatusCode::OK, &json!({"object": "list", "data": data})))
@@ -373,6 +413,15 @@ fn models<H: Host>(host: &H, config: &Config, route: Option<&str>) -> Result<htt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_documents_message_is_logged_with_its_quoted_values_masked() {
+        assert_eq!(
+            mask_quoted("invalid type: string \"sk-live-123\", expected u32 at `keys[0]`"),
+            "invalid type: string \"***\", expected u32 at `***`"
+        );
+        assert_eq!(mask_quoted("unterminated `sk-live"), "unterminated `***");
+    }
 
     #[test]
     fn paths_map_to_endpoints() {

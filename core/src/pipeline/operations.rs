@@ -43,7 +43,7 @@ pub(crate) async fn forward<H: Host + 'static>(
         None if route.is_some() => String::new(),
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
-    let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
+    let resolved = resolve_recorded(&**host, config, (route, &model), principal, recorder)?;
     let max_output = body.get("max_output_tokens").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
     let admitted = limits::admit(
         host,

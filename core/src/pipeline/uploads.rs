@@ -174,7 +174,7 @@ pub(crate) async fn upload<H: Host + 'static>(
         None if route.is_some() => String::new(),
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
-    let resolved = resolve_recorded(&**host, config, route, &model, recorder)?;
+    let resolved = resolve_recorded(&**host, config, (route, &model), principal, recorder)?;
     // Audio has no text to estimate from: the request counts, its tokens are charged when settled.
     let admitted = limits::admit(host, config, resolved.route, principal, Some(0), recorder).await?;
     let streamed = head.rest.is_some();

@@ -13,7 +13,7 @@ use gateway_core::ratelimit::{self, Admission, LimitState, LimitStep};
 use worker::wasm_bindgen::JsValue;
 use worker::{
     console_error, console_log, console_warn, durable_object, event, Context, DurableObject, Env, Fetch,
-    FixedLengthStream, Headers, Method, RequestInit, State,
+    FixedLengthStream, Headers, Method, RequestInit, RequestRedirect, State,
 };
 
 /// A streamed request body as a JS `ReadableStream`: with its length (a `FixedLengthStream`, so
@@ -112,7 +112,8 @@ impl Host for WorkerHost {
         }
         let method = Method::from(parts.method.as_str().to_owned());
         let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
+        // A redirect is never followed: it would carry the provider's key to another origin.
+        init.with_method(method).with_headers(headers).with_redirect(RequestRedirect::Manual);
         match body {
             Body::Full(body) if body.is_empty() => {}
             Body::Full(body) => {

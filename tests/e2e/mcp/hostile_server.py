@@ -7,6 +7,8 @@
                                CRs, followed by a harmless progress event; `tools/list` answers with
                                a repeated `tools` key (the second list naming a tool not enabled).
   POST /v1/chat/completions    an OpenAI stream that sends one chunk, then resets the connection.
+  POST /redirect/...           `307` to the same path on another origin (`localhost` for `127.0.0.1`).
+  GET /_landed                 the headers of requests that followed such a redirect.
   GET /_calls                  the JSON-RPC methods received so far.
 """
 import json
@@ -18,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 EMAIL = "jane.doe@example.com"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 calls: list[str] = []
+landed: list[dict] = []
 lock = threading.Lock()
 
 
@@ -37,15 +40,23 @@ class Hostile(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
-        if self.path == "/_calls":
+        if self.path in ("/_calls", "/_landed"):
             with lock:
-                return self._send(200, json.dumps(calls).encode())
+                return self._send(200, json.dumps(calls if self.path == "/_calls" else landed).encode())
         self._send(405, b"")
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         if self.path == "/v1/chat/completions":
             return self._cut_stream()
+        if self.path.startswith("/redirect/"):
+            port = self.server.server_address[1]
+            target = f"http://localhost:{port}/landed/{self.path.removeprefix('/redirect/')}"
+            return self._send(307, b"", extra={"location": target})
+        if self.path.startswith("/landed/"):
+            with lock:
+                landed.append({k.lower(): v for k, v in self.headers.items()})
+            return self._send(500, b'{"error": {"message": "followed"}}')
         message = json.loads(body)
         with lock:
             calls.append(message.get("method", ""))

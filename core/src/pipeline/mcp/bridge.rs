@@ -248,7 +248,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     /// The key sessions are sealed with: the `mcp_session_key` secret, else one derived from
     /// the configured key hashes (stable, and never sent to clients).
     pub(super) fn session_key_material(&self) -> Vec<u8> {
-        if let Some(secret) = self.host.secret("mcp_session_key") {
+        if let Some(secret) = self.host.secret("mcp_session_key").filter(|s| !s.trim().is_empty()) {
             return secret.into_bytes();
         }
         let mut hasher = Sha256::new().chain_update(b"edge-gateway mcp session v1");

@@ -218,7 +218,7 @@ fn passthrough_ready(config: &Config, headers: &http::HeaderMap) -> bool {
     // A gateway key in `Authorization` is never taken for the server's token (nor sent to it).
     let is_gateway_key = |token: &str| {
         let hash = crate::auth::hash_key(token.trim());
-        config.keys.iter().any(|k| k.sha256 == hash)
+        crate::auth::key_with_hash(config, &hash).is_some()
     };
     headers.contains_key("x-gateway-key") && bearer.is_some_and(|token| !is_gateway_key(token))
 }
@@ -254,7 +254,10 @@ pub(crate) struct AuditFacts {
     method: Option<String>,
     /// The protocol version the client spoke.
     protocol_version: Option<String>,
+    /// The tool or resource, as traces keep it (capped, redacted).
     tool: Option<String>,
+    /// The tool called, as the server and the policies see it.
+    called: Option<String>,
     /// Tool or prompt arguments, redacted and capped.
     arguments: Option<String>,
     /// `allowed`, or `refused: <reason>`.
@@ -263,7 +266,14 @@ pub(crate) struct AuditFacts {
 
 impl Default for AuditFacts {
     fn default() -> Self {
-        AuditFacts { method: None, protocol_version: None, tool: None, arguments: None, decision: "allowed".into() }
+        AuditFacts {
+            method: None,
+            protocol_version: None,
+            tool: None,
+            called: None,
+            arguments: None,
+            decision: "allowed".into(),
+        }
     }
 }
 
@@ -274,7 +284,8 @@ impl AuditFacts {
 
     fn request(&mut self, message: &Message) {
         self.method = message.method().map(str::to_owned);
-        self.tool = message.name().map(str::to_owned);
+        self.tool = message.name().map(redact::audit_name);
+        self.called = message.name().map(str::to_owned);
         if let Some(arguments) = message.params().and_then(|p| p.get("arguments")) {
             // Key names and known prefixes are masked, then whatever the PII and secret
             // detectors find, wherever it sits in a value.
@@ -352,7 +363,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
 
     /// How the server's messages for this request are relayed to the client.
     pub(super) fn outbound(&self, method: Option<String>, conversion: Conversion) -> Outbound {
-        let tool = if method.as_deref() == Some("tools/call") { self.facts.borrow().tool.clone() } else { None };
+        let tool = if method.as_deref() == Some("tools/call") { self.facts.borrow().called.clone() } else { None };
         let guard = self.guard.as_ref().map(|guard| {
             Rc::new(hooks::McpGuard { guard: Rc::clone(guard), slug: self.slug.to_owned() })
                 as Rc<dyn hooks::ServerGuard>
@@ -382,7 +393,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             if !self.gate().allows(tool) {
                 let mut facts = self.facts.borrow_mut();
                 facts.method = Some("tools/call".into());
-                facts.tool = Some(tool.to_owned());
+                facts.tool = Some(redact::audit_name(tool));
                 facts.refuse("tool_not_enabled");
                 return self.refuse_tool(tool, None);
             }
@@ -417,7 +428,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         if message.method() == Some("tools/call") {
             let tool = message.name().unwrap_or_default().to_owned();
-            self.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, tool.clone());
+            self.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, redact::audit_name(&tool));
             if !self.gate().allows(&tool) {
                 self.facts.borrow_mut().refuse("tool_not_enabled");
                 return self.refuse_tool(&tool, id.as_ref());
