@@ -38,6 +38,9 @@ fn host() -> Rc<FakeHost> {
             "shared": {"models": openai(), "rate_limit": {"requests_per_minute": 2, "per": "route"}},
             "tokens": {"models": openai(), "rate_limit": {"tokens_per_minute": 1000}},
             "metered": {"models": openai(), "rate_limit": {"requests_per_minute": 3, "tokens_per_minute": 10000}},
+            "capped": {"models": openai(), "rate_limit": {"tokens_per_minute": 1000},
+                       "transform": {"body_overrides": {"max_tokens": 42}}},
+            "reserved": {"models": openai(), "rate_limit": {"tokens_per_minute": 1000}, "default_max_output_tokens": 300},
             "plain-a": {"models": openai()},
             "plain-b": {"models": openai()}
         },
@@ -355,7 +358,8 @@ fn a_later_limiter_refusing_gives_back_what_the_earlier_one_took() {
     let refund = route_steps.last().unwrap();
     assert!(refund.force);
     assert_eq!(refund.requests, Some(Quota { per_minute: 3, cost: -1 }));
-    assert_eq!(refund.tokens, Some(Quota { per_minute: 10000, cost: -estimate(&body("metered"), 0) }));
+    // No `max_tokens`: the default output reserve was taken, and is given back whole.
+    assert_eq!(refund.tokens, Some(Quota { per_minute: 10000, cost: -estimate(&body("metered"), 4096) }));
     assert_eq!(host.limiters.borrow()[&route_limiter], before, "the route's quota is whole again");
     assert!(steps_on(&host, &key_limiter).iter().all(|s| !s.force), "the refusing key is not refunded");
     assert_eq!(upstream_calls(&host), 1);
@@ -441,4 +445,65 @@ fn a_keys_own_quota_counts_its_mcp_requests_too_and_refuses_them_as_json_rpc() {
     assert!(headers.contains_key("retry-after"));
     assert_eq!(headers["x-ratelimit-limit-requests"], "2");
     assert_eq!(chat(&host, CAROL, "plain-b").status, 429, "and the LLM side shares the same quota");
+}
+
+#[test]
+fn a_stream_without_max_tokens_left_early_is_still_limited() {
+    // The dodge: no `max_tokens` (nothing reserved for the output), then leave before the usage.
+    let body = json!({"model": "tokens", "stream": true, "messages": [{"role": "user", "content": "hi"}]}).to_string();
+    let host = host();
+    host.answer(streamed_completion(400, 500));
+    assert_eq!(send_and_leave(&host, ALICE, &body, 1), 200);
+    run_deferred(&host);
+    let limiter = format!("route/tokens/key/{}", key_name(ALICE));
+    let reserved = steps_on(&host, &limiter)[0].tokens.unwrap().cost;
+    assert_eq!(reserved, 1000, "the default output reserve, capped at the quota");
+    host.answer(ok());
+    assert_eq!(send(&host, ALICE, &body).status, 429, "the reservation stands: the quota is spent");
+}
+
+#[test]
+fn the_reserve_is_the_routes_default_or_its_transformed_maximum() {
+    let host = host();
+    for (route, max_tokens, output) in [("reserved", None, 300), ("capped", Some(800), 42), ("capped", None, 42)] {
+        let mut request = json!({"model": route, "messages": [{"role": "user", "content": "hi"}]});
+        if let Some(max) = max_tokens {
+            request["max_tokens"] = json!(max);
+        }
+        let request = request.to_string();
+        host.answer(ok());
+        assert_eq!(send(&host, BOB, &request).status, 200);
+        let limiter = format!("route/{route}/key/{}", key_name(BOB));
+        let first = steps_on(&host, &limiter).last().unwrap().tokens.unwrap().cost;
+        assert_eq!(first, estimate(&request, output), "{route} {max_tokens:?}");
+        run_deferred(&host);
+    }
+}
+
+#[test]
+fn a_native_responses_stream_settles_from_its_completed_event() {
+    let host = host();
+    let completed = json!({"type": "response.completed", "response": {"id": "resp_1", "status": "completed",
+        "usage": {"input_tokens": 300, "output_tokens": 600, "total_tokens": 900}}});
+    host.answer(FakeAnswer::Full {
+        status: 200,
+        headers: vec![("content-type", "text/event-stream".into())],
+        body: Bytes::from(format!("event: response.created\ndata: {{\"type\":\"response.created\"}}\n\nevent: response.completed\ndata: {completed}\n\n")),
+    });
+    let request = json!({"model": "openai/gpt-4o", "input": "hi", "stream": true, "max_output_tokens": 50}).to_string();
+    let auth = format!("Bearer {ALICE}");
+    let reply = support::request(
+        &host,
+        &ConfigCache::default(),
+        "POST",
+        "/tokens/v1/responses",
+        &[("authorization", &auth)],
+        &request,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    run_deferred(&host);
+    let limiter = format!("route/tokens/key/{}", key_name(ALICE));
+    let steps = steps_on(&host, &limiter);
+    assert_eq!(steps.len(), 2, "admitted, then settled: {steps:?}");
+    assert_eq!(steps[1].tokens.unwrap().cost, 900 - estimate(&request, 50));
 }

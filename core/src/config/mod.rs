@@ -131,6 +131,10 @@ pub struct ProviderConfig {
     /// `false` they reach it only through routes, whose controls then always apply.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub direct: bool,
+    /// Output tokens a token quota reserves for a request that sets no maximum (else
+    /// `default_max_tokens`, else 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_max_output_tokens: Option<u32>,
 }
 
 /// A named, reusable routing configuration.
@@ -172,6 +176,10 @@ pub struct RouteConfig {
     /// Exact-match response cache for this route's chat completions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,
+    /// Output tokens a token quota reserves for a request that sets no maximum (else the
+    /// primary provider's, else 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_max_output_tokens: Option<u32>,
 }
 
 /// A quota: requests and/or tokens per minute (at least one).

@@ -34,7 +34,8 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
 ) -> Result<http::Response<Body>, ApiError> {
     let (mut request, body_bytes) = parse(&**host, config, parts, body).await?;
     let resolved = resolve_recorded(&**host, config, (route, &request.model), principal, recorder)?;
-    let estimate = limits::estimate(body_bytes, request.max_output_tokens());
+    let keys = ["max_completion_tokens", "max_tokens"];
+    let estimate = limits::estimate(body_bytes, request.max_output_tokens(), &keys, &resolved);
     let admitted = limits::admit(host, config, resolved.route, principal, Some(estimate), recorder).await?;
     let guard = route_guard(host, config, &resolved, principal, recorder).await?;
     let mut response = match cached::plan(&resolved, &request, principal, &parts.headers) {

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use http::StatusCode;
 
+use super::chat::Resolved;
 use super::{with_timeout, Recorder};
 use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig, RouteConfig};
 use crate::error::ApiError;
@@ -46,12 +47,69 @@ impl Admitted {
     }
 }
 
-/// A request's token estimate: a quarter of its text's bytes (a common rule of thumb for
-/// English and code; a tokenizer per model would cost more than the limit protects), plus the
-/// output it allows itself (`max_tokens` / `max_completion_tokens`; none reserves nothing, and
-/// the settlement charges what was used).
-pub(crate) fn estimate(text_bytes: usize, max_output: Option<u32>) -> u64 {
-    (text_bytes as u64).div_ceil(4) + u64::from(max_output.unwrap_or(0))
+/// Output tokens reserved for a request that sets no maximum, when neither its route nor its
+/// provider says otherwise.
+pub(crate) const DEFAULT_OUTPUT_RESERVE: u32 = 4096;
+
+/// What a request reserves of token quotas: a quarter of its text's bytes (a common rule of thumb
+/// for English and code; a tokenizer per model would cost more than the limit protects), plus the
+/// output it allows itself. A request that sets no maximum reserves a default output, at most
+/// what a quota holds in a minute: it is limited (a stream left early keeps its reservation), and
+/// never refused for a size it did not ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenEstimate {
+    prompt: u64,
+    output: u64,
+    /// The output is a default, not the client's maximum: capped at each quota.
+    capped: bool,
+}
+
+impl TokenEstimate {
+    /// Nothing but the prompt's size (no output tokens: embeddings, uploads).
+    pub fn input_only(text_bytes: usize) -> TokenEstimate {
+        TokenEstimate { prompt: (text_bytes as u64).div_ceil(4), output: 0, capped: false }
+    }
+
+    /// What it costs on a quota of `per_minute` tokens.
+    fn cost_on(self, per_minute: Option<u64>) -> u64 {
+        let total = self.prompt.saturating_add(self.output);
+        match (self.capped, per_minute) {
+            (true, Some(per_minute)) => total.min(per_minute.max(self.prompt)),
+            _ => total,
+        }
+    }
+}
+
+/// The estimate of a generating request: its prompt, and its maximum output as the route's body
+/// transform leaves it (an override wins, then the client's, then the route's default), else the
+/// default reserve of the route or its primary provider.
+pub(crate) fn estimate(
+    text_bytes: usize,
+    client_max: Option<u32>,
+    keys: &[&str],
+    resolved: &Resolved<'_>,
+) -> TokenEstimate {
+    let transform = resolved.transform();
+    let read = |map: &serde_json::Map<String, serde_json::Value>| {
+        keys.iter().find_map(|k| map.get(*k)?.as_u64()).and_then(|n| u32::try_from(n).ok())
+    };
+    let max = transform
+        .and_then(|t| read(&t.body_overrides))
+        .or(client_max)
+        .or_else(|| transform.and_then(|t| read(&t.body_defaults)));
+    let prompt = TokenEstimate::input_only(text_bytes).prompt;
+    match max {
+        Some(max) => TokenEstimate { prompt, output: u64::from(max), capped: false },
+        None => {
+            let provider = resolved.targets.first().map(|t| t.provider);
+            let reserve = resolved
+                .route
+                .and_then(|(_, r)| r.default_max_output_tokens)
+                .or_else(|| provider.and_then(|p| p.default_max_output_tokens.or(p.default_max_tokens)))
+                .unwrap_or(DEFAULT_OUTPUT_RESERVE);
+            TokenEstimate { prompt, output: u64::from(reserve), capped: true }
+        }
+    }
 }
 
 /// The limiters of a request: its route's (per key or shared), then its key's.
@@ -96,7 +154,7 @@ pub(crate) async fn admit<H: Host + 'static>(
     config: &Config,
     route: Option<(&str, &RouteConfig)>,
     principal: &PrincipalConfig,
-    estimate: Option<u64>,
+    estimate: Option<TokenEstimate>,
     recorder: &Recorder<H>,
 ) -> Result<Admitted, ApiError> {
     let mut limiters = limiters(config, route, principal);
@@ -106,17 +164,18 @@ pub(crate) async fn admit<H: Host + 'static>(
             limiter.quota.requests_per_minute.is_some()
         });
     }
-    let estimate = estimate.unwrap_or(0);
+    let estimate = estimate.unwrap_or(TokenEstimate::input_only(0));
     if limiters.is_empty() {
         return Ok(Admitted::default());
     }
     let span = recorder.child(recorder.root(), "rate_limit", SpanKind::Internal);
-    let tokens = i64::try_from(estimate).unwrap_or(i64::MAX);
-    let mut admitted: Vec<(&Limiter, Admission)> = Vec::new();
+    let mut admitted: Vec<(&Limiter, Admission, i64)> = Vec::new();
     for limiter in &limiters {
         recorder.set(span, GATEWAY_RATELIMIT_KEY, limiter.label.as_str());
+        let estimate = estimate.cost_on(limiter.quota.tokens_per_minute);
+        let tokens = i64::try_from(estimate).unwrap_or(i64::MAX);
         if let Some(per_minute) = limiter.quota.tokens_per_minute.filter(|limit| estimate > *limit) {
-            refund(host, &admitted, tokens);
+            refund(host, &admitted);
             let message = format!(
                 "request too large for {}: an estimated {estimate} tokens, and the limit is {per_minute} tokens per minute",
                 limiter.label
@@ -147,24 +206,24 @@ pub(crate) async fn admit<H: Host + 'static>(
             }
         };
         if !admission.allowed {
-            refund(host, &admitted, tokens);
+            refund(host, &admitted);
             recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "refused");
             recorder.end(span);
             return Err(refused(limiter, &admission));
         }
-        admitted.push((limiter, admission));
+        admitted.push((limiter, admission, tokens));
     }
     recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "admitted");
     recorder.end(span);
     let reservations = admitted
         .iter()
-        .filter_map(|(limiter, _)| {
+        .filter_map(|(limiter, _, tokens)| {
             let per_minute = limiter.quota.tokens_per_minute?;
-            Some(Reservation { key: limiter.key.clone(), per_minute, estimate })
+            Some(Reservation { key: limiter.key.clone(), per_minute, estimate: u64::try_from(*tokens).unwrap_or(0) })
         })
         .collect();
     recorder.reserve(reservations);
-    Ok(Admitted { headers: ratelimit::headers(&tightest(admitted.iter().map(|(_, a)| *a))) })
+    Ok(Admitted { headers: ratelimit::headers(&tightest(admitted.iter().map(|(_, a, _)| *a))) })
 }
 
 /// The 429 for a refusal: which quota ran out, and when to come back.
@@ -198,9 +257,9 @@ fn tightest(admissions: impl Iterator<Item = Admission>) -> Admission {
 }
 
 /// Gives back what earlier limiters took for a request a later one refused (after the response).
-fn refund<H: Host + 'static>(host: &Rc<H>, admitted: &[(&Limiter, Admission)], tokens: i64) {
-    for (limiter, _) in admitted {
-        let step = step(host.now_millis(), limiter.quota, -1, -tokens, true);
+fn refund<H: Host + 'static>(host: &Rc<H>, admitted: &[(&Limiter, Admission, i64)]) {
+    for (limiter, _, tokens) in admitted {
+        let step = step(host.now_millis(), limiter.quota, -1, -*tokens, true);
         let (key, owner) = (limiter.key.clone(), Rc::clone(host));
         host.defer(Box::pin(async move {
             apply_forced(&*owner, &key, &step).await;

@@ -50,7 +50,11 @@ pub(crate) async fn forward<H: Host + 'static>(
         config,
         resolved.route,
         principal,
-        Some(limits::estimate(bytes.len(), max_output)),
+        Some(match op {
+            // A Responses request generates: its output is reserved, a default when it sets none.
+            Operation::Responses => limits::estimate(bytes.len(), max_output, &["max_output_tokens"], &resolved),
+            _ => limits::TokenEstimate::input_only(bytes.len()),
+        }),
         recorder,
     )
     .await?;

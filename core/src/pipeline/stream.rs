@@ -247,8 +247,31 @@ struct Passing<H: Host + 'static> {
     upstream: ByteStream,
     idle_ms: u64,
     sse: bool,
+    /// An event stream's events, read beside the bytes passed on, for the usage they report.
+    events: Option<crate::sse::SseParser>,
     trace: StreamTrace<H>,
     done: bool,
+}
+
+impl<H: Host + 'static> Passing<H> {
+    /// Reads the usage a passed-through event stream reports, so token quotas settle from it:
+    /// a Responses stream's `response.completed` (`response.usage`), a streamed transcription's
+    /// `transcript.text.done` (`usage`).
+    fn observe(&mut self, bytes: &[u8]) {
+        let Some(parser) = self.events.as_mut() else { return };
+        let Ok(events) = parser.push(bytes) else {
+            self.events = None;
+            return;
+        };
+        for event in events.iter().filter(|e| e.data.contains("\"usage\"")) {
+            let Ok(value) = serde_json::from_str::<Value>(&event.data) else { continue };
+            // A Responses stream's `response.completed` carries the usage inside `response`.
+            match value.get("response").filter(|r| r.get("usage").is_some()) {
+                Some(response) => self.trace.facts.observe(response),
+                None => self.trace.facts.observe(&value),
+            }
+        }
+    }
 }
 
 /// Another endpoint's streamed body, forwarded chunk by chunk as it is. A break or stall ends an
@@ -261,13 +284,17 @@ pub(crate) fn passthrough<H: Host + 'static>(
     sse: bool,
     trace: StreamTrace<H>,
 ) -> ByteStream {
-    let state = Passing { host, upstream, idle_ms, sse, trace, done: false };
+    let events = sse.then(crate::sse::SseParser::new);
+    let state = Passing { host, upstream, idle_ms, sse, events, trace, done: false };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         if state.done {
             return None;
         }
         let failure = match with_timeout(&*state.host, state.idle_ms, state.upstream.next()).await {
-            Some(Some(Ok(bytes))) => return Some((Ok(bytes), state)),
+            Some(Some(Ok(bytes))) => {
+                state.observe(&bytes);
+                return Some((Ok(bytes), state));
+            }
             Some(None) => {
                 state.trace.finish(None);
                 return None;

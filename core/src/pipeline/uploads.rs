@@ -176,7 +176,9 @@ pub(crate) async fn upload<H: Host + 'static>(
     };
     let resolved = resolve_recorded(&**host, config, (route, &model), principal, recorder)?;
     // Audio has no text to estimate from: the request counts, its tokens are charged when settled.
-    let admitted = limits::admit(host, config, resolved.route, principal, Some(0), recorder).await?;
+    let admitted =
+        limits::admit(host, config, resolved.route, principal, Some(limits::TokenEstimate::input_only(0)), recorder)
+            .await?;
     let streamed = head.rest.is_some();
     let mut rest = head.rest;
     let cut = Rc::new(RefCell::new(None));
