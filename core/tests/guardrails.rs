@@ -494,3 +494,52 @@ fn the_remote_guard_service_is_told_the_mcp_tool_and_session() {
     );
     assert_eq!(asked["content"], "SELECT name FROM users");
 }
+
+#[test]
+fn every_text_a_client_sends_besides_its_messages_is_inspected() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, &completion("ok")));
+    let email = "jane.doe@example.com";
+    let body = json!({"model": "redacting",
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "see the file"},
+                {"type": "file", "file": {"filename": format!("{email}.pdf"), "file_data": "data:application/pdf;base64,JVBER"}}]},
+            {"role": "assistant", "content": null,
+             "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": format!("{{\"who\":\"{email}\"}}")}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "done"},
+            {"role": "assistant", "content": null, "function_call": {"name": "lookup", "arguments": format!("{{\"who\":\"{email}\"}}")}}],
+        "tools": [{"type": "function", "function": {"name": "lookup", "description": format!("Writes to {email}"), "parameters": {"type": "object"}}}],
+        "functions": [{"name": "old", "description": format!("Mails {email}")}],
+        "prediction": {"type": "content", "content": format!("Dear {email},")}});
+    let reply = send(&host, KEY, "/v1/chat/completions", body, &[]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let sent = String::from_utf8(host.requests.borrow()[0].body().to_vec()).unwrap();
+    assert!(!sent.contains(email), "{sent}");
+    assert_eq!(sent.matches("[REDACTED").count(), 6, "{sent}");
+    assert!(sent.contains("data:application/pdf;base64,JVBER"), "payloads are left alone");
+}
+
+#[test]
+fn a_legacy_function_call_in_an_answer_is_decided_as_a_tool_call() {
+    let host = host();
+    let answer = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+            "function_call": {"name": "drop_db", "arguments": "{}"}}, "finish_reason": "function_call"}]});
+    host.answer(FakeAnswer::json(200, &answer.to_string()));
+    let reply = chat(&host, "guarded", "go", false);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("allow-listed-tools"), "{}", reply.body);
+}
+
+#[test]
+fn a_spoken_answers_transcript_is_inspected_like_its_text() {
+    let host = host();
+    let answer = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+            "audio": {"id": "a1", "data": "UklGRg==", "transcript": format!("the key is {SECRET}")}}, "finish_reason": "stop"}]});
+    host.answer(FakeAnswer::json(200, &answer.to_string()));
+    let reply = chat(&host, "redacting", "speak", false);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let transcript = reply.json()["choices"][0]["message"]["audio"]["transcript"].as_str().unwrap().to_owned();
+    assert!(!transcript.contains(SECRET) && transcript.contains("[REDACTED"), "{transcript}");
+}

@@ -34,6 +34,22 @@ struct HeldCall {
 /// The text-bearing fields of a chat delta, each held and inspected.
 const TEXT_FIELDS: [&str; 3] = ["content", "reasoning_content", "refusal"];
 
+/// The tool index under which a legacy `function_call` (the functions API) is held: it is decided
+/// as a tool call and delivered as the `function_call` it came as.
+const LEGACY_CALL: u64 = u64::MAX;
+
+/// Puts decided calls back into a delta: tool calls under `tool_calls`, a legacy call as `function_call`.
+fn put_calls(delta: &mut Map<String, Value>, delivered: Vec<Value>) {
+    let (legacy, calls): (Vec<Value>, Vec<Value>) =
+        delivered.into_iter().partition(|c| c.get("index").and_then(Value::as_u64) == Some(LEGACY_CALL));
+    if let Some(function) = legacy.into_iter().last().and_then(|mut c| c.get_mut("function").map(Value::take)) {
+        delta.insert("function_call".into(), function);
+    }
+    if !calls.is_empty() {
+        delta.insert("tool_calls".into(), Value::Array(calls));
+    }
+}
+
 /// Held text never grows past this many bytes: beyond it, text is released (redacting any finding
 /// it cuts through) even if a finding has not ended yet.
 const MAX_HELD_BYTES: usize = 16 * 1024;
@@ -129,6 +145,14 @@ impl StreamGuard {
                     }
                 }
                 calls = delta.remove("tool_calls");
+                // The legacy functions API: one call per choice, held and decided as a tool call.
+                if let Some(function) = delta.remove("function_call") {
+                    let mut legacy = json!({"index": LEGACY_CALL, "function": function});
+                    match calls.as_mut().and_then(Value::as_array_mut) {
+                        Some(list) => list.push(legacy.take()),
+                        None => calls = Some(Value::Array(vec![legacy])),
+                    }
+                }
             }
             let mut complete = Vec::new();
             let mut delivered = Vec::new();
@@ -174,9 +198,7 @@ impl StreamGuard {
                     for (field, text) in released.into_iter().filter(|(_, text)| !text.is_empty()) {
                         delta.insert(field.into(), Value::String(text));
                     }
-                    if !delivered.is_empty() {
-                        delta.insert("tool_calls".into(), Value::Array(delivered));
-                    }
+                    put_calls(delta, delivered);
                     !delta.is_empty()
                 }
                 None => false,
@@ -219,9 +241,7 @@ impl StreamGuard {
             }
             let complete: Vec<_> = self.calls.keys().filter(|(c, _)| *c == index).copied().collect();
             let delivered = self.release_calls(complete, decide)?;
-            if !delivered.is_empty() {
-                delta.insert("tool_calls".into(), Value::Array(delivered));
-            }
+            put_calls(&mut delta, delivered);
             if !delta.is_empty() {
                 choices.push(json!({"index": index, "delta": delta, "finish_reason": null}));
             }

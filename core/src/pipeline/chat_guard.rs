@@ -21,6 +21,83 @@ fn texts_mut(message: &mut ChatMessage) -> Vec<&mut String> {
     }
 }
 
+/// Payload fields of file and audio parts: data, not text a detector could read.
+const PAYLOAD_KEYS: &[&str] = &["data", "file_data", "file_id", "url"];
+
+/// Every string in `value`, but under payload keys.
+fn strings_mut<'v>(value: &'v mut Value, out: &mut Vec<&'v mut String>) {
+    match value {
+        Value::String(text) => out.push(text),
+        Value::Array(items) => items.iter_mut().for_each(|item| strings_mut(item, out)),
+        Value::Object(map) => {
+            for (key, inner) in map.iter_mut() {
+                if !PAYLOAD_KEYS.contains(&key.as_str()) {
+                    strings_mut(inner, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every text of a prompt message: its content, the metadata of its file and audio parts (a file
+/// name, say), the arguments of tool calls a client wrote into an earlier assistant turn, and the
+/// legacy `function_call`'s.
+fn prompt_texts_mut(message: &mut ChatMessage) -> Vec<&mut String> {
+    let ChatMessage { content, tool_calls, rest, .. } = message;
+    let mut out = Vec::new();
+    match content.as_mut() {
+        Some(MessageContent::Text(text)) => out.push(text),
+        Some(MessageContent::Parts(parts)) => {
+            for part in parts.iter_mut() {
+                let crate::openai::ContentPart { text, rest, .. } = part;
+                out.extend(text.as_mut());
+                for (key, value) in rest.iter_mut() {
+                    if matches!(key.as_str(), "file" | "input_audio") {
+                        strings_mut(value, &mut out);
+                    }
+                }
+            }
+        }
+        None => {}
+    }
+    for call in tool_calls.iter_mut().flatten() {
+        out.push(&mut call.function.arguments);
+    }
+    if let Some(Value::String(arguments)) = rest.get_mut("function_call").and_then(|c| c.get_mut("arguments")) {
+        out.push(arguments);
+    }
+    out
+}
+
+/// Text the request itself carries to the model besides its messages: tool and (legacy)
+/// function descriptions, and a `prediction` of the output.
+fn request_texts_mut<'r>(
+    tools: &'r mut Option<Vec<crate::openai::Tool>>,
+    rest: &'r mut serde_json::Map<String, Value>,
+) -> Vec<&'r mut String> {
+    let mut out: Vec<&mut String> =
+        tools.iter_mut().flatten().filter_map(|t| t.function.description.as_mut()).collect();
+    for (key, value) in rest.iter_mut() {
+        match key.as_str() {
+            "functions" => {
+                for function in value.as_array_mut().into_iter().flatten() {
+                    if let Some(Value::String(description)) = function.get_mut("description") {
+                        out.push(description);
+                    }
+                }
+            }
+            "prediction" => {
+                if let Some(content) = value.get_mut("content") {
+                    strings_mut(content, &mut out);
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// What a point about one target is decided on: the model, its provider, the route.
 struct TargetScope<'a> {
     model: String,
@@ -65,12 +142,13 @@ pub(crate) async fn check_chat<H: Host + 'static>(
     let scope = TargetScope::of(guard, target);
     let streaming = request.is_stream();
     if guard.wants(Action::ProcessPrompt) {
-        let slots: Vec<&mut String> = request
+        let mut slots: Vec<&mut String> = request
             .messages
             .iter_mut()
             .filter(|m| !matches!(m.role, Role::Tool | Role::Function))
-            .flat_map(texts_mut)
+            .flat_map(prompt_texts_mut)
             .collect();
+        slots.extend(request_texts_mut(&mut request.tools, &mut request.rest));
         guard.check_slots(scope.prompt(streaming), slots).await?;
     }
     if guard.wants(Action::ProcessToolResponse) {

@@ -511,9 +511,13 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
             // The answer, its reasoning and a refusal: one decision over all of their findings.
             let mut texts: Vec<(&mut String, Vec<crate::guard::Finding>)> = message
                 .iter_mut()
-                .filter(|(key, _)| matches!(key.as_str(), "content" | "reasoning_content" | "refusal"))
-                .filter_map(|(_, value)| match value {
-                    Value::String(text) => Some(text),
+                .filter_map(|(key, value)| match (key.as_str(), value) {
+                    ("content" | "reasoning_content" | "refusal", Value::String(text)) => Some(text),
+                    // Spoken answers carry their words as a transcript.
+                    ("audio", Value::Object(audio)) => match audio.get_mut("transcript") {
+                        Some(Value::String(text)) => Some(text),
+                        _ => None,
+                    },
                     _ => None,
                 })
                 .map(|text| {
@@ -536,9 +540,18 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
                     }
                 }
             }
-            let calls = message.get_mut("tool_calls").and_then(Value::as_array_mut).into_iter().flatten();
-            for call in calls {
-                let Some(function) = call.get_mut("function").and_then(Value::as_object_mut) else { continue };
+            // Tool calls, and the legacy functions API's `function_call`: each decided as a call.
+            let mut functions: Vec<&mut Value> = Vec::new();
+            for (key, value) in message.iter_mut() {
+                match key.as_str() {
+                    "tool_calls" => functions
+                        .extend(value.as_array_mut().into_iter().flatten().filter_map(|call| call.get_mut("function"))),
+                    "function_call" => functions.push(value),
+                    _ => {}
+                }
+            }
+            for function in functions {
+                let Some(function) = function.as_object_mut() else { continue };
                 let name = function.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
                 let Some(Value::String(arguments)) = function.get_mut("arguments") else { continue };
                 let found = detect::scan(arguments, self.detectors(Action::CallTool));

@@ -229,3 +229,29 @@ fn held_text_is_released_when_the_stream_ends_without_a_finish_chunk() {
     assert_eq!(out[0]["choices"][0]["delta"]["content"], "short answer");
     assert_eq!(out[0]["id"], "c1");
 }
+
+fn legacy_chunk(name: Option<&str>, args: &str) -> Value {
+    let mut function = json!({"arguments": args});
+    if let Some(name) = name {
+        function["name"] = json!(name);
+    }
+    json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+           "choices": [{"index": 0, "delta": {"function_call": function}, "finish_reason": null}]})
+}
+
+#[test]
+fn a_legacy_function_call_is_held_decided_as_a_tool_call_and_delivered_as_it_came() {
+    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut rules = Rules::default();
+    assert!(guard.push(legacy_chunk(Some("search"), "{\"q\":"), &mut rules).unwrap().is_empty());
+    assert!(guard.push(legacy_chunk(None, "\"rust\"}"), &mut rules).unwrap().is_empty());
+    let out = guard.push(finish_chunk("function_call"), &mut rules).unwrap();
+    let delta = &out[0]["choices"][0]["delta"];
+    assert_eq!(delta["function_call"], json!({"name": "search", "arguments": "{\"q\":\"rust\"}"}));
+    assert!(delta.get("tool_calls").is_none());
+
+    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    assert!(guard.push(legacy_chunk(Some("drop_db"), "{}"), &mut rules).unwrap().is_empty());
+    let denial = guard.push(finish_chunk("function_call"), &mut rules).unwrap_err();
+    assert_eq!(denial, Denial { action: Action::CallTool, policy: "no-drop".into() });
+}
