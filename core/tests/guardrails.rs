@@ -543,3 +543,31 @@ fn a_spoken_answers_transcript_is_inspected_like_its_text() {
     let transcript = reply.json()["choices"][0]["message"]["audio"]["transcript"].as_str().unwrap().to_owned();
     assert!(!transcript.contains(SECRET) && transcript.contains("[REDACTED"), "{transcript}");
 }
+
+#[test]
+fn the_remote_guard_service_is_asked_once_about_all_tool_results_of_a_request() {
+    let host = remote_host("open");
+    host.answer(FakeAnswer::json(200, r#"{"decision": "allow"}"#)); // the prompt
+    host.answer(FakeAnswer::json(200, r#"{"decision": "allow"}"#)); // every tool result, at once
+    host.answer(FakeAnswer::json(200, &completion("done")));
+    let mut messages = vec![json!({"role": "user", "content": "run them"})];
+    let calls: Vec<Value> = (0..200)
+        .map(|i| json!({"id": format!("c{i}"), "type": "function", "function": {"name": "search", "arguments": "{}"}}))
+        .collect();
+    messages.push(json!({"role": "assistant", "content": null, "tool_calls": calls}));
+    messages.extend(
+        (0..200).map(|i| json!({"role": "tool", "tool_call_id": format!("c{i}"), "content": format!("result {i}")})),
+    );
+    let reply = send(&host, KEY, "/v1/chat/completions", json!({"model": "plain", "messages": messages}), &[]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let requests = host.requests.borrow();
+    let asked: Vec<Value> = requests
+        .iter()
+        .filter(|r| r.uri() == "http://guard.test/check")
+        .map(|r| serde_json::from_slice(r.body()).unwrap())
+        .collect();
+    assert_eq!(asked.len(), 2, "one call for the prompt, one for all 200 tool results");
+    assert_eq!(asked[1]["content_type"], "tool_response");
+    assert!(asked[1]["content"].as_str().unwrap().contains("result 199"));
+    assert_eq!(requests.len(), 3);
+}

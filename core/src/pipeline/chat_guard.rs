@@ -159,6 +159,21 @@ pub(crate) async fn check_chat<H: Host + 'static>(
             .flat_map(|m| m.tool_calls.iter().flatten())
             .map(|call| (call.id.clone(), call.function.name.clone()))
             .collect();
+        // The remote guard service is asked once about every tool result of the request (never
+        // once per message: a request may carry thousands); the policies decide per result.
+        let results: Vec<String> = request
+            .messages
+            .iter_mut()
+            .filter(|m| matches!(m.role, Role::Tool | Role::Function))
+            .flat_map(|m| texts_mut(m).into_iter().map(|t| t.clone()))
+            .collect();
+        let texts: Vec<&str> = results.iter().map(String::as_str).collect();
+        let all = Point {
+            action: Action::ProcessToolResponse,
+            resource: Resource::Tool { name: "", server: None },
+            facts: scope.facts(streaming),
+        };
+        let answer = guard.remote_answer(&all, &texts).await?;
         for message in request.messages.iter_mut().filter(|m| matches!(m.role, Role::Tool | Role::Function)) {
             let name = message
                 .tool_call_id
@@ -170,7 +185,7 @@ pub(crate) async fn check_chat<H: Host + 'static>(
             let resource = Resource::Tool { name: &name, server: None };
             let facts = Facts { tool: &name, ..scope.facts(streaming) };
             let point = Point { action: Action::ProcessToolResponse, resource, facts };
-            guard.check_slots(point, texts_mut(message)).await?;
+            guard.check_slots_with(point, texts_mut(message), answer.as_ref())?;
         }
     }
     Ok(())

@@ -172,17 +172,46 @@ impl<H: Host + 'static> Guard<H> {
         if !self.wants(point.action) {
             return Ok(Checked::default());
         }
+        let answer = self.remote_answer(&point, texts).await?;
+        self.check_with(point, texts, answer.as_ref())
+    }
+
+    /// The remote guard service's answer about `texts` at `point`, when it is configured and there
+    /// is something to read.
+    pub async fn remote_answer(&self, point: &Point<'_>, texts: &[&str]) -> Result<Option<GuardAnswer>, ApiError> {
+        match self.remote.as_ref().filter(|_| texts.iter().any(|t| !t.trim().is_empty())) {
+            Some(remote) if self.wants(point.action) => self.ask_remote(remote, point, texts).await,
+            _ => Ok(None),
+        }
+    }
+
+    /// Inspects `texts` at `point` with the remote service's `answer` already at hand.
+    fn check_with(&self, point: Point<'_>, texts: &[&str], answer: Option<&GuardAnswer>) -> Result<Checked, ApiError> {
+        if !self.wants(point.action) {
+            return Ok(Checked::default());
+        }
         let detectors = self.detectors(point.action);
         let findings: Vec<Vec<Finding>> = texts.iter().map(|t| detect::scan(t, detectors)).collect();
         let mut signals = Signals::default();
         findings.iter().for_each(|f| signals.add(f));
-        // Nothing to read: the remote service has nothing to say (the policies still decide).
-        if let Some(remote) = self.remote.as_ref().filter(|_| texts.iter().any(|t| !t.trim().is_empty())) {
-            if let Some(answer) = self.ask_remote(remote, &point, texts).await? {
-                answer.merge_into(&mut signals);
-            }
+        if let Some(answer) = answer {
+            answer.merge_into(&mut signals);
         }
         self.conclude(&point, &signals, texts, &findings)
+    }
+
+    /// As [`check_slots`](Self::check_slots), with the remote service's answer already asked
+    /// (one call for many payloads at one point: every tool result of a request).
+    pub fn check_slots_with(
+        &self,
+        point: Point<'_>,
+        slots: Vec<&mut String>,
+        answer: Option<&GuardAnswer>,
+    ) -> Result<(), ApiError> {
+        let copies: Vec<String> = slots.iter().map(|s| s.to_string()).collect();
+        let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
+        self.check_with(point, &texts, answer)?.write_back(slots);
+        Ok(())
     }
 
     /// Checks the texts in `slots` (decided even when there are none: policies on the principal,
