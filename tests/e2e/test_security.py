@@ -4,10 +4,12 @@ JSON keys, and host errors that must not leak. Every case is tried from the wron
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
 import httpx
+import openai
 import pytest
 
 from conftest import (ADMIN_KEY, ALLOWED_ORIGIN, GATEWAY_KEY, ROOT, SECOND_KEY, TARGETS, gateway_config, ready_process,
@@ -17,6 +19,10 @@ POLICIES = ROOT / "config" / "examples" / "policies"
 LEGACY = "2025-06-18"
 EMAIL = "jane.doe@example.com"
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
+ROUTES_ONLY_KEY = "sk-e2e-routes-only-key"
+REDACT_PII_IN_PROMPTS = ('@outcome("redact")\n@redact("pii")\n'
+                         'forbid(principal, action == Gateway::Action::"process_prompt", resource)\n'
+                         'when { context.pii_count > 0 };')
 HOST_INTERNALS = ("wasmtime", "hyper", "backtrace", "ErrorCode", "Network connection lost", "StreamError")
 
 
@@ -36,6 +42,16 @@ def secured(request, llmock, receiver_server, mcp_upstreams, hostile, tmp_path_f
     config["providers"]["hostile"] = {"type": "openai", "base_url": f"{hostile}/v1"}
     config["providers"]["redirected"] = {"type": "openai", "base_url": f"{hostile}/redirect/v1",
                                          "api_key_secret": "openai_api_key"}
+    # Route controls that naming a model directly must not get around.
+    config["providers"]["hidden"] = {"type": "echo", "direct": False}
+    config["routes"]["through-hidden"] = {"models": ["hidden/echo-1"]}
+    config["routes"]["chat-only"] = {"models": ["demo/echo-1"]}
+    config["routes"]["metered-echo"] = {"models": ["demo/echo-1"], "rate_limit": {"tokens_per_minute": 100000}}
+    config["routes"]["pii-redacted"] = {"models": ["openai/gpt-4o"],
+                                        "policies": [{"id": "redact-pii-in-prompts", "cedar": REDACT_PII_IN_PROMPTS}]}
+    config["keys"].append({"sha256": hashlib.sha256(ROUTES_ONLY_KEY.encode()).hexdigest(),
+                           "principal": {"kind": "agent", "id": "routes-only"},
+                           "allowed_routes": ["chat-only"], "allowed_models": []})
     with running_gateway(request.param, config, tmp_path_factory.mktemp(f"secured-{request.param}")) as gw:
         yield gw
 
@@ -230,3 +246,47 @@ def test_a_provider_redirect_is_never_followed_with_its_key(secured, hostile):
                         headers={"authorization": f"Bearer {GATEWAY_KEY}"}, timeout=60)
     assert answer.status_code >= 400
     assert httpx.get(f"{hostile}/_landed").json() == [], "the request followed the redirect to another origin"
+
+
+# 6. Route controls cannot be got around by naming a model.
+
+def test_a_key_kept_to_routes_and_a_provider_closed_to_direct_use(secured):
+    routes_only = openai.OpenAI(base_url=f"{secured.url}/v1", api_key=ROUTES_ONLY_KEY, max_retries=0)
+    for model in ["demo/echo-1", "through-hidden"]:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            routes_only.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}])
+        assert refused.value.code == "model_not_allowed", model
+    answer = routes_only.chat.completions.create(model="chat-only", messages=[{"role": "user", "content": "hi"}])
+    assert answer.choices[0].message.content
+    assert [m.id for m in routes_only.models.list()] == ["chat-only"]
+    free = secured.client()
+    with pytest.raises(openai.PermissionDeniedError) as refused:
+        free.chat.completions.create(model="hidden/echo-1", messages=[{"role": "user", "content": "hi"}])
+    assert refused.value.code == "model_not_allowed"
+    assert free.chat.completions.create(model="through-hidden", messages=[{"role": "user", "content": "hi"}]).choices
+
+
+# 5. A request that sets no maximum still reserves its output.
+
+def test_a_request_without_max_tokens_reserves_a_default_output(secured):
+    answer = httpx.post(f"{secured.url}/v1/chat/completions", headers={"authorization": f"Bearer {SECOND_KEY}"},
+                        json={"model": "metered-echo", "messages": [{"role": "user", "content": "hi"}]})
+    assert answer.status_code == 200
+    assert int(answer.headers["x-ratelimit-remaining-tokens"]) <= 100000 - 4096
+
+
+# 7. Every field that carries text is read.
+
+def test_text_in_tool_descriptions_earlier_calls_and_file_names_is_redacted_before_the_model(secured, upstream):
+    email = "jane.doe@example.com"
+    secured.client().chat.completions.create(model="pii-redacted", messages=[
+        {"role": "user", "content": [{"type": "text", "text": "see the file"},
+                                     {"type": "file", "file": {"filename": f"{email}.pdf", "file_data": "data:application/pdf;base64,JVBER"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": json.dumps({"who": email})}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+        {"role": "user", "content": "go on"}],
+        tools=[{"type": "function", "function": {"name": "lookup", "description": f"Mails {email}",
+                                                  "parameters": {"type": "object", "properties": {}}}}])
+    sent = json.dumps(upstream.requests()[-1]["body"])
+    assert email not in sent and sent.count("[REDACTED") == 3, sent
