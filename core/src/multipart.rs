@@ -108,6 +108,23 @@ impl FieldScanner {
     }
 }
 
+impl FieldScanner {
+    /// Forgets what the scan no longer needs: returns how many leading bytes of the body the
+    /// caller may drop, and counts the scanner's positions from what remains. A long upload is
+    /// watched for another field through a window this keeps small.
+    pub fn release(&mut self) -> usize {
+        let keep_from = match self.content {
+            Some((_, searched, _)) => searched.min(self.part.max(searched)),
+            None => self.part,
+        };
+        self.part = self.part.saturating_sub(keep_from);
+        if let Some((start, searched, wanted)) = self.content {
+            self.content = Some((start.saturating_sub(keep_from), searched.saturating_sub(keep_from), wanted));
+        }
+        keep_from
+    }
+}
+
 /// The `name` of a part, from its `Content-Disposition: form-data; name="..."` header.
 fn field_name(headers: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(headers);
@@ -118,7 +135,8 @@ fn field_name(headers: &[u8]) -> Option<String> {
         }
         value.split(';').find_map(|param| {
             let (key, value) = param.split_once('=')?;
-            (key.trim() == "name").then(|| value.trim().trim_matches('"').to_owned())
+            // Parameter names are case-insensitive (RFC 7578 via RFC 2183): `NAME=` names it too.
+            key.trim().eq_ignore_ascii_case("name").then(|| value.trim().trim_matches('"').to_owned())
         })
     })
 }
@@ -140,6 +158,47 @@ pub fn with_field(head: &[u8], boundary: &str, field: &str, found: Option<Range<
         }
     }
     out
+}
+
+#[cfg(test)]
+mod second_field_tests {
+    use super::*;
+
+    fn part(disposition: &str, value: &[u8]) -> Vec<u8> {
+        let mut out = format!("--B\r\nContent-Disposition: form-data; {disposition}\r\n\r\n").into_bytes();
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+        out
+    }
+
+    #[test]
+    fn a_second_field_is_found_through_a_small_window_however_large_the_parts_between() {
+        let mut body = part("name=\"model\"", b"whisper-1");
+        body.extend(part("name=\"file\"; filename=\"a.mp3\"", &vec![b'x'; 300_000]));
+        // Parameter names are case-insensitive: a server reads this as `model` too.
+        body.extend(part("NAME=model", b"other"));
+        body.extend_from_slice(b"--B--\r\n");
+        for chunk_size in [1000, 4096, 65_536] {
+            let mut scanner = FieldScanner::new("B", "model");
+            let mut window = Vec::new();
+            let mut found = Vec::new();
+            let mut largest = 0;
+            for chunk in body.chunks(chunk_size) {
+                window.extend_from_slice(chunk);
+                largest = largest.max(window.len());
+                loop {
+                    match scanner.scan(&window) {
+                        Scan::Found(range) => found.push(window[range].to_vec()),
+                        _ => break,
+                    }
+                }
+                let drop = scanner.release();
+                window.drain(..drop);
+            }
+            assert_eq!(found, vec![b"whisper-1".to_vec(), b"other".to_vec()], "chunks of {chunk_size}");
+            assert!(largest <= 2 * chunk_size + 128, "the window stays small: {largest}");
+        }
+    }
 }
 
 #[cfg(test)]

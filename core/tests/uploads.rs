@@ -172,3 +172,23 @@ fn bad_uploads_are_clear_4xx_and_nothing_is_sent() {
     assert_eq!(response.status(), 400);
     assert!(host.requests.borrow().is_empty());
 }
+
+#[test]
+fn a_form_with_two_model_fields_is_refused_held_or_streamed() {
+    // Held whole: refused before anything is sent.
+    let host = host();
+    let body = form(&[field("model", "openai/whisper-1"), file(&[1u8; 1000]), field("model", "openai/gpt-4o")]);
+    let (status, _, out) = send(&host, "/v1/audio/transcriptions", Body::Full(Bytes::from(body)), None);
+    assert_eq!(status, 400, "{out}");
+    assert!(out["error"]["message"].as_str().unwrap().contains("two"), "{out}");
+    assert!(host.requests.borrow().is_empty());
+
+    // Streamed: the second field, behind a large file, cuts the upload as it passes.
+    let host = self::host();
+    host.answer(FakeAnswer::json(200, r#"{"text":"never"}"#));
+    let body =
+        form(&[field("model", "openai/whisper-1"), file(&vec![7u8; 1_500_000]), field("model", "openai/gpt-4o")]);
+    let (status, _, out) = send(&host, "/v1/audio/transcriptions", chunked(&body, 64 * 1024), Some(body.len()));
+    assert_eq!(status, 400, "{out}");
+    assert!(out["error"]["message"].as_str().unwrap().contains("two"), "{out}");
+}

@@ -46,6 +46,13 @@ struct FormHead {
     model: Option<std::ops::Range<usize>>,
     /// The rest of the upload, when it did not end within the head.
     rest: Option<ByteStream>,
+    /// For that rest: the scan for another `model` field, and the window of the head it needs.
+    watch: Option<(FieldScanner, Vec<u8>)>,
+}
+
+/// A form with two `model` fields: the gateway would route on one and a server might read the other.
+fn two_models(path: &str) -> ApiError {
+    ApiError::invalid_request(format!("`{path}` takes one `model` field; this form has two")).with_param("model")
 }
 
 async fn read_head<H: Host>(
@@ -105,25 +112,57 @@ async fn read_head<H: Host>(
         Scan::Found(range) => Some(range),
         _ => None,
     };
-    Ok(FormHead { bytes, model, rest })
+    let mut watch = None;
+    if model.is_some() {
+        // The scan goes on past the field: a second one in the head is refused now, one in a
+        // streamed rest as it passes.
+        if matches!(scanner.scan(&bytes), Scan::Found(_)) {
+            return Err(two_models(path));
+        }
+        if rest.is_some() {
+            let drop = scanner.release();
+            watch = Some((scanner, bytes.get(drop..).unwrap_or_default().to_vec()));
+        }
+    }
+    Ok(FormHead { bytes, model, rest, watch })
 }
 
-/// The rest of an upload, bounded in size and in the silence between chunks; a cut records why
-/// and errors the stream (which aborts the upstream request instead of ending it early).
+/// Watches a streamed form for another `model` field, through a small window.
+struct SecondField {
+    scanner: FieldScanner,
+    window: Vec<u8>,
+}
+
+impl SecondField {
+    /// Whether `chunk` completes another `model` field.
+    fn found_in(&mut self, chunk: &[u8]) -> bool {
+        self.window.extend_from_slice(chunk);
+        if matches!(self.scanner.scan(&self.window), Scan::Found(_)) {
+            return true;
+        }
+        let drop = self.scanner.release().min(self.window.len());
+        self.window.drain(..drop);
+        false
+    }
+}
+
+/// The rest of an upload, bounded in size and in the silence between chunks, and refused if it
+/// holds another `model` field; a cut records why and errors the stream (which aborts the
+/// upstream request instead of ending it early).
 fn bounded_rest<H: Host + 'static>(
     host: Rc<H>,
-    head: Vec<u8>,
-    rest: ByteStream,
-    sent_before: usize,
-    limit: usize,
-    idle_ms: u64,
+    (head, rest, watch): (Vec<u8>, ByteStream, Option<(FieldScanner, Vec<u8>)>),
+    (sent_before, limit, idle_ms): (usize, usize, u64),
+    path: String,
     cut: Rc<RefCell<Option<ApiError>>>,
 ) -> ByteStream {
     let first = futures::stream::iter([Ok(Bytes::from(head))]);
-    let state = (rest, sent_before, false);
-    let rest = futures::stream::unfold(state, move |(mut rest, sent, done)| {
+    let watch = watch.map(|(scanner, window)| SecondField { scanner, window });
+    let state = (rest, sent_before, false, watch);
+    let rest = futures::stream::unfold(state, move |(mut rest, sent, done, mut watch)| {
         let host = Rc::clone(&host);
         let cut = Rc::clone(&cut);
+        let path = path.clone();
         async move {
             if done {
                 return None;
@@ -132,15 +171,16 @@ fn bounded_rest<H: Host + 'static>(
                 None => stalled(idle_ms),
                 Some(None) => return None,
                 Some(Some(Err(e))) => ApiError::invalid_request(format!("the upload could not be read: {e}")),
+                Some(Some(Ok(chunk))) if watch.as_mut().is_some_and(|w| w.found_in(&chunk)) => two_models(&path),
                 Some(Some(Ok(chunk))) if sent + chunk.len() <= limit => {
                     let sent = sent + chunk.len();
-                    return Some((Ok(chunk), (rest, sent, false)));
+                    return Some((Ok(chunk), (rest, sent, false, watch)));
                 }
                 Some(Some(Ok(_))) => too_large(limit),
             };
             let reason = BodyError(failure.message.clone());
             *cut.borrow_mut() = Some(failure);
-            Some((Err(reason), (rest, sent, true)))
+            Some((Err(reason), (rest, sent, true, watch)))
         }
     });
     Box::pin(first.chain(rest))
@@ -181,6 +221,7 @@ pub(crate) async fn upload<H: Host + 'static>(
             .await?;
     let streamed = head.rest.is_some();
     let mut rest = head.rest;
+    let mut watch = head.watch;
     let cut = Rc::new(RefCell::new(None));
     let total_attempts = Cell::new(0);
     let mut last_error = ApiError::bad_gateway("no upstream target was tried");
@@ -219,11 +260,9 @@ pub(crate) async fn upload<H: Host + 'static>(
             let sent_before = form.len();
             let body = bounded_rest(
                 Rc::clone(host),
-                form,
-                remaining,
-                sent_before,
-                limit,
-                config.timeouts.idle_ms,
+                (form, remaining, watch.take()),
+                (sent_before, limit, config.timeouts.idle_ms),
+                path.clone(),
                 Rc::clone(&cut),
             );
             Upstream::Once(RefCell::new(Some(http::Request::from_parts(request, Body::Stream(body)))))
