@@ -186,11 +186,8 @@ mod second_field_tests {
             for chunk in body.chunks(chunk_size) {
                 window.extend_from_slice(chunk);
                 largest = largest.max(window.len());
-                loop {
-                    match scanner.scan(&window) {
-                        Scan::Found(range) => found.push(window[range].to_vec()),
-                        _ => break,
-                    }
+                while let Scan::Found(range) = scanner.scan(&window) {
+                    found.push(window[range].to_vec());
                 }
                 let drop = scanner.release();
                 window.drain(..drop);

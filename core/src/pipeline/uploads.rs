@@ -47,7 +47,7 @@ struct FormHead {
     /// The rest of the upload, when it did not end within the head.
     rest: Option<ByteStream>,
     /// For that rest: the scan for another `model` field, and the window of the head it needs.
-    watch: Option<(FieldScanner, Vec<u8>)>,
+    watch: Option<SecondField>,
 }
 
 /// A form with two `model` fields: the gateway would route on one and a server might read the other.
@@ -121,7 +121,7 @@ async fn read_head<H: Host>(
         }
         if rest.is_some() {
             let drop = scanner.release();
-            watch = Some((scanner, bytes.get(drop..).unwrap_or_default().to_vec()));
+            watch = Some(SecondField { scanner, window: bytes.get(drop..).unwrap_or_default().to_vec() });
         }
     }
     Ok(FormHead { bytes, model, rest, watch })
@@ -151,13 +151,12 @@ impl SecondField {
 /// upstream request instead of ending it early).
 fn bounded_rest<H: Host + 'static>(
     host: Rc<H>,
-    (head, rest, watch): (Vec<u8>, ByteStream, Option<(FieldScanner, Vec<u8>)>),
+    (head, rest, watch): (Vec<u8>, ByteStream, Option<SecondField>),
     (sent_before, limit, idle_ms): (usize, usize, u64),
     path: String,
     cut: Rc<RefCell<Option<ApiError>>>,
 ) -> ByteStream {
     let first = futures::stream::iter([Ok(Bytes::from(head))]);
-    let watch = watch.map(|(scanner, window)| SecondField { scanner, window });
     let state = (rest, sent_before, false, watch);
     let rest = futures::stream::unfold(state, move |(mut rest, sent, done, mut watch)| {
         let host = Rc::clone(&host);
