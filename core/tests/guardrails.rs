@@ -43,6 +43,8 @@ fn host_with(guardrails: Value) -> Rc<FakeHost> {
                 {"id": "no-pii-to-openai", "cedar": "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.provider == \"openai\" && context.pii_count > 0 };"}]},
             "fragile": {"models": ["openai/gpt-4o"], "policies": [
                 {"id": "overflowing", "cedar": "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.max_score + 9223372036854775807 > 0 };"}]},
+            "fragile-redact": {"models": ["openai/gpt-4o"], "policies": [
+                {"id": "overflowing-redact", "cedar": "@outcome(\"redact\")\n@redact(\"pii\")\nforbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.max_score + 9223372036854775807 > 0 };"}]},
             "plain": {"models": ["openai/gpt-4o"]}
         },
         "mcp_servers": {
@@ -428,6 +430,15 @@ fn a_forbid_that_fails_to_evaluate_denies_rather_than_allows() {
     let reply = chat(&host, "fragile", "hello", false);
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert!(reply.body.contains("overflowing"));
+}
+
+#[test]
+fn a_redacting_policy_that_fails_to_evaluate_denies_rather_than_letting_text_through() {
+    let host = host();
+    let reply = chat(&host, "fragile-redact", "mail jane.doe@example.com", false);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("overflowing-redact"), "{}", reply.body);
+    assert!(host.requests.borrow().is_empty());
 }
 
 #[test]

@@ -430,6 +430,16 @@ impl ScopedPolicies {
         if !self.advice.is_empty() {
             let advice = authorizer.is_authorized(&cedar_request, &self.advice, entities);
             verdict.errors.extend(advice.diagnostics().errors().map(|e| e.to_string()));
+            // A redacting or alerting policy that cannot be evaluated might have had to redact:
+            // it fails the way a forbid does (named as itself), never silently.
+            let failed = advice.diagnostics().errors().map(|e| {
+                let cedar_policy::AuthorizationError::PolicyEvaluationError(e) = e;
+                e.policy_id().to_string()
+            });
+            if let Some(policy) = failed.min() {
+                verdict.denied_by = Some(policy);
+                return verdict;
+            }
             for id in advice.diagnostics().reason() {
                 let id = id.to_string();
                 match self.outcomes.get(&id) {
