@@ -14,6 +14,8 @@ pub enum FakeAnswer {
     Full { status: u16, headers: Vec<(&'static str, String)>, body: Bytes },
     /// A 200 whose body arrives in these chunks, then optionally breaks.
     Stream { chunks: Vec<Bytes>, then_error: bool },
+    /// The same, as `text/event-stream`.
+    EventStream { chunks: Vec<Bytes>, then_error: bool },
     /// The connection fails.
     ConnectError,
     /// No response head ever arrives.
@@ -28,6 +30,19 @@ impl FakeAnswer {
             body: Bytes::from(body.to_owned()),
         }
     }
+}
+
+/// A 200 whose body arrives in `chunks`, then breaks when `then_error`.
+fn streamed(chunks: Vec<Bytes>, then_error: bool, content_type: Option<&'static str>) -> http::Response<Body> {
+    let mut items: Vec<Result<Bytes, BodyError>> = chunks.into_iter().map(Ok).collect();
+    if then_error {
+        items.push(Err(BodyError("connection reset".into())));
+    }
+    let mut response = http::Response::new(Body::Stream(Box::pin(futures::stream::iter(items))));
+    if let Some(kind) = content_type {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(kind));
+    }
+    response
 }
 
 #[derive(Default)]
@@ -100,12 +115,9 @@ impl Host for FakeHost {
                 }
                 Ok(response)
             }
-            Some(FakeAnswer::Stream { chunks, then_error }) => {
-                let mut items: Vec<Result<Bytes, BodyError>> = chunks.into_iter().map(Ok).collect();
-                if then_error {
-                    items.push(Err(BodyError("connection reset".into())));
-                }
-                Ok(http::Response::new(Body::Stream(Box::pin(futures::stream::iter(items)))))
+            Some(FakeAnswer::Stream { chunks, then_error }) => Ok(streamed(chunks, then_error, None)),
+            Some(FakeAnswer::EventStream { chunks, then_error }) => {
+                Ok(streamed(chunks, then_error, Some("text/event-stream")))
             }
             Some(FakeAnswer::ConnectError) | None => Err(FetchError::Connect("connection refused".into())),
             Some(FakeAnswer::Hang) => futures::future::pending().await,

@@ -100,5 +100,6 @@ def test_a_wrong_token_gets_the_servers_challenge_pointed_at_the_gateway(gateway
     assert wrong.headers["www-authenticate"] == f'Bearer resource_metadata="{metadata_url}", error="invalid_token"'
     key_in_authorization = httpx.post(url, json=body, headers={**common, "authorization": f"Bearer {GATEWAY_KEY}"})
     assert key_in_authorization.status_code == 401
-    assert not any("forged" in str(h) and GATEWAY_KEY in str(h)
-                   for h in httpx.get(f"{mcp_upstreams['protected']}/_seen").json())
+    # The gateway key never reaches the server, whichever header carried it.
+    seen = httpx.get(f"{mcp_upstreams['protected']}/_seen").json()
+    assert seen and not any(GATEWAY_KEY in str(h) for h in seen)
