@@ -403,3 +403,22 @@ fn a_guardrail_deny_is_traced_with_its_signals_decision_and_policy() {
     assert_eq!(attr(&spans[0], "error.type"), "policy_denied");
     assert!(trace["summary"].as_str().unwrap().contains("process_prompt deny no-injection"), "{}", trace["summary"]);
 }
+
+#[test]
+fn a_host_error_reaches_the_trace_in_its_own_words_and_the_client_in_fixed_ones() {
+    let host = host();
+    host.answer(FakeAnswer::ConnectError);
+    host.answer(FakeAnswer::ConnectError);
+    host.answer(FakeAnswer::ConnectError);
+    let (status, _, body) =
+        chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}), &[]);
+    assert_eq!(status, 502);
+    assert!(body.contains("connection failed") && !body.contains("connection refused"), "{body}");
+    let (_, spans) = logged_spans(&host);
+    let attempt = named(&spans, "POST")[0];
+    assert_eq!(
+        attr(attempt, "gateway.upstream.error_detail"),
+        "connection refused",
+        "the runtime's words, for operators"
+    );
+}

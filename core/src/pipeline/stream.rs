@@ -63,6 +63,11 @@ impl<H: Host + 'static> StreamTrace<H> {
         Some(chunk)
     }
 
+    /// The runtime's own words for a body that broke off, on the attempt's span (never the client's).
+    pub(crate) fn upstream_fault(&self, error: &crate::host::BodyError) {
+        self.recorder.set(self.attempt_span, crate::trace::attrs::GATEWAY_UPSTREAM_ERROR_DETAIL, error.detail());
+    }
+
     /// The stream ended (cleanly, with an error event, or abandoned): close the trace.
     pub(crate) fn finish(&mut self, error: Option<&str>) {
         if std::mem::replace(&mut self.finished, true) {
@@ -205,9 +210,13 @@ impl<H: Host + 'static> Translating<H> {
                     self.emit(events);
                 }
             }
-            Some(Some(Err(e))) => self.fail(
-                ApiError::bad_gateway(format!("the upstream stream broke off: {e}")).with_code("stream_interrupted"),
-            ),
+            Some(Some(Err(e))) => {
+                self.trace.upstream_fault(&e);
+                self.fail(
+                    ApiError::bad_gateway(format!("the upstream stream broke off: {e}"))
+                        .with_code("stream_interrupted"),
+                );
+            }
             None => self.fail(
                 ApiError::new(
                     http::StatusCode::GATEWAY_TIMEOUT,
@@ -300,6 +309,7 @@ pub(crate) fn passthrough<H: Host + 'static>(
                 return None;
             }
             Some(Some(Err(e))) => {
+                state.trace.upstream_fault(&e);
                 ApiError::bad_gateway(format!("the upstream stream broke off: {e}")).with_code("stream_interrupted")
             }
             None => ApiError::new(
