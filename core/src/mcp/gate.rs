@@ -42,7 +42,7 @@ pub fn encode_header(value: &str) -> String {
     format!("=?base64?{}?=", crate::providers::base64(value.as_bytes()))
 }
 
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(text.len() * 3 / 4);
     let mut buffer = 0u32;
     let mut bits = 0;

@@ -122,34 +122,10 @@ pub fn jwt_subject(token: &str) -> Option<(String, String)> {
     if parts.next().is_some() || payload.len() > 8 * 1024 {
         return None;
     }
-    let claims: Value = serde_json::from_slice(&base64url(payload)?).ok()?;
+    let claims: Value = serde_json::from_slice(&super::gate::base64_decode(payload)?).ok()?;
     let subject = claims.get("sub")?.as_str()?.to_owned();
     let issuer = claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_owned();
     Some((issuer, subject))
-}
-
-/// Base64url without padding (RFC 4648 section 5), as JWTs use it.
-fn base64url(text: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for byte in text.trim_end_matches('=').bytes() {
-        let value = match byte {
-            b'A'..=b'Z' => byte - b'A',
-            b'a'..=b'z' => byte - b'a' + 26,
-            b'0'..=b'9' => byte - b'0' + 52,
-            b'-' => 62,
-            b'_' => 63,
-            _ => return None,
-        };
-        buffer = (buffer << 6) | u32::from(value);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-            buffer &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
