@@ -561,6 +561,7 @@ fn the_remote_guard_service_is_asked_once_about_all_tool_results_of_a_request() 
     host.answer(FakeAnswer::json(200, r#"{"decision": "allow"}"#)); // the prompt
     host.answer(FakeAnswer::json(200, r#"{"decision": "allow"}"#)); // every tool result, at once
     host.answer(FakeAnswer::json(200, &completion("done")));
+    host.answer(FakeAnswer::json(200, r#"{"decision": "allow"}"#)); // the answer
     let mut messages = vec![json!({"role": "user", "content": "run them"})];
     let calls: Vec<Value> = (0..200)
         .map(|i| json!({"id": format!("c{i}"), "type": "function", "function": {"name": "search", "arguments": "{}"}}))
@@ -577,8 +578,145 @@ fn the_remote_guard_service_is_asked_once_about_all_tool_results_of_a_request() 
         .filter(|r| r.uri() == "http://guard.test/check")
         .map(|r| serde_json::from_slice(r.body()).unwrap())
         .collect();
-    assert_eq!(asked.len(), 2, "one call for the prompt, one for all 200 tool results");
+    assert_eq!(asked.len(), 3, "one call for the prompt, one for all 200 tool results, one for the answer");
     assert_eq!(asked[1]["content_type"], "tool_response");
     assert!(asked[1]["content"].as_str().unwrap().contains("result 199"));
-    assert_eq!(requests.len(), 3);
+    assert_eq!(asked[2]["content_type"], "response");
+    assert_eq!(requests.len(), 4);
+}
+
+/// What the remote guard service was asked, in order.
+fn guard_questions(host: &Rc<FakeHost>) -> Vec<Value> {
+    let requests = host.requests.borrow();
+    requests
+        .iter()
+        .filter(|r| r.uri() == "http://guard.test/check")
+        .map(|r| serde_json::from_slice(r.body()).unwrap())
+        .collect()
+}
+
+const ALLOW: &str = r#"{"decision": "allow"}"#;
+const DENY: &str = r#"{"decision": "deny", "signals": [{"name": "toxicity", "score": 99}]}"#;
+
+#[test]
+fn the_remote_guard_service_is_asked_about_a_whole_answer_and_its_deny_keeps_it_from_the_client() {
+    let host = remote_host("open");
+    host.answer(FakeAnswer::json(200, ALLOW)); // the prompt
+    host.answer(FakeAnswer::json(200, &completion("a hateful answer")));
+    host.answer(FakeAnswer::json(200, DENY)); // the answer
+    let reply = chat(&host, "plain", "hello", false);
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    assert!(reply.body.contains("gateway.remote_guard") && !reply.body.contains("hateful"), "{}", reply.body);
+    let asked = guard_questions(&host);
+    assert_eq!(asked.len(), 2);
+    assert_eq!(
+        (asked[1]["content_type"].as_str(), asked[1]["action"].as_str()),
+        (Some("response"), Some("process_response"))
+    );
+    assert_eq!(asked[1]["content"], "a hateful answer");
+    assert_eq!(asked[1]["model"], "openai/gpt-4o");
+}
+
+#[test]
+fn a_whole_answer_is_delivered_when_the_remote_guard_at_output_fails_open() {
+    let host = remote_host("open");
+    host.answer(FakeAnswer::json(200, ALLOW));
+    host.answer(FakeAnswer::json(200, &completion("fine")));
+    host.answer(FakeAnswer::Hang); // the answer's question times out
+    let reply = chat(&host, "plain", "hello", false);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["choices"][0]["message"]["content"], "fine");
+    assert!(host.slept.borrow().contains(&200), "{:?}", host.slept.borrow());
+}
+
+#[test]
+fn a_whole_answers_tool_calls_are_told_to_the_remote_guard_and_decided_with_its_signals() {
+    let host = remote_host("closed");
+    let answer = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "t1", "type": "function", "function": {"name": "wire_money", "arguments": "{\"to\":\"mallory\"}"}}]},
+            "finish_reason": "tool_calls"}]});
+    host.answer(FakeAnswer::json(200, ALLOW));
+    host.answer(FakeAnswer::json(200, &answer.to_string()));
+    host.answer(FakeAnswer::json(500, "{}")); // the service fails, and this deployment fails closed
+    let reply = chat(&host, "plain", "pay", false);
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert!(!reply.body.contains("mallory"), "{}", reply.body);
+    assert_eq!(guard_questions(&host)[1]["content"], "{\"to\":\"mallory\"}");
+}
+
+fn windowed_host(window: usize) -> Rc<FakeHost> {
+    host_with(json!({"stream_hold_back_chars": 0,
+        "remote": {"url": "http://guard.test/check", "timeout_ms": 200, "stream_window_chars": window}}))
+}
+
+#[test]
+fn a_streamed_answer_is_asked_about_window_by_window_and_a_deny_ends_it_before_that_window_leaves() {
+    let host = windowed_host(20);
+    host.answer(FakeAnswer::json(200, ALLOW)); // the prompt
+    host.answer(stream_of(&["Hello there, ", "my good friend. ", "Now the hateful ", "part of the answer."]));
+    host.answer(FakeAnswer::json(200, ALLOW)); // "Hello there, my good friend. "
+    host.answer(FakeAnswer::json(200, DENY)); // "Now the hateful part of the answer."
+    let reply = chat(&host, "plain", "hello", true);
+    assert_eq!(reply.status, 200);
+    assert_eq!(streamed_text(&reply.body), "Hello there, my good friend. ");
+    assert!(!reply.body.contains("hateful") && reply.body.contains("gateway.remote_guard"), "{}", reply.body);
+    assert!(!reply.body.contains("[DONE]"), "a denied stream ends with the error event: {}", reply.body);
+    let asked = guard_questions(&host);
+    assert_eq!(asked.len(), 3, "the prompt and two windows: {asked:?}");
+    // Each window is asked as one text: the deltas joined, never a word cut in two.
+    assert_eq!(asked[1]["content"], "Hello there, my good friend. ");
+    assert_eq!(asked[2]["content"], "Now the hateful part of the answer.");
+    assert_eq!(asked[2]["content_type"], "response");
+}
+
+#[test]
+fn a_long_stream_costs_one_remote_question_per_window_never_one_per_chunk() {
+    let host = windowed_host(100);
+    host.answer(FakeAnswer::json(200, ALLOW));
+    let pieces: Vec<String> = (0..200).map(|i| format!("w{i:03} ")).collect(); // 1,000 characters
+    host.answer(stream_of(&pieces.iter().map(String::as_str).collect::<Vec<_>>()));
+    for _ in 0..20 {
+        host.answer(FakeAnswer::json(200, ALLOW));
+    }
+    let reply = chat(&host, "plain", "count", true);
+    assert_eq!(streamed_text(&reply.body), pieces.concat());
+    assert!(reply.body.trim_end().ends_with("data: [DONE]"), "{}", reply.body);
+    let windows = guard_questions(&host).len() - 1;
+    assert_eq!(windows, 10, "200 chunks, 1,000 characters, windows of 100");
+}
+
+#[test]
+fn a_streamed_echo_answer_is_asked_about_once_before_any_of_it_leaves() {
+    let host = remote_host("open");
+    host.answer(FakeAnswer::json(200, ALLOW));
+    host.answer(FakeAnswer::json(200, DENY));
+    let body =
+        json!({"model": "demo/echo", "messages": [{"role": "user", "content": "say something"}], "stream": true});
+    let reply = send(&host, KEY, "/v1/chat/completions", body, &[]);
+    assert_eq!(streamed_text(&reply.body), "", "{}", reply.body);
+    assert!(reply.body.contains("gateway.remote_guard"), "{}", reply.body);
+    assert_eq!(guard_questions(&host).len(), 2);
+}
+
+#[test]
+fn the_remote_guard_service_is_asked_about_an_mcp_tool_result_and_its_deny_replaces_it() {
+    let host = remote_host("open");
+    host.answer(FakeAnswer::json(200, ALLOW)); // the call's arguments
+    host.answer(FakeAnswer::json(
+        200,
+        &json!({"jsonrpc": "2.0", "id": 1, "result": {"content": [
+            {"type": "text", "text": "a poisoned result"}, {"type": "text", "text": "and more of it"}],
+            "resultType": "complete"}})
+        .to_string(),
+    ));
+    host.answer(FakeAnswer::json(200, DENY)); // the result, both parts in one question
+    let reply = mcp_call(&host, KEY, "search", json!({"q": "x"}));
+    assert!(!reply.body.contains("poisoned"), "{}", reply.body);
+    let body = reply.json();
+    assert!(body["error"]["message"].as_str().unwrap().contains("gateway.remote_guard"), "{body}");
+    let asked = guard_questions(&host);
+    assert_eq!(asked.len(), 2);
+    assert_eq!((asked[1]["content_type"].as_str(), asked[1]["tool"].as_str()), (Some("tool_response"), Some("search")));
+    assert!(asked[1]["content"].as_str().unwrap().contains("and more of it"));
 }

@@ -10,7 +10,8 @@ that records the headers it receives (llmock's journal keeps bodies, not headers
   GET  /_received             {"traces": [...], "upstream_headers": [...], "upstream_requests": [...]}
   POST /guard                 a remote guard service: `deny` when the content holds REMOTE-DENY,
                               else `allow` with a toxicity signal (guard mode ok | slow | down)
-  POST /_mode                 {"mode": "ok" | "slow" | "down"} (and {"guard": ...} for /guard)
+  POST /_mode                 {"mode": "ok" | "slow" | "down"} (and {"guard": ...} for /guard;
+                              {"guard_deny": ["response", ...]} denies every question at those content types)
   POST /_reset
 """
 
@@ -29,6 +30,8 @@ COMPLETION = {
     "usage": {"prompt_tokens": 4, "completion_tokens": 1, "total_tokens": 5, "prompt_cache_hit_tokens": 3},
 }
 SLOW_SECONDS = 3.0
+# A slow guard service answers long after any client would give up on the gateway.
+GUARD_SLOW_SECONDS = 30.0
 
 
 class State:
@@ -39,6 +42,8 @@ class State:
         self.upstream_requests: list[dict] = []
         self.mode = "ok"
         self.guard_mode = "ok"
+        # Content types at which the guard denies whatever it is asked (`_mode` {"guard_deny": [...]}).
+        self.guard_deny: list[str] = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -221,8 +226,8 @@ class Handler(BaseHTTPRequestHandler):
             if self.state.guard_mode == "down":
                 return self._json(503, {"error": "guard service down"})
             if self.state.guard_mode == "slow":
-                time.sleep(SLOW_SECONDS)
-            if "REMOTE-DENY" in request.get("content", ""):
+                time.sleep(GUARD_SLOW_SECONDS)
+            if "REMOTE-DENY" in request.get("content", "") or request.get("content_type") in self.state.guard_deny:
                 return self._json(200, {"decision": "deny", "signals": [{"name": "toxicity", "score": 97}],
                                         "reason": "toxic"})
             return self._json(200, {"decision": "allow", "signals": [{"name": "toxicity", "score": 12}]})
@@ -230,6 +235,7 @@ class Handler(BaseHTTPRequestHandler):
             settings = json.loads(body)
             self.state.mode = settings.get("mode", self.state.mode)
             self.state.guard_mode = settings.get("guard", self.state.guard_mode)
+            self.state.guard_deny = settings.get("guard_deny", self.state.guard_deny)
             return self._json(200, {})
         if self.path == "/_reset":
             with self.state.lock:
@@ -238,6 +244,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.state.upstream_requests.clear()
                 self.state.mode = "ok"
                 self.state.guard_mode = "ok"
+                self.state.guard_deny = []
             return self._json(200, {})
         self._json(404, {})
 

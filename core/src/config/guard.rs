@@ -102,10 +102,18 @@ pub struct RemoteGuardConfig {
     /// `closed` (the request is refused with a 503).
     #[serde(default)]
     pub on_failure: FailureMode,
+    /// A streamed answer is asked about in windows of at least this many characters of released
+    /// output (text and tool-call arguments), each delivered only once the service allowed it.
+    #[serde(default = "default_stream_window")]
+    pub stream_window_chars: usize,
 }
 
 fn default_guard_timeout() -> u64 {
     500
+}
+
+fn default_stream_window() -> usize {
+    1000
 }
 
 /// What a guard service failure does.

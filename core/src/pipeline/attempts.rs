@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
 use super::chat::{apply_header_edits, Resolved};
-use super::guard::OutputGuard;
+use super::guard::{guard_whole, OutputGuard};
 use super::stream::StreamTrace;
 use super::{json_response, read_whole, stream, with_timeout, ReadError, Recorder};
 use crate::config::{Config, PriceConfig};
@@ -352,6 +352,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             self.config.timeouts.idle_ms,
             trace,
             output.and_then(|o| o.for_stream(self.target)),
+            output.and_then(|o| o.remote(self.target)),
         );
         sse_response(Body::Stream(body))
     }
@@ -400,7 +401,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             self.provider.chat_response(&body, &self.response_context()).map_err(Undelivered::GiveUp)?;
         self.record_whole(attempt_span, &completion);
         if let Some(output) = output {
-            output.whole(self.target, &mut completion).map_err(Undelivered::Refused)?;
+            guard_whole(output, self.target, &mut completion).await.map_err(Undelivered::Refused)?;
         }
         Ok(json_response(StatusCode::OK, &completion))
     }

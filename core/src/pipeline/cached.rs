@@ -10,7 +10,7 @@ use http::{HeaderValue, StatusCode};
 use super::attempts::{mark, sse_response};
 use super::chat::{apply_header_edits, guard_events, Resolved};
 use super::chat_guard;
-use super::guard::{Guard, OutputGuard};
+use super::guard::{guard_whole, Guard, OutputGuard};
 use super::{json_response, stream, with_timeout, Recorder};
 use crate::config::PrincipalConfig;
 use crate::error::ApiError;
@@ -131,8 +131,8 @@ pub(crate) async fn serve_hit<H: Host + 'static>(
     let age = entry.age_seconds(host.now_millis());
     let mut response = if request.is_stream() {
         let mut events = response_cache::replay(&entry.completion);
-        if let Some((mut stream_guard, mut decide)) = output.and_then(|o| o.for_stream(target)) {
-            events = guard_events(events, &mut stream_guard, decide.as_mut());
+        if let Some(output) = output {
+            events = guard_events(events, output, target).await;
         }
         let client_wants_usage = request.wants_stream_usage();
         events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if stream::is_usage_only(c)));
@@ -140,7 +140,7 @@ pub(crate) async fn serve_hit<H: Host + 'static>(
     } else {
         let mut completion = entry.completion;
         if let Some(output) = output {
-            output.whole(target, &mut completion)?;
+            guard_whole(output, target, &mut completion).await?;
         }
         json_response(StatusCode::OK, &completion)
     };

@@ -9,7 +9,7 @@ use http::StatusCode;
 use super::attempts::{
     mark, price_for, skip_target, sse_response, target_span, AfterTarget, Attempts, Delivery, Upstream,
 };
-use super::guard::{stream_denied, Guard, OutputGuard};
+use super::guard::{guard_whole, stream_denied, Guard, OutputGuard, OutputTexts};
 use super::{cached, chat_guard, limits};
 use super::{json_response, read_whole, stream, ReadError, Recorder};
 use crate::config::{Config, HeaderEdits, PriceConfig, PrincipalConfig, ProviderType, RouteConfig, TransformConfig};
@@ -193,7 +193,7 @@ async fn attempt_targets<H: Host + 'static>(
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
             let price = price_for(config, target);
             let echo = EchoContext { client_wants_usage, target, recorder, gen_span, price, output };
-            return echo_response(&**host, &request, echo);
+            return echo_response(&**host, &request, echo).await;
         };
         // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
         let prepared = api_key(&**host, target).and_then(|key| provider.chat_request(target, &request, key.as_deref()));
@@ -453,7 +453,7 @@ struct EchoContext<'a, H: Host + 'static> {
     output: Option<&'a dyn OutputGuard>,
 }
 
-fn echo_response<H: Host + 'static>(
+async fn echo_response<H: Host + 'static>(
     host: &H,
     request: &ChatRequest,
     echo: EchoContext<'_, H>,
@@ -470,8 +470,8 @@ fn echo_response<H: Host + 'static>(
                 facts.observe(chunk);
             }
         }
-        if let Some((mut guard, mut decide)) = output.and_then(|o| o.for_stream(target)) {
-            events = guard_events(events, &mut guard, decide.as_mut());
+        if let Some(output) = output {
+            events = guard_events(events, output, target).await;
         }
         events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if stream::is_usage_only(c)));
         sse_response(Body::Full(stream::encode_all(&events)))
@@ -479,7 +479,7 @@ fn echo_response<H: Host + 'static>(
         let mut completion = echo::completion(request, &target.model, &id, created);
         facts.observe(&completion);
         if let Some(output) = output {
-            if let Err(error) = output.whole(target, &mut completion) {
+            if let Err(error) = guard_whole(output, target, &mut completion).await {
                 recorder.fail(gen_span, error.message.clone());
                 recorder.end(gen_span);
                 return Err(error);
@@ -493,12 +493,32 @@ fn echo_response<H: Host + 'static>(
     Ok(response)
 }
 
-/// A fixed list of stream events through the output guard, as a live stream would go.
-pub(crate) fn guard_events(
+/// A fixed list of stream events (an echo, a cache hit) through the output guardrails: decided as
+/// a live stream would be, then the remote guard service is asked once about all of it before any
+/// of it is delivered.
+pub(crate) async fn guard_events(
     events: Vec<StreamEvent>,
-    guard: &mut StreamGuard,
-    decide: &mut dyn Decide,
+    output: &dyn OutputGuard,
+    target: &Target<'_>,
 ) -> Vec<StreamEvent> {
+    let events = match output.for_stream(target) {
+        Some((mut guard, mut decide)) => guard_list(events, &mut guard, decide.as_mut()),
+        None => events,
+    };
+    let Some(remote) = output.remote(target) else { return events };
+    let mut texts = OutputTexts::default();
+    for event in &events {
+        if let StreamEvent::Chunk(chunk) = event {
+            texts.add(chunk);
+        }
+    }
+    match remote.ask(texts).await {
+        Ok(()) => events,
+        Err(error) => vec![StreamEvent::Error(error)],
+    }
+}
+
+fn guard_list(events: Vec<StreamEvent>, guard: &mut StreamGuard, decide: &mut dyn Decide) -> Vec<StreamEvent> {
     let mut out = Vec::with_capacity(events.len());
     for event in events {
         let passed = match event {

@@ -157,10 +157,12 @@ impl<H: Host + 'static> Guard<H> {
         self.policies.applies(action) || self.remote.is_some()
     }
 
-    /// Whether model output or emitted tool calls are decided (output needs no remote service:
-    /// it never waits on the network).
+    /// Whether model output or emitted tool calls are decided (by policies, or by the remote
+    /// guard service, which is asked at the output points too).
     pub fn wants_output(&self) -> bool {
-        self.policies.applies(Action::ProcessResponse) || self.policies.applies(Action::CallTool)
+        self.remote.is_some()
+            || self.policies.applies(Action::ProcessResponse)
+            || self.policies.applies(Action::CallTool)
     }
 
     pub fn route(&self) -> Option<&str> {
@@ -495,6 +497,150 @@ impl<H: Host + 'static> Decide for StreamDecider<H> {
     }
 }
 
+impl<H: Host + 'static> Clone for StreamDecider<H> {
+    fn clone(&self) -> Self {
+        StreamDecider {
+            guard: Rc::clone(&self.guard),
+            model: self.model.clone(),
+            provider: self.provider.clone(),
+            route: self.route.clone(),
+        }
+    }
+}
+
+impl<H: Host + 'static> StreamDecider<H> {
+    /// Asks the remote guard service about chat output (one call for all of `output`), and
+    /// decides the answer and each tool call in it with the service's signals.
+    async fn ask_remote(&mut self, output: OutputTexts) -> Result<(), ApiError> {
+        let guard = Rc::clone(&self.guard);
+        let Some(remote) = guard.remote.as_ref() else { return Ok(()) };
+        let texts = output.texts();
+        if texts.iter().all(|t| t.trim().is_empty()) {
+            return Ok(());
+        }
+        let resource = Resource::Model { name: &self.model, provider: &self.provider, route: self.route.as_deref() };
+        let facts = Facts {
+            model: &self.model,
+            provider: &self.provider,
+            route: self.route.as_deref().unwrap_or_default(),
+            phase: "output",
+            ..Facts::default()
+        };
+        let point = Point { action: Action::ProcessResponse, resource, facts };
+        let Some(answer) = guard.ask_remote(remote, &point, &texts).await? else { return Ok(()) };
+        let mut signals = Signals::default();
+        answer.merge_into(&mut signals);
+        if let Some(policy) = self.decide(Action::ProcessResponse, &signals, None).denied_by {
+            return Err(denied(Action::ProcessResponse, &policy));
+        }
+        for (name, arguments) in output.calls.values() {
+            if let Some(policy) = self.decide(Action::CallTool, &signals, Some((name, arguments))).denied_by {
+                return Err(denied(Action::CallTool, &policy));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Chat output as the remote guard service reads it: each choice's text per field, and each tool
+/// call whole (stream deltas are joined, so the service never reads a word cut in two).
+#[derive(Debug, Default)]
+pub(crate) struct OutputTexts {
+    texts: std::collections::BTreeMap<(u64, &'static str), String>,
+    /// Per (choice, tool index): name and arguments.
+    calls: std::collections::BTreeMap<(u64, u64), (String, String)>,
+}
+
+impl OutputTexts {
+    pub fn of(value: &Value) -> OutputTexts {
+        let mut out = OutputTexts::default();
+        out.add(value);
+        out
+    }
+
+    /// Adds what a completion (`choices[].message`) or a chunk (`choices[].delta`) carries.
+    pub fn add(&mut self, value: &Value) {
+        for choice in value.get("choices").and_then(Value::as_array).into_iter().flatten() {
+            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let Some(message) = choice.get("message").or_else(|| choice.get("delta")).and_then(Value::as_object) else {
+                continue;
+            };
+            for (key, value) in message {
+                let text = |field: &'static str, text: &str, texts: &mut std::collections::BTreeMap<_, String>| {
+                    texts.entry((index, field)).or_default().push_str(text);
+                };
+                match (key.as_str(), value) {
+                    ("content", Value::String(t)) => text("content", t, &mut self.texts),
+                    ("reasoning_content", Value::String(t)) => text("reasoning_content", t, &mut self.texts),
+                    ("refusal", Value::String(t)) => text("refusal", t, &mut self.texts),
+                    ("audio", Value::Object(audio)) => {
+                        if let Some(Value::String(t)) = audio.get("transcript") {
+                            text("audio", t, &mut self.texts);
+                        }
+                    }
+                    ("tool_calls", Value::Array(calls)) => {
+                        for call in calls {
+                            let tool = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                            self.add_call((index, tool), call.get("function"));
+                        }
+                    }
+                    ("function_call", function) => self.add_call((index, u64::MAX), Some(function)),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn add_call(&mut self, key: (u64, u64), function: Option<&Value>) {
+        let Some(function) = function else { return };
+        let (name, arguments) = self.calls.entry(key).or_default();
+        if let Some(n) = function.get("name").and_then(Value::as_str).filter(|_| name.is_empty()) {
+            n.clone_into(name);
+        }
+        if let Some(a) = function.get("arguments").and_then(Value::as_str) {
+            arguments.push_str(a);
+        }
+    }
+
+    /// Characters held (text and arguments).
+    pub fn chars(&self) -> usize {
+        self.texts.values().chain(self.calls.values().map(|(_, a)| a)).map(|t| t.chars().count()).sum()
+    }
+
+    fn texts(&self) -> Vec<&str> {
+        self.texts.values().map(String::as_str).chain(self.calls.values().map(|(_, a)| a.as_str())).collect()
+    }
+}
+
+/// The remote guard service over one answer's output: asked once about a whole answer, or once
+/// per window of a stream's released output.
+pub(crate) struct RemoteOutput {
+    /// A stream's output is asked about once this many characters are held (or it ends).
+    pub window_chars: usize,
+    ask: Box<dyn Fn(OutputTexts) -> futures::future::LocalBoxFuture<'static, Result<(), ApiError>>>,
+}
+
+impl RemoteOutput {
+    /// `Err` is the refusal (a deny, or a service that failed closed).
+    pub async fn ask(&self, output: OutputTexts) -> Result<(), ApiError> {
+        (self.ask)(output).await
+    }
+}
+
+/// A whole answer through the output guardrails: decided and redacted in place, then the remote
+/// guard service is asked about what would be delivered.
+pub(crate) async fn guard_whole(
+    output: &dyn OutputGuard,
+    target: &Target<'_>,
+    completion: &mut Value,
+) -> Result<(), ApiError> {
+    output.whole(target, completion)?;
+    match output.remote(target) {
+        Some(remote) => remote.ask(OutputTexts::of(completion)).await,
+        None => Ok(()),
+    }
+}
+
 /// The error that ends a denied stream.
 pub(crate) fn stream_denied(denial: &Denial) -> ApiError {
     denied(denial.action, &denial.policy)
@@ -506,6 +652,8 @@ pub(crate) trait OutputGuard {
     fn for_stream(&self, target: &Target<'_>) -> Option<(StreamGuard, Box<dyn Decide>)>;
     /// Inspects a whole completion from `target`: redacts in place, or refuses it.
     fn whole(&self, target: &Target<'_>, completion: &mut Value) -> Result<(), ApiError>;
+    /// The remote guard service over output from `target`, when one is configured.
+    fn remote(&self, target: &Target<'_>) -> Option<RemoteOutput>;
 }
 
 fn decider<H: Host + 'static>(guard: &Rc<Guard<H>>, target: &Target<'_>) -> StreamDecider<H> {
@@ -526,6 +674,16 @@ impl<H: Host + 'static> OutputGuard for Rc<Guard<H>> {
         let detectors = self.detectors(Action::ProcessResponse).or(self.detectors(Action::CallTool));
         let guard = StreamGuard::new(self.hold_chars, detectors);
         Some((guard, Box::new(decider(self, target))))
+    }
+
+    fn remote(&self, target: &Target<'_>) -> Option<RemoteOutput> {
+        let window_chars = self.remote.as_ref()?.stream_window_chars.max(1);
+        let decider = decider(self, target);
+        let ask = move |output: OutputTexts| {
+            let mut decider = decider.clone();
+            Box::pin(async move { decider.ask_remote(output).await }) as futures::future::LocalBoxFuture<'static, _>
+        };
+        Some(RemoteOutput { window_chars, ask: Box::new(ask) })
     }
 
     fn whole(&self, target: &Target<'_>, completion: &mut Value) -> Result<(), ApiError> {

@@ -9,6 +9,7 @@ use futures::StreamExt;
 
 use serde_json::Value;
 
+use super::guard::{OutputTexts, RemoteOutput};
 use super::{with_timeout, CompletionFacts, Recorder};
 use crate::config::PriceConfig;
 use crate::error::ApiError;
@@ -126,13 +127,73 @@ struct Translating<H: Host + 'static> {
     trace: StreamTrace<H>,
     /// Output guardrails, when output policies are in scope.
     guard: Option<(StreamGuard, Box<dyn Decide>)>,
+    /// The remote guard service, asked about each window of released output before it leaves.
+    gate: Option<Gate>,
+}
+
+/// Output the remote guard service has not yet allowed.
+struct Gate {
+    remote: RemoteOutput,
+    held: Vec<Value>,
+    texts: OutputTexts,
+    /// What ends the stream, kept until the last window is allowed: its bytes and, for the trace,
+    /// its error.
+    ending: Option<(Bytes, Option<String>)>,
+}
+
+impl Gate {
+    fn due(&self, upstream_over: bool) -> bool {
+        !self.held.is_empty() && (upstream_over || self.texts.chars() >= self.remote.window_chars)
+    }
 }
 
 impl<H: Host + 'static> Translating<H> {
     fn deliver(&mut self, chunks: Vec<Value>) {
         for chunk in chunks {
             if let Some(chunk) = self.trace.filter(chunk) {
-                self.queue.push_back(sse::encode_data(&chunk));
+                match self.gate.as_mut() {
+                    Some(gate) => {
+                        gate.texts.add(&chunk);
+                        gate.held.push(chunk);
+                    }
+                    None => self.queue.push_back(sse::encode_data(&chunk)),
+                }
+            }
+        }
+    }
+
+    /// The stream's last bytes (`[DONE]` or an error event): after any output still held for the
+    /// remote guard service, and the trace closed once that output is decided.
+    fn end(&mut self, bytes: Bytes, error: Option<String>) {
+        self.translator = None;
+        match self.gate.as_mut() {
+            Some(gate) if !gate.held.is_empty() => gate.ending = Some((bytes, error)),
+            _ => {
+                self.trace.finish(error.as_deref());
+                self.queue.push_back(bytes);
+            }
+        }
+    }
+
+    /// Asks the remote guard service about the held window: delivered when allowed, replaced by
+    /// the refusal (which ends the stream) when not.
+    async fn ask_gate(&mut self) {
+        let Some(gate) = self.gate.as_mut() else { return };
+        let held = std::mem::take(&mut gate.held);
+        let texts = std::mem::take(&mut gate.texts);
+        match gate.remote.ask(texts).await {
+            Ok(()) => {
+                self.queue.extend(held.iter().map(sse::encode_data));
+                if let Some((bytes, error)) = self.gate.as_mut().and_then(|g| g.ending.take()) {
+                    self.trace.finish(error.as_deref());
+                    self.queue.push_back(bytes);
+                }
+            }
+            Err(error) => {
+                self.gate = None;
+                self.translator = None;
+                self.trace.finish(Some(&error.message));
+                self.queue.push_back(encode(&StreamEvent::Error(error)));
             }
         }
     }
@@ -174,10 +235,7 @@ impl<H: Host + 'static> Translating<H> {
                     if !self.release_held() {
                         return;
                     }
-                    self.queue.push_back(Bytes::from_static(sse::DONE));
-                    self.translator = None;
-                    self.trace.finish(None);
-                    return;
+                    return self.end(Bytes::from_static(sse::DONE), None);
                 }
                 StreamEvent::Error(error) => return self.fail(error),
             }
@@ -189,9 +247,8 @@ impl<H: Host + 'static> Translating<H> {
         if self.guard.is_some() && !self.release_held() {
             return;
         }
-        self.trace.finish(Some(&error.message));
-        self.queue.push_back(encode(&StreamEvent::Error(error)));
-        self.translator = None;
+        let message = error.message.clone();
+        self.end(encode(&StreamEvent::Error(error)), Some(message));
     }
 
     /// Pulls one upstream chunk (or its end, or a fault) through the translator.
@@ -237,13 +294,19 @@ pub(crate) fn translate<H: Host + 'static>(
     idle_ms: u64,
     trace: StreamTrace<H>,
     guard: Option<(StreamGuard, Box<dyn Decide>)>,
+    remote: Option<RemoteOutput>,
 ) -> ByteStream {
-    let state =
-        Translating { host, upstream, translator: Some(translator), queue: VecDeque::new(), idle_ms, trace, guard };
+    let gate = remote.map(|remote| Gate { remote, held: Vec::new(), texts: OutputTexts::default(), ending: None });
+    let translator = Some(translator);
+    let state = Translating { host, upstream, translator, queue: VecDeque::new(), idle_ms, trace, guard, gate };
     Box::pin(futures::stream::unfold(state, |mut state| async move {
         loop {
             if let Some(bytes) = state.queue.pop_front() {
                 return Some((Ok(bytes), state));
+            }
+            if state.gate.as_ref().is_some_and(|g| g.due(state.translator.is_none())) {
+                state.ask_gate().await;
+                continue;
             }
             state.translator.as_ref()?;
             state.pull().await;

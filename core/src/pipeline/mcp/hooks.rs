@@ -4,6 +4,7 @@
 
 use std::rc::Rc;
 
+use futures::future::LocalBoxFuture;
 use serde_json::{Map, Value};
 
 use super::super::guard::{string_leaves_mut, Guard, Point};
@@ -130,7 +131,12 @@ pub(crate) async fn input<H: Host + 'static>(
 pub(crate) trait ServerGuard {
     /// Checks one server message bound for the client, redacting in place; `Err` replaces it.
     /// `tool` is the called tool, for a `tools/call` result.
-    fn output(&self, hook: Hook, tool: Option<&str>, message: &mut Message) -> Result<(), RpcError>;
+    fn output<'a>(
+        &'a self,
+        hook: Hook,
+        tool: Option<&'a str>,
+        message: &'a mut Message,
+    ) -> LocalBoxFuture<'a, Result<(), RpcError>>;
 }
 
 /// A request's guard, for one server.
@@ -153,6 +159,20 @@ fn slots_under<'m>(map: &'m mut Map<String, Value>, keys: &[&str]) -> Vec<&'m mu
 impl<H: Host + 'static> McpGuard<H> {
     fn check_slots(&self, point: Point<'_>, slots: Vec<&mut String>) -> Result<(), ApiError> {
         self.guard.check_slots_now(point, slots)
+    }
+
+    /// Checks the texts under `keys` of a result (or a server request's params), the remote
+    /// guard service asked once about all of them.
+    async fn check_payload(
+        &self,
+        point: Point<'_>,
+        payload: &mut Map<String, Value>,
+        keys: &[&str],
+    ) -> Result<(), ApiError> {
+        let copies: Vec<String> = slots_under(payload, keys).iter().map(|s| s.to_string()).collect();
+        let texts: Vec<&str> = copies.iter().map(String::as_str).collect();
+        let answer = self.guard.remote_answer(&point, &texts).await?;
+        self.guard.check_slots_with(point, slots_under(payload, keys), answer.as_ref())
     }
 
     /// A list result: each tool, prompt or resource is decided on its own (its description may
@@ -184,7 +204,18 @@ impl<H: Host + 'static> McpGuard<H> {
 }
 
 impl<H: Host + 'static> ServerGuard for McpGuard<H> {
-    fn output(&self, hook: Hook, tool: Option<&str>, message: &mut Message) -> Result<(), RpcError> {
+    fn output<'a>(
+        &'a self,
+        hook: Hook,
+        tool: Option<&'a str>,
+        message: &'a mut Message,
+    ) -> LocalBoxFuture<'a, Result<(), RpcError>> {
+        Box::pin(self.output_now(hook, tool, message))
+    }
+}
+
+impl<H: Host + 'static> McpGuard<H> {
+    async fn output_now(&self, hook: Hook, tool: Option<&str>, message: &mut Message) -> Result<(), RpcError> {
         let slug = self.slug.as_str();
         // A response whose request is not at hand (a replayed or GET stream), or a discovery
         // result that lists tools, is inspected by what it carries.
@@ -206,10 +237,10 @@ impl<H: Host + 'static> ServerGuard for McpGuard<H> {
                 };
                 let facts = Facts { server: slug, tool: name, phase: "output", ..Facts::default() };
                 match message.result_mut() {
-                    Some(result) => self.check_slots(
-                        Point { action, resource, facts },
-                        slots_under(result, &["content", "structuredContent", "messages", "contents", "description"]),
-                    ),
+                    Some(result) => {
+                        let keys = ["content", "structuredContent", "messages", "contents", "description"];
+                        self.check_payload(Point { action, resource, facts }, result, &keys).await
+                    }
                     None => Ok(()),
                 }
             }
@@ -219,9 +250,7 @@ impl<H: Host + 'static> ServerGuard for McpGuard<H> {
                 let resource = Resource::Tool { name: &method, server: Some(slug) };
                 let point = Point { action: Action::ProcessToolResponse, resource, facts };
                 match message.params_mut() {
-                    Some(params) => {
-                        self.check_slots(point, slots_under(params, &["messages", "message", "systemPrompt"]))
-                    }
+                    Some(params) => self.check_payload(point, params, &["messages", "message", "systemPrompt"]).await,
                     None => Ok(()),
                 }
             }

@@ -133,13 +133,13 @@ pub(crate) enum Verdict {
 }
 
 impl Outbound {
-    pub fn apply(&self, mut message: Message) -> Verdict {
+    pub async fn apply(&self, mut message: Message) -> Verdict {
         let hook = match message.kind() {
             Some(Kind::Response) => Hook::of(self.method.as_deref().unwrap_or_default()),
             _ => Hook::of(message.method().unwrap_or_default()),
         };
         if let Some(guard) = &self.guard {
-            if let Err(error) = guard.output(hook, self.tool.as_deref(), &mut message) {
+            if let Err(error) = guard.output(hook, self.tool.as_deref(), &mut message).await {
                 return match message.kind() {
                     Some(Kind::Request) => Verdict::AnswerServer(error.response(message.id())),
                     _ => Verdict::Forward(Message::from_value(error.response(message.id())).unwrap_or(message)),
@@ -250,7 +250,7 @@ pub(crate) async fn relay<H: Host + 'static>(
         match read_whole(&**host, body, limit, config.timeouts.idle_ms).await {
             Ok(bytes) if bytes.is_empty() => Body::empty(),
             Ok(bytes) => match Message::parse(&bytes) {
-                Ok(message) => match outbound.apply(message) {
+                Ok(message) => match outbound.apply(message).await {
                     Verdict::Forward(message) => Body::Full(Bytes::from(message.to_bytes())),
                     // Refused by guardrails, or a server request this client cannot take: the
                     // client gets the refusal, never the original.
@@ -308,7 +308,7 @@ impl<H: Host + 'static> EventRelay<H> {
             }
             // Anything else must be one JSON-RPC message: other data is never relayed.
             let Ok(message) = Message::parse(event.data.as_bytes()) else { continue };
-            match self.outbound.apply(message) {
+            match self.outbound.apply(message).await {
                 Verdict::Forward(message) => {
                     let json = String::from_utf8(message.to_bytes()).unwrap_or_default();
                     self.queue.push_back(event.encode(&json));
