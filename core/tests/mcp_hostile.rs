@@ -130,3 +130,28 @@ fn a_client_body_with_a_repeated_key_is_refused_and_never_forwarded() {
     }
     assert!(host.requests.borrow().is_empty());
 }
+
+/// A client may choose object keys that collide under known hash keys (a pre-initialized Spin
+/// snapshot would give every instance the same ones): every request reseeds the keys of the maps
+/// JSON is parsed into from the host's randomness, so what one instance used tells nothing about
+/// the next.
+#[test]
+fn every_request_hashes_json_object_keys_with_keys_from_the_hosts_randomness() {
+    let mut seen = Vec::new();
+    for seed in [1_u64, 2] {
+        let host = host();
+        host.random.set(seed);
+        let expected = {
+            let probe = FakeHost::default();
+            probe.random.set(seed);
+            use gateway_core::host::Host;
+            (probe.random_u64(), probe.random_u64())
+        };
+        let reply = post(&host, LIST);
+        assert_eq!(reply.status, 502, "nothing answers: {}", reply.body);
+        let (_, k1) = serde_json::seed::next_keys();
+        assert_eq!(k1, expected.1, "the request reseeded the map keys from the host");
+        seen.push(k1);
+    }
+    assert_ne!(seen[0], seen[1]);
+}

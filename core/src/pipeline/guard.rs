@@ -233,8 +233,8 @@ impl<H: Host + 'static> Guard<H> {
         Ok(())
     }
 
-    /// As [`check`](Self::check), without the remote service (for decisions that cannot wait on
-    /// the network: MCP server messages as they are relayed).
+    /// As [`check`](Self::check), without the remote service (for decisions the service is not
+    /// asked about: each entry of an MCP list).
     fn check_now(&self, point: Point<'_>, texts: &[&str]) -> Result<Checked, ApiError> {
         if !self.policies.applies(point.action) {
             return Ok(Checked::default());

@@ -238,6 +238,9 @@ pub async fn handle<H: Host + 'static>(
     cache: &ConfigCache,
     request: http::Request<Body>,
 ) -> http::Response<Body> {
+    // Objects parsed from here on (client and upstream JSON) hash their keys with fresh keys: a
+    // pre-initialized Spin snapshot would otherwise give every instance the same, known ones.
+    serde_json::seed::reseed(host.random_u64(), host.random_u64());
     let (parts, body) = request.into_parts();
     // A DNS-rebound page reaches a loopback listener under a foreign name: refused first.
     let loopback_only = host.secret(origin::LOOPBACK_ONLY_SECRET).is_some_and(|v| v.trim() == "true");

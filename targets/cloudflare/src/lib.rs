@@ -11,6 +11,13 @@ use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError, ByteStream, Deferred, FetchError, Host, LogLevel, StoreError};
 use gateway_core::ratelimit::{self, Admission, LimitState, LimitStep};
 use worker::wasm_bindgen::JsValue;
+
+#[worker::wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `crypto.getRandomValues`, filling the slice.
+    #[wasm_bindgen(js_namespace = crypto, js_name = getRandomValues)]
+    fn fill_random(bytes: &mut [u8]);
+}
 use worker::{
     console_error, console_log, console_warn, durable_object, event, Context, DurableObject, Env, Fetch,
     FixedLengthStream, Headers, Method, RequestInit, RequestRedirect, State,
@@ -213,9 +220,11 @@ impl Host for WorkerHost {
     }
 
     fn random_u64(&self) -> u64 {
-        let high = (worker::js_sys::Math::random() * 4_294_967_296.0) as u64;
-        let low = (worker::js_sys::Math::random() * 4_294_967_296.0) as u64;
-        (high << 32) | low
+        // The Web Crypto generator: Math.random's state can be recovered from a few of its
+        // outputs (request ids show them), and these values key hash maps and sessions.
+        let mut bytes = [0_u8; 8];
+        fill_random(&mut bytes);
+        u64::from_le_bytes(bytes)
     }
 
     fn log(&self, level: LogLevel, line: &str) {

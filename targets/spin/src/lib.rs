@@ -149,7 +149,8 @@ impl Host for SpinHost {
     }
 
     fn random_u64(&self) -> u64 {
-        wasi::random::insecure::get_insecure_random_u64()
+        // The secure generator: these values key hash maps and sessions.
+        wasi::random::random::get_random_u64()
     }
 
     fn log(&self, level: LogLevel, line: &str) {
