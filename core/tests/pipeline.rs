@@ -414,6 +414,23 @@ fn a_weighted_route_draws_its_primary_by_weight_and_keeps_the_rest_as_fallbacks(
     host.answer(FakeAnswer::json(200, openai_completion()));
     let r = chat(&host, json!({"model": "weighted", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.headers["x-gateway-provider"], "openai", "the heavy model is drawn first");
+    // The drawn model failing (each of its attempts), the other one answers.
+    let host = self::host();
+    for _ in 0..3 {
+        host.answer(FakeAnswer::json(500, r#"{"error":{"message":"down"}}"#));
+    }
+    host.answer(FakeAnswer::json(
+        200,
+        r#"{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-6","content":[{"type":"text","text":"from the fallback"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":3}}"#,
+    ));
+    let r = chat(&host, json!({"model": "weighted", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["x-gateway-provider"], "anthropic");
+    assert_eq!(r.headers["x-gateway-attempts"], "4");
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "from the fallback");
+    let uris: Vec<String> = host.requests.borrow().iter().map(|r| r.uri().to_string()).collect();
+    assert_eq!(uris[..3], ["http://up.test/v1/chat/completions"; 3]);
+    assert_eq!(uris[3], "http://up.test/anthropic/v1/messages");
 }
 
 #[test]

@@ -198,6 +198,19 @@ fn cache_control_no_cache_skips_the_lookup_and_refreshes_the_entry() {
 }
 
 #[test]
+fn cache_control_only_if_cached_answers_a_miss_with_a_504_and_never_asks_the_upstream() {
+    let host = host();
+    let missed = send(&host, ALICE, &question("cached"), &[("cache-control", "only-if-cached")]);
+    assert_eq!(missed.status, 504);
+    assert!(missed.body.contains("cache_miss"), "{}", missed.body);
+    assert_eq!(upstream_calls(&host), 0);
+    prime(&host, ALICE, "cached", "kept");
+    let hit = send(&host, ALICE, &question("cached"), &[("cache-control", "only-if-cached")]);
+    assert_eq!((hit.status, hit.cache(), hit.content().as_str()), (200, Some("hit"), "kept"));
+    assert_eq!(upstream_calls(&host), 1);
+}
+
+#[test]
 fn cache_control_no_store_neither_reads_nor_writes_the_cache() {
     let host = host();
     host.answer(completion("unkept"));

@@ -65,7 +65,7 @@ fn chat(host: &Rc<FakeHost>, body: Value, headers: &[(&str, &str)]) -> (u16, htt
     })
 }
 
-/// A streamed chat through Anthropic (a recorded stream), its body read to the end.
+/// A streamed chat through Anthropic (a fixture stream), its body read to the end.
 fn streamed_anthropic_chat(host: &Rc<FakeHost>) -> String {
     let sse = include_str!("../fixtures/anthropic/text_stream.sse");
     host.answer(FakeAnswer::Stream {

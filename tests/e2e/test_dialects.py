@@ -3,6 +3,8 @@ DeepSeek (the recording upstream of otlp_receiver.py)."""
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -52,6 +54,12 @@ def test_tool_calls_through_each_dialect(gateway, upstream, dialect):
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}])
     call = out.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather" and out.choices[0].finish_reason == "tool_calls"
+    assert json.loads(call.function.arguments) == {"city": "Oslo"}
+    # What the dialect's upstream received: the tool, in the OpenAI shape it takes.
+    sent = last_request(upstream, LLMOCK_DIALECTS[dialect][1])["body"]
+    assert [t["function"]["name"] for t in sent["tools"]] == ["get_weather"]
+    assert sent["tools"][0]["type"] == "function" and sent["tools"][0]["function"]["parameters"] == {"type": "object"}
+    assert sent["messages"] == [{"role": "user", "content": "Weather in Oslo?"}]
 
 
 def test_mistral_receives_its_own_field_names(gateway, upstream):

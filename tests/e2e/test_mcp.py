@@ -284,11 +284,33 @@ def test_a_python_sdk_1x_server_serves_both_client_eras(gateway, slug, mode):
     assert (version == MODERN) == (mode == "auto")
 
 
+def within_ttl(ttl: float, check):
+    """Runs `check`, whose assertions hold only while an entry it made `ttl` seconds ago is fresh:
+    one that fails after `ttl` has passed is a slow machine, not a failure, and runs again."""
+    import time
+
+    for _ in range(3):
+        started = time.monotonic()
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() - started < ttl:
+                raise
+    pytest.fail(f"three runs each took longer than the {ttl} s they had")
+
+
 def test_list_and_discover_results_are_cached_for_their_ttl_and_scope(gateway):
     """`tools/list` is public for 1.5 s, `server/discover` private: served from the edge within the
     TTL (with what is left of it), refetched after, and a private result never crosses principals."""
     import time
 
+    within_ttl(1.5, lambda: lists_are_cached_in_scope(gateway))
+    time.sleep(1.6)
+    listing = {"jsonrpc": "2.0", "id": 5, "method": "tools/list", "params": {}}
+    assert post(gateway, "py-cached", listing).headers["x-gateway-cache"] == "miss"
+
+
+def lists_are_cached_in_scope(gateway):
     listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     first = post(gateway, "py-cached", dict(listing, params={}))
     assert first.headers["x-gateway-cache"] == "miss"
@@ -303,8 +325,6 @@ def test_list_and_discover_results_are_cached_for_their_ttl_and_scope(gateway):
     assert post(gateway, "py-cached", dict(discover, params={})).headers["x-gateway-cache"] == "hit"
     second_principal = post(gateway, "py-cached", dict(discover, params={}), {"authorization": f"Bearer {SECOND_KEY}"})
     assert second_principal.headers["x-gateway-cache"] == "miss", "private results stay with their principal"
-    time.sleep(1.6)
-    assert post(gateway, "py-cached", dict(listing, id=5, params={})).headers["x-gateway-cache"] == "miss"
 
 
 def test_mcp_exchanges_are_audited_in_the_log_without_secrets(gateway):
@@ -312,18 +332,25 @@ def test_mcp_exchanges_are_audited_in_the_log_without_secrets(gateway):
 
     call = {"jsonrpc": "2.0", "id": 11, "method": "tools/call",
             "params": {"name": "add", "arguments": {"a": 1, "b": 2, "token": "sk-audit-should-not-appear"}}}
-    post(gateway, "py", call, {"mcp-name": "add"})
-    post(gateway, "py", {"jsonrpc": "2.0", "id": 12, "method": "tools/call",
-                         "params": {"name": "drop_tables", "arguments": {}}}, {"mcp-name": "drop_tables"})
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        audits = [line for line in gateway.log().splitlines() if '"msg":"audit"' in line]
-        if any("drop_tables" in a for a in audits) and any("sk-audit" in a or '"add"' in a for a in audits):
-            break
-        time.sleep(0.1)
+    allowed = post(gateway, "py", call, {"mcp-name": "add"}).headers["x-trace-id"]
+    refused = post(gateway, "py", {"jsonrpc": "2.0", "id": 12, "method": "tools/call",
+                                   "params": {"name": "drop_tables", "arguments": {}}},
+                   {"mcp-name": "drop_tables"}).headers["x-trace-id"]
+
+    def audit_of(trace_id: str) -> str:
+        # This test's own records, by their trace ids (other tests audit the same server).
+        marker = f'"trace_id":"{trace_id}"'
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            lines = [line for line in gateway.log().splitlines() if '"msg":"audit"' in line and marker in line]
+            if lines:
+                return lines[0]
+            time.sleep(0.1)
+        raise AssertionError(f"no audit record for {trace_id}")
+
+    assert "mcp py tools/call add: allowed (200)" in audit_of(allowed)
+    assert "mcp py tools/call drop_tables: refused: tool_not_enabled (403)" in audit_of(refused)
     log = gateway.log()
-    assert "mcp py tools/call add: allowed (200)" in log
-    assert "mcp py tools/call drop_tables: refused: tool_not_enabled (403)" in log
     for secret in ("sk-audit-should-not-appear", GATEWAY_KEY):
         assert secret not in log
 
@@ -344,12 +371,20 @@ def test_internal_credential_reaches_the_server_and_the_clients_never_does(gatew
 def test_a_brokered_token_is_attached_cached_and_refused_when_the_principal_has_none(gateway, mcp_upstreams, receiver):
     import time
 
-    httpx.post(f"{mcp_upstreams['recorded']}/_reset")
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "add", "arguments": {"a": 1, "b": 1}}}
-    assert json_rpc(post(gateway, "py-brokered", dict(call, params=dict(call["params"])), {"mcp-name": "add"}))["result"]
-    assert json_rpc(post(gateway, "py-brokered", dict(call, params=dict(call["params"])), {"mcp-name": "add"}))["result"]
-    asked = [r for r in receiver.received()["upstream_requests"] if r["path"] == "/broker/token"]
-    assert len(asked) == 1, "the token is cached while valid"
+
+    def cached_while_valid():
+        httpx.post(f"{mcp_upstreams['recorded']}/_reset")
+        receiver.reset()
+        for _ in range(2):
+            reply = post(gateway, "py-brokered", dict(call, params=dict(call["params"])), {"mcp-name": "add"})
+            assert json_rpc(reply)["result"]
+        asked = [r for r in receiver.received()["upstream_requests"] if r["path"] == "/broker/token"]
+        assert len(asked) == 1, "the token is cached while valid"
+        return asked
+
+    # The 7 s token is used until 5 s before it ends: both calls within those 2 s share it.
+    asked = within_ttl(2, cached_while_valid)
     assert asked[0]["body"]["principal"]["id"] == "e2e" and asked[0]["body"]["server"] == "py-brokered"
     broker_headers = [h for h in receiver.received()["upstream_headers"] if h.get("authorization", "").endswith(BROKER_SECRET)]
     assert broker_headers, "the broker gets the gateway's own secret"

@@ -38,6 +38,8 @@ def limited_config(llmock_url: str, receiver_url: str) -> dict:
         "llm-tokens": {"models": ["openai/gpt-4o"], "rate_limit": {"tokens_per_minute": 100_000}},
         "open": {"models": echo},
     })
+    # A request's trace reaches the collector once its quotas are settled: the tests wait for it.
+    config["telemetry"] = {"collector_url": receiver_url}
     return config
 
 
@@ -134,21 +136,26 @@ def words(n: int) -> str:
     return " ".join(["a"] * n)
 
 
-def test_token_quotas_are_settled_from_the_usage_a_stream_reports(limited):
+def test_token_quotas_are_settled_from_the_usage_a_stream_reports(limited, receiver):
     # 150 one-letter words: the estimate (a quarter of the body's bytes) is about 90 tokens; the
     # echo model reports 150 prompt plus 150 completion tokens in its stream's usage chunk.
-    stream = ask(limited, "tokens", content=words(150), stream=True,
-                 stream_options={"include_usage": True}).parse()
-    usage = [chunk.usage for chunk in stream if chunk.usage]
+    started = time.monotonic()
+    raw = ask(limited, "tokens", content=words(150), stream=True, stream_options={"include_usage": True})
+    usage = [chunk.usage for chunk in raw.parse() if chunk.usage]
     assert usage and usage[0].total_tokens == 300
-    time.sleep(0.5)  # the settlement runs after the response
+    # The settlement runs after the response; the request's trace is exported once it is done.
+    receiver.trace(raw.headers["x-trace-id"], timeout=30)
     # 300 of 500 are spent; a request estimated at ~90 fits, and its 300 do not leave room for another.
-    assert ask(limited, "tokens", content=words(150)).http_response.status_code == 200
-    time.sleep(0.5)
-    with pytest.raises(openai.RateLimitError) as refused:
-        ask(limited, "tokens", content=words(150))
-    assert refused.value.body["type"] == "tokens"
-    assert refused.value.response.headers["x-ratelimit-limit-tokens"] == str(TOKENS_PER_MINUTE)
+    second = ask(limited, "tokens", content=words(150))
+    assert second.http_response.status_code == 200
+    receiver.trace(second.headers["x-trace-id"], timeout=30)
+    # The quota refills 500 tokens a minute: the third needs ~90 of 500 - 600 + what came back.
+    refilled = (time.monotonic() - started) * TOKENS_PER_MINUTE / 60
+    if refilled < 150:
+        with pytest.raises(openai.RateLimitError) as refused:
+            ask(limited, "tokens", content=words(150))
+        assert refused.value.body["type"] == "tokens"
+        assert refused.value.response.headers["x-ratelimit-limit-tokens"] == str(TOKENS_PER_MINUTE)
 
 
 def test_a_request_larger_than_the_token_quota_is_refused_before_it_is_sent(limited):

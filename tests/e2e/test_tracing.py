@@ -119,15 +119,27 @@ def test_a_slow_or_down_collector_neither_changes_nor_delays_responses(traced_ga
     client = traced_gateway.client()
     client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "warm up"}])
     receiver.mode(mode)
-    started = time.monotonic()
-    out = client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
-    elapsed = time.monotonic() - started
-    assert out.choices[0].message.content
-    assert elapsed < 0.9, f"the response waited for the collector ({elapsed:.2f}s; the collector takes 3s or never answers)"
-    deadline = time.monotonic() + 5
-    while "trace export failed" not in traced_gateway.log() and time.monotonic() < deadline:
+    # The collector takes 3 s or never answers, and the gateway gives up on it after 1 s: a
+    # response that waited for the export cannot come back in under 0.9 s. A loaded machine may
+    # make any one response slow, so a few are tried; one fast response proves the point.
+    timings = []
+    for _ in range(5):
+        started = time.monotonic()
+        raw = client.chat.completions.with_raw_response.create(
+            model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        timings.append(time.monotonic() - started)
+        assert raw.parse().choices[0].message.content
+        if timings[-1] < 0.9:
+            break
+    assert min(timings) < 0.9, f"every response waited for the collector: {timings}"
+    # This request's own export failed, as one warning naming its trace.
+    marker = f'"trace_id":"{raw.headers["x-trace-id"]}"'
+    deadline = time.monotonic() + 10
+    failed = []
+    while not failed and time.monotonic() < deadline:
+        failed = [line for line in traced_gateway.log().splitlines() if "trace export failed" in line and marker in line]
         time.sleep(0.1)
-    assert "trace export failed" in traced_gateway.log(), "the failure is one warning in the log"
+    assert failed, "the failure is one warning in the log"
 
 
 def test_an_mcp_tool_call_is_a_span_with_mcp_attributes_an_audit_record_and_propagated_context(

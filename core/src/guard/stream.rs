@@ -31,8 +31,38 @@ struct HeldCall {
     arguments: String,
 }
 
-/// The text-bearing fields of a chat delta, each held and inspected.
-const TEXT_FIELDS: [&str; 3] = ["content", "reasoning_content", "refusal"];
+/// The text-bearing fields of a chat delta, each held and inspected: a spoken answer's words come
+/// as `audio.transcript` (its audio `data` passes as it comes, as in whole answers).
+const TEXT_FIELDS: [&str; 4] = ["content", "reasoning_content", "refusal", AUDIO_TRANSCRIPT];
+
+const AUDIO_TRANSCRIPT: &str = "audio.transcript";
+
+/// Takes a text field out of a delta.
+fn take_text(delta: &mut Map<String, Value>, field: &'static str) -> Option<String> {
+    let value = match field {
+        AUDIO_TRANSCRIPT => delta.get_mut("audio").and_then(Value::as_object_mut)?.remove("transcript")?,
+        _ => delta.remove(field)?,
+    };
+    match value {
+        Value::String(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// Puts released text back into a delta, where it came from.
+fn put_text(delta: &mut Map<String, Value>, field: &'static str, text: String) {
+    match field {
+        AUDIO_TRANSCRIPT => {
+            let audio = delta.entry("audio").or_insert_with(|| Value::Object(Map::new()));
+            if let Some(audio) = audio.as_object_mut() {
+                audio.insert("transcript".into(), Value::String(text));
+            }
+        }
+        _ => {
+            delta.insert(field.into(), Value::String(text));
+        }
+    }
+}
 
 /// The tool index under which a legacy `function_call` (the functions API) is held: it is decided
 /// as a tool call and delivered as the `function_call` it came as.
@@ -140,7 +170,7 @@ impl StreamGuard {
             let mut calls = None;
             if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
                 for field in TEXT_FIELDS {
-                    if let Some(Value::String(text)) = delta.remove(field) {
+                    if let Some(text) = take_text(delta, field) {
                         self.pending.entry((index, field)).or_default().push_str(&text);
                     }
                 }
@@ -196,7 +226,7 @@ impl StreamGuard {
             let has_delta = match choice.get_mut("delta").and_then(Value::as_object_mut) {
                 Some(delta) => {
                     for (field, text) in released.into_iter().filter(|(_, text)| !text.is_empty()) {
-                        delta.insert(field.into(), Value::String(text));
+                        put_text(delta, field, text);
                     }
                     put_calls(delta, delivered);
                     !delta.is_empty()
@@ -236,7 +266,7 @@ impl StreamGuard {
             for field in TEXT_FIELDS {
                 let released = self.release_text((index, field), true, decide)?;
                 if !released.is_empty() {
-                    delta.insert(field.into(), Value::String(released));
+                    put_text(&mut delta, field, released);
                 }
             }
             let complete: Vec<_> = self.calls.keys().filter(|(c, _)| *c == index).copied().collect();

@@ -33,6 +33,18 @@ pub(crate) struct CachePlan {
     lookup: bool,
     /// False under `no-store`: the answer is not kept either.
     keep: bool,
+    /// `only-if-cached`: a miss is answered `504` without asking any upstream (RFC 9111).
+    pub only_cached: bool,
+}
+
+/// The answer to `only-if-cached` when nothing is cached.
+pub(crate) fn not_cached() -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "cache_miss",
+        "no cached answer for this request, and the client asked for nothing else (Cache-Control: only-if-cached)",
+    )
+    .with_code("cache_miss")
 }
 
 /// The plan for a chat request on a route with a cache (`None` elsewhere).
@@ -64,6 +76,7 @@ pub(crate) fn plan(
         ttl_seconds: cache.ttl_seconds,
         lookup: !directives.iter().any(|d| d == "no-cache" || d == "no-store"),
         keep: !directives.iter().any(|d| d == "no-store"),
+        only_cached: directives.iter().any(|d| d == "only-if-cached"),
     })
 }
 

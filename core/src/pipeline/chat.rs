@@ -47,6 +47,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
                 cached::mark_outcome(&mut hit, true);
                 hit
             }
+            None if plan.only_cached => return Err(cached::not_cached()),
             None => {
                 let is_stream = request.is_stream();
                 let mut fresh = run(host, config, request, &resolved, guard, recorder).await?;

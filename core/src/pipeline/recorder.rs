@@ -333,22 +333,22 @@ pub(crate) fn snapshot_text(payload: &str, max: usize) -> String {
 impl<H: Host + 'static> Drop for Recording<H> {
     fn drop(&mut self) {
         let reservations = std::mem::take(&mut *self.reservations.borrow_mut());
-        if !reservations.is_empty() {
-            let host = Rc::clone(&self.host);
-            // No usage reported: a failed request used nothing; an answer whose usage never came
-            // (a cut stream, a client gone) keeps its estimate.
-            let used = match (self.tokens_used.get(), self.status.get()) {
-                (Some(used), _) => Some(used),
-                (None, Some(status)) if !(200..300).contains(&status) => Some(0),
-                (None, _) => None,
-            };
-            if let Some(used) = used {
-                self.host.defer(Box::pin(super::limits::settle(host, reservations, used)));
-            }
-        }
+        // No usage reported: a failed request used nothing; an answer whose usage never came
+        // (a cut stream, a client gone) keeps its estimate.
+        let used = match (self.tokens_used.get(), self.status.get()) {
+            (Some(used), _) => Some(used),
+            (None, Some(status)) if !(200..300).contains(&status) => Some(0),
+            (None, _) => None,
+        };
+        let settlement = used
+            .filter(|_| !reservations.is_empty())
+            .map(|used| super::limits::settle(Rc::clone(&self.host), reservations, used));
         let config = self.config.borrow_mut().take();
         let exported = config.as_ref().is_none_or(|c| c.telemetry.collector_url.is_some() || c.telemetry.log_traces);
         if !exported {
+            if let Some(settlement) = settlement {
+                self.host.defer(Box::pin(settlement));
+            }
             return;
         }
         let now = self.host.now_millis();
@@ -356,7 +356,13 @@ impl<H: Host + 'static> Drop for Recording<H> {
         trace.end_all(now);
         let summary = std::mem::take(&mut *self.summary.borrow_mut()).join(" ");
         let host = Rc::clone(&self.host);
-        self.host.defer(Box::pin(export(host, trace, config, summary)));
+        self.host.defer(Box::pin(async move {
+            // Settled first: a request's trace at the collector means its quotas are settled too.
+            if let Some(settlement) = settlement {
+                settlement.await;
+            }
+            export(host, trace, config, summary).await;
+        }));
     }
 }
 

@@ -82,6 +82,29 @@ impl CompiledPolicies {
     }
 }
 
+/// Decodes every entry of a stored value whatever its check says, and returns how many policies
+/// came back: the decoder as a damaged or hostile store would feed it (for the fuzzer; the request
+/// path decodes only entries whose check holds).
+#[doc(hidden)]
+pub fn decode_unchecked(stored: &[u8]) -> usize {
+    let mut reader = Reader::new(stored.get(HEADER_LEN..).unwrap_or_default());
+    let mut decoded = 0;
+    while !reader.done() {
+        let Some(body) = (|| {
+            reader.str()?;
+            reader.str()?;
+            let len = usize::try_from(reader.varint()?).ok()?;
+            let body = reader.take(len)?;
+            reader.take(CHECK_LEN)?;
+            Some(body)
+        })() else {
+            break;
+        };
+        decoded += decode_set(body).map_or(0, |set| set.len());
+    }
+    decoded
+}
+
 /// Compiles every policy set of an accepted configuration (route and server sets included). A set
 /// that cannot be compiled is left out: the request path parses it.
 pub fn compile(config: &Config) -> Vec<u8> {

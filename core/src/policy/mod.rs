@@ -17,7 +17,7 @@ use std::str::FromStr;
 use cedar_policy::{ActionConstraint, Authorizer, Decision, EntityUid, Policy, PolicyId, PolicySet};
 
 pub use accept::{schema_json, schema_text, validate, SCHEMA_JSON_TEMPLATE, SCHEMA_TEMPLATE};
-pub use compiled::{compile, CompiledPolicies, COMPILED_KV_KEY};
+pub use compiled::{compile, decode_unchecked, CompiledPolicies, COMPILED_KV_KEY};
 use entities::Parties;
 pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
 use reads::{reads, Reads};

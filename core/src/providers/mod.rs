@@ -3,6 +3,8 @@
 pub mod anthropic;
 pub mod custom;
 pub mod dialects;
+#[cfg(test)]
+mod documented;
 pub mod echo;
 pub mod gemini;
 pub(crate) mod native;

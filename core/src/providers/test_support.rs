@@ -15,7 +15,7 @@ pub fn ctx(model: &str, fallback_id: &str) -> ResponseContext {
     }
 }
 
-/// Feeds a recorded body through a provider's stream translator in `slice`-byte pieces (to
+/// Feeds a fixture body through a provider's stream translator in `slice`-byte pieces (to
 /// exercise reassembly across chunk boundaries), then finishes it.
 pub fn translate(provider: &dyn ChatProvider, ctx: ResponseContext, body: &str, slice: usize) -> Vec<StreamEvent> {
     let mut translator = provider.chat_stream(ctx);

@@ -255,3 +255,35 @@ fn a_legacy_function_call_is_held_decided_as_a_tool_call_and_delivered_as_it_cam
     let denial = guard.push(finish_chunk("function_call"), &mut rules).unwrap_err();
     assert_eq!(denial, Denial { action: Action::CallTool, policy: "no-drop".into() });
 }
+
+fn audio_chunk(transcript: &str, data: &str) -> Value {
+    json!({"id": "c1", "choices": [{"index": 0, "delta": {"audio": {"id": "audio_1", "transcript": transcript, "data": data}},
+           "finish_reason": null}]})
+}
+
+#[test]
+fn a_streamed_spoken_answers_transcript_is_held_and_redacted_like_text_its_audio_data_passing() {
+    let mut guard = StreamGuard::new(8, Detectors::ALL);
+    let mut rules = Rules::default();
+    let mut transcript = String::new();
+    let mut data = String::new();
+    let pieces = [("mail jane.", "AAA"), ("doe@example.com", "BBB"), (" now please", "CCC")];
+    let mut outs: Vec<Value> = Vec::new();
+    for (words, audio) in pieces {
+        outs.extend(guard.push(audio_chunk(words, audio), &mut rules).unwrap());
+    }
+    outs.extend(guard.push(finish_chunk("stop"), &mut rules).unwrap());
+    outs.extend(guard.finish(&mut rules).unwrap());
+    for out in &outs {
+        let audio = &out["choices"][0]["delta"]["audio"];
+        transcript.push_str(audio["transcript"].as_str().unwrap_or_default());
+        data.push_str(audio["data"].as_str().unwrap_or_default());
+    }
+    assert_eq!(transcript, "mail [REDACTED:email] now please");
+    assert_eq!(data, "AAABBBCCC", "audio data passes as it comes");
+    // A secret in the transcript denies, as in text.
+    let mut guard = StreamGuard::new(8, Detectors::ALL);
+    let secret = "the key is sk-proj-Ab3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA3bC5 ok";
+    let denied = guard.push(audio_chunk(secret, "DDD"), &mut rules).and_then(|_| guard.finish(&mut rules));
+    assert_eq!(denied.unwrap_err().policy, "no-secrets");
+}

@@ -1,4 +1,6 @@
-//! Golden tests: recorded Anthropic bodies in `core/fixtures/anthropic/`, expected translations beside them.
+//! Golden tests: Anthropic bodies in `core/fixtures/anthropic/` (hand-written to the documented
+//! shapes; `documented_stream.sse` follows the documentation exactly, see `providers/documented.rs`),
+//! expected translations beside them.
 
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -11,7 +13,7 @@ fn ctx() -> ResponseContext {
     crate::providers::test_support::ctx("claude", "resp-1")
 }
 
-/// Feeds a recorded stream in awkward slices (7 bytes at a time) to exercise reassembly.
+/// Feeds a stream fixture in awkward slices (7 bytes at a time) to exercise reassembly.
 fn translate_stream(sse: &str) -> Vec<StreamEvent> {
     crate::providers::test_support::translate(&Anthropic, ctx(), sse, 7)
 }
