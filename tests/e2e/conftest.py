@@ -320,7 +320,7 @@ class Receiver:
     def received(self) -> dict:
         return httpx.get(f"{self.url}/_received").json()
 
-    def trace(self, trace_id: str, timeout: float = 10.0) -> list[dict]:
+    def trace(self, trace_id: str, timeout: float = 30.0) -> list[dict]:
         """The spans exported for one trace id, waiting for the export to arrive."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

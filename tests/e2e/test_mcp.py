@@ -340,7 +340,7 @@ def test_mcp_exchanges_are_audited_in_the_log_without_secrets(gateway):
     def audit_of(trace_id: str) -> str:
         # This test's own records, by their trace ids (other tests audit the same server).
         marker = f'"trace_id":"{trace_id}"'
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             lines = [line for line in gateway.log().splitlines() if '"msg":"audit"' in line and marker in line]
             if lines:

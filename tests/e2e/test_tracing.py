@@ -104,7 +104,7 @@ def test_no_secret_appears_in_any_exported_payload(traced_gateway, receiver, ups
     client = traced_gateway.client()
     client.chat.completions.create(model="openai/gpt-4o", messages=[{"role": "user", "content": "hi"}])
     client.chat.completions.create(model="anthropic/claude-sonnet-4-6", messages=[{"role": "user", "content": "hi"}])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while len(receiver.received()["traces"]) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     payloads = [t["raw"] for t in receiver.received()["traces"]]
@@ -134,7 +134,7 @@ def test_a_slow_or_down_collector_neither_changes_nor_delays_responses(traced_ga
     assert min(timings) < 0.9, f"every response waited for the collector: {timings}"
     # This request's own export failed, as one warning naming its trace.
     marker = f'"trace_id":"{raw.headers["x-trace-id"]}"'
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     failed = []
     while not failed and time.monotonic() < deadline:
         failed = [line for line in traced_gateway.log().splitlines() if "trace export failed" in line and marker in line]
@@ -168,7 +168,7 @@ def test_an_mcp_tool_call_is_a_span_with_mcp_attributes_an_audit_record_and_prop
     assert attributes["gateway.mcp.server"] == "py-internal" and attributes["http.response.status_code"] == 200
     seen = httpx.get(f"{mcp_upstreams['recorded']}/_seen").json()
     assert seen[-1]["traceparent"].split("-")[1] == trace_id, "the server continues the client's trace"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     logs = []
     while time.monotonic() < deadline and not logs:
         logs = [t for t in receiver.received()["traces"] if "resourceLogs" in t["body"] and trace_id in t["raw"]]
