@@ -66,6 +66,8 @@ pub struct FakeHost {
     pub limit_steps: RefCell<Vec<(String, LimitStep)>>,
     /// Makes the limiter store fail, as an unreachable Durable Object would.
     pub limiter_down: Cell<bool>,
+    /// Makes the response-cache store fail, as an unreachable KV namespace would.
+    pub cache_down: Cell<bool>,
 }
 
 impl FakeHost {
@@ -78,6 +80,14 @@ impl FakeHost {
     pub fn answer(&self, answer: FakeAnswer) -> &Self {
         self.answers.borrow_mut().push_back(answer);
         self
+    }
+
+    /// Fails while [`FakeHost::cache_down`] is set.
+    fn cache_reachable(&self) -> Result<(), StoreError> {
+        match self.cache_down.get() {
+            true => Err(StoreError("cache store unreachable".into())),
+            false => Ok(()),
+        }
     }
 
     /// The work deferred past the response, to be run as `waitUntil` would.
@@ -139,15 +149,18 @@ impl Host for FakeHost {
     }
 
     async fn cache_get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.cache_reachable()?;
         Ok(self.cache.borrow().get(key).cloned())
     }
 
     async fn cache_put(&self, key: &str, value: Bytes, _ttl_seconds: u64) -> Result<(), StoreError> {
+        self.cache_reachable()?;
         self.cache.borrow_mut().insert(key.to_owned(), value);
         Ok(())
     }
 
     async fn cache_delete(&self, key: &str) -> Result<(), StoreError> {
+        self.cache_reachable()?;
         self.cache.borrow_mut().remove(key);
         Ok(())
     }

@@ -272,6 +272,51 @@ fn a_legacy_client_of_a_current_era_server_gets_a_sealed_session() {
     assert_eq!(host.requests.borrow().len(), 2, "ping is answered at the edge");
 }
 
+fn cache_entries(host: &FakeHost) -> usize {
+    host.kv.borrow().keys().filter(|k| k.starts_with("mcp:cache:")).count()
+}
+
+#[test]
+fn a_multi_round_trip_request_is_never_cached_neither_its_question_nor_its_retry() {
+    let host = host();
+    let read = |params: Value| {
+        send(&host, "/mcp/current/", modern("resources/read", params), &modern_headers("resources/read"))
+    };
+    let contents = |text: &str| {
+        json!({"jsonrpc": "2.0", "id": 1, "result": {"contents": [{"uri": "file:///a", "text": text}],
+               "resultType": "complete", "ttlMs": 60000, "cacheScope": "private"}})
+        .to_string()
+    };
+    // A plain read with a ttlMs is kept and served from the edge: the cache is on for this server.
+    host.answer(FakeAnswer::json(200, &contents("plain")));
+    assert_eq!(read(json!({"uri": "file:///a"})).headers["x-gateway-cache"], "miss");
+    assert_eq!(read(json!({"uri": "file:///a"})).headers["x-gateway-cache"], "hit");
+    assert_eq!((host.requests.borrow().len(), cache_entries(&host)), (1, 1));
+
+    // The server asks the user first: its question is not kept, even with a ttlMs.
+    let question = json!({"jsonrpc": "2.0", "id": 1, "result": {"resultType": "input_required", "ttlMs": 60000,
+        "inputRequests": {"confirm": {"method": "elicitation/create", "params": {"message": "Read it?"}}},
+        "requestState": "state-1"}});
+    let retry = json!({"uri": "file:///b", "inputResponses": {"confirm": {"action": "accept", "content": {}}},
+                       "requestState": "state-1"});
+    for _ in 0..2 {
+        host.answer(FakeAnswer::json(200, &question.to_string()));
+        let asked = read(json!({"uri": "file:///b"}));
+        assert_eq!(asked.json()["result"]["resultType"], "input_required");
+        assert_ne!(asked.headers.get("x-gateway-cache").map(|v| v.to_str().unwrap()), Some("hit"));
+    }
+    // Its retry, answered with a cacheable result, reaches the server each time and is not kept.
+    for text in ["first answer", "second answer"] {
+        host.answer(FakeAnswer::json(200, &contents(text)));
+        let answered = read(retry.clone());
+        assert_eq!(answered.json()["result"]["contents"][0]["text"], text);
+        assert_ne!(answered.headers.get("x-gateway-cache").map(|v| v.to_str().unwrap()), Some("hit"));
+    }
+    assert_eq!(host.requests.borrow().len(), 5, "every round trip reached the server");
+    assert_eq!(cache_entries(&host), 1, "only the plain read was kept");
+    assert_eq!(sent_body(&host, 4)["params"]["requestState"], "state-1", "the retry is forwarded whole");
+}
+
 #[test]
 fn malformed_json_rpc_is_a_400_with_a_json_rpc_error() {
     let host = host();

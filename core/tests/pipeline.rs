@@ -21,6 +21,7 @@ fn config() -> String {
         "providers": {
             "openai": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "openai_api_key"},
             "anthropic": {"type": "anthropic", "base_url": "http://up.test/anthropic", "api_key_secret": "anthropic_api_key"},
+            "deepseek": {"type": "deepseek", "base_url": "http://up.test/deepseek", "api_key_secret": "deepseek_api_key"},
             "demo": {"type": "echo", "models": ["echo-1"]},
             "nokey": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "missing_secret", "models": ["m"]}
         },
@@ -43,9 +44,14 @@ fn config() -> String {
 }
 
 fn host() -> Rc<FakeHost> {
-    let mut host = FakeHost::with_config(&config());
+    host_with(&config())
+}
+
+fn host_with(config: &str) -> Rc<FakeHost> {
+    let mut host = FakeHost::with_config(config);
     host.secrets.insert("openai_api_key".into(), "sk-openai-secret".into());
     host.secrets.insert("anthropic_api_key".into(), "sk-ant-secret".into());
+    host.secrets.insert("deepseek_api_key".into(), "sk-deepseek-secret".into());
     Rc::new(host)
 }
 
@@ -492,4 +498,76 @@ fn a_success_body_that_breaks_off_is_retried() {
     let r = chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}));
     assert_eq!(r.status, 200);
     assert_eq!(r.headers["x-gateway-attempts"], "2");
+}
+
+#[test]
+fn deepseek_refuses_fields_it_cannot_take_with_a_400_naming_them_and_sends_nothing() {
+    let host = host();
+    for (field, value) in [
+        ("n", json!(2)),
+        ("seed", json!(7)),
+        ("parallel_tool_calls", json!(false)),
+        ("service_tier", json!("flex")),
+        ("store", json!(true)),
+        ("metadata", json!({"team": "search"})),
+    ] {
+        let mut body = json!({"model": "deepseek/deepseek-chat", "messages": [{"role": "user", "content": "hi"}]});
+        body[field] = value;
+        let r = chat(&host, body);
+        assert_eq!((r.status, r.json()["error"]["param"].as_str()), (400, Some(field)), "{field}");
+        assert!(r.json()["error"]["message"].as_str().unwrap().contains("deepseek"), "{field}");
+    }
+    assert!(host.requests.borrow().is_empty(), "none of them reached DeepSeek");
+    host.answer(FakeAnswer::json(200, openai_completion()));
+    let r = chat(&host, json!({"model": "deepseek/deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}));
+    assert_eq!(r.status, 200);
+    assert_eq!(host.requests.borrow()[0].uri(), "http://up.test/deepseek/chat/completions");
+}
+
+#[test]
+fn an_upstream_answer_over_max_response_bytes_is_a_502_and_one_within_it_is_delivered() {
+    let within = openai_completion();
+    let over = within.replace(r#""content":"hi""#, r#""content":"hi!""#);
+    let mut config: Value = serde_json::from_str(&config()).unwrap();
+    config["limits"]["max_response_bytes"] = json!(within.len());
+    let host = host_with(&config.to_string());
+    let in_pieces = |body: &str| FakeAnswer::Stream {
+        chunks: body.as_bytes().chunks(64).map(Bytes::copy_from_slice).collect(),
+        then_error: false,
+    };
+    let ask = || chat(&host, json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hello"}]}));
+
+    host.answer(in_pieces(within));
+    let r = ask();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "hi", "an answer of exactly the limit is delivered");
+
+    host.answer(in_pieces(&over));
+    let r = ask();
+    assert_eq!(r.status, 502);
+    let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(&format!("exceeds {} bytes", within.len())), "{message}");
+    assert!(!String::from_utf8_lossy(&r.body).contains("hi!"), "nothing of the answer is delivered");
+    assert_eq!(host.requests.borrow().len(), 2, "not asked again");
+}
+
+#[test]
+fn every_response_success_or_error_carries_its_own_request_id() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, openai_completion()));
+    let hi = json!([{"role": "user", "content": "hi"}]);
+    let replies = [
+        chat(&host, json!({"model": "openai/gpt-4o", "messages": hi})),
+        chat(&host, json!({"model": "demo/echo-1", "stream": true, "messages": hi})),
+        call(&host, "GET", "/v1/models", Some(KEY), ""),
+        call(&host, "POST", "/v1/chat/completions", None, "{}"),
+        chat(&host, json!({"model": "nope/x", "messages": hi})),
+        chat(&host, json!({"model": "openai/gpt-4o", "messages": hi})),
+    ];
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 200, 401, 404, 502]);
+    let ids: Vec<&str> = replies.iter().map(|r| r.headers["x-request-id"].to_str().unwrap()).collect();
+    assert!(ids.iter().all(|id| id.starts_with("gw-")), "{ids:?}");
+    let distinct: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "one id per request: {ids:?}");
 }

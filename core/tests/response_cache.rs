@@ -322,6 +322,29 @@ fn an_error_or_a_filtered_answer_is_not_stored() {
 }
 
 #[test]
+fn a_cache_store_that_fails_is_a_miss_answered_by_the_upstream_and_logged() {
+    let host = host();
+    prime(&host, ALICE, "cached", "kept");
+    host.cache_down.set(true);
+    host.answer(completion("fresh"));
+    let reply = ask(&host, ALICE, "cached");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!((reply.cache(), reply.content().as_str()), (Some("miss"), "fresh"));
+    assert_eq!(upstream_calls(&host), 2);
+    run_deferred(&host);
+    {
+        let logs = host.logs.borrow();
+        assert!(logs.iter().any(|l| l.contains("response cache unavailable")), "{logs:?}");
+        assert!(logs.iter().any(|l| l.contains("response cache entry not stored")), "{logs:?}");
+    }
+
+    host.cache_down.set(false);
+    let hit = ask(&host, ALICE, "cached");
+    assert_eq!((hit.cache(), hit.content().as_str()), (Some("hit"), "kept"), "the entry outlived the outage");
+    assert_eq!(upstream_calls(&host), 2);
+}
+
+#[test]
 fn a_route_without_a_cache_has_no_cache_header_and_stores_nothing() {
     let host = host();
     host.answer(completion("one")).answer(completion("two"));

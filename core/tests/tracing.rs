@@ -24,7 +24,8 @@ fn host_with(telemetry: Value) -> Rc<FakeHost> {
             "anthropic": {"type": "anthropic", "base_url": "http://up.test/anthropic", "api_key_secret": "openai_api_key"},
             "mistral": {"type": "mistral", "base_url": "http://up.test/mistral/v1", "api_key_secret": "openai_api_key"},
         },
-        "routes": {"smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]}},
+        "routes": {"smart": {"models": ["anthropic/claude-sonnet-4-6", "openai/gpt-4o"]},
+                   "limited": {"models": ["openai/gpt-4o"], "rate_limit": {"requests_per_minute": 1}}},
         "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "agent", "id": "bot"}}],
         "retry": {"attempts": 2, "initial_backoff_ms": 100, "max_backoff_ms": 100, "max_retry_after_ms": 1000},
         "telemetry": telemetry,
@@ -291,6 +292,26 @@ fn a_refused_request_is_traced_with_its_error() {
     assert_eq!(spans[0]["status"]["code"], 2);
     assert_eq!(attr(&spans[0], "error.type"), "model_not_found");
     assert_eq!(attr(&spans[0], "http.response.status_code"), 404);
+}
+
+#[test]
+fn a_rate_limited_route_traces_its_limiter_and_outcome_on_a_rate_limit_span() {
+    let host = host();
+    host.answer(FakeAnswer::json(200, COMPLETION));
+    let ask = || chat(&host, json!({"model": "limited", "messages": [{"role": "user", "content": "hi"}]}), &[]).0;
+    assert_eq!(ask(), 200);
+    let (_, spans) = logged_spans(&host);
+    let limit = named(&spans, "rate_limit")[0];
+    assert_eq!(limit["parentSpanId"], spans[0]["spanId"]);
+    assert_eq!(attr(limit, "gateway.ratelimit.limiter"), "route `limited` per key");
+    assert_eq!(attr(limit, "gateway.ratelimit.outcome"), "admitted");
+
+    host.logs.borrow_mut().clear();
+    assert_eq!(ask(), 429);
+    let (_, spans) = logged_spans(&host);
+    let limit = named(&spans, "rate_limit")[0];
+    assert_eq!(attr(limit, "gateway.ratelimit.limiter"), "route `limited` per key");
+    assert_eq!(attr(limit, "gateway.ratelimit.outcome"), "refused");
 }
 
 #[test]

@@ -78,8 +78,13 @@ impl Compatible {
         for field in dialect.rejected {
             match body.get(*field) {
                 None => {}
-                // A value that asks for nothing (null, false, `n: 1`) is dropped, not refused.
-                Some(v) if v.is_null() || v == &Value::Bool(false) || (*field == "n" && v == &Value::from(1)) => {
+                // A value that asks for nothing (null, false, `n: 1`) is dropped, not refused; but
+                // `parallel_tool_calls: false` asks for something (one call at a time).
+                Some(v)
+                    if v.is_null()
+                        || (v == &Value::Bool(false) && *field != "parallel_tool_calls")
+                        || (*field == "n" && v == &Value::from(1)) =>
+                {
                     body.remove(*field);
                 }
                 Some(_) => return Err(unsupported(dialect, field)),

@@ -128,6 +128,31 @@ fn anthropic_stream_emits_tool_call_argument_deltas_with_stable_indexes() {
 }
 
 #[test]
+fn anthropic_refusal_finishes_with_content_filter_whole_and_streamed() {
+    let out =
+        Anthropic.chat_response(include_bytes!("../../../fixtures/anthropic/refusal_response.json"), &ctx()).unwrap();
+    assert_eq!(out["choices"][0]["finish_reason"], "content_filter");
+    assert_eq!(out["choices"][0]["message"]["content"], "I can't help with that.");
+    let events = translate_stream(include_str!("../../../fixtures/anthropic/refusal_stream.sse"));
+    let finish = chunks(&events).iter().find_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned));
+    assert_eq!(finish.as_deref(), Some("content_filter"));
+    assert_eq!(events.last(), Some(&StreamEvent::Done));
+}
+
+#[test]
+fn anthropic_stream_emits_thinking_deltas_as_reasoning_content() {
+    let events = translate_stream(include_str!("../../../fixtures/anthropic/thinking_stream.sse"));
+    let chunks = chunks(&events);
+    let delta = |key: &str| -> String {
+        chunks.iter().filter_map(|c| c["choices"][0]["delta"][key].as_str()).collect::<Vec<_>>().concat()
+    };
+    assert_eq!(delta("reasoning_content"), "27 * 453: 27 * 400 = 10800, 27 * 53 = 1431, so 12231.");
+    assert_eq!(delta("content"), "27 * 453 = 12,231", "the thinking stays out of the answer");
+    assert!(!chunks.iter().any(|c| c.to_string().contains("EqQBCgIYAhIM")), "the signature is not passed on");
+    assert_eq!(events.last(), Some(&StreamEvent::Done));
+}
+
+#[test]
 fn anthropic_stream_cut_mid_way_ends_with_an_error_event() {
     let full = include_str!("../../../fixtures/anthropic/text_stream.sse");
     let cut = &full[..full.find("event: message_delta").unwrap()];

@@ -25,10 +25,27 @@ fn gemini_request_translates_system_images_tools_results_and_generation_config()
 }
 
 #[test]
+fn gemini_request_puts_penalties_and_a_json_object_format_in_generation_config() {
+    let request: ChatRequest =
+        serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+        "frequency_penalty": 0.5, "presence_penalty": -0.25, "response_format": {"type": "json_object"}}))
+        .unwrap();
+    let body = generate_content_body(&request).unwrap();
+    assert_eq!(
+        body["generationConfig"],
+        json!({"frequencyPenalty": 0.5, "presencePenalty": -0.25, "responseMimeType": "application/json"})
+    );
+}
+
+#[test]
 fn gemini_request_refuses_what_it_cannot_express() {
     for (body, param) in [
         (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "logprobs": true}), "logprobs"),
         (json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "user": "u"}), "user"),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "parallel_tool_calls": false}),
+            "parallel_tool_calls=false",
+        ),
         (
             json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}),
             "messages[0].content[0]",
@@ -71,6 +88,28 @@ fn gemini_blocked_prompt_is_a_content_filter_finish() {
     let out = Gemini.chat_response(include_bytes!("../../../fixtures/gemini/blocked_response.json"), &ctx()).unwrap();
     assert_eq!(out["choices"][0]["finish_reason"], "content_filter");
     assert_eq!(out["id"], "fallback");
+}
+
+#[test]
+fn gemini_finish_reasons_map_to_length_and_content_filter_whole_and_streamed() {
+    for (reason, expected) in [
+        ("STOP", "stop"),
+        ("MAX_TOKENS", "length"),
+        ("SAFETY", "content_filter"),
+        ("RECITATION", "content_filter"),
+        ("BLOCKLIST", "content_filter"),
+        ("PROHIBITED_CONTENT", "content_filter"),
+        ("SPII", "content_filter"),
+    ] {
+        let response = json!({"candidates": [{"content": {"parts": [{"text": "x"}], "role": "model"},
+            "finishReason": reason, "index": 0}], "modelVersion": "gemini-2.5-flash", "responseId": "r"});
+        let out = Gemini.chat_response(response.to_string().as_bytes(), &ctx()).unwrap();
+        assert_eq!(out["choices"][0]["finish_reason"], expected, "{reason}");
+        let events = translate(&format!("data: {response}\n\n"));
+        let streamed =
+            chunks(&events).iter().find_map(|c| c["choices"][0]["finish_reason"].as_str().map(str::to_owned));
+        assert_eq!(streamed.as_deref(), Some(expected), "{reason} streamed");
+    }
 }
 
 #[test]
