@@ -518,10 +518,17 @@ fn deepseek_refuses_fields_it_cannot_take_with_a_400_naming_them_and_sends_nothi
         assert!(r.json()["error"]["message"].as_str().unwrap().contains("deepseek"), "{field}");
     }
     assert!(host.requests.borrow().is_empty(), "none of them reached DeepSeek");
+    // Values that ask for nothing beyond the default are dropped, not refused.
     host.answer(FakeAnswer::json(200, openai_completion()));
-    let r = chat(&host, json!({"model": "deepseek/deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}));
+    let r = chat(
+        &host,
+        json!({"model": "deepseek/deepseek-chat", "messages": [{"role": "user", "content": "hi"}],
+               "parallel_tool_calls": true, "n": 1, "store": false}),
+    );
     assert_eq!(r.status, 200);
     assert_eq!(host.requests.borrow()[0].uri(), "http://up.test/deepseek/chat/completions");
+    let sent = upstream_json(&host, 0);
+    assert!(sent.get("parallel_tool_calls").is_none() && sent.get("n").is_none() && sent.get("store").is_none());
 }
 
 #[test]

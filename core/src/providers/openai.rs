@@ -53,6 +53,15 @@ pub struct Dialect {
 /// A [`ChatProvider`] for any OpenAI-compatible dialect.
 pub struct Compatible(pub &'static Dialect);
 
+/// Whether a field the vendor cannot take holds a value that asks for nothing beyond its default.
+fn asks_nothing(field: &str, value: &Value) -> bool {
+    match field {
+        "parallel_tool_calls" => value.is_null() || value == &Value::Bool(true),
+        "n" => value.is_null() || value == &Value::from(1),
+        _ => value.is_null() || value == &Value::Bool(false),
+    }
+}
+
 fn unsupported(dialect: &Dialect, field: &str) -> ApiError {
     ApiError::invalid_request(format!("`{field}` is not supported by provider type `{}`", dialect.name))
         .with_param(field)
@@ -78,13 +87,10 @@ impl Compatible {
         for field in dialect.rejected {
             match body.get(*field) {
                 None => {}
-                // A value that asks for nothing (null, false, `n: 1`) is dropped, not refused; but
-                // `parallel_tool_calls: false` asks for something (one call at a time).
-                Some(v)
-                    if v.is_null()
-                        || (v == &Value::Bool(false) && *field != "parallel_tool_calls")
-                        || (*field == "n" && v == &Value::from(1)) =>
-                {
+                // A value that asks for nothing beyond the default (null, false, `n: 1`,
+                // `parallel_tool_calls: true`) is dropped, not refused; `parallel_tool_calls: false`
+                // asks for one call at a time, which the vendor cannot promise.
+                Some(v) if asks_nothing(field, v) => {
                     body.remove(*field);
                 }
                 Some(_) => return Err(unsupported(dialect, field)),
