@@ -23,7 +23,13 @@ fn host() -> Rc<FakeHost> {
             "groq": {"type": "groq", "base_url": "http://groq.test/openai/v1", "api_key_secret": "k"},
             "anthropic": {"type": "anthropic", "api_key_secret": "k"}
         },
-        "routes": {"stt": {"models": ["openai/whisper-1", "groq/whisper-large-v3"]}},
+        "routes": {
+            "stt": {"models": ["openai/whisper-1", "groq/whisper-large-v3"]},
+            "stt-alerted": {"models": ["openai/whisper-1"], "policies": [{"id": "note-audio",
+                "cedar": "@outcome(\"alert\")\nforbid(principal, action == Gateway::Action::\"process_prompt\", resource);"}]},
+            "stt-monitored": {"models": ["openai/whisper-1"], "guard_mode": "monitor", "policies": [{"id": "no-audio",
+                "cedar": "forbid(principal, action == Gateway::Action::\"process_prompt\", resource);"}]}
+        },
         "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "user", "id": "u"}}],
         "limits": {"max_upload_bytes": 3000000},
         "retry": {"attempts": 2, "initial_backoff_ms": 10, "max_backoff_ms": 10}
@@ -191,4 +197,16 @@ fn a_form_with_two_model_fields_is_refused_held_or_streamed() {
     let (status, _, out) = send(&host, "/v1/audio/transcriptions", chunked(&body, 64 * 1024), Some(body.len()));
     assert_eq!(status, 400, "{out}");
     assert!(out["error"]["message"].as_str().unwrap().contains("two"), "{out}");
+}
+
+#[test]
+fn an_uploads_alert_and_monitor_outcomes_are_flagged_on_its_response() {
+    let host = host();
+    for (route, flag) in [("stt-alerted", "alert:note-audio"), ("stt-monitored", "monitor:deny:no-audio")] {
+        host.answer(FakeAnswer::json(200, r#"{"text":"hello"}"#));
+        let body = form(&[file(b"ID3\x00audio"), field("model", route)]);
+        let (status, headers, out) = send(&host, "/v1/audio/transcriptions", Body::Full(Bytes::from(body)), None);
+        assert_eq!(status, 200, "{route}: {out}");
+        assert_eq!(headers.get("x-gateway-guardrail").map(|v| v.to_str().unwrap()), Some(flag), "{route}");
+    }
 }

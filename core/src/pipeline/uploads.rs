@@ -289,6 +289,9 @@ pub(crate) async fn upload<H: Host + 'static>(
         match outcome {
             AfterTarget::Deliver(mut response) => {
                 admitted.mark(&mut response);
+                if let Some(guard) = &guard {
+                    guard.mark(&mut response);
+                }
                 return Ok(response);
             }
             AfterTarget::Stop(error) => return Err(error),
