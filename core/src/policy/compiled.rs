@@ -7,6 +7,9 @@
 //! edited set, a document written without its compiled form, or an entry that does
 //! not decode is parsed from its text as before. An entry is written only if it decodes back to
 //! exactly the policies parsed from the text.
+//!
+//! `PERFORMANCE.md` beside this file describes the whole policy performance layer (this codec, the
+//! vendored lexer, the warmed thread-local caches): why each exists, what it saves, how to remove it.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
