@@ -99,10 +99,12 @@ def test_a_spent_quota_refills_at_its_rate(limited):
     assert refused.status_code == 429
     wait = int(refused.headers["retry-after"])
     assert 1 <= wait <= 60 // REFILL
-    time.sleep(interval + 0.2)
-    assert post(limited, "refill").status_code == 200, "a request came back after one interval"
+    # The next request comes back within `wait` seconds (rounded up), so no sooner than `wait - 1`;
+    # the one after it a whole interval later.
+    time.sleep(wait + 0.1)
+    assert post(limited, "refill").status_code == 200, "a request came back when Retry-After said"
     second = post(limited, "refill")
-    if time.monotonic() - refused_at < 2 * interval:
+    if time.monotonic() - refused_at < (wait - 1) + interval:
         # Too soon for a second refill, however slow the machine was.
         assert second.status_code == 429, "and only one"
 
