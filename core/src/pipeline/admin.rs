@@ -17,7 +17,8 @@ use http::{HeaderValue, Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{json_response, read_whole, with_timeout, ReadError, KV_TIMEOUT_MS};
+use super::body::{json_response, read_whole, with_timeout, ReadError};
+use super::KV_TIMEOUT_MS;
 use crate::auth::{hash_key, sha256_hex};
 use crate::config::{Config, ConfigCache, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
 use crate::error::ApiError;

@@ -7,10 +7,11 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
-use super::chat::{apply_header_edits, Resolved};
+use super::body::{json_response, read_whole, with_timeout, ReadError};
 use super::guard::{guard_whole, OutputGuard};
+use super::resolve::{apply_header_edits, Resolved};
 use super::stream::StreamTrace;
-use super::{json_response, read_whole, stream, with_timeout, ReadError, Recorder};
+use super::{stream, Recorder};
 use crate::config::{Config, PriceConfig};
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
@@ -87,7 +88,7 @@ pub(crate) fn operation_target<H: Host, T>(
 ) -> Result<(&'static dyn ChatProvider, T), ApiError> {
     let unsupported = || crate::providers::unsupported_operation(target.provider_name, target.provider.kind, op);
     let provider = crate::providers::spec(target.provider.kind).chat.ok_or_else(unsupported)?;
-    let key = super::chat::api_key(host, target)?;
+    let key = super::resolve::api_key(host, target)?;
     let built = build(provider, key.as_deref()).ok_or_else(unsupported)??;
     Ok((provider, built))
 }

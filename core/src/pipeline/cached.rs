@@ -8,10 +8,12 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
 use super::attempts::{mark, sse_response};
-use super::chat::{apply_header_edits, guard_events, Resolved};
+use super::body::{json_response, with_timeout};
 use super::chat_guard;
+use super::guard::guard_events;
 use super::guard::{guard_whole, Guard, OutputGuard};
-use super::{json_response, stream, with_timeout, Recorder};
+use super::resolve::{apply_header_edits, Resolved};
+use super::{stream, Recorder};
 use crate::config::PrincipalConfig;
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};

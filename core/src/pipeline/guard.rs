@@ -9,7 +9,9 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::{read_whole, with_timeout, Recorder};
+use super::body::{read_whole, with_timeout};
+use super::resolve::Resolved;
+use super::Recorder;
 use crate::config::{Config, FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
 use crate::error::ApiError;
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
@@ -20,7 +22,7 @@ use crate::host::{Body, Host, LogLevel};
 use crate::policy::{
     Action, CompiledPolicies, Facts, PolicyRequest, Resource, Scope, ScopedPolicies, Verdict, COMPILED_KV_KEY,
 };
-use crate::providers::Target;
+use crate::providers::{StreamEvent, Target};
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
 
@@ -771,4 +773,73 @@ pub(crate) fn string_leaves_mut<'v>(value: &'v mut Value, out: &mut Vec<&'v mut 
         Value::Object(map) => map.values_mut().for_each(|item| string_leaves_mut(item, out)),
         _ => {}
     }
+}
+
+/// The guardrails of a request on `resolved` (its route's policies and mode, or the global ones).
+pub(crate) async fn route_guard<H: Host + 'static>(
+    host: &Rc<H>,
+    config: &Config,
+    resolved: &Resolved<'_>,
+    principal: &PrincipalConfig,
+    recorder: &Recorder<H>,
+) -> Result<Option<Rc<Guard<H>>>, ApiError> {
+    let (scope, mode) = match resolved.route {
+        Some((name, route)) => (Scope::Route(name), route.guard_mode),
+        None => (Scope::Global, None),
+    };
+    Guard::new(host, config, scope, mode, principal, recorder, &recorder.trace_id_hex()).await
+}
+
+/// A fixed list of stream events (an echo, a cache hit) through the output guardrails: decided as
+/// a live stream would be, then the remote guard service is asked once about all of it before any
+/// of it is delivered.
+pub(crate) async fn guard_events(
+    events: Vec<StreamEvent>,
+    output: &dyn OutputGuard,
+    target: &Target<'_>,
+) -> Vec<StreamEvent> {
+    let events = match output.for_stream(target) {
+        Some((mut guard, mut decide)) => guard_list(events, &mut guard, decide.as_mut()),
+        None => events,
+    };
+    let Some(remote) = output.remote(target) else { return events };
+    let mut texts = OutputTexts::default();
+    for event in &events {
+        if let StreamEvent::Chunk(chunk) = event {
+            texts.add(chunk);
+        }
+    }
+    match remote.ask(texts).await {
+        Ok(()) => events,
+        Err(error) => vec![StreamEvent::Error(error)],
+    }
+}
+
+fn guard_list(events: Vec<StreamEvent>, guard: &mut StreamGuard, decide: &mut dyn Decide) -> Vec<StreamEvent> {
+    let mut out = Vec::with_capacity(events.len());
+    for event in events {
+        let passed = match event {
+            StreamEvent::Chunk(chunk) => guard.push(chunk, decide),
+            StreamEvent::Done => match guard.finish(decide) {
+                Ok(chunks) => {
+                    out.extend(chunks.into_iter().map(StreamEvent::Chunk));
+                    out.push(StreamEvent::Done);
+                    continue;
+                }
+                Err(denial) => Err(denial),
+            },
+            other => {
+                out.push(other);
+                continue;
+            }
+        };
+        match passed {
+            Ok(chunks) => out.extend(chunks.into_iter().map(StreamEvent::Chunk)),
+            Err(denial) => {
+                out.push(StreamEvent::Error(stream_denied(&denial)));
+                break;
+            }
+        }
+    }
+    out
 }

@@ -6,8 +6,9 @@ use std::rc::Rc;
 
 use http::StatusCode;
 
-use super::chat::Resolved;
-use super::{with_timeout, Recorder};
+use super::body::with_timeout;
+use super::resolve::Resolved;
+use super::Recorder;
 use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig, RouteConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};

@@ -3,6 +3,7 @@
 
 mod admin;
 mod attempts;
+mod body;
 mod cached;
 mod chat;
 mod chat_guard;
@@ -11,16 +12,14 @@ mod limits;
 mod mcp;
 mod operations;
 mod recorder;
+mod resolve;
 mod responses;
 pub mod stream;
 mod uploads;
 
 use std::cell::Cell;
-use std::future::Future;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use futures::future::{select, Either};
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
 
@@ -33,51 +32,8 @@ use crate::providers::Operation;
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, Trace, TraceParent};
 
+use body::{json_response, with_timeout};
 pub(crate) use recorder::{CompletionFacts, Recorder};
-
-/// Resolves `fut`, or `None` once `millis` have passed.
-pub(crate) async fn with_timeout<H: Host, F: Future>(host: &H, millis: u64, fut: F) -> Option<F::Output> {
-    let sleep = host.sleep(millis);
-    futures::pin_mut!(fut, sleep);
-    match select(fut, sleep).await {
-        Either::Left((value, _)) => Some(value),
-        Either::Right(_) => None,
-    }
-}
-
-/// Why a body could not be read whole.
-pub(crate) enum ReadError {
-    /// Larger than allowed.
-    TooLarge,
-    /// The body broke off.
-    Broken(String),
-    /// No chunk arrived within the idle timeout.
-    Stalled,
-}
-
-/// Reads a whole body, bounded in size and in the silence allowed between two chunks.
-pub(crate) async fn read_whole<H: Host>(host: &H, body: Body, limit: usize, idle_ms: u64) -> Result<Bytes, ReadError> {
-    use futures::StreamExt;
-    let mut stream = match body {
-        Body::Full(bytes) if bytes.len() > limit => return Err(ReadError::TooLarge),
-        Body::Full(bytes) => return Ok(bytes),
-        Body::Stream(stream) => stream,
-    };
-    let mut buf = Vec::new();
-    loop {
-        match with_timeout(host, idle_ms, stream.next()).await {
-            None => return Err(ReadError::Stalled),
-            Some(None) => return Ok(Bytes::from(buf)),
-            Some(Some(Err(e))) => return Err(ReadError::Broken(e.to_string())),
-            Some(Some(Ok(chunk))) => {
-                if buf.len() + chunk.len() > limit {
-                    return Err(ReadError::TooLarge);
-                }
-                buf.extend_from_slice(&chunk);
-            }
-        }
-    }
-}
 
 /// Longest wait for the configuration store.
 const KV_TIMEOUT_MS: u64 = 10_000;
@@ -221,14 +177,6 @@ fn mask_quoted(message: &str) -> String {
         out.push_str("***");
     }
     out
-}
-
-/// A JSON response.
-pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> http::Response<Body> {
-    let mut response = http::Response::new(Body::Full(Bytes::from(serde_json::to_vec(body).unwrap_or_default())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }
 
 /// Handles one request. Never panics and never returns without a response. `cache` lives as long

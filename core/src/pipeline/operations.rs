@@ -10,10 +10,12 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
-use super::chat::{apply_body_transform, read_body, resolve_recorded, route_guard, Resolved};
+use super::body::read_body;
 use super::chat_guard::check_body;
+use super::guard::route_guard;
 use super::guard::Guard;
 use super::limits;
+use super::resolve::{apply_body_transform, resolve_recorded, Resolved};
 use super::responses;
 use super::Recorder;
 use crate::config::Config;

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use serde_json::Value as Json;
 
-use super::with_timeout;
+use super::body::with_timeout;
 use crate::config::{Config, PriceConfig, TelemetryConfig};
 use crate::host::{Body, Host, LogLevel};
 use crate::openai::Usage;

@@ -9,9 +9,11 @@ use futures::StreamExt;
 use http::HeaderValue;
 use serde_json::{Map, Value};
 
-use super::chat::{self, Resolved};
+use super::body::read_whole;
+use super::chat;
 use super::guard::Guard;
-use super::{read_whole, Recorder};
+use super::resolve::Resolved;
+use super::Recorder;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, ByteStream, Host};

@@ -9,8 +9,9 @@ use futures::StreamExt;
 
 use serde_json::Value;
 
+use super::body::with_timeout;
 use super::guard::{OutputTexts, RemoteOutput};
-use super::{with_timeout, CompletionFacts, Recorder};
+use super::{CompletionFacts, Recorder};
 use crate::config::PriceConfig;
 use crate::error::ApiError;
 use crate::guard::stream::{Decide, StreamGuard};

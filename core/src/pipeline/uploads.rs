@@ -12,9 +12,11 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 
 use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
-use super::chat::{resolve_recorded, route_guard};
+use super::body::with_timeout;
 use super::chat_guard::check_upload;
-use super::{limits, with_timeout, Recorder};
+use super::guard::route_guard;
+use super::resolve::resolve_recorded;
+use super::{limits, Recorder};
 use crate::config::Config;
 use crate::config::PrincipalConfig;
 use crate::error::ApiError;

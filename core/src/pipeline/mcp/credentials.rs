@@ -7,7 +7,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::super::{read_whole, with_timeout};
+use super::super::body::{read_whole, with_timeout};
 use super::Exchange;
 use crate::config::CredentialConfig;
 use crate::host::{Body, FetchError, Host};

@@ -20,9 +20,10 @@ use serde_json::Value;
 
 use self::credentials::Refusal;
 use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
-use super::chat::read_body;
+use super::body::read_body;
+use super::body::with_timeout;
 use super::guard::Guard;
-use super::{with_timeout, Recorder};
+use super::Recorder;
 use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
@@ -524,7 +525,8 @@ impl<H: Host + 'static> Exchange<'_, H> {
         if response.status().is_success() && is_json && self.cacheable(&message) {
             let (head, body) = response.into_parts();
             let limit = self.config.limits.max_response_bytes;
-            let Ok(bytes) = super::read_whole(&**self.host, body, limit, self.config.timeouts.idle_ms).await else {
+            let Ok(bytes) = super::body::read_whole(&**self.host, body, limit, self.config.timeouts.idle_ms).await
+            else {
                 let error = RpcError::new(code::INTERNAL_ERROR, "the server's response could not be read");
                 return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref());
             };
@@ -538,7 +540,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         }
         if auto && response.status() == StatusCode::BAD_REQUEST {
             let (head, body) = response.into_parts();
-            let bytes = super::read_whole(&**self.host, body, 64 * 1024, self.config.timeouts.idle_ms)
+            let bytes = super::body::read_whole(&**self.host, body, 64 * 1024, self.config.timeouts.idle_ms)
                 .await
                 .unwrap_or_default();
             // Confirmed only when the legacy handshake then succeeds; remembered for a while.

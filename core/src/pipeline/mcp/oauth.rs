@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
-use super::super::{read_whole, with_timeout};
+use super::super::body::{read_whole, with_timeout};
 use super::relay::rpc_response;
 use crate::config::{Config, CredentialConfig, McpServerConfig};
 use crate::host::{Body, Host};

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
-use super::super::{read_whole, with_timeout};
+use super::super::body::{read_whole, with_timeout};
 use super::hooks::{Hook, ServerGuard};
 use crate::config::{Config, McpServerConfig};
 use crate::host::{Body, ByteStream, Host};

@@ -5,8 +5,9 @@
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
+use super::super::body::with_timeout;
 use super::relay::rpc_response;
-use super::{with_timeout, Exchange};
+use super::Exchange;
 use crate::config::CredentialConfig;
 use crate::host::{Body, Host};
 use crate::mcp::session::SESSION_LIFETIME_MS;
