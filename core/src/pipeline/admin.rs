@@ -18,13 +18,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::body::{json_response, read_whole, with_timeout, ReadError};
-use super::KV_TIMEOUT_MS;
 use crate::auth::{hash_key, sha256_hex};
 use crate::config::{Config, ConfigCache, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
 use crate::error::ApiError;
 use crate::guard::{detect, redact, Category, Detectors};
 use crate::host::{Body, Host, LogLevel};
 use crate::policy::{compile, COMPILED_KV_KEY};
+
+/// Longest wait for the configuration store.
+pub(super) const KV_TIMEOUT_MS: u64 = 10_000;
 
 /// The secret holding the admin key; without it the admin API is off.
 pub const ADMIN_KEY_SECRET: &str = "gateway_admin_key";

@@ -9,9 +9,10 @@ use http::{HeaderValue, StatusCode};
 
 use super::body::{json_response, read_whole, with_timeout, ReadError};
 use super::guard::{guard_whole, OutputGuard};
+use super::recorder::Recorder;
 use super::resolve::{apply_header_edits, Resolved};
+use super::stream;
 use super::stream::StreamTrace;
-use super::{stream, Recorder};
 use crate::config::{Config, PriceConfig};
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};

@@ -10,9 +10,10 @@ use super::attempts::{
 };
 use super::body::{json_response, read_body};
 use super::guard::{guard_events, guard_whole, route_guard, Guard, OutputGuard};
+use super::recorder::Recorder;
 use super::resolve::{api_key, apply_body_transform, resolve_recorded, Resolved};
+use super::stream;
 use super::{cached, chat_guard, limits};
-use super::{stream, Recorder};
 use crate::config::{Config, PriceConfig, PrincipalConfig, ProviderType, TransformConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host};

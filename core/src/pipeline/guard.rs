@@ -10,8 +10,8 @@ use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
 use super::body::{read_whole, with_timeout};
+use super::recorder::Recorder;
 use super::resolve::Resolved;
-use super::Recorder;
 use crate::config::{Config, FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
 use crate::error::ApiError;
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};

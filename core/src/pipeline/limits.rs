@@ -7,8 +7,8 @@ use std::rc::Rc;
 use http::StatusCode;
 
 use super::body::with_timeout;
+use super::recorder::Recorder;
 use super::resolve::Resolved;
-use super::Recorder;
 use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig, RouteConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};

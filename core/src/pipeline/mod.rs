@@ -32,11 +32,9 @@ use crate::providers::Operation;
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, Trace, TraceParent};
 
+use admin::KV_TIMEOUT_MS;
 use body::{json_response, with_timeout};
-pub(crate) use recorder::{CompletionFacts, Recorder};
-
-/// Longest wait for the configuration store.
-const KV_TIMEOUT_MS: u64 = 10_000;
+use recorder::Recorder;
 
 /// What the request asked for, from its method and path.
 #[derive(Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use http::StatusCode;
 
-use super::Recorder;
+use super::recorder::Recorder;
 use crate::config::{Config, HeaderEdits, RouteConfig, TransformConfig};
 use crate::error::ApiError;
 use crate::host::Host;

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::body::with_timeout;
 use super::guard::{OutputTexts, RemoteOutput};
-use super::{CompletionFacts, Recorder};
+use super::recorder::{CompletionFacts, Recorder};
 use crate::config::PriceConfig;
 use crate::error::ApiError;
 use crate::guard::stream::{Decide, StreamGuard};

@@ -15,8 +15,9 @@ use super::attempts::{operation_target, skip_target, target_span, AfterTarget, A
 use super::body::with_timeout;
 use super::chat_guard::check_upload;
 use super::guard::route_guard;
+use super::limits;
+use super::recorder::Recorder;
 use super::resolve::resolve_recorded;
-use super::{limits, Recorder};
 use crate::config::Config;
 use crate::config::PrincipalConfig;
 use crate::error::ApiError;

@@ -23,7 +23,7 @@ use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
 use super::body::read_body;
 use super::body::with_timeout;
 use super::guard::Guard;
-use super::Recorder;
+use super::recorder::Recorder;
 use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
