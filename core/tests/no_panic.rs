@@ -18,6 +18,11 @@ use gateway_core::responses;
 use gateway_core::sse::SseParser;
 use gateway_core::testing::{FakeAnswer, FakeHost};
 
+/// The fuzz targets (`fuzz/src/lib.rs`): the same cases, here fed random and mutated inputs.
+#[path = "../../fuzz/src/lib.rs"]
+#[allow(dead_code)]
+mod targets;
+
 /// xorshift64*: small, fast, reproducible.
 struct Rng(u64);
 
@@ -239,32 +244,12 @@ fn multipart_scanner_never_panics() {
 
 #[test]
 fn mcp_messages_and_era_conversions_never_panic() {
-    use gateway_core::mcp::{era, Message};
     let seeds: [&[u8]; 3] = [
         br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
         br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}],"resultType":"complete","ttlMs":5,"_meta":{}}}"#,
         br#"{"jsonrpc":"2.0","method":"notifications/progress","params":[]}"#,
     ];
-    fuzz("mcp messages", &seeds, |_, input| {
-        let Ok(mut message) = Message::parse(input) else { return };
-        let _ = (message.kind(), message.name(), era::era_of(Some("2025-06-18"), &message));
-        let enabled = vec!["a".to_owned()];
-        if let Some(result) = message.result_mut() {
-            gateway_core::mcp::ToolGate { enabled: &enabled }.filter_list(result);
-            era::to_legacy_result(result);
-            era::to_modern_result("tools/list", result, None);
-            let _ = era::initialize_from_discover(result, "2025-06-18");
-            let _ = era::discover_from_initialize(result);
-        }
-        era::to_legacy_request(&mut message);
-        era::to_modern_request(&mut message, &serde_json::json!({}), &serde_json::json!({}));
-        let _ =
-            gateway_core::mcp::RoutingHeaders { method: Some("x".into()), name: Some("y".into()), malformed: false }
-                .check(&message);
-        let keys = gateway_core::mcp::SessionKeys::new(b"k");
-        let _ = gateway_core::mcp::GatewaySession::open(&String::from_utf8_lossy(input), &keys, "s", "o", 0);
-        let _ = gateway_core::mcp::jwt_subject(&String::from_utf8_lossy(input));
-    });
+    fuzz("mcp messages", &seeds, |_, input| targets::mcp_message(input));
 }
 
 #[test]

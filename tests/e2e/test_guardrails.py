@@ -106,6 +106,16 @@ def test_monitor_mode_passes_traffic_and_records_what_it_would_have_done(guarded
     assert len(upstream.requests()) == 1
 
 
+def stream_until_stopped(gateway, route: str, content: str) -> tuple[str, openai.APIError]:
+    """The text a streamed answer delivered before the error event that stopped it, and that error."""
+    received = []
+    with pytest.raises(openai.APIError) as stopped:
+        for chunk in chat(gateway, route, content, stream=True):
+            if chunk.choices:
+                received.append(chunk.choices[0].delta.content or "")
+    return "".join(received), stopped.value
+
+
 def test_a_streamed_secret_is_redacted_before_it_reaches_the_client(guarded, upstream, guard_service):
     upstream.behave({"type": "reply", "text": f"Here is the key: {SECRET} and nothing else, as you asked."})
     stream = chat(guarded, "redacting", "the key?", stream=True)
@@ -115,13 +125,9 @@ def test_a_streamed_secret_is_redacted_before_it_reaches_the_client(guarded, ups
 
 def test_a_streamed_secret_on_a_denying_route_stops_the_stream_with_an_error(guarded, upstream, guard_service):
     upstream.behave({"type": "reply", "text": f"Here is the key: {SECRET} and nothing else, as you asked."})
-    received = []
-    with pytest.raises(openai.APIError) as stopped:
-        for chunk in chat(guarded, "guarded", "the key?", stream=True):
-            if chunk.choices:
-                received.append(chunk.choices[0].delta.content or "")
-    assert "block-secrets-in-output" in str(stopped.value)
-    assert "sk-proj" not in "".join(received)
+    delivered, stopped = stream_until_stopped(guarded, "guarded", "the key?")
+    assert "block-secrets-in-output" in str(stopped)
+    assert "sk-proj" not in delivered
 
 
 def test_a_whole_answer_with_a_secret_is_not_delivered(guarded, upstream, guard_service):
@@ -225,13 +231,8 @@ def test_the_remote_guard_is_asked_about_a_whole_answer_and_its_deny_keeps_it_ba
 def test_a_streamed_answer_is_asked_about_window_by_window_and_a_deny_stops_it(guarded, upstream, guard_service):
     text = "one two three four five six seven eight nine ten " * 4 + "then REMOTE-DENY and the rest of it"
     upstream.behave({"type": "reply", "text": text})
-    received = []
-    with pytest.raises(openai.APIError) as stopped:
-        for chunk in chat(guarded, "openai/gpt-4o", "count", stream=True):
-            if chunk.choices:
-                received.append(chunk.choices[0].delta.content or "")
-    assert "gateway.remote_guard" in str(stopped.value)
-    delivered = "".join(received)
+    delivered, stopped = stream_until_stopped(guarded, "openai/gpt-4o", "count")
+    assert "gateway.remote_guard" in str(stopped)
     assert "REMOTE-DENY" not in delivered and text.startswith(delivered) and len(delivered) >= WINDOW
     windows = [a["content"] for a in guard_questions(guard_service) if a["content_type"] == "response"]
     # Each window is asked once, as one text; what was allowed is what the client got.
