@@ -7,7 +7,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
-use super::body::{json_response, read_whole, with_timeout, ReadError};
+use super::body::{json_response, read_whole, upstream_fault, with_timeout, ReadError, Reading};
 use super::guard::{guard_whole, OutputGuard};
 use super::recorder::Recorder;
 use super::resolve::{apply_header_edits, Resolved};
@@ -368,17 +368,8 @@ impl<H: Host + 'static> Attempts<'_, H> {
             Err(ReadError::TooLarge) => {
                 Err(Undelivered::GiveUp(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes"))))
             }
-            Err(ReadError::Broken(e)) => {
-                Err(Undelivered::Retry(ApiError::bad_gateway(format!("the upstream response broke off: {e}"))))
-            }
-            Err(ReadError::Stalled) => Err(Undelivered::Retry(
-                ApiError::new(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_error",
-                    format!("the upstream response body stalled for more than {idle} ms"),
-                )
-                .with_code("upstream_timeout"),
-            )),
+            Err(ReadError::Broken(e)) => Err(Undelivered::Retry(upstream_fault(Reading::Whole, Some(&e), idle))),
+            Err(ReadError::Stalled) => Err(Undelivered::Retry(upstream_fault(Reading::Whole, None, idle))),
         }
     }
 

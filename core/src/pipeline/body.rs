@@ -94,3 +94,35 @@ pub(crate) async fn read_body<H: Host>(
         .with_code("request_timeout"),
     })
 }
+
+/// How an upstream body was being read when it failed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reading {
+    /// Passed to the client as it came: the failure ends the client's stream.
+    Stream,
+    /// Read whole before anything reached the client: the failure may be retried.
+    Whole,
+}
+
+/// The one mapping from an upstream body's fault to the client's error: `broken` is the
+/// runtime's fixed words for a break (`None`: nothing arrived within `idle_ms`).
+pub(crate) fn upstream_fault(reading: Reading, broken: Option<&dyn std::fmt::Display>, idle_ms: u64) -> ApiError {
+    match (broken, reading) {
+        (Some(e), Reading::Stream) => {
+            ApiError::bad_gateway(format!("the upstream stream broke off: {e}")).with_code("stream_interrupted")
+        }
+        (Some(e), Reading::Whole) => ApiError::bad_gateway(format!("the upstream response broke off: {e}")),
+        (None, _) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream_error",
+            match reading {
+                Reading::Stream => format!("the upstream stream stalled for more than {idle_ms} ms"),
+                Reading::Whole => format!("the upstream response body stalled for more than {idle_ms} ms"),
+            },
+        )
+        .with_code(match reading {
+            Reading::Stream => "stream_timeout",
+            Reading::Whole => "upstream_timeout",
+        }),
+    }
+}

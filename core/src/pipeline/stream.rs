@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use serde_json::Value;
 
-use super::body::with_timeout;
+use super::body::{upstream_fault, with_timeout, Reading};
 use super::guard::{OutputTexts, RemoteOutput};
 use super::recorder::{CompletionFacts, Recorder};
 use crate::config::PriceConfig;
@@ -270,19 +270,9 @@ impl<H: Host + 'static> Translating<H> {
             }
             Some(Some(Err(e))) => {
                 self.trace.upstream_fault(&e);
-                self.fail(
-                    ApiError::bad_gateway(format!("the upstream stream broke off: {e}"))
-                        .with_code("stream_interrupted"),
-                );
+                self.fail(upstream_fault(Reading::Stream, Some(&e), self.idle_ms));
             }
-            None => self.fail(
-                ApiError::new(
-                    http::StatusCode::GATEWAY_TIMEOUT,
-                    "upstream_error",
-                    format!("the upstream stream stalled for more than {} ms", self.idle_ms),
-                )
-                .with_code("stream_timeout"),
-            ),
+            None => self.fail(upstream_fault(Reading::Stream, None, self.idle_ms)),
         }
     }
 }
@@ -374,14 +364,9 @@ pub(crate) fn passthrough<H: Host + 'static>(
             }
             Some(Some(Err(e))) => {
                 state.trace.upstream_fault(&e);
-                ApiError::bad_gateway(format!("the upstream stream broke off: {e}")).with_code("stream_interrupted")
+                upstream_fault(Reading::Stream, Some(&e), state.idle_ms)
             }
-            None => ApiError::new(
-                http::StatusCode::GATEWAY_TIMEOUT,
-                "upstream_error",
-                format!("the upstream stream stalled for more than {} ms", state.idle_ms),
-            )
-            .with_code("stream_timeout"),
+            None => upstream_fault(Reading::Stream, None, state.idle_ms),
         };
         state.done = true;
         state.trace.finish(Some(&failure.message));
