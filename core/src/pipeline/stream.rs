@@ -252,8 +252,13 @@ impl<H: Host + 'static> Translating<H> {
         self.end(encode(&StreamEvent::Error(error)), Some(message));
     }
 
+    /// Whether the held window is to be asked about now.
+    fn gate_due(&self) -> bool {
+        self.gate.as_ref().is_some_and(|g| g.due(self.translator.is_none()))
+    }
+
     /// Pulls one upstream chunk (or its end, or a fault) through the translator.
-    async fn pull(&mut self) {
+    async fn pull_upstream(&mut self) {
         let next = with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await;
         match next {
             Some(Some(Ok(bytes))) => {
@@ -289,20 +294,50 @@ pub(crate) fn translate<H: Host + 'static>(
 ) -> ByteStream {
     let gate = remote.map(|remote| Gate { remote, held: Vec::new(), texts: OutputTexts::default(), ending: None });
     let translator = Some(translator);
-    let state = Translating { host, upstream, translator, queue: VecDeque::new(), idle_ms, trace, guard, gate };
-    Box::pin(futures::stream::unfold(state, |mut state| async move {
+    pump(Translating { host, upstream, translator, queue: VecDeque::new(), idle_ms, trace, guard, gate })
+}
+
+/// A body produced by pulling: each pull may queue bytes for the client.
+pub(crate) trait Pull {
+    /// The bytes ready to go out, in order.
+    fn queue(&mut self) -> &mut VecDeque<Bytes>;
+    /// Whether no pull will queue anything more.
+    fn done(&self) -> bool;
+    /// Reads once from the upstream (or decides what is held), queuing what may go out.
+    async fn pull(&mut self);
+}
+
+/// The one driver of pulled bodies: what is queued goes out first, then the next pull, until
+/// the source is done.
+pub(crate) fn pump<P: Pull + 'static>(source: P) -> ByteStream {
+    Box::pin(futures::stream::unfold(source, |mut source| async move {
         loop {
-            if let Some(bytes) = state.queue.pop_front() {
-                return Some((Ok(bytes), state));
+            if let Some(bytes) = source.queue().pop_front() {
+                return Some((Ok(bytes), source));
             }
-            if state.gate.as_ref().is_some_and(|g| g.due(state.translator.is_none())) {
-                state.ask_gate().await;
-                continue;
+            if source.done() {
+                return None;
             }
-            state.translator.as_ref()?;
-            state.pull().await;
+            source.pull().await;
         }
     }))
+}
+
+impl<H: Host + 'static> Pull for Translating<H> {
+    fn queue(&mut self) -> &mut VecDeque<Bytes> {
+        &mut self.queue
+    }
+
+    fn done(&self) -> bool {
+        self.translator.is_none() && !self.gate_due()
+    }
+
+    async fn pull(&mut self) {
+        match self.gate_due() {
+            true => self.ask_gate().await,
+            false => self.pull_upstream().await,
+        }
+    }
 }
 
 struct Passing<H: Host + 'static> {

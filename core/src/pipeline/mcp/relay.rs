@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use super::super::body::{read_whole, with_timeout};
+use super::super::stream::{pump, Pull};
 use super::hooks::{Hook, ServerGuard};
 use crate::config::{Config, McpServerConfig};
 use crate::host::{Body, ByteStream, Host};
@@ -325,7 +326,7 @@ impl<H: Host + 'static> EventRelay<H> {
         }
     }
 
-    async fn pull(&mut self) {
+    async fn pull_upstream(&mut self) {
         match with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await {
             Some(Some(Ok(bytes))) => match self.parser.push(&bytes) {
                 Ok(events) => self.events(events).await,
@@ -360,17 +361,21 @@ fn relay_events<H: Host + 'static>(
         idle_ms,
         done: false,
     };
-    Box::pin(futures::stream::unfold(state, |mut state| async move {
-        loop {
-            if let Some(bytes) = state.queue.pop_front() {
-                return Some((Ok(bytes), state));
-            }
-            if state.done {
-                return None;
-            }
-            state.pull().await;
-        }
-    }))
+    pump(state)
+}
+
+impl<H: Host + 'static> Pull for EventRelay<H> {
+    fn queue(&mut self) -> &mut VecDeque<Bytes> {
+        &mut self.queue
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    async fn pull(&mut self) {
+        self.pull_upstream().await;
+    }
 }
 
 /// The first JSON-RPC response in a server's answer (JSON, or an event stream read until it),
