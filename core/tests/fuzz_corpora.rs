@@ -27,3 +27,16 @@ fn every_kept_fuzz_input_goes_through_its_target_without_a_panic() {
         eprintln!("{name}: {inputs} inputs");
     }
 }
+
+#[test]
+fn every_fuzz_binary_is_a_replayed_target_and_the_reverse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/fuzz_targets");
+    let mut binaries: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    binaries.sort();
+    let mut replayed: Vec<String> = targets::TARGETS.iter().map(|(name, _)| (*name).to_owned()).collect();
+    replayed.sort();
+    assert_eq!(binaries, replayed);
+}

@@ -687,6 +687,50 @@ fn a_long_stream_costs_one_remote_question_per_window_never_one_per_chunk() {
 }
 
 #[test]
+fn windows_are_cut_from_released_output_however_the_upstream_framed_its_bytes() {
+    let host = windowed_host(100);
+    host.answer(FakeAnswer::json(200, ALLOW));
+    let pieces: Vec<String> = (0..200).map(|i| format!("w{i:03} ")).collect();
+    // The whole event stream in one read.
+    let FakeAnswer::Stream { chunks, .. } = stream_of(&pieces.iter().map(String::as_str).collect::<Vec<_>>()) else {
+        unreachable!()
+    };
+    host.answer(FakeAnswer::Stream { chunks: vec![Bytes::from(chunks.concat())], then_error: false });
+    for _ in 0..20 {
+        host.answer(FakeAnswer::json(200, ALLOW));
+    }
+    let reply = chat(&host, "plain", "count", true);
+    assert_eq!(streamed_text(&reply.body), pieces.concat());
+    let windows: Vec<Value> = guard_questions(&host).into_iter().skip(1).collect();
+    assert_eq!(windows.len(), 10, "1,000 characters in windows of 100");
+    assert!(windows.iter().all(|w| w["content"].as_str().unwrap().chars().count() == 100));
+}
+
+#[test]
+fn a_window_also_closes_at_64_kib_of_events_so_spoken_audio_is_not_held_to_the_end() {
+    let host = windowed_host(1000);
+    host.answer(FakeAnswer::json(200, ALLOW));
+    let data = "A".repeat(10_000);
+    let mut chunks: Vec<Bytes> = (0..20)
+        .map(|_| {
+            let chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                "choices": [{"index": 0, "delta": {"audio": {"id": "a1", "data": data, "transcript": "la "}}, "finish_reason": null}]});
+            Bytes::from(format!("data: {chunk}\n\n"))
+        })
+        .collect();
+    chunks.push(Bytes::from_static(b"data: [DONE]\n\n"));
+    host.answer(FakeAnswer::Stream { chunks, then_error: false });
+    for _ in 0..10 {
+        host.answer(FakeAnswer::json(200, ALLOW));
+    }
+    let reply = chat(&host, "plain", "sing", true);
+    assert_eq!(reply.body.matches(&data).count(), 20, "all the audio is delivered");
+    let windows = guard_questions(&host).len() - 1;
+    // 60 characters of transcript, 200 KB of events: closed by size, not by text.
+    assert!((3..=5).contains(&windows), "{windows} windows");
+}
+
+#[test]
 fn a_streamed_echo_answer_is_asked_about_once_before_any_of_it_leaves() {
     let host = remote_host("open");
     host.answer(FakeAnswer::json(200, ALLOW));

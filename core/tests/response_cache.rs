@@ -208,6 +208,10 @@ fn cache_control_only_if_cached_answers_a_miss_with_a_504_and_never_asks_the_ups
     let hit = send(&host, ALICE, &question("cached"), &[("cache-control", "only-if-cached")]);
     assert_eq!((hit.status, hit.cache(), hit.content().as_str()), (200, Some("hit"), "kept"));
     assert_eq!(upstream_calls(&host), 1);
+    // A route with no cache has nothing to serve it from.
+    let uncached = send(&host, ALICE, &question("uncached"), &[("cache-control", "only-if-cached")]);
+    assert_eq!(uncached.status, 504, "{}", uncached.body);
+    assert_eq!(upstream_calls(&host), 1);
 }
 
 #[test]

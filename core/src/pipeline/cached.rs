@@ -59,13 +59,7 @@ pub(crate) fn plan(
 ) -> Option<CachePlan> {
     let (route, config) = resolved.route?;
     let cache = config.cache?;
-    let directives = headers
-        .get_all(http::header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|d| d.trim().to_ascii_lowercase())
-        .collect::<Vec<_>>();
+    let directives = directives(headers);
 
     let body = serde_json::to_value(request).ok()?;
     let principal = format!("{:?}:{}", principal.kind, principal.id);
@@ -81,6 +75,22 @@ pub(crate) fn plan(
         keep: !directives.iter().any(|d| d == "no-store"),
         only_cached: directives.iter().any(|d| d == "only-if-cached"),
     })
+}
+
+/// The client's `Cache-Control` directives, lower-cased.
+fn directives(headers: &http::HeaderMap) -> Vec<String> {
+    headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|d| d.trim().to_ascii_lowercase())
+        .collect()
+}
+
+/// `only-if-cached` on a request that no cache serves: the answer is always a `504`.
+pub(crate) fn only_if_cached(headers: &http::HeaderMap) -> bool {
+    directives(headers).iter().any(|d| d == "only-if-cached")
 }
 
 /// A fresh entry for the plan, if the store has one (a store that fails is a miss).

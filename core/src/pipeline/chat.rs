@@ -38,6 +38,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     let admitted = limits::admit(host, config, resolved.route, principal, Some(estimate), recorder).await?;
     let guard = route_guard(host, config, &resolved, principal, recorder).await?;
     let mut response = match cached::plan(&resolved, &request, principal, &parts.headers) {
+        None if cached::only_if_cached(&parts.headers) => return Err(cached::not_cached()),
         None => run(host, config, request, &resolved, guard, recorder).await?,
         Some(plan) => match cached::lookup(&**host, &plan, recorder).await {
             Some(entry) => {

@@ -581,8 +581,9 @@ impl OutputTexts {
                         }
                     }
                     ("tool_calls", Value::Array(calls)) => {
-                        for call in calls {
-                            let tool = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+                        // Stream deltas name their call's index; a whole message's calls are its list.
+                        for (position, call) in (0_u64..).zip(calls) {
+                            let tool = call.get("index").and_then(Value::as_u64).unwrap_or(position);
                             self.add_call((index, tool), call.get("function"));
                         }
                     }
@@ -842,4 +843,33 @@ fn guard_list(events: Vec<StreamEvent>, guard: &mut StreamGuard, decide: &mut dy
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::OutputTexts;
+
+    #[test]
+    fn each_call_of_a_whole_answer_is_its_own_entry_and_stream_deltas_join_per_call() {
+        let whole = json!({"choices": [{"index": 0, "message": {"content": "ok", "tool_calls": [
+            {"id": "t1", "function": {"name": "search", "arguments": "{\"q\":1}"}},
+            {"id": "t2", "function": {"name": "drop_db", "arguments": "{}"}}]}}]});
+        let texts = OutputTexts::of(&whole);
+        let calls: Vec<_> = texts.calls.values().cloned().collect();
+        assert_eq!(calls, [("search".into(), "{\"q\":1}".into()), ("drop_db".into(), "{}".into())]);
+        let mut streamed = OutputTexts::default();
+        for (index, name, args) in [(0, Some("a"), "{\"x\""), (1, Some("b"), "{}"), (0, None, ":1}")] {
+            let mut function = json!({"arguments": args});
+            if let Some(name) = name {
+                function["name"] = json!(name);
+            }
+            streamed.add(
+                &json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": index, "function": function}]}}]}),
+            );
+        }
+        let calls: Vec<_> = streamed.calls.values().cloned().collect();
+        assert_eq!(calls, [("a".into(), "{\"x\":1}".into()), ("b".into(), "{}".into())]);
+    }
 }

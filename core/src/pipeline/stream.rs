@@ -132,19 +132,54 @@ struct Translating<H: Host + 'static> {
     gate: Option<Gate>,
 }
 
-/// Output the remote guard service has not yet allowed.
+/// Output the remote guard service has not yet allowed, cut into windows as it is released
+/// (however the upstream's bytes were framed): a window closes at `window_chars` characters of text
+/// and arguments, or at [`WINDOW_MAX_BYTES`] of encoded events (audio data, log-probabilities).
 struct Gate {
     remote: RemoteOutput,
-    held: Vec<Value>,
-    texts: OutputTexts,
+    /// Closed windows, oldest first, each to be asked about once.
+    closed: VecDeque<Window>,
+    /// The window being filled.
+    open: Window,
     /// What ends the stream, kept until the last window is allowed: its bytes and, for the trace,
     /// its error.
     ending: Option<(Bytes, Option<String>)>,
 }
 
+/// Encoded events held back, and the text the remote guard service reads of them.
+#[derive(Default)]
+struct Window {
+    events: Vec<Bytes>,
+    bytes: usize,
+    texts: OutputTexts,
+}
+
+/// A window closes at this many bytes of encoded events, whatever text it holds.
+const WINDOW_MAX_BYTES: usize = 64 * 1024;
+
 impl Gate {
+    fn hold(&mut self, chunk: &Value) {
+        let event = sse::encode_data(chunk);
+        self.open.texts.add(chunk);
+        self.open.bytes += event.len();
+        self.open.events.push(event);
+        if self.open.texts.chars() >= self.remote.window_chars || self.open.bytes >= WINDOW_MAX_BYTES {
+            self.closed.push_back(std::mem::take(&mut self.open));
+        }
+    }
+
+    fn holds_anything(&self) -> bool {
+        !self.closed.is_empty() || !self.open.events.is_empty()
+    }
+
+    /// Whether a window is to be asked about now: a closed one, or the last once the upstream is over.
     fn due(&self, upstream_over: bool) -> bool {
-        !self.held.is_empty() && (upstream_over || self.texts.chars() >= self.remote.window_chars)
+        !self.closed.is_empty() || (upstream_over && !self.open.events.is_empty())
+    }
+
+    /// The next window to ask about.
+    fn next(&mut self) -> Window {
+        self.closed.pop_front().unwrap_or_else(|| std::mem::take(&mut self.open))
     }
 }
 
@@ -153,10 +188,7 @@ impl<H: Host + 'static> Translating<H> {
         for chunk in chunks {
             if let Some(chunk) = self.trace.filter(chunk) {
                 match self.gate.as_mut() {
-                    Some(gate) => {
-                        gate.texts.add(&chunk);
-                        gate.held.push(chunk);
-                    }
+                    Some(gate) => gate.hold(&chunk),
                     None => self.queue.push_back(sse::encode_data(&chunk)),
                 }
             }
@@ -168,7 +200,7 @@ impl<H: Host + 'static> Translating<H> {
     fn end(&mut self, bytes: Bytes, error: Option<String>) {
         self.translator = None;
         match self.gate.as_mut() {
-            Some(gate) if !gate.held.is_empty() => gate.ending = Some((bytes, error)),
+            Some(gate) if gate.holds_anything() => gate.ending = Some((bytes, error)),
             _ => {
                 self.trace.finish(error.as_deref());
                 self.queue.push_back(bytes);
@@ -176,16 +208,16 @@ impl<H: Host + 'static> Translating<H> {
         }
     }
 
-    /// Asks the remote guard service about the held window: delivered when allowed, replaced by
+    /// Asks the remote guard service about the next window: delivered when allowed, replaced by
     /// the refusal (which ends the stream) when not.
     async fn ask_gate(&mut self) {
         let Some(gate) = self.gate.as_mut() else { return };
-        let held = std::mem::take(&mut gate.held);
-        let texts = std::mem::take(&mut gate.texts);
-        match gate.remote.ask(texts).await {
+        let window = gate.next();
+        match gate.remote.ask(window.texts).await {
             Ok(()) => {
-                self.queue.extend(held.iter().map(sse::encode_data));
-                if let Some((bytes, error)) = self.gate.as_mut().and_then(|g| g.ending.take()) {
+                self.queue.extend(window.events);
+                let gate = self.gate.as_mut().filter(|g| !g.holds_anything());
+                if let Some((bytes, error)) = gate.and_then(|g| g.ending.take()) {
                     self.trace.finish(error.as_deref());
                     self.queue.push_back(bytes);
                 }
@@ -292,7 +324,7 @@ pub(crate) fn translate<H: Host + 'static>(
     guard: Option<(StreamGuard, Box<dyn Decide>)>,
     remote: Option<RemoteOutput>,
 ) -> ByteStream {
-    let gate = remote.map(|remote| Gate { remote, held: Vec::new(), texts: OutputTexts::default(), ending: None });
+    let gate = remote.map(|remote| Gate { remote, closed: VecDeque::new(), open: Window::default(), ending: None });
     let translator = Some(translator);
     pump(Translating { host, upstream, translator, queue: VecDeque::new(), idle_ms, trace, guard, gate })
 }
