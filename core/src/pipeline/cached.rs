@@ -36,8 +36,6 @@ pub(crate) struct CachePlan {
     lookup: bool,
     /// False under `no-store`: the answer is not kept either.
     keep: bool,
-    /// `only-if-cached`: a miss is answered `504` without asking any upstream (RFC 9111).
-    pub only_cached: bool,
 }
 
 /// The answer to `only-if-cached` when nothing is cached.
@@ -73,7 +71,6 @@ pub(crate) fn plan(
         ttl_seconds: cache.ttl_seconds,
         lookup: !directives.iter().any(|d| d == "no-cache" || d == "no-store"),
         keep: !directives.iter().any(|d| d == "no-store"),
-        only_cached: directives.iter().any(|d| d == "only-if-cached"),
     })
 }
 
@@ -88,7 +85,7 @@ fn directives(headers: &http::HeaderMap) -> Vec<String> {
         .collect()
 }
 
-/// `only-if-cached` on a request that no cache serves: the answer is always a `504`.
+/// `only-if-cached` (RFC 9111): a request the cache does not answer gets a `504`, never an upstream.
 pub(crate) fn only_if_cached(headers: &http::HeaderMap) -> bool {
     directives(headers).iter().any(|d| d == "only-if-cached")
 }

@@ -37,8 +37,9 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     let estimate = limits::estimate(body_bytes, request.max_output_tokens(), &keys, &resolved);
     let admitted = limits::admit(host, config, resolved.route, principal, Some(estimate), recorder).await?;
     let guard = route_guard(host, config, &resolved, principal, recorder).await?;
+    let only_cached = cached::only_if_cached(&parts.headers);
     let mut response = match cached::plan(&resolved, &request, principal, &parts.headers) {
-        None if cached::only_if_cached(&parts.headers) => return Err(cached::not_cached()),
+        None if only_cached => return Err(cached::not_cached()),
         None => run(host, config, request, &resolved, guard, recorder).await?,
         Some(plan) => match cached::lookup(&**host, &plan, recorder).await {
             Some(entry) => {
@@ -47,7 +48,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
                 cached::mark_outcome(&mut hit, true);
                 hit
             }
-            None if plan.only_cached => return Err(cached::not_cached()),
+            None if only_cached => return Err(cached::not_cached()),
             None => {
                 let is_stream = request.is_stream();
                 let mut fresh = run(host, config, request, &resolved, guard, recorder).await?;

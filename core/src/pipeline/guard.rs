@@ -551,6 +551,8 @@ pub(crate) struct OutputTexts {
     texts: std::collections::BTreeMap<(u64, &'static str), String>,
     /// Per (choice, tool index): name and arguments.
     calls: std::collections::BTreeMap<(u64, u64), (String, String)>,
+    /// Characters of text and arguments added so far.
+    chars: usize,
 }
 
 impl OutputTexts {
@@ -567,29 +569,22 @@ impl OutputTexts {
             let Some(message) = choice.get("message").or_else(|| choice.get("delta")).and_then(Value::as_object) else {
                 continue;
             };
-            for (key, value) in message {
-                let text = |field: &'static str, text: &str, texts: &mut std::collections::BTreeMap<_, String>| {
-                    texts.entry((index, field)).or_default().push_str(text);
-                };
-                match (key.as_str(), value) {
-                    ("content", Value::String(t)) => text("content", t, &mut self.texts),
-                    ("reasoning_content", Value::String(t)) => text("reasoning_content", t, &mut self.texts),
-                    ("refusal", Value::String(t)) => text("refusal", t, &mut self.texts),
-                    ("audio", Value::Object(audio)) => {
-                        if let Some(Value::String(t)) = audio.get("transcript") {
-                            text("audio", t, &mut self.texts);
-                        }
-                    }
-                    ("tool_calls", Value::Array(calls)) => {
-                        // Stream deltas name their call's index; a whole message's calls are its list.
-                        for (position, call) in (0_u64..).zip(calls) {
-                            let tool = call.get("index").and_then(Value::as_u64).unwrap_or(position);
-                            self.add_call((index, tool), call.get("function"));
-                        }
-                    }
-                    ("function_call", function) => self.add_call((index, u64::MAX), Some(function)),
-                    _ => {}
+            let transcript = message.get("audio").and_then(|audio| audio.get("transcript"));
+            let fields = ["content", "reasoning_content", "refusal"].map(|field| (field, message.get(field)));
+            for (field, value) in fields.into_iter().chain([("audio", transcript)]) {
+                if let Some(Value::String(text)) = value {
+                    self.chars += text.chars().count();
+                    self.texts.entry((index, field)).or_default().push_str(text);
                 }
+            }
+            // Stream deltas name their call's index; a whole message's calls are its list.
+            let calls = message.get("tool_calls").and_then(Value::as_array).into_iter().flatten();
+            for (position, call) in (0_u64..).zip(calls) {
+                let tool = call.get("index").and_then(Value::as_u64).unwrap_or(position);
+                self.add_call((index, tool), call.get("function"));
+            }
+            if let Some(function) = message.get("function_call") {
+                self.add_call((index, u64::MAX), Some(function));
             }
         }
     }
@@ -602,12 +597,13 @@ impl OutputTexts {
         }
         if let Some(a) = function.get("arguments").and_then(Value::as_str) {
             arguments.push_str(a);
+            self.chars += a.chars().count();
         }
     }
 
     /// Characters held (text and arguments).
     pub fn chars(&self) -> usize {
-        self.texts.values().chain(self.calls.values().map(|(_, a)| a)).map(|t| t.chars().count()).sum()
+        self.chars
     }
 
     fn texts(&self) -> Vec<&str> {
