@@ -9,6 +9,7 @@ use http::{HeaderValue, StatusCode};
 
 use super::body::{json_response, read_whole, upstream_fault, with_timeout, ReadError, Reading};
 use super::guard::{guard_whole, OutputGuard};
+use super::phases::RequestContext;
 use super::recorder::Recorder;
 use super::resolve::{apply_header_edits, Resolved};
 use super::stream;
@@ -137,15 +138,13 @@ impl Upstream {
 
 /// Everything one target's attempts need.
 pub(crate) struct Attempts<'a, H: Host + 'static> {
-    pub host: &'a Rc<H>,
-    pub config: &'a Config,
+    pub cx: &'a RequestContext<'a, H>,
     pub provider: &'a dyn ChatProvider,
     pub target: &'a Target<'a>,
     pub upstream: &'a Upstream,
     pub delivery: Delivery<'a>,
     /// The route's (or global) retry policy, fallback statuses and transforms.
     pub resolved: &'a Resolved<'a>,
-    pub recorder: &'a Recorder<H>,
     pub gen_span: SpanRef,
     /// Attempts across all targets so far (for `x-gateway-attempts`).
     pub total_attempts: &'a Cell<u32>,
@@ -153,7 +152,7 @@ pub(crate) struct Attempts<'a, H: Host + 'static> {
 
 impl<H: Host + 'static> Attempts<'_, H> {
     fn price(&self) -> Option<&PriceConfig> {
-        price_for(self.config, self.target)
+        price_for(self.cx.config, self.target)
     }
 
     /// An error says which provider was tried last and how many attempts were made, as an answer does.
@@ -173,18 +172,18 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 AfterTarget::Deliver(response)
             }
             Err(Failure::Final(error)) => {
-                AfterTarget::Stop(skip_target(self.recorder, self.gen_span, self.marked(error)))
+                AfterTarget::Stop(skip_target(self.cx.recorder, self.gen_span, self.marked(error)))
             }
             Err(Failure::Exhausted(error)) => {
-                AfterTarget::Fallback(skip_target(self.recorder, self.gen_span, self.marked(error)))
+                AfterTarget::Fallback(skip_target(self.cx.recorder, self.gen_span, self.marked(error)))
             }
         }
     }
 
     /// Attempts the target until success, a non-retryable error, or retries run out.
     pub async fn run(&self) -> Result<http::Response<Body>, Failure> {
-        let (host, recorder, target) = (self.host, self.recorder, self.target);
-        let timeouts = &self.config.timeouts;
+        let (host, recorder, target) = (self.cx.host, self.cx.recorder, self.target);
+        let timeouts = &self.cx.config.timeouts;
         let mut attempt = 0;
         let mut backoff = 0;
         loop {
@@ -313,19 +312,19 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     fn response_context(&self) -> ResponseContext {
         ResponseContext {
-            created: self.host.now_millis() / 1000,
+            created: self.cx.host.now_millis() / 1000,
             model: self.target.model.clone(),
-            fallback_id: format!("chatcmpl-gw-{:016x}", self.host.random_u64()),
+            fallback_id: format!("chatcmpl-gw-{:016x}", self.cx.host.random_u64()),
             base64_embeddings: false,
             custom: self.target.provider.custom.as_ref().map(|c| c.response.clone()),
         }
     }
 
     fn attempt_failed(&self, span: SpanRef, error: &ApiError) {
-        self.recorder.fail(span, error.message.clone());
-        self.recorder.set(span, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
-        self.recorder.end(span);
-        self.recorder.upstream_finished();
+        self.cx.recorder.fail(span, error.message.clone());
+        self.cx.recorder.set(span, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
+        self.cx.recorder.end(span);
+        self.cx.recorder.upstream_finished();
     }
 
     fn stream_response(
@@ -341,17 +340,17 @@ impl<H: Host + 'static> Attempts<'_, H> {
         };
         let ctx = self.response_context();
         let trace = StreamTrace::new(
-            self.recorder.clone(),
+            self.cx.recorder.clone(),
             self.gen_span,
             attempt_span,
             client_wants_usage,
             self.price().cloned(),
         );
         let body = stream::translate(
-            Rc::clone(self.host),
+            Rc::clone(self.cx.host),
             upstream,
             self.provider.chat_stream(ctx),
-            self.config.timeouts.idle_ms,
+            self.cx.config.timeouts.idle_ms,
             trace,
             output.and_then(|o| o.for_stream(self.target)),
             output.and_then(|o| o.remote(self.target)),
@@ -361,9 +360,9 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     /// Reads a whole upstream body, bounded in size and in the silence between chunks.
     async fn collect_upstream(&self, response: http::Response<Body>) -> Result<Bytes, Undelivered> {
-        let limit = self.config.limits.max_response_bytes;
-        let idle = self.config.timeouts.idle_ms;
-        match read_whole(&**self.host, response.into_body(), limit, idle).await {
+        let limit = self.cx.config.limits.max_response_bytes;
+        let idle = self.cx.config.timeouts.idle_ms;
+        match read_whole(&**self.cx.host, response.into_body(), limit, idle).await {
             Ok(body) => Ok(body),
             Err(ReadError::TooLarge) => {
                 Err(Undelivered::GiveUp(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes"))))
@@ -375,12 +374,12 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     /// Records a whole response's facts and closes its spans.
     fn record_whole(&self, attempt_span: SpanRef, body: &serde_json::Value) {
-        self.recorder.end(attempt_span);
-        self.recorder.upstream_finished();
-        let mut facts = self.recorder.new_facts();
+        self.cx.recorder.end(attempt_span);
+        self.cx.recorder.upstream_finished();
+        let mut facts = self.cx.recorder.new_facts();
         facts.observe(body);
-        self.recorder.completion(self.gen_span, &facts, self.price());
-        self.recorder.end(self.gen_span);
+        self.cx.recorder.completion(self.gen_span, &facts, self.price());
+        self.cx.recorder.end(self.gen_span);
     }
 
     async fn whole_response(
@@ -430,9 +429,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 Body::Full(bytes) => Box::pin(futures::stream::iter([Ok(bytes)])),
             };
             let trace =
-                StreamTrace::new(self.recorder.clone(), self.gen_span, attempt_span, true, self.price().cloned());
+                StreamTrace::new(self.cx.recorder.clone(), self.gen_span, attempt_span, true, self.price().cloned());
             let sse = kind.starts_with("text/event-stream");
-            let body = stream::passthrough(Rc::clone(self.host), upstream, self.config.timeouts.idle_ms, sse, trace);
+            let body =
+                stream::passthrough(Rc::clone(self.cx.host), upstream, self.cx.config.timeouts.idle_ms, sse, trace);
             http::Response::new(Body::Stream(body))
         };
         if let Some(content_type) = content_type {

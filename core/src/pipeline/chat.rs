@@ -1,20 +1,18 @@
 //! `POST /v1/chat/completions`: parse, resolve targets, attempt with retries and fallbacks.
 
-use std::cell::Cell;
 use std::rc::Rc;
 
 use http::StatusCode;
 
-use super::attempts::{
-    mark, price_for, skip_target, sse_response, target_span, AfterTarget, Attempts, Delivery, Upstream,
-};
+use super::attempts::{mark, price_for, sse_response, target_span, Delivery, Upstream};
 use super::body::{json_response, read_body};
-use super::guard::{guard_events, guard_whole, route_guard, Guard, OutputGuard};
+use super::guard::{guard_events, guard_whole, Guard, OutputGuard};
+use super::phases::{self, Prepared, RequestContext, TargetPlan};
 use super::recorder::Recorder;
-use super::resolve::{api_key, apply_body_transform, resolve_recorded, Resolved};
+use super::resolve::{api_key, apply_body_transform, Resolved};
 use super::stream;
 use super::{cached, chat_guard, limits};
-use crate::config::{Config, PriceConfig, PrincipalConfig, ProviderType, TransformConfig};
+use crate::config::{PriceConfig, ProviderType, TransformConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::openai::{ChatRequest, StreamOptions};
@@ -23,37 +21,33 @@ use crate::trace::attrs::*;
 use crate::trace::SpanRef;
 
 pub(crate) async fn chat_completions<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
-    parts: &http::request::Parts,
+    cx: &RequestContext<'_, H>,
     body: Body,
     route: Option<&str>,
-    principal: &PrincipalConfig,
-    recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let (mut request, body_bytes) = parse(&**host, config, parts, body).await?;
-    let resolved = resolve_recorded(&**host, config, (route, &request.model), principal, recorder)?;
+    let (mut request, body_bytes) = parse(cx, body).await?;
+    let resolved = phases::resolve(cx, route, &request.model)?;
     let keys = ["max_completion_tokens", "max_tokens"];
     let estimate = limits::estimate(body_bytes, request.max_output_tokens(), &keys, &resolved);
-    let admitted = limits::admit(host, config, resolved.route, principal, Some(estimate), recorder).await?;
-    let guard = route_guard(host, config, &resolved, principal, recorder).await?;
-    let only_cached = cached::only_if_cached(&parts.headers);
-    let mut response = match cached::plan(&resolved, &request, principal, &parts.headers) {
+    let admitted = phases::rate_limit(cx, Some(&resolved), Some(estimate)).await?;
+    let guard = phases::input(cx, &resolved).await?;
+    let only_cached = cached::only_if_cached(&cx.parts.headers);
+    let mut response = match cached::plan(&resolved, &request, cx.principal, &cx.parts.headers) {
         None if only_cached => return Err(cached::not_cached()),
-        None => run(host, config, request, &resolved, guard, recorder).await?,
-        Some(plan) => match cached::lookup(&**host, &plan, recorder).await {
+        None => run(cx, request, &resolved, guard).await?,
+        Some(plan) => match cached::lookup(&**cx.host, &plan, cx.recorder).await {
             Some(entry) => {
-                let mut hit = cached::serve_hit(&**host, entry, &mut request, &resolved, guard.as_ref()).await?;
-                recorder.no_tokens_used();
+                let mut hit = cached::serve_hit(&**cx.host, entry, &mut request, &resolved, guard.as_ref()).await?;
+                cx.recorder.no_tokens_used();
                 cached::mark_outcome(&mut hit, true);
                 hit
             }
             None if only_cached => return Err(cached::not_cached()),
             None => {
                 let is_stream = request.is_stream();
-                let mut fresh = run(host, config, request, &resolved, guard, recorder).await?;
+                let mut fresh = run(cx, request, &resolved, guard).await?;
                 if !is_stream {
-                    cached::store(host, plan, &fresh);
+                    cached::store(cx.host, plan, &fresh);
                 }
                 cached::mark_outcome(&mut fresh, false);
                 fresh
@@ -67,34 +61,15 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
 /// A parsed chat request through its resolved targets: transforms, then attempts with retries
 /// and fallbacks.
 pub(crate) async fn run<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
+    cx: &RequestContext<'_, H>,
     request: ChatRequest,
     resolved: &Resolved<'_>,
     guard: Option<Rc<Guard<H>>>,
-    recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let request = match resolved.transform() {
+    let mut request = match resolved.transform() {
         Some(transform) => transformed(request, transform)?,
         None => request,
     };
-    let mut response = attempt_targets(host, config, request, resolved, guard.as_ref(), recorder).await?;
-    if let Some(guard) = &guard {
-        guard.mark(&mut response);
-    }
-    Ok(response)
-}
-
-/// The targets in order: retries, fallbacks, delivery.
-async fn attempt_targets<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
-    mut request: ChatRequest,
-    resolved: &Resolved<'_>,
-    guard: Option<&Rc<Guard<H>>>,
-    recorder: &Recorder<H>,
-) -> Result<http::Response<Body>, ApiError> {
-    let output = guard.map(|g| g as &dyn OutputGuard);
     // Streams always ask the upstream for usage, so the trace has it; the stream strips it again
     // when the client did not ask.
     let client_wants_usage = request.wants_stream_usage();
@@ -104,54 +79,55 @@ async fn attempt_targets<H: Host + 'static>(
             .get_or_insert_with(|| StreamOptions { include_usage: None, rest: Default::default() })
             .include_usage = Some(true);
     }
-    let mut last_error = ApiError::bad_gateway("no upstream target was tried");
-    let total_attempts = Cell::new(0);
-    for (index, target) in resolved.targets.iter().enumerate() {
-        let gen_span = gen_ai_span(recorder, target, &request, index > 0);
-        // The input phase is decided per target (a policy may name the model or provider): a
-        // target the policies refuse is skipped, and the refusal stands when none is left.
-        if let Some(guard) = guard {
-            if let Err(error) = chat_guard::check_chat(guard, &mut request, target).await {
-                last_error = skip_target(recorder, gen_span, error);
-                continue;
-            }
-        }
+    let output = guard.as_ref().map(|g| g as &dyn OutputGuard);
+    let mut plan = ChatPlan { cx, request, client_wants_usage, output };
+    phases::upstream(cx, resolved, guard.as_ref(), &mut plan).await
+}
+
+/// How a chat request is tried on one target.
+struct ChatPlan<'a, H: Host + 'static> {
+    cx: &'a RequestContext<'a, H>,
+    request: ChatRequest,
+    client_wants_usage: bool,
+    output: Option<&'a dyn OutputGuard>,
+}
+
+impl<H: Host + 'static> TargetPlan<H> for ChatPlan<'_, H> {
+    fn span(&self, recorder: &Recorder<H>, target: &Target<'_>, fallback: bool) -> SpanRef {
+        gen_ai_span(recorder, target, &self.request, fallback)
+    }
+
+    async fn check(&mut self, guard: &Guard<H>, target: &Target<'_>) -> Result<(), ApiError> {
+        chat_guard::check_chat(guard, &mut self.request, target).await
+    }
+
+    async fn prepare(&mut self, target: &Target<'_>, span: SpanRef) -> Prepared {
+        let (host, recorder, request) = (self.cx.host, self.cx.recorder, &self.request);
         recorder.snapshot_with(recorder.root(), GEN_AI_INPUT_MESSAGES, || {
             serde_json::to_string(&request.messages).unwrap_or_default()
         });
         let Some(provider) = providers::chat_provider(target.provider.kind) else {
-            let price = price_for(config, target);
-            let echo = EchoContext { client_wants_usage, target, recorder, gen_span, price, output };
-            return echo_response(&**host, &request, echo).await;
+            let price = price_for(self.cx.config, target);
+            let echo = EchoContext {
+                client_wants_usage: self.client_wants_usage,
+                target,
+                recorder,
+                gen_span: span,
+                price,
+                output: self.output,
+            };
+            return Prepared::Answered(echo_response(&**host, request, echo).await);
         };
         // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
-        let prepared = api_key(&**host, target).and_then(|key| provider.chat_request(target, &request, key.as_deref()));
-        let upstream = match prepared {
-            Ok(upstream) => upstream,
-            Err(error) => {
-                last_error = skip_target(recorder, gen_span, error);
-                continue;
-            }
-        };
-        let attempts = Attempts {
-            host,
-            config,
-            provider,
-            target,
-            upstream: &Upstream::Replayable(upstream),
-            delivery: Delivery::Chat { request: &request, client_wants_usage, output },
-            resolved,
-            recorder,
-            gen_span,
-            total_attempts: &total_attempts,
-        };
-        match attempts.conclude().await {
-            AfterTarget::Deliver(response) => return Ok(response),
-            AfterTarget::Stop(error) => return Err(error),
-            AfterTarget::Fallback(error) => last_error = error,
+        match api_key(&**host, target).and_then(|key| provider.chat_request(target, request, key.as_deref())) {
+            Ok(upstream) => Prepared::Send(provider, Upstream::Replayable(upstream)),
+            Err(error) => Prepared::Skip(error),
         }
     }
-    Err(last_error)
+
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery::Chat { request: &self.request, client_wants_usage: self.client_wants_usage, output: self.output }
+    }
 }
 
 /// The request with a route's body defaults and overrides applied.
@@ -193,13 +169,8 @@ fn gen_ai_span<H: Host + 'static>(
 }
 
 /// Reads the body (bounded) and parses it (with the body's length), naming the offending field on failure.
-async fn parse<H: Host>(
-    host: &H,
-    config: &Config,
-    parts: &http::request::Parts,
-    body: Body,
-) -> Result<(ChatRequest, usize), ApiError> {
-    let bytes = read_body(host, config, parts, body).await?;
+async fn parse<H: Host + 'static>(cx: &RequestContext<'_, H>, body: Body) -> Result<(ChatRequest, usize), ApiError> {
+    let bytes = read_body(&**cx.host, cx.config, cx.parts, body).await?;
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
     let request: ChatRequest = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -11,7 +11,6 @@ use serde_json::Value;
 
 use super::body::{read_whole, with_timeout};
 use super::recorder::Recorder;
-use super::resolve::Resolved;
 use crate::config::{Config, FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
 use crate::error::ApiError;
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
@@ -770,21 +769,6 @@ pub(crate) fn string_leaves_mut<'v>(value: &'v mut Value, out: &mut Vec<&'v mut 
         Value::Object(map) => map.values_mut().for_each(|item| string_leaves_mut(item, out)),
         _ => {}
     }
-}
-
-/// The guardrails of a request on `resolved` (its route's policies and mode, or the global ones).
-pub(crate) async fn route_guard<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
-    resolved: &Resolved<'_>,
-    principal: &PrincipalConfig,
-    recorder: &Recorder<H>,
-) -> Result<Option<Rc<Guard<H>>>, ApiError> {
-    let (scope, mode) = match resolved.route {
-        Some((name, route)) => (Scope::Route(name), route.guard_mode),
-        None => (Scope::Global, None),
-    };
-    Guard::new(host, config, scope, mode, principal, recorder, &recorder.trace_id_hex()).await
 }
 
 /// A fixed list of stream events (an echo, a cache hit) through the output guardrails: decided as

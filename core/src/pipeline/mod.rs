@@ -11,6 +11,7 @@ mod guard;
 mod limits;
 mod mcp;
 mod operations;
+mod phases;
 mod recorder;
 mod resolve;
 mod responses;
@@ -23,17 +24,17 @@ use std::rc::Rc;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
 
-use crate::auth;
 use crate::config::{Config, ConfigCache, CONFIG_KV_KEY};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
 use crate::origin;
 use crate::providers::Operation;
 use crate::trace::attrs::*;
-use crate::trace::{SpanKind, Trace, TraceParent};
+use crate::trace::{Trace, TraceParent};
 
 use admin::KV_TIMEOUT_MS;
 use body::{json_response, with_timeout};
+use phases::RequestContext;
 use recorder::Recorder;
 
 /// What the request asked for, from its method and path.
@@ -241,10 +242,7 @@ pub async fn handle<H: Host + 'static>(
     if let Ok(value) = HeaderValue::from_str(&recorder.trace_id_hex()) {
         headers.insert("x-trace-id", value);
     }
-    // A stream holds its own handle on the recorder and finishes the trace after its last chunk.
-    if !matches!(response.body(), Body::Stream(_)) {
-        recorder.finish(status);
-    }
+    phases::record(&recorder, &response);
     response
 }
 
@@ -285,59 +283,47 @@ async fn serve<H: Host + 'static>(
         let path = parts.uri.path().strip_prefix(mcp::oauth::METADATA_PREFIX).unwrap_or_default();
         return Ok(mcp::oauth::resource_metadata(&**host, &config, &parts.headers, slug, path).await);
     }
-    let span = recorder.child(recorder.root(), "authenticate", SpanKind::Internal);
-    let principal = auth::authenticate(&config, &parts.headers);
-    match &principal {
-        Ok(p) => {
-            recorder.set(span, GATEWAY_PRINCIPAL_ID, p.id.as_str());
-            recorder.set(span, GATEWAY_PRINCIPAL_KIND, format!("{:?}", p.kind).to_lowercase());
-            recorder.set(recorder.root(), GATEWAY_PRINCIPAL_ID, p.id.as_str());
-        }
-        Err(e) => recorder.fail(span, e.message.clone()),
-    }
-    recorder.end(span);
+    let principal = phases::authenticate(&config, parts, recorder);
+    let cx = |principal| RequestContext { host, config: &config, parts, principal, recorder };
     if let Endpoint::Mcp { slug } = endpoint {
-        let principal = match principal {
-            Ok(principal) => principal,
-            Err(error) => return Ok(mcp::api_error(&error)),
-        };
-        // A key's own quota counts its MCP requests too (routes do not apply to MCP).
-        return Ok(match limits::admit(host, &config, None, principal, None, recorder).await {
-            Ok(admitted) => {
-                let mut response = mcp::serve(host, &config, parts, body, slug, principal, recorder).await;
-                admitted.mark(&mut response);
-                response
-            }
+        return Ok(match principal {
+            Ok(principal) => mcp_call(&cx(principal), body, slug).await,
             Err(error) => mcp::api_error(&error),
         });
     }
-    let principal = principal?;
+    let cx = cx(principal?);
     match endpoint {
-        Endpoint::Health => Ok(json_response(StatusCode::OK, &json!({"status": "ok"}))),
-        Endpoint::Models { route } => models(&**host, &config, route, principal),
-        Endpoint::ChatCompletions { route } => {
-            chat::chat_completions(host, &config, parts, body, route, principal, recorder).await
+        Endpoint::Models { route } => models(&cx, route),
+        Endpoint::ChatCompletions { route } => chat::chat_completions(&cx, body, route).await,
+        Endpoint::Operation { route, op } => operations::forward(&cx, body, (route, op)).await,
+        Endpoint::Upload { route, op } => uploads::upload(&cx, body, (route, op)).await,
+        Endpoint::Health
+        | Endpoint::Mcp { .. }
+        | Endpoint::McpResourceMetadata { .. }
+        | Endpoint::Admin(_)
+        | Endpoint::Preflight => Err(ApiError::not_found("health, MCP and admin requests are served above")),
+    }
+}
+
+/// An MCP request, counted against the key's own quota (routes do not apply to MCP).
+async fn mcp_call<H: Host + 'static>(cx: &RequestContext<'_, H>, body: Body, slug: &str) -> http::Response<Body> {
+    match phases::rate_limit(cx, None, None).await {
+        Ok(admitted) => {
+            let mut response = mcp::serve(cx, body, slug).await;
+            admitted.mark(&mut response);
+            response
         }
-        Endpoint::Operation { route, op } => {
-            operations::forward(host, &config, parts, body, (route, op), principal, recorder).await
-        }
-        Endpoint::Upload { route, op } => {
-            uploads::upload(host, &config, parts, body, route, (op, principal), recorder).await
-        }
-        Endpoint::Mcp { .. } | Endpoint::McpResourceMetadata { .. } | Endpoint::Admin(_) | Endpoint::Preflight => {
-            Err(ApiError::not_found("MCP and admin requests are served above"))
-        }
+        Err(error) => mcp::api_error(&error),
     }
 }
 
 /// `GET /v1/models`: every `provider/model` listed in config whose provider is usable (its secret
 /// is set) and open to direct use, and every route, as far as the caller's key may use them.
-fn models<H: Host>(
-    host: &H,
-    config: &Config,
+fn models<H: Host + 'static>(
+    cx: &RequestContext<'_, H>,
     route: Option<&str>,
-    principal: &crate::config::PrincipalConfig,
 ) -> Result<http::Response<Body>, ApiError> {
+    let (host, config, principal) = (&**cx.host, cx.config, cx.principal);
     let key = config.keys.iter().find(|k| std::ptr::eq(&k.principal, principal));
     let may_route = |name: &str| key.is_none_or(|k| k.allows_route(name));
     let entry = |id: String, owner: &str| json!({"id": id, "object": "model", "created": 0, "owned_by": owner});

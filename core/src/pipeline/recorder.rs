@@ -37,6 +37,8 @@ struct Recording<H: Host + 'static> {
     tokens_used: std::cell::Cell<Option<u64>>,
     /// The response status, once the response is over.
     status: std::cell::Cell<Option<u16>>,
+    /// Whether the last phase (settlement and export) has run.
+    recorded: std::cell::Cell<bool>,
     /// Token reservations made when the request was admitted, settled once nothing holds the
     /// recording (after the response, after a stream's last chunk, or when the client left).
     reservations: RefCell<Vec<super::limits::Reservation>>,
@@ -128,6 +130,7 @@ impl<H: Host + 'static> Recorder<H> {
                 snapshots: std::cell::Cell::new(None),
                 tokens_used: std::cell::Cell::new(None),
                 status: std::cell::Cell::new(None),
+                recorded: std::cell::Cell::new(false),
                 reservations: RefCell::new(Vec::new()),
             }),
         }
@@ -309,6 +312,12 @@ impl<H: Host + 'static> Recorder<H> {
         drop(trace);
         self.note(format!("{total}ms (upstream {upstream}ms)"));
     }
+
+    /// The last phase, once the response is over ([`Recorder::finish`]): token reservations
+    /// settled and the trace exported, off the response path. Later calls do nothing.
+    pub fn record(&self) {
+        self.inner.settle_and_export();
+    }
 }
 
 /// A payload as a snapshot keeps it: PII and secrets redacted, at most `max` bytes.
@@ -330,8 +339,13 @@ pub(crate) fn snapshot_text(payload: &str, max: usize) -> String {
     text
 }
 
-impl<H: Host + 'static> Drop for Recording<H> {
-    fn drop(&mut self) {
+impl<H: Host + 'static> Recording<H> {
+    /// Settles the request's token reservations from the usage recorded and exports its trace,
+    /// both off the response path; once.
+    fn settle_and_export(&self) {
+        if self.recorded.replace(true) {
+            return;
+        }
         let reservations = std::mem::take(&mut *self.reservations.borrow_mut());
         // No usage reported: a failed request used nothing; an answer whose usage never came
         // (a cut stream, a client gone) keeps its estimate.
@@ -363,6 +377,14 @@ impl<H: Host + 'static> Drop for Recording<H> {
             }
             export(host, trace, config, summary).await;
         }));
+    }
+}
+
+/// The fallback for a response that never finished (a client that left mid-stream): what it
+/// had recorded is settled and exported all the same.
+impl<H: Host + 'static> Drop for Recording<H> {
+    fn drop(&mut self) {
+        self.settle_and_export();
     }
 }
 

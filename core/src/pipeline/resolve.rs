@@ -3,19 +3,16 @@
 
 use http::StatusCode;
 
-use super::recorder::Recorder;
 use crate::config::{Config, HeaderEdits, RouteConfig, TransformConfig};
 use crate::error::ApiError;
 use crate::host::Host;
 use crate::providers::Target;
 use crate::retry::RetryPolicy;
-use crate::trace::attrs::*;
-use crate::trace::SpanKind;
 
 /// Whether the caller's key may use what it named: a route its key allows, or a `provider/model`
 /// its key allows of a provider open to direct use. Route controls cannot be skipped by naming a
 /// route's model directly once an operator closes that door.
-fn check_access(
+pub(crate) fn check_access(
     config: &Config,
     route: Option<&str>,
     model: &str,
@@ -41,33 +38,6 @@ fn check_access(
         true => Ok(()),
         false => Err(refused(format!("this key may not call `{model}` directly"))),
     }
-}
-
-/// Resolves a model name (or the route in the path) to its targets, on a `resolve` span, once the
-/// caller's key is found to be allowed it.
-pub(crate) fn resolve_recorded<'c, H: Host + 'static>(
-    host: &H,
-    config: &'c Config,
-    (route, model): (Option<&str>, &str),
-    principal: &crate::config::PrincipalConfig,
-    recorder: &Recorder<H>,
-) -> Result<Resolved<'c>, ApiError> {
-    let span = recorder.child(recorder.root(), "resolve", SpanKind::Internal);
-    let resolved =
-        check_access(config, route, model, principal).and_then(|()| resolve(config, route, model, host.random_u64()));
-    match &resolved {
-        Ok(resolved) => {
-            if let Some((name, _)) = resolved.route {
-                recorder.set(span, GATEWAY_ROUTE, name);
-            }
-            recorder.choose_snapshots(config, resolved.route.and_then(|(_, r)| r.snapshots));
-            let names = resolved.targets.iter().map(|t| format!("{}/{}", t.provider_name, t.model)).collect::<Vec<_>>();
-            recorder.set(span, GATEWAY_TARGETS, names);
-        }
-        Err(e) => recorder.fail(span, e.message.clone()),
-    }
-    recorder.end(span);
-    resolved
 }
 
 /// The provider's key, when it has one; a configured secret that is not set makes the target unusable.

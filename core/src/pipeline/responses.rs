@@ -12,9 +12,8 @@ use serde_json::{Map, Value};
 use super::body::read_whole;
 use super::chat;
 use super::guard::Guard;
-use super::recorder::Recorder;
+use super::phases::RequestContext;
 use super::resolve::Resolved;
-use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, ByteStream, Host};
 use crate::providers::Target;
@@ -24,13 +23,12 @@ use crate::responses::{from_completion, to_chat, Envelope, ResponsesStream};
 const MAX_COMPLETION_BYTES: usize = 32 * 1024 * 1024;
 
 pub(crate) async fn translated<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
+    cx: &RequestContext<'_, H>,
     body: &Map<String, Value>,
     (resolved, needs_translation): (&Resolved<'_>, Option<&Target<'_>>),
     guard: Option<Rc<Guard<H>>>,
-    recorder: &Recorder<H>,
 ) -> Result<http::Response<Body>, ApiError> {
+    let (host, config) = (cx.host, cx.config);
     let chat = to_chat(body).map_err(|mut e| {
         let why = match needs_translation {
             Some(target) => format!("provider `{}` has no native `/v1/responses`", target.provider_name),
@@ -41,7 +39,7 @@ pub(crate) async fn translated<H: Host + 'static>(
         e
     })?;
     let envelope = Envelope::new(body, format!("resp_{:016x}", host.random_u64()), host.now_millis() / 1000);
-    let response = chat::run(host, config, chat, resolved, guard, recorder).await?;
+    let response = chat::run(cx, chat, resolved, guard).await?;
     let (mut parts, body) = response.into_parts();
     let is_stream = parts
         .headers

@@ -87,6 +87,7 @@ impl<H: Host + 'static> StreamTrace<H> {
         recorder.end(self.attempt_span);
         recorder.end(self.gen_span);
         recorder.finish(200);
+        recorder.record();
     }
 }
 

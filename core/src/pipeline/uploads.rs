@@ -4,26 +4,26 @@
 //! that ends within the first [`REPLAY_BYTES`] is held whole, so it can be retried and fall back
 //! like any request; a larger one goes to one target, once.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 
-use super::attempts::{operation_target, skip_target, target_span, AfterTarget, Attempts, Delivery, Upstream};
+use super::attempts::{operation_target, target_span, Delivery, Upstream};
 use super::body::with_timeout;
 use super::chat_guard::check_upload;
-use super::guard::route_guard;
+use super::guard::Guard;
 use super::limits;
+use super::phases::{self, Prepared, RequestContext, TargetPlan};
 use super::recorder::Recorder;
-use super::resolve::resolve_recorded;
 use crate::config::Config;
-use crate::config::PrincipalConfig;
 use crate::error::ApiError;
 use crate::host::{Body, BodyError, ByteStream, Host};
 use crate::multipart::{self, FieldScanner, Scan};
-use crate::providers::Operation;
+use crate::providers::{Operation, Target};
+use crate::trace::SpanRef;
 
 /// An upload that ends within this many bytes is held whole (retries and fallbacks work).
 pub const REPLAY_BYTES: usize = 1024 * 1024;
@@ -47,8 +47,10 @@ struct FormHead {
     bytes: Vec<u8>,
     /// Where the `model` value is in `bytes`, if the form has one.
     model: Option<std::ops::Range<usize>>,
-    /// The rest of the upload, when it did not end within the head.
+    /// The rest of the upload, when it did not end within the head (taken by the first target).
     rest: Option<ByteStream>,
+    /// Whether the upload goes on past the head: it can then be sent once only.
+    streamed: bool,
     /// For that rest: the scan for another `model` field, and the window of the head it needs.
     watch: Option<SecondField>,
 }
@@ -127,7 +129,7 @@ async fn read_head<H: Host>(
             watch = Some(SecondField { scanner, window: bytes.get(drop..).unwrap_or_default().to_vec() });
         }
     }
-    Ok(FormHead { bytes, model, rest, watch })
+    Ok(FormHead { bytes, model, streamed: rest.is_some(), rest, watch })
 }
 
 /// Watches a streamed form for another `model` field, through a small window.
@@ -189,117 +191,110 @@ fn bounded_rest<H: Host + 'static>(
 }
 
 pub(crate) async fn upload<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
-    parts: &http::request::Parts,
+    cx: &RequestContext<'_, H>,
     body: Body,
-    route: Option<&str>,
-    (op, principal): (Operation, &PrincipalConfig),
-    recorder: &Recorder<H>,
+    (route, op): (Option<&str>, Operation),
 ) -> Result<http::Response<Body>, ApiError> {
     let path = format!("/v1/{}", op.path());
-    let content_type = parts.headers.get(http::header::CONTENT_TYPE).cloned();
+    let headers = &cx.parts.headers;
+    let content_type = headers.get(http::header::CONTENT_TYPE).cloned();
     let boundary = content_type
         .as_ref()
         .and_then(|v| v.to_str().ok())
         .and_then(multipart::boundary)
         .map(str::to_owned)
         .ok_or_else(|| ApiError::invalid_request(format!("`{path}` takes a multipart/form-data upload")))?;
-    let limit = config.limits.max_upload_bytes;
-    let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let limit = cx.config.limits.max_upload_bytes;
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large(limit));
     }
-    let head = read_head(&**host, config, &boundary, body, &path).await?;
+    let head = read_head(&**cx.host, cx.config, &boundary, body, &path).await?;
     let model = match &head.model {
         Some(range) => String::from_utf8_lossy(head.bytes.get(range.clone()).unwrap_or_default()).trim().to_owned(),
         None if route.is_some() => String::new(),
         None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
     };
-    let resolved = resolve_recorded(&**host, config, (route, &model), principal, recorder)?;
+    let resolved = phases::resolve(cx, route, &model)?;
     // Audio has no text to estimate from: the request counts, its tokens are charged when settled.
-    let admitted =
-        limits::admit(host, config, resolved.route, principal, Some(limits::TokenEstimate::input_only(0)), recorder)
-            .await?;
-    let streamed = head.rest.is_some();
-    let mut rest = head.rest;
-    let mut watch = head.watch;
-    let cut = Rc::new(RefCell::new(None));
-    let total_attempts = Cell::new(0);
-    let mut last_error = ApiError::bad_gateway("no upstream target was tried");
-    let guard = route_guard(host, config, &resolved, principal, recorder).await?;
-    for (index, target) in resolved.targets.iter().enumerate() {
-        let gen_span = target_span(recorder, target, op.otel_name(), index > 0);
-        // The audio is not inspected, but the policies still decide who may send it to which model.
-        if let Some(guard) = &guard {
-            if let Err(error) = check_upload(guard, target).await {
-                last_error = skip_target(recorder, gen_span, error);
-                continue;
-            }
-        }
+    let admitted = phases::rate_limit(cx, Some(&resolved), Some(limits::TokenEstimate::input_only(0))).await?;
+    let guard = phases::input(cx, &resolved).await?;
+    let mut plan = UploadPlan { cx, op, path, boundary, content_type, declared, head, cut: Rc::default() };
+    let mut response = phases::upstream(cx, &resolved, guard.as_ref(), &mut plan).await?;
+    admitted.mark(&mut response);
+    Ok(response)
+}
+
+/// How an upload is tried on one target: the form with the target's model id in its `model`
+/// field, held whole when small, else streamed to one target once.
+struct UploadPlan<'a, H: Host + 'static> {
+    cx: &'a RequestContext<'a, H>,
+    op: Operation,
+    path: String,
+    boundary: String,
+    content_type: Option<HeaderValue>,
+    /// The upload's declared length, if any.
+    declared: Option<usize>,
+    head: FormHead,
+    /// Why the rest of a streamed upload was cut on the client's side (too large, stalled).
+    cut: Rc<RefCell<Option<ApiError>>>,
+}
+
+impl<H: Host + 'static> TargetPlan<H> for UploadPlan<'_, H> {
+    fn span(&self, recorder: &Recorder<H>, target: &Target<'_>, fallback: bool) -> SpanRef {
+        target_span(recorder, target, self.op.otel_name(), fallback)
+    }
+
+    /// The audio is not inspected, but the policies still decide who may send it to which model.
+    async fn check(&mut self, guard: &Guard<H>, target: &Target<'_>) -> Result<(), ApiError> {
+        check_upload(guard, target).await
+    }
+
+    async fn prepare(&mut self, target: &Target<'_>, _span: SpanRef) -> Prepared {
+        let (host, op, head) = (self.cx.host, self.op, &mut self.head);
         let prepared = operation_target(&**host, target, op, |provider, key| provider.upload_request(op, target, key));
         let (provider, (request, model_id)) = match prepared {
             Ok(prepared) => prepared,
-            Err(error) => {
-                last_error = skip_target(recorder, gen_span, error);
-                continue;
-            }
+            Err(error) => return Prepared::Skip(error),
         };
-        let form = multipart::with_field(&head.bytes, &boundary, "model", head.model.clone(), &model_id);
+        let form = multipart::with_field(&head.bytes, &self.boundary, "model", head.model.clone(), &model_id);
         let (mut request, ()) = request.into_parts();
-        if let Some(content_type) = &content_type {
+        if let Some(content_type) = &self.content_type {
             request.headers.insert(http::header::CONTENT_TYPE, content_type.clone());
         }
-        let upstream = if streamed {
-            let Some(remaining) = rest.take() else {
-                let spent = ApiError::bad_gateway("the upload streamed to an earlier target; it cannot be sent again");
-                skip_target(recorder, gen_span, spent);
-                break;
-            };
-            if let Some(length) = declared.and_then(|d| d.checked_sub(head.bytes.len())).map(|r| r + form.len()) {
-                request.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
-            }
-            let sent_before = form.len();
-            let body = bounded_rest(
-                Rc::clone(host),
-                (form, remaining, watch.take()),
-                (sent_before, limit, config.timeouts.idle_ms),
-                path.clone(),
-                Rc::clone(&cut),
+        if !head.streamed {
+            return Prepared::Send(
+                provider,
+                Upstream::Replayable(http::Request::from_parts(request, Bytes::from(form))),
             );
-            Upstream::Once(RefCell::new(Some(http::Request::from_parts(request, Body::Stream(body)))))
-        } else {
-            Upstream::Replayable(http::Request::from_parts(request, Bytes::from(form)))
-        };
-        let attempts = Attempts {
-            host,
-            config,
-            provider,
-            target,
-            upstream: &upstream,
-            delivery: Delivery::Operation { op, base64_embeddings: false },
-            resolved: &resolved,
-            recorder,
-            gen_span,
-            total_attempts: &total_attempts,
-        };
-        let outcome = attempts.conclude().await;
-        // A cut on the client's side (too large, stalled) is the client's error, whatever the
-        // upstream made of the aborted request.
-        if let Some(error) = cut.borrow_mut().take() {
-            return Err(error);
         }
-        match outcome {
-            AfterTarget::Deliver(mut response) => {
-                admitted.mark(&mut response);
-                if let Some(guard) = &guard {
-                    guard.mark(&mut response);
-                }
-                return Ok(response);
-            }
-            AfterTarget::Stop(error) => return Err(error),
-            AfterTarget::Fallback(error) => last_error = error,
+        let Some(remaining) = head.rest.take() else {
+            return Prepared::Spent(ApiError::bad_gateway(
+                "the upload streamed to an earlier target; it cannot be sent again",
+            ));
+        };
+        if let Some(length) = self.declared.and_then(|d| d.checked_sub(head.bytes.len())).map(|r| r + form.len()) {
+            request.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
         }
+        let sent_before = form.len();
+        let body = bounded_rest(
+            Rc::clone(host),
+            (form, remaining, head.watch.take()),
+            (sent_before, self.cx.config.limits.max_upload_bytes, self.cx.config.timeouts.idle_ms),
+            self.path.clone(),
+            Rc::clone(&self.cut),
+        );
+        let request = http::Request::from_parts(request, Body::Stream(body));
+        Prepared::Send(provider, Upstream::Once(RefCell::new(Some(request))))
     }
-    Err(last_error)
+
+    fn delivery(&self) -> Delivery<'_> {
+        Delivery::Operation { op: self.op, base64_embeddings: false }
+    }
+
+    /// A cut on the client's side (too large, stalled) is the client's error, whatever the
+    /// upstream made of the aborted request.
+    fn interrupted(&self) -> Option<ApiError> {
+        self.cut.borrow_mut().take()
+    }
 }

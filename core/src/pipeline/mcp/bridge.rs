@@ -46,7 +46,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     ) -> Result<UpstreamSession, Refusal> {
         let capabilities = meta.get(META_CLIENT_CAPABILITIES).cloned().unwrap_or_else(|| json!({}));
         let key = self.session_key(&capabilities);
-        let now = self.host.now_millis();
+        let now = self.cx.host.now_millis();
         if !fresh {
             if let Some(stored) = self.kv_get(&key).await {
                 if let Ok(session) = serde_json::from_slice::<UpstreamSession>(&stored) {
@@ -67,7 +67,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let response = self.send(http::Method::POST, &none, &[], body).await?;
         let id = response.headers().get("mcp-session-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let status = response.status();
-        let answer = first_response(&**self.host, self.config, response).await;
+        let answer = first_response(&**self.cx.host, self.cx.config, response).await;
         let result =
             answer.as_ref().and_then(Message::result).and_then(Value::as_object).cloned().ok_or_else(|| {
                 RpcError::new(
@@ -134,7 +134,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             }
             let outbound = self.outbound(method.clone(), Conversion::ToModern { server_info: server_info.clone() });
             let responder = self.responder(&session);
-            return relay(self.host, self.config, response, outbound, responder).await;
+            return relay(self.cx.host, self.cx.config, response, outbound, responder).await;
         }
         rpc_response(
             StatusCode::BAD_GATEWAY,
@@ -211,7 +211,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 Err(refused) => return refused.response(id.as_ref()),
             };
         let outbound = self.outbound(Some(method), Conversion::ToLegacy);
-        relay(self.host, self.config, response, outbound, None).await
+        relay(self.cx.host, self.cx.config, response, outbound, None).await
     }
 
     /// `initialize` from a legacy client, answered from the server's `server/discover`.
@@ -233,7 +233,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Err(refused) => return refused.response(id.as_ref()),
         };
         let status = response.status();
-        let answer = first_response(&**self.host, self.config, response).await;
+        let answer = first_response(&**self.cx.host, self.cx.config, response).await;
         let Some(result) = answer.as_ref().and_then(Message::result).and_then(Value::as_object) else {
             let error =
                 RpcError::new(code::INTERNAL_ERROR, format!("the server answered server/discover with HTTP {status}"));
@@ -248,11 +248,11 @@ impl<H: Host + 'static> Exchange<'_, H> {
     /// The key sessions are sealed with: the `mcp_session_key` secret, else one derived from
     /// the configured key hashes (stable, and never sent to clients).
     pub(super) fn session_key_material(&self) -> Vec<u8> {
-        if let Some(secret) = self.host.secret("mcp_session_key").filter(|s| !s.trim().is_empty()) {
+        if let Some(secret) = self.cx.host.secret("mcp_session_key").filter(|s| !s.trim().is_empty()) {
             return secret.into_bytes();
         }
         let mut hasher = Sha256::new().chain_update(b"edge-gateway mcp session v1");
-        for key in &self.config.keys {
+        for key in &self.cx.config.keys {
             hasher.update(key.sha256.as_bytes());
         }
         hasher.finalize().to_vec()

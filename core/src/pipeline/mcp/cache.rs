@@ -48,7 +48,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         if !self.cacheable(message) {
             return None;
         }
-        let now = self.host.now_millis();
+        let now = self.cx.host.now_millis();
         let (private, public) = self.cache_keys(message);
         for key in [private, public] {
             let Some(stored) = self.kv_get(&key).await else { continue };
@@ -69,7 +69,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             return;
         }
         let public = result.get("cacheScope").and_then(Value::as_str) == Some("public");
-        let cached = Cached { expires_ms: self.host.now_millis().saturating_add(ttl), result: result.clone() };
+        let cached = Cached { expires_ms: self.cx.host.now_millis().saturating_add(ttl), result: result.clone() };
         if let Ok(bytes) = serde_json::to_vec(&cached) {
             let (private, shared) = self.cache_keys(message);
             self.kv_put(if public { &shared } else { &private }, Bytes::from(bytes)).await;

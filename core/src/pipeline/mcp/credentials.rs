@@ -57,7 +57,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     pub(super) async fn authorization(&self, client: &http::HeaderMap) -> Result<Option<String>, Refusal> {
         match &self.server.credential {
             CredentialConfig::None => Ok(None),
-            CredentialConfig::Internal { secret } => match self.host.secret(secret) {
+            CredentialConfig::Internal { secret } => match self.cx.host.secret(secret) {
                 Some(token) => Ok(Some(format!("Bearer {token}"))),
                 None => Err(Refusal {
                     status: StatusCode::SERVICE_UNAVAILABLE,
@@ -94,7 +94,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
 
     async fn brokered_token(&self, url: &str, secret: Option<&str>) -> Result<String, Refusal> {
         let key = self.broker_key();
-        let now = self.host.now_millis();
+        let now = self.cx.host.now_millis();
         if let Some(stored) = self.kv_get(&key).await {
             if let Ok(cached) = serde_json::from_slice::<CachedToken>(&stored) {
                 if cached.expires_ms > now.saturating_add(EXPIRY_MARGIN_MS) {
@@ -107,19 +107,19 @@ impl<H: Host + 'static> Exchange<'_, H> {
             error: RpcError::new(code::INTERNAL_ERROR, format!("the token broker for `{}` failed: {why}", self.slug)),
         };
         let body = json!({
-            "principal": {"kind": self.principal.kind, "id": self.principal.id, "attributes": self.principal.attributes},
+            "principal": {"kind": self.cx.principal.kind, "id": self.cx.principal.id, "attributes": self.cx.principal.attributes},
             "server": self.slug,
             "resource": self.server.url,
         });
         let mut request = http::Request::post(url).header(http::header::CONTENT_TYPE, "application/json");
         if let Some(name) = secret {
-            let value = self.host.secret(name).ok_or_else(|| down(format!("its secret `{name}` is not set")))?;
+            let value = self.cx.host.secret(name).ok_or_else(|| down(format!("its secret `{name}` is not set")))?;
             request = request.header(http::header::AUTHORIZATION, format!("Bearer {value}"));
         }
         let request = request
             .body(Body::Full(Bytes::from(body.to_string())))
             .map_err(|e| down(format!("the request could not be built: {e}")))?;
-        let response = match with_timeout(&**self.host, BROKER_TIMEOUT_MS, self.host.fetch(request)).await {
+        let response = match with_timeout(&**self.cx.host, BROKER_TIMEOUT_MS, self.cx.host.fetch(request)).await {
             Some(Ok(response)) => response,
             Some(Err(FetchError::Connect(e) | FetchError::Invalid(e))) => {
                 return Err(down(format!("unreachable: {e}")))
@@ -127,7 +127,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             None => return Err(down(format!("no answer within {BROKER_TIMEOUT_MS} ms"))),
         };
         let status = response.status();
-        let bytes = read_whole(&**self.host, response.into_body(), 64 * 1024, BROKER_TIMEOUT_MS)
+        let bytes = read_whole(&**self.cx.host, response.into_body(), 64 * 1024, BROKER_TIMEOUT_MS)
             .await
             .map_err(|_| down("its answer could not be read".into()))?;
         if status == StatusCode::NOT_FOUND {
@@ -146,7 +146,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
                     code::SERVER_ERROR,
                     format!(
                         "downstream_auth_required: no token for `{}` on MCP server `{}`",
-                        self.principal.id, self.slug
+                        self.cx.principal.id, self.slug
                     ),
                 )
                 .with_data(data),

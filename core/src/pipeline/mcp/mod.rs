@@ -23,8 +23,8 @@ use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
 use super::body::read_body;
 use super::body::with_timeout;
 use super::guard::Guard;
-use super::recorder::Recorder;
-use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, PrincipalConfig, ServerStatus};
+use super::phases::RequestContext;
+use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, ServerStatus};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::mcp::era::{self, Era};
@@ -44,16 +44,12 @@ fn legacy_marker(slug: &str) -> String {
 
 /// One client request to one registered server.
 pub(crate) struct Exchange<'a, H: Host + 'static> {
-    pub host: &'a Rc<H>,
-    pub config: &'a Config,
+    /// The client's request (its headers carry a passed-through bearer token).
+    pub cx: &'a RequestContext<'a, H>,
     pub slug: &'a str,
     pub server: &'a McpServerConfig,
-    pub principal: &'a PrincipalConfig,
-    pub recorder: &'a Recorder<H>,
     pub span: SpanRef,
     pub facts: &'a RefCell<AuditFacts>,
-    /// The client's headers (for a passed-through bearer token).
-    pub client: &'a http::HeaderMap,
     /// The server's `Authorization`, once resolved for this exchange.
     pub authorization: RefCell<Option<Option<String>>>,
     /// Guardrails and policies in this server's scope, when there are any.
@@ -75,15 +71,12 @@ pub(crate) fn api_error(error: &ApiError) -> http::Response<Body> {
 
 /// Serves one request for `/mcp/{slug}`.
 pub(crate) async fn serve<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
-    parts: &http::request::Parts,
+    cx: &RequestContext<'_, H>,
     body: Body,
     slug: &str,
-    principal: &PrincipalConfig,
-    recorder: &Recorder<H>,
 ) -> http::Response<Body> {
-    let started = host.now_millis();
+    let (config, parts, recorder) = (cx.config, cx.parts, cx.recorder);
+    let started = cx.host.now_millis();
     let facts = RefCell::new(AuditFacts::default());
     let span = recorder.child(recorder.root(), format!("mcp {slug}"), crate::trace::SpanKind::Client);
     recorder.set(span, attrs::GATEWAY_MCP_SERVER, slug);
@@ -114,79 +107,89 @@ pub(crate) async fn serve<H: Host + 'static>(
                 rpc_response(StatusCode::UNAUTHORIZED, &error, None)
             }
         }
-        Some((slug, server)) => {
-            let scope = crate::policy::Scope::Server(slug);
-            let trace_id = recorder.trace_id_hex();
-            let guard = match Guard::new(host, config, scope, server.guard_mode, principal, recorder, &trace_id).await {
-                Ok(guard) => guard,
-                Err(error) => return api_error(&error),
-            };
-            recorder.choose_snapshots(config, server.snapshots);
-            let mut exchange = Exchange {
-                host,
-                config,
-                slug,
-                server,
-                principal,
-                recorder,
-                span,
-                facts: &facts,
-                client: &parts.headers,
-                authorization: RefCell::new(None),
-                guard,
-                session: None,
-            };
-            // A session that is not the caller's own is refused before anything is forwarded.
-            let opened = match parts.method {
-                http::Method::POST | http::Method::GET | http::Method::DELETE => exchange.open_session(parts).await,
-                _ => Ok(None),
-            };
-            exchange.session = opened.as_ref().ok().cloned().flatten();
-            if let Some(guard) = &exchange.guard {
-                // The remote guard service hears of the session by its opaque sid, never its id.
-                guard.set_session(exchange.session.as_ref().map(|s| s.sid.as_str()));
-            }
-            let response = match (opened, &parts.method) {
-                (Err(refused), _) => refused,
-                (Ok(_), &http::Method::POST) => exchange.post(parts, body).await,
-                (Ok(_), &http::Method::GET) => exchange.listen(parts).await,
-                (Ok(_), &http::Method::DELETE) => exchange.delete(parts).await,
-                _ => {
-                    let error = RpcError::new(code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE");
-                    let mut response = rpc_response(StatusCode::METHOD_NOT_ALLOWED, &error, None);
-                    response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
-                    response
-                }
-            };
-            if matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
-                && response.headers().contains_key(http::header::WWW_AUTHENTICATE)
-            {
-                exchange.forget_brokered_token().await;
-            }
-            let mut response = response;
-            if let Some(guard) = &exchange.guard {
-                // Alerts, redactions and monitor-mode outcomes of the input phase and of a whole
-                // answer (an event stream's later decisions are in the trace).
-                guard.mark(&mut response);
-            }
-            response
-        }
+        Some((slug, server)) => exchange(cx, body, (slug, server), span, &facts).await,
     };
     let response = match config.mcp_servers.get(slug) {
         Some(server) => answer_challenge(server, &parts.headers, parts.uri.path(), response),
         None => response,
     };
+    audit(cx, (slug, span, started), facts.into_inner(), &response);
+    response
+}
+
+/// One request to a registered, usable server: its guard, the caller's session, the method.
+async fn exchange<H: Host + 'static>(
+    cx: &RequestContext<'_, H>,
+    body: Body,
+    (slug, server): (&str, &McpServerConfig),
+    span: SpanRef,
+    facts: &RefCell<AuditFacts>,
+) -> http::Response<Body> {
+    let (parts, recorder) = (cx.parts, cx.recorder);
+    let scope = crate::policy::Scope::Server(slug);
+    let trace_id = recorder.trace_id_hex();
+    let guard = match Guard::new(cx.host, cx.config, scope, server.guard_mode, cx.principal, recorder, &trace_id).await
+    {
+        Ok(guard) => guard,
+        Err(error) => return api_error(&error),
+    };
+    recorder.choose_snapshots(cx.config, server.snapshots);
+    let mut exchange =
+        Exchange { cx, slug, server, span, facts, authorization: RefCell::new(None), guard, session: None };
+    // A session that is not the caller's own is refused before anything is forwarded.
+    let opened = match parts.method {
+        http::Method::POST | http::Method::GET | http::Method::DELETE => exchange.open_session(parts).await,
+        _ => Ok(None),
+    };
+    exchange.session = opened.as_ref().ok().cloned().flatten();
+    if let Some(guard) = &exchange.guard {
+        // The remote guard service hears of the session by its opaque sid, never its id.
+        guard.set_session(exchange.session.as_ref().map(|s| s.sid.as_str()));
+    }
+    let mut response = match (opened, &parts.method) {
+        (Err(refused), _) => refused,
+        (Ok(_), &http::Method::POST) => exchange.post(parts, body).await,
+        (Ok(_), &http::Method::GET) => exchange.listen(parts).await,
+        (Ok(_), &http::Method::DELETE) => exchange.delete(parts).await,
+        _ => {
+            let error = RpcError::new(code::INVALID_REQUEST, "MCP endpoints take POST, GET and DELETE");
+            let mut response = rpc_response(StatusCode::METHOD_NOT_ALLOWED, &error, None);
+            response.headers_mut().insert(http::header::ALLOW, HeaderValue::from_static("POST, GET, DELETE"));
+            response
+        }
+    };
+    if matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+        && response.headers().contains_key(http::header::WWW_AUTHENTICATE)
+    {
+        exchange.forget_brokered_token().await;
+    }
+    if let Some(guard) = &exchange.guard {
+        // Alerts, redactions and monitor-mode outcomes of the input phase and of a whole
+        // answer (an event stream's later decisions are in the trace).
+        guard.mark(&mut response);
+    }
+    response
+}
+
+/// The MCP span named and attributed per OpenTelemetry's MCP conventions, and the request's
+/// audit record.
+fn audit<H: Host + 'static>(
+    cx: &RequestContext<'_, H>,
+    (slug, span, started): (&str, SpanRef, u64),
+    facts: AuditFacts,
+    response: &http::Response<Body>,
+) {
+    let recorder = cx.recorder;
     let status = response.status().as_u16();
     recorder.set(span, attrs::HTTP_RESPONSE_STATUS_CODE, status);
-    let facts = facts.into_inner();
-    let method = facts.method.clone().unwrap_or_else(|| parts.method.to_string());
+    let method = facts.method.clone().unwrap_or_else(|| cx.parts.method.to_string());
     let mut record = vec![
-        (attrs::GATEWAY_PRINCIPAL_ID, TraceValue::from(principal.id.as_str())),
+        (attrs::GATEWAY_PRINCIPAL_ID, TraceValue::from(cx.principal.id.as_str())),
         (attrs::GATEWAY_MCP_SERVER, TraceValue::from(slug)),
         (attrs::MCP_METHOD_NAME, TraceValue::from(method.as_str())),
         (attrs::GATEWAY_DECISION, TraceValue::from(facts.decision.as_str())),
         (attrs::HTTP_RESPONSE_STATUS_CODE, TraceValue::from(status)),
-        (attrs::GATEWAY_LATENCY_TOTAL_MS, TraceValue::from(host.now_millis().saturating_sub(started))),
+        (attrs::GATEWAY_LATENCY_TOTAL_MS, TraceValue::from(cx.host.now_millis().saturating_sub(started))),
     ];
     if let Some(tool) = &facts.tool {
         record.push((attrs::GEN_AI_TOOL_NAME, TraceValue::from(tool.as_str())));
@@ -194,18 +197,17 @@ pub(crate) async fn serve<H: Host + 'static>(
     if let Some(arguments) = facts.arguments {
         record.push((attrs::GATEWAY_MCP_ARGUMENTS, TraceValue::from(arguments)));
     }
+    let name = facts.tool.map_or(String::new(), |t| format!(" {t}"));
     // OpenTelemetry's MCP conventions: the span is `{mcp.method.name} {target}`.
-    recorder.rename(span, format!("{method}{}", facts.tool.as_ref().map_or(String::new(), |t| format!(" {t}"))));
+    recorder.rename(span, format!("{method}{name}"));
     if method == "tools/call" {
         recorder.set(span, attrs::GEN_AI_OPERATION_NAME, "execute_tool");
     }
     if let Some(version) = &facts.protocol_version {
         recorder.set(span, attrs::MCP_PROTOCOL_VERSION, version.as_str());
     }
-    let name = facts.tool.map_or(String::new(), |t| format!(" {t}"));
     recorder.audit(span, format!("mcp {slug} {method}{name}: {} ({status})", facts.decision), record);
     recorder.end(span);
-    response
 }
 
 /// Whether an `oauth_passthrough` request carries both the gateway key (`x-gateway-key`) and a
@@ -301,9 +303,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
     /// and id, and with `oauth_passthrough` the client's own token, since one gateway key may
     /// front many users.
     pub(super) fn principal_identity(&self) -> String {
-        let mut identity = format!("{:?}:{}", self.principal.kind, self.principal.id);
+        let mut identity = format!("{:?}:{}", self.cx.principal.kind, self.cx.principal.id);
         if matches!(self.server.credential, CredentialConfig::OauthPassthrough) {
-            let token = self.client.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
+            let token =
+                &self.cx.parts.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
             identity.push(':');
             identity.push_str(&crate::mcp::key_hash(&[token]));
         }
@@ -312,12 +315,12 @@ impl<H: Host + 'static> Exchange<'_, H> {
 
     /// A KV read bounded in time (a missing or slow store is a miss).
     pub(super) async fn kv_get(&self, key: &str) -> Option<Bytes> {
-        with_timeout(&**self.host, KV_TIMEOUT_MS, self.host.kv_get(key)).await.and_then(Result::ok).flatten()
+        with_timeout(&**self.cx.host, KV_TIMEOUT_MS, self.cx.host.kv_get(key)).await.and_then(Result::ok).flatten()
     }
 
     /// A KV write bounded in time (best effort: a failed write only costs a later miss).
     pub(super) async fn kv_put(&self, key: &str, value: Bytes) {
-        let _ = with_timeout(&**self.host, KV_TIMEOUT_MS, self.host.kv_put(key, value)).await;
+        let _ = with_timeout(&**self.cx.host, KV_TIMEOUT_MS, self.cx.host.kv_put(key, value)).await;
     }
 
     fn gate(&self) -> ToolGate<'_> {
@@ -336,7 +339,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         let authorization = match known {
             Some(authorization) => authorization,
             None => {
-                let resolved = self.authorization(self.client).await?;
+                let resolved = self.authorization(&self.cx.parts.headers).await?;
                 *self.authorization.borrow_mut() = Some(resolved.clone());
                 resolved
             }
@@ -344,13 +347,13 @@ impl<H: Host + 'static> Exchange<'_, H> {
         // The client's session id is the gateway's: the server gets its own (bridges override it).
         let mut overrides = vec![("mcp-session-id", self.upstream_session_id())];
         overrides.extend_from_slice(overrides_in);
-        overrides.push(("traceparent", self.recorder.traceparent(self.span)));
+        overrides.push(("traceparent", self.cx.recorder.traceparent(self.span)));
         let request = upstream_request(self.server, method, client, &overrides, authorization.as_deref(), body)?;
-        let timeout = self.config.timeouts.first_byte_ms;
-        match with_timeout(&**self.host, timeout, self.host.fetch(request)).await {
+        let timeout = self.cx.config.timeouts.first_byte_ms;
+        match with_timeout(&**self.cx.host, timeout, self.cx.host.fetch(request)).await {
             Some(Ok(response)) => Ok(response),
             Some(Err(fault)) => {
-                self.recorder.set(self.span, crate::trace::attrs::GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
+                self.cx.recorder.set(self.span, crate::trace::attrs::GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
                 Err(RpcError::new(code::INTERNAL_ERROR, format!("cannot reach MCP server `{}`: {fault}", self.slug))
                     .into())
             }
@@ -369,8 +372,8 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Rc::new(hooks::McpGuard { guard: Rc::clone(guard), slug: self.slug.to_owned() })
                 as Rc<dyn hooks::ServerGuard>
         });
-        let snapshot = self.recorder.snapshots_on().then(|| {
-            let (recorder, span) = (self.recorder.clone(), self.span);
+        let snapshot = self.cx.recorder.snapshots_on().then(|| {
+            let (recorder, span) = (self.cx.recorder.clone(), self.span);
             Rc::new(move |message: &Message| {
                 recorder.snapshot_with(span, crate::trace::attrs::GATEWAY_MCP_RESPONSE_BODY, || {
                     String::from_utf8_lossy(&message.to_bytes()).into_owned()
@@ -399,7 +402,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 return self.refuse_tool(tool, None);
             }
         }
-        let bytes = match read_body(&**self.host, self.config, parts, body).await {
+        let bytes = match read_body(&**self.cx.host, self.cx.config, parts, body).await {
             Ok(bytes) => bytes,
             Err(error) => return api_error(&error),
         };
@@ -425,11 +428,11 @@ impl<H: Host + 'static> Exchange<'_, H> {
             }
         }
         if let Some(method) = message.method() {
-            self.recorder.set(self.span, crate::trace::attrs::MCP_METHOD_NAME, method.to_owned());
+            self.cx.recorder.set(self.span, crate::trace::attrs::MCP_METHOD_NAME, method.to_owned());
         }
         if message.method() == Some("tools/call") {
             let tool = message.name().unwrap_or_default().to_owned();
-            self.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, redact::audit_name(&tool));
+            self.cx.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, redact::audit_name(&tool));
             if !self.gate().allows(&tool) {
                 self.facts.borrow_mut().refuse("tool_not_enabled");
                 return self.refuse_tool(&tool, id.as_ref());
@@ -440,7 +443,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             self.facts.borrow_mut().refuse(error.code.as_deref().unwrap_or("guardrail"));
             return rpc_response(error.status, &hooks::rpc_error(&error), id.as_ref());
         }
-        self.recorder.snapshot_with(self.span, crate::trace::attrs::GATEWAY_MCP_REQUEST_BODY, || {
+        self.cx.recorder.snapshot_with(self.span, crate::trace::attrs::GATEWAY_MCP_REQUEST_BODY, || {
             String::from_utf8_lossy(&message.to_bytes()).into_owned()
         });
         match (client_era, self.server.protocol) {
@@ -469,14 +472,14 @@ impl<H: Host + 'static> Exchange<'_, H> {
             };
         self.seal_server_session(&mut response);
         let outbound = self.outbound(method, conversion);
-        relay(self.host, self.config, response, outbound, None).await
+        relay(self.cx.host, self.cx.config, response, outbound, None).await
     }
 
     /// A current-era client: forwarded as it is, unless the server is known (or found, in
     /// `auto`) to speak only the legacy protocol, then bridged.
     /// The trace context in a current-era request's `_meta` (as well as in its header).
     fn with_trace_context(&self, message: &mut Message) {
-        let Some(traceparent) = self.recorder.traceparent(self.span) else { return };
+        let Some(traceparent) = self.cx.recorder.traceparent(self.span) else { return };
         let Some(params) = message.params_mut() else { return };
         if let Some(meta) = params.entry("_meta").or_insert_with(|| serde_json::json!({})).as_object_mut() {
             meta.insert("traceparent".into(), Value::from(traceparent));
@@ -486,7 +489,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
     async fn modern(&self, parts: &http::request::Parts, message: Message) -> http::Response<Body> {
         let auto = self.server.protocol == McpProtocol::Auto;
         let marker = legacy_marker(self.slug);
-        let now = self.host.now_millis();
+        let now = self.cx.host.now_millis();
         let marked = self.kv_get(&marker).await.and_then(|v| String::from_utf8(v.to_vec()).ok()?.parse::<u64>().ok());
         if auto && marked.is_some_and(|expires| expires > now) {
             return self.modern_to_legacy(message).await;
@@ -503,7 +506,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         if let Some(result) = self.cached(&message).await {
             let answer = serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result});
             return with_cache_status(
-                relay(self.host, self.config, relay::message_response(&answer, None), outbound, None).await,
+                relay(self.cx.host, self.cx.config, relay::message_response(&answer, None), outbound, None).await,
                 "hit",
             );
         }
@@ -524,8 +527,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
             .is_some_and(|v| v.starts_with("application/json"));
         if response.status().is_success() && is_json && self.cacheable(&message) {
             let (head, body) = response.into_parts();
-            let limit = self.config.limits.max_response_bytes;
-            let Ok(bytes) = super::body::read_whole(&**self.host, body, limit, self.config.timeouts.idle_ms).await
+            let limit = self.cx.config.limits.max_response_bytes;
+            let Ok(bytes) =
+                super::body::read_whole(&**self.cx.host, body, limit, self.cx.config.timeouts.idle_ms).await
             else {
                 let error = RpcError::new(code::INTERNAL_ERROR, "the server's response could not be read");
                 return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref());
@@ -536,11 +540,11 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 self.remember(&message, result).await;
             }
             let response = http::Response::from_parts(head, Body::Full(bytes));
-            return with_cache_status(relay(self.host, self.config, response, outbound, None).await, "miss");
+            return with_cache_status(relay(self.cx.host, self.cx.config, response, outbound, None).await, "miss");
         }
         if auto && response.status() == StatusCode::BAD_REQUEST {
             let (head, body) = response.into_parts();
-            let bytes = super::body::read_whole(&**self.host, body, 64 * 1024, self.config.timeouts.idle_ms)
+            let bytes = super::body::read_whole(&**self.cx.host, body, 64 * 1024, self.cx.config.timeouts.idle_ms)
                 .await
                 .unwrap_or_default();
             // Confirmed only when the legacy handshake then succeeds; remembered for a while.
@@ -549,10 +553,16 @@ impl<H: Host + 'static> Exchange<'_, H> {
                 self.kv_put(&marker, Bytes::from((now + LEGACY_MARKER_TTL_MS).to_string())).await;
                 return self.modern_to_legacy(message).await;
             }
-            return relay(self.host, self.config, http::Response::from_parts(head, Body::Full(bytes)), outbound, None)
-                .await;
+            return relay(
+                self.cx.host,
+                self.cx.config,
+                http::Response::from_parts(head, Body::Full(bytes)),
+                outbound,
+                None,
+            )
+            .await;
         }
-        relay(self.host, self.config, response, outbound, None).await
+        relay(self.cx.host, self.cx.config, response, outbound, None).await
     }
 
     /// Whether the presented session is one the gateway bridges to a stateless server.
@@ -571,7 +581,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         };
         self.seal_server_session(&mut response);
         let outbound = self.outbound(None, Conversion::None);
-        relay(self.host, self.config, response, outbound, None).await
+        relay(self.cx.host, self.cx.config, response, outbound, None).await
     }
 
     /// `DELETE`: ends the session for every edge instance, and a relayed session at its server.
@@ -590,7 +600,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Ok(mut response) => {
                 self.seal_server_session(&mut response);
                 let outbound = self.outbound(None, Conversion::None);
-                relay(self.host, self.config, response, outbound, None).await
+                relay(self.cx.host, self.cx.config, response, outbound, None).await
             }
             Err(refused) => refused.response(None),
         }

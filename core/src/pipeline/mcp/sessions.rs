@@ -32,9 +32,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
     /// read unverified, which is enough: the server checks the token on every request, so a
     /// forged one with another user's subject gets nowhere. An opaque token stands for itself.
     pub(super) fn session_owner(&self) -> String {
-        let mut owner = format!("{:?}:{}", self.principal.kind, self.principal.id);
+        let mut owner = format!("{:?}:{}", self.cx.principal.kind, self.cx.principal.id);
         if matches!(self.server.credential, CredentialConfig::OauthPassthrough) {
-            let token = crate::auth::bearer(self.client).unwrap_or_default();
+            let token = crate::auth::bearer(&self.cx.parts.headers).unwrap_or_default();
             owner.push(':');
             match crate::mcp::jwt_subject(token) {
                 Some((issuer, subject)) => {
@@ -62,7 +62,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             session_not_found(None)
         };
         let id = value.to_str().map_err(|_| refuse("session_unreadable"))?;
-        let now = self.host.now_millis();
+        let now = self.cx.host.now_millis();
         let session = GatewaySession::open(id, &self.session_keys(), self.slug, &self.session_owner(), now).map_err(
             |refused| {
                 refuse(match refused {
@@ -73,7 +73,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             },
         )?;
         let key = revocation_key(&session.sid);
-        match with_timeout(&**self.host, REVOCATION_TIMEOUT_MS, self.host.cache_get(&key)).await {
+        match with_timeout(&**self.cx.host, REVOCATION_TIMEOUT_MS, self.cx.host.cache_get(&key)).await {
             Some(Ok(None)) => Ok(Some(session)),
             Some(Ok(Some(_))) => Err(refuse("session_ended")),
             // Whether the session was ended cannot be told: it is not used.
@@ -87,9 +87,9 @@ impl<H: Host + 'static> Exchange<'_, H> {
 
     /// A new session of this owner at this server.
     pub(super) fn new_session(&self, kind: SessionKind) -> GatewaySession {
-        let now = self.host.now_millis();
+        let now = self.cx.host.now_millis();
         GatewaySession {
-            sid: format!("{:016x}{:016x}{now:x}", self.host.random_u64(), self.host.random_u64()),
+            sid: format!("{:016x}{:016x}{now:x}", self.cx.host.random_u64(), self.cx.host.random_u64()),
             slug: self.slug.to_owned(),
             owner: self.session_owner(),
             expires_ms: now + SESSION_LIFETIME_MS,
@@ -129,10 +129,11 @@ impl<H: Host + 'static> Exchange<'_, H> {
     /// would have expired.
     pub(super) async fn end_session(&self) {
         let Some(session) = &self.session else { return };
-        let now = self.host.now_millis();
+        let now = self.cx.host.now_millis();
         let ttl_seconds = session.expires_ms.saturating_sub(now).div_ceil(1000).max(1);
         let value = Bytes::from(session.expires_ms.to_string());
         let key = revocation_key(&session.sid);
-        let _ = with_timeout(&**self.host, REVOCATION_TIMEOUT_MS, self.host.cache_put(&key, value, ttl_seconds)).await;
+        let _ = with_timeout(&**self.cx.host, REVOCATION_TIMEOUT_MS, self.cx.host.cache_put(&key, value, ttl_seconds))
+            .await;
     }
 }
