@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_cache;
 pub mod error;
 pub mod guard;
 pub mod host;
@@ -27,7 +28,9 @@ pub mod response_cache;
 pub mod responses;
 pub mod retry;
 pub mod sse;
+pub mod stream_guard;
 pub mod testing;
 pub mod trace;
 
+pub use config_cache::{ConfigCache, CONFIG_CACHE_TTL_MS};
 pub use pipeline::handle;

@@ -6,8 +6,9 @@
 use std::rc::Rc;
 
 use gateway_core::auth::hash_key;
-use gateway_core::config::{glob_match, ConfigCache};
+use gateway_core::config::glob_match;
 use gateway_core::testing::FakeHost;
+use gateway_core::ConfigCache;
 use serde_json::json;
 
 mod support;

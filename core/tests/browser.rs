@@ -6,8 +6,8 @@
 use std::rc::Rc;
 
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 use serde_json::json;
 
 mod support;

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use futures::executor::block_on;
 use futures::StreamExt;
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
 use gateway_core::host::Body;
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-gw-guard";
@@ -58,7 +58,7 @@ fn host_with(guardrails: Value) -> Rc<FakeHost> {
         ],
         "retry": {"attempts": 1}
     });
-    gateway_core::config::Config::accept(config.to_string().as_bytes()).unwrap();
+    gateway_core::policy::accept(config.to_string().as_bytes()).unwrap();
     let mut host = FakeHost::with_config(&config.to_string());
     host.secrets.insert("k".into(), "sk-upstream".into());
     Rc::new(host)

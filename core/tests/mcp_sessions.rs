@@ -8,9 +8,9 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
 use gateway_core::mcp::session::SESSION_LIFETIME_MS;
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 use serde_json::{json, Value};
 
 const ALICE: &str = "sk-gw-alice";

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use gateway_core::auth::hash_key;
-use gateway_core::config::{Config, ConfigCache, ProviderType};
+use gateway_core::config::{Config, ProviderType};
 use gateway_core::host::Body;
 use gateway_core::providers::{chat_provider, ResponseContext};
 use gateway_core::responses;
 use gateway_core::sse::SseParser;
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 
 /// The fuzz targets (`fuzz/src/lib.rs`): the same cases, here fed random and mutated inputs.
 #[path = "../../fuzz/src/lib.rs"]

@@ -8,9 +8,9 @@ use bytes::Bytes;
 use futures::executor::block_on;
 use futures::StreamExt;
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
 use gateway_core::host::Body;
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-gw-test";
@@ -410,7 +410,7 @@ fn a_warm_instance_reuses_the_parsed_configuration_until_its_ttl_passes() {
     assert_eq!(models(&host), 200);
     host.kv.borrow_mut().insert("config".into(), Bytes::from_static(br#"{"version": 1}"#)); // no keys: 401
     assert_eq!(models(&host), 200, "served from the cache");
-    host.now.set(host.now.get() + gateway_core::config::CONFIG_CACHE_TTL_MS);
+    host.now.set(host.now.get() + gateway_core::CONFIG_CACHE_TTL_MS);
     assert_eq!(models(&host), 401, "re-read once the entry expired");
 }
 

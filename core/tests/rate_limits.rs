@@ -10,10 +10,10 @@ use bytes::Bytes;
 use futures::executor::block_on;
 use futures::StreamExt;
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
 use gateway_core::host::Body;
 use gateway_core::ratelimit::{LimitStep, Quota};
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 use serde_json::{json, Value};
 use support::{post_chat, run_deferred, upstream_calls, Reply};
 
@@ -54,7 +54,7 @@ fn host() -> Rc<FakeHost> {
         ],
         "retry": {"attempts": 1}
     });
-    gateway_core::config::Config::accept(config.to_string().as_bytes()).unwrap();
+    gateway_core::policy::accept(config.to_string().as_bytes()).unwrap();
     let mut host = FakeHost::with_config(&config.to_string());
     host.secrets.insert("openai_api_key".into(), "sk-openai-secret".into());
     Rc::new(host)

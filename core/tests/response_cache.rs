@@ -50,7 +50,7 @@ fn host() -> Rc<FakeHost> {
         ],
         "retry": {"attempts": 1}
     });
-    gateway_core::config::Config::accept(config.to_string().as_bytes()).unwrap();
+    gateway_core::policy::accept(config.to_string().as_bytes()).unwrap();
     let mut host = FakeHost::with_config(&config.to_string());
     host.secrets.insert("openai_api_key".into(), "sk-openai-secret".into());
     Rc::new(host)

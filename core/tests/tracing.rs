@@ -7,9 +7,9 @@ use bytes::Bytes;
 use futures::executor::block_on;
 use futures::StreamExt;
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
 use gateway_core::host::Body;
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-gw-trace";

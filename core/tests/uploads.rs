@@ -7,9 +7,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures::executor::block_on;
 use gateway_core::auth::hash_key;
-use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError};
 use gateway_core::testing::{FakeAnswer, FakeHost};
+use gateway_core::ConfigCache;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-gw-up";

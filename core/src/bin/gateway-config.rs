@@ -48,7 +48,7 @@ fn main() -> ExitCode {
 fn check(file: &str, compiled: Option<&str>) -> ExitCode {
     let accepted = std::fs::read(file)
         .map_err(|e| e.to_string())
-        .and_then(|bytes| Config::accept(&bytes).map_err(|e| e.to_string()));
+        .and_then(|bytes| gateway_core::policy::accept(&bytes).map_err(|e| e.to_string()));
     let config = match accepted {
         Ok(config) => config,
         Err(e) => {

@@ -3,7 +3,6 @@
 //! Parsing refuses unknown fields, and [`Config::from_json`] validates cross references, so a
 //! bad document is refused with an error that names the field instead of failing later.
 
-mod cache;
 mod custom;
 mod guard;
 mod validate;
@@ -13,7 +12,6 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use cache::{ConfigCache, CONFIG_CACHE_TTL_MS};
 pub use custom::{CustomMapping, ResponseMapping, TEMPLATE_VARIABLES};
 pub use guard::{DefaultDecision, DetectorSwitches, FailureMode, GuardMode, GuardrailsConfig, RemoteGuardConfig};
 pub use validate::ConfigError;
@@ -60,11 +58,6 @@ pub struct Config {
     /// gateway; a request from any other origin is refused with 403. Default: none.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
-    /// Policies parsed for a scope, kept as long as this parsed document (a warm Worker isolate
-    /// reuses it; Spin parses only what each request's scope needs).
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub(crate) policy_cache: crate::policy::PolicyCache,
 }
 
 /// The wire format a provider speaks.
@@ -652,15 +645,6 @@ impl Config {
             ConfigError::new(if path == "." { String::new() } else { path }, e.into_inner().to_string())
         })?;
         config.validate()?;
-        Ok(config)
-    }
-
-    /// Parses, validates and checks every Cedar policy against the gateway's schema: what a
-    /// configuration must pass before it is stored (`gateway-config check`, the push script).
-    /// The request path uses [`Config::from_json`], which leaves the Cedar work out.
-    pub fn accept(bytes: &[u8]) -> Result<Config, ConfigError> {
-        let config = Config::from_json(bytes)?;
-        crate::policy::validate(&config)?;
         Ok(config)
     }
 

@@ -4,7 +4,6 @@
 pub mod detect;
 pub mod redact;
 pub mod remote;
-pub mod stream;
 
 use std::collections::BTreeSet;
 

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 
 use super::body::{json_response, read_whole, with_timeout, ReadError};
 use crate::auth::{hash_key, sha256_hex};
-use crate::config::{Config, ConfigCache, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
+use crate::config::{Config, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
+use crate::config_cache::ConfigCache;
 use crate::error::ApiError;
 use crate::guard::{detect, redact, Category, Detectors};
 use crate::host::{Body, Host, LogLevel};
@@ -217,7 +218,7 @@ async fn read_document<H: Host>(host: &H, body: Body) -> Result<Bytes, ApiError>
 
 /// Every check a document must pass before it is stored; the error names the field.
 fn accept(document: &[u8]) -> Result<Config, ApiError> {
-    Config::accept(document).map_err(|e: ConfigError| {
+    crate::policy::accept(document).map_err(|e: ConfigError| {
         // The message may quote a value of the document (a type error does): a secret pasted in
         // the wrong field is masked before it reaches the answer, the log or the trace.
         let mut message = Value::String(format!("configuration refused: {e}"));

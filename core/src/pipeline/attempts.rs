@@ -8,8 +8,8 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
 use super::body::{json_response, read_whole, upstream_fault, with_timeout, ReadError, Reading};
+use super::context::RequestContext;
 use super::guard::{guard_whole, OutputGuard};
-use super::phases::RequestContext;
 use super::recorder::Recorder;
 use super::resolve::{apply_header_edits, Resolved};
 use super::stream;

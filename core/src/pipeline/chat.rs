@@ -6,8 +6,9 @@ use http::StatusCode;
 
 use super::attempts::{mark, price_for, sse_response, target_span, Delivery, Upstream};
 use super::body::{json_response, read_body};
+use super::context::RequestContext;
 use super::guard::{guard_events, guard_whole, Guard, OutputGuard};
-use super::phases::{self, Prepared, RequestContext, TargetPlan};
+use super::phases::{self, Prepared, TargetPlan};
 use super::recorder::Recorder;
 use super::resolve::{api_key, apply_body_transform, Resolved};
 use super::stream;

@@ -10,18 +10,19 @@ use http::{HeaderValue, StatusCode};
 use serde_json::Value;
 
 use super::body::{read_whole, with_timeout};
+use super::context::RequestContext;
 use super::recorder::Recorder;
-use crate::config::{Config, FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
+use crate::config::{FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
 use crate::error::ApiError;
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
-use crate::guard::stream::StreamGuard;
-use crate::guard::stream::{Decide, Denial};
 use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
 use crate::host::{Body, Host, LogLevel};
 use crate::policy::{
     Action, CompiledPolicies, Facts, PolicyRequest, Resource, Scope, ScopedPolicies, Verdict, COMPILED_KV_KEY,
 };
 use crate::providers::{StreamEvent, Target};
+use crate::stream_guard::StreamGuard;
+use crate::stream_guard::{Decide, Denial};
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
 
@@ -88,21 +89,18 @@ impl<H: Host + 'static> Guard<H> {
     /// The guard for a request in `scope`; `None` when no policy is configured, the default is
     /// allow and there is no remote guard service (then no detector ever runs).
     pub async fn new(
-        host: &Rc<H>,
-        config: &Config,
+        cx: &RequestContext<'_, H>,
         scope: Scope<'_>,
         mode: Option<GuardMode>,
-        principal: &PrincipalConfig,
-        recorder: &Recorder<H>,
-        request_id: &str,
     ) -> Result<Option<Rc<Guard<H>>>, ApiError> {
+        let (host, config, recorder) = (cx.host, cx.config, cx.recorder);
         let route = match scope {
             Scope::Route(name) => Some(name.to_owned()),
             _ => None,
         };
         // A scope loaded for the first time in this instance: from the compiled form, where the
         // configuration's push stored one, rather than by parsing (see `policy::compile`).
-        let compiled = if config.policies_pending(scope) {
+        let compiled = if cx.policies.pending(config, scope) {
             // Parsing instead costs milliseconds at most: a slow store is not waited for long.
             with_timeout(host.as_ref(), COMPILED_READ_TIMEOUT_MS, host.kv_get(COMPILED_KV_KEY))
                 .await
@@ -112,7 +110,7 @@ impl<H: Host + 'static> Guard<H> {
         } else {
             None
         };
-        let (policies, loaded) = config.policies_compiled(scope, compiled.as_ref()).map_err(|e| {
+        let (policies, loaded) = cx.policies.load(config, scope, compiled.as_ref()).map_err(|e| {
             host.log(
                 LogLevel::Error,
                 &format!("{{\"msg\":\"stored policies refused\",\"error\":{:?}}}", e.to_string()),
@@ -131,12 +129,12 @@ impl<H: Host + 'static> Guard<H> {
             host: Rc::clone(host),
             recorder: recorder.clone(),
             policies,
-            principal: principal.clone(),
+            principal: cx.principal.clone(),
             detectors: config.guardrails.detectors.into(),
             mode: mode.unwrap_or(config.guardrails.mode),
             hold_chars: config.guardrails.stream_hold_back_chars,
             remote,
-            request_id: request_id.to_owned(),
+            request_id: recorder.trace_id_hex(),
             route,
             flags: RefCell::new(Vec::new()),
             session: RefCell::new(None),

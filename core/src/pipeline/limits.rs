@@ -1,6 +1,6 @@
 //! Rate limits on the request path: a request is admitted against its route's and its key's
 //! quotas before anything goes upstream, and the tokens it reserved are settled from the usage
-//! actually recorded once its response is over (see [`super::Recorder::reserve`]).
+//! actually recorded once its response is over (see [`super::recorder::Recorder::on_settle`]).
 
 use std::rc::Rc;
 
@@ -216,14 +216,17 @@ pub(crate) async fn admit<H: Host + 'static>(
     }
     recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "admitted");
     recorder.end(span);
-    let reservations = admitted
+    let reservations: Vec<Reservation> = admitted
         .iter()
         .filter_map(|(limiter, _, tokens)| {
             let per_minute = limiter.quota.tokens_per_minute?;
             Some(Reservation { key: limiter.key.clone(), per_minute, estimate: u64::try_from(*tokens).unwrap_or(0) })
         })
         .collect();
-    recorder.reserve(reservations);
+    if !reservations.is_empty() {
+        let host = Rc::clone(host);
+        recorder.on_settle(Box::new(move |used| Box::pin(settle(host, reservations, used))));
+    }
     Ok(Admitted { headers: ratelimit::headers(&tightest(admitted.iter().map(|(_, a, _)| *a))) })
 }
 

@@ -7,6 +7,7 @@ mod body;
 mod cached;
 mod chat;
 mod chat_guard;
+mod context;
 mod guard;
 mod limits;
 mod mcp;
@@ -24,7 +25,8 @@ use std::rc::Rc;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::json;
 
-use crate::config::{Config, ConfigCache, CONFIG_KV_KEY};
+use crate::config::{Config, CONFIG_KV_KEY};
+use crate::config_cache::{ConfigCache, Loaded};
 use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
 use crate::origin;
@@ -34,7 +36,7 @@ use crate::trace::{Trace, TraceParent};
 
 use admin::KV_TIMEOUT_MS;
 use body::{json_response, with_timeout};
-use phases::RequestContext;
+use context::RequestContext;
 use recorder::Recorder;
 
 /// What the request asked for, from its method and path.
@@ -116,7 +118,7 @@ fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError
 }
 
 /// The configuration: from the cache while fresh, else read from KV, validated and cached.
-async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config>, ApiError> {
+async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Loaded, ApiError> {
     let now = host.now_millis();
     if let Some(config) = cache.fresh(now) {
         return Ok(config);
@@ -131,8 +133,8 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
             )
         })?;
     // Unchanged since it was parsed: keep the parsed form, and the policies it has parsed.
-    if let Some(config) = cache.unchanged(now, &raw) {
-        return Ok(config);
+    if let Some(loaded) = cache.unchanged(now, &raw) {
+        return Ok(loaded);
     }
     let config = Config::from_json(&raw).map_err(|e| {
         host.log(
@@ -146,9 +148,9 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Rc<Config
         // The detail (which may quote a value) goes to the log, not to unauthenticated callers.
         ApiError::unavailable("the stored configuration is invalid; the gateway log names the field")
     })?;
-    let config = Rc::new(config);
-    cache.store(now, raw, Rc::clone(&config));
-    Ok(config)
+    let loaded = Loaded::new(Rc::new(config));
+    cache.store(now, raw, loaded.clone());
+    Ok(loaded)
 }
 
 /// An error message with every quoted span (`…` or "…") masked: a refused document's message
@@ -260,7 +262,7 @@ async fn serve<H: Host + 'static>(
         origin::check_admin(&parts.headers)?;
         return admin::serve(&**host, cache, parts, body, call).await;
     }
-    let config = load_config(&**host, cache).await?;
+    let Loaded { config, policies } = load_config(&**host, cache).await?;
     recorder.configure(Rc::clone(&config));
     // A page of another origin is refused before its key is even looked at.
     match origin::check_origin(&parts.headers, &config.allowed_origins) {
@@ -284,7 +286,7 @@ async fn serve<H: Host + 'static>(
         return Ok(mcp::oauth::resource_metadata(&**host, &config, &parts.headers, slug, path).await);
     }
     let principal = phases::authenticate(&config, parts, recorder);
-    let cx = |principal| RequestContext { host, config: &config, parts, principal, recorder };
+    let cx = |principal| RequestContext { host, config: &config, policies: &policies, parts, principal, recorder };
     if let Endpoint::Mcp { slug } = endpoint {
         return Ok(match principal {
             Ok(principal) => mcp_call(&cx(principal), body, slug).await,

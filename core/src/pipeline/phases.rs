@@ -6,6 +6,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use super::attempts::{skip_target, AfterTarget, Attempts, Delivery, Upstream};
+use super::context::RequestContext;
 use super::guard::Guard;
 use super::limits::{self, Admitted, TokenEstimate};
 use super::recorder::Recorder;
@@ -17,16 +18,6 @@ use crate::policy::Scope;
 use crate::providers::{ChatProvider, Target};
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
-
-/// What every phase of an authenticated request reads: the host, the configuration in force,
-/// the request's head, the caller and its trace.
-pub(crate) struct RequestContext<'a, H: Host + 'static> {
-    pub host: &'a Rc<H>,
-    pub config: &'a Config,
-    pub parts: &'a http::request::Parts,
-    pub principal: &'a PrincipalConfig,
-    pub recorder: &'a Recorder<H>,
-}
 
 /// Phase 1: the caller, from its gateway key, on an `authenticate` span.
 pub(crate) fn authenticate<'c, H: Host + 'static>(
@@ -95,8 +86,7 @@ pub(crate) async fn input<H: Host + 'static>(
         Some((name, route)) => (Scope::Route(name), route.guard_mode),
         None => (Scope::Global, None),
     };
-    let trace_id = cx.recorder.trace_id_hex();
-    Guard::new(cx.host, cx.config, scope, mode, cx.principal, cx.recorder, &trace_id).await
+    Guard::new(cx, scope, mode).await
 }
 
 /// What one target is sent, once prepared.

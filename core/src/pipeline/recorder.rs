@@ -39,10 +39,13 @@ struct Recording<H: Host + 'static> {
     status: std::cell::Cell<Option<u16>>,
     /// Whether the last phase (settlement and export) has run.
     recorded: std::cell::Cell<bool>,
-    /// Token reservations made when the request was admitted, settled once nothing holds the
-    /// recording (after the response, after a stream's last chunk, or when the client left).
-    reservations: RefCell<Vec<super::limits::Reservation>>,
+    /// Token reservations made when the request was admitted, settled in the last phase
+    /// (after the response, after a stream's last chunk), or when the client left.
+    settlements: RefCell<Vec<Settlement>>,
 }
+
+/// Settles a request's token reservations, given the tokens it used (from the rate limiter).
+pub(crate) type Settlement = Box<dyn FnOnce(u64) -> futures::future::LocalBoxFuture<'static, ()>>;
 
 /// A shared handle on the request's trace; clones go to the response stream.
 pub(crate) struct Recorder<H: Host + 'static> {
@@ -131,7 +134,7 @@ impl<H: Host + 'static> Recorder<H> {
                 tokens_used: std::cell::Cell::new(None),
                 status: std::cell::Cell::new(None),
                 recorded: std::cell::Cell::new(false),
-                reservations: RefCell::new(Vec::new()),
+                settlements: RefCell::new(Vec::new()),
             }),
         }
     }
@@ -276,9 +279,10 @@ impl<H: Host + 'static> Recorder<H> {
         }
     }
 
-    /// Token reservations to settle from the usage recorded, once the response is over.
-    pub fn reserve(&self, reservations: Vec<super::limits::Reservation>) {
-        self.inner.reservations.borrow_mut().extend(reservations);
+    /// What settles the request's token reservations from the tokens it used, run once the
+    /// response is over.
+    pub fn on_settle(&self, settle: Settlement) {
+        self.inner.settlements.borrow_mut().push(settle);
     }
 
     /// The answer used no model tokens (a cache hit): reservations are given back in full.
@@ -346,7 +350,7 @@ impl<H: Host + 'static> Recording<H> {
         if self.recorded.replace(true) {
             return;
         }
-        let reservations = std::mem::take(&mut *self.reservations.borrow_mut());
+        let settlements = std::mem::take(&mut *self.settlements.borrow_mut());
         // No usage reported: a failed request used nothing; an answer whose usage never came
         // (a cut stream, a client gone) keeps its estimate.
         let used = match (self.tokens_used.get(), self.status.get()) {
@@ -354,9 +358,11 @@ impl<H: Host + 'static> Recording<H> {
             (None, Some(status)) if !(200..300).contains(&status) => Some(0),
             (None, _) => None,
         };
-        let settlement = used
-            .filter(|_| !reservations.is_empty())
-            .map(|used| super::limits::settle(Rc::clone(&self.host), reservations, used));
+        let settlement = used.filter(|_| !settlements.is_empty()).map(|used| async move {
+            for settle in settlements {
+                settle(used).await;
+            }
+        });
         let config = self.config.borrow_mut().take();
         let exported = config.as_ref().is_none_or(|c| c.telemetry.collector_url.is_some() || c.telemetry.log_traces);
         if !exported {

@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use super::body::read_whole;
 use super::chat;
+use super::context::RequestContext;
 use super::guard::Guard;
-use super::phases::RequestContext;
 use super::resolve::Resolved;
 use crate::error::ApiError;
 use crate::host::{Body, ByteStream, Host};

@@ -14,10 +14,10 @@ use super::guard::{OutputTexts, RemoteOutput};
 use super::recorder::{CompletionFacts, Recorder};
 use crate::config::PriceConfig;
 use crate::error::ApiError;
-use crate::guard::stream::{Decide, StreamGuard};
 use crate::host::{ByteStream, Host};
 use crate::providers::{ChatStreamTranslator, StreamEvent};
 use crate::sse;
+use crate::stream_guard::{Decide, StreamGuard};
 use crate::trace::SpanRef;
 
 /// The closing usage chunk: no choices, a `usage` object.

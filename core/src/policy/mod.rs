@@ -22,7 +22,7 @@ use entities::Parties;
 pub use entities::{principal_kind_name, Facts, PolicyRequest, Resource};
 use reads::{reads, Reads};
 
-use crate::config::{Config, DefaultDecision, PolicyConfig};
+use crate::config::{Config, ConfigError, DefaultDecision, PolicyConfig};
 use crate::guard::{Category, Detectors};
 
 /// The lifecycle points, as Cedar actions (`Gateway::Action::"process_prompt"`, ...).
@@ -144,16 +144,10 @@ pub struct PolicyError {
     pub message: String,
 }
 
-/// Parsed policies per scope, kept with the parsed configuration.
+/// Parsed policies per scope, kept beside the parsed configuration they came from (in the
+/// instance's [`crate::ConfigCache`]).
 #[derive(Debug, Default)]
 pub struct PolicyCache(RefCell<HashMap<String, Rc<ScopedPolicies>>>);
-
-impl Clone for PolicyCache {
-    /// A copied configuration starts with an empty cache.
-    fn clone(&self) -> Self {
-        PolicyCache::default()
-    }
-}
 
 /// The policies of one scope, ready to evaluate.
 #[derive(Debug)]
@@ -478,34 +472,55 @@ impl Verdict {
     }
 }
 
-impl Config {
-    /// The policies of `scope`, parsed on first use and kept with this parsed document.
-    pub fn policies_for(&self, scope: Scope<'_>) -> Result<Rc<ScopedPolicies>, PolicyError> {
-        self.policies_compiled(scope, None).map(|(policies, _)| policies)
-    }
-
-    /// The policies of `scope`, loaded on first use from `compiled` where it holds a set (see
-    /// [`compile`]), else parsed, and kept with this parsed document; with whether this call
-    /// loaded them (rather than found them loaded).
-    pub fn policies_compiled(
+impl PolicyCache {
+    /// The policies of `scope` in `config`, loaded on first use from `compiled` where it holds a
+    /// set (see [`compile`]), else parsed, and kept for as long as this cache; with whether this
+    /// call loaded them (rather than found them loaded). Keep one cache per parsed document.
+    pub fn load(
         &self,
+        config: &Config,
         scope: Scope<'_>,
         compiled: Option<&CompiledPolicies>,
     ) -> Result<(Rc<ScopedPolicies>, bool), PolicyError> {
         let key = scope.key();
-        if let Some(found) = self.policy_cache.0.borrow().get(&key) {
+        if let Some(found) = self.0.borrow().get(&key) {
             return Ok((Rc::clone(found), false));
         }
-        let loaded = Rc::new(ScopedPolicies::load(self, scope, compiled)?);
-        self.policy_cache.0.borrow_mut().insert(key, Rc::clone(&loaded));
+        let loaded = Rc::new(ScopedPolicies::load(config, scope, compiled)?);
+        self.0.borrow_mut().insert(key, Rc::clone(&loaded));
         Ok((loaded, true))
     }
 
     /// Whether loading the policies of `scope` is still to come and has sets to load: only then
     /// is their compiled form worth reading.
-    pub fn policies_pending(&self, scope: Scope<'_>) -> bool {
-        !self.policy_cache.0.borrow().contains_key(&scope.key()) && scope.sets(self).next().is_some()
+    pub fn pending(&self, config: &Config, scope: Scope<'_>) -> bool {
+        !self.0.borrow().contains_key(&scope.key()) && scope.sets(config).next().is_some()
     }
+}
+
+impl Config {
+    /// The policies of `scope`, parsed now (the request path keeps them in a [`PolicyCache`]).
+    pub fn policies_for(&self, scope: Scope<'_>) -> Result<Rc<ScopedPolicies>, PolicyError> {
+        self.policies_compiled(scope, None).map(|(policies, _)| policies)
+    }
+
+    /// The policies of `scope`, loaded from `compiled` where it holds a set, else parsed.
+    pub fn policies_compiled(
+        &self,
+        scope: Scope<'_>,
+        compiled: Option<&CompiledPolicies>,
+    ) -> Result<(Rc<ScopedPolicies>, bool), PolicyError> {
+        PolicyCache::default().load(self, scope, compiled)
+    }
+}
+
+/// Parses, validates and checks every Cedar policy against the gateway's schema: what a
+/// configuration must pass before it is stored (`gateway-config check`, the admin push). The
+/// request path uses [`Config::from_json`], which leaves the Cedar work out.
+pub fn accept(bytes: &[u8]) -> Result<Config, ConfigError> {
+    let config = Config::from_json(bytes)?;
+    validate(&config)?;
+    Ok(config)
 }
 
 #[cfg(test)]

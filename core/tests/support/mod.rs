@@ -8,9 +8,9 @@ use std::rc::Rc;
 use bytes::Bytes;
 use futures::executor::block_on;
 use futures::StreamExt;
-use gateway_core::config::ConfigCache;
 use gateway_core::host::Body;
 use gateway_core::testing::FakeHost;
+use gateway_core::ConfigCache;
 use serde_json::Value;
 
 /// A response, read whole.

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use gateway_core::config::ConfigCache;
 use gateway_core::host::{Body, BodyError, ByteStream, Deferred, FetchError, Host, LogLevel, StoreError};
 use gateway_core::ratelimit::{self, Admission, LimitState, LimitStep};
+use gateway_core::ConfigCache;
 use worker::wasm_bindgen::JsValue;
 
 #[worker::wasm_bindgen::prelude::wasm_bindgen]

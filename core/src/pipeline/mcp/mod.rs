@@ -22,8 +22,8 @@ use self::credentials::Refusal;
 use self::relay::{relay, rpc_response, upstream_request, Conversion, Outbound};
 use super::body::read_body;
 use super::body::with_timeout;
+use super::context::RequestContext;
 use super::guard::Guard;
-use super::phases::RequestContext;
 use crate::config::{Config, CredentialConfig, McpProtocol, McpServerConfig, ServerStatus};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
@@ -127,9 +127,7 @@ async fn exchange<H: Host + 'static>(
 ) -> http::Response<Body> {
     let (parts, recorder) = (cx.parts, cx.recorder);
     let scope = crate::policy::Scope::Server(slug);
-    let trace_id = recorder.trace_id_hex();
-    let guard = match Guard::new(cx.host, cx.config, scope, server.guard_mode, cx.principal, recorder, &trace_id).await
-    {
+    let guard = match Guard::new(cx, scope, server.guard_mode).await {
         Ok(guard) => guard,
         Err(error) => return api_error(&error),
     };

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::{detect, redact, Category, Detectors, Finding, Signals};
+use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
 use crate::policy::{Action, Verdict};
 
 /// Asks the policies about one lifecycle point (and applies the enforcement mode).
