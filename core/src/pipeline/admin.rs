@@ -128,54 +128,67 @@ pub(crate) async fn serve<H: Host>(
         }
         AdminCall::Put => {
             let document = read_document(host, body).await?;
-            let config = accept(&document)?;
-            let history = history(host).await?;
-            if let Some(expected) = parts.headers.get(http::header::IF_MATCH).and_then(|v| v.to_str().ok()) {
-                let current = history.current().map(etag);
-                if expected.trim() != "*" && current.as_deref() != Some(expected.trim()) {
-                    return Err(ApiError::new(
-                        StatusCode::PRECONDITION_FAILED,
-                        "invalid_request_error",
-                        format!(
-                            "the configuration changed: `If-Match: {expected}` but the current version is {}",
-                            current.unwrap_or_else(|| "none".into())
-                        ),
-                    )
-                    .with_code("version_mismatch"));
-                }
-            }
-            let stored = store(host, history, document, &config, None).await?;
-            cache.clear();
-            Ok(stored_response(&stored, &config))
+            put(host, cache, document, &parts.headers).await
         }
         AdminCall::Rollback => {
             let document = read_document(host, body).await?;
-            let version = serde_json::from_slice::<Value>(&document)
-                .ok()
-                .and_then(|v| v.get("version")?.as_u64())
-                .ok_or_else(|| {
-                    ApiError::invalid_request("a rollback takes `{\"version\": N}`, N from GET /admin/config/history")
-                        .with_param("version")
-                })?;
-            let history = history(host).await?;
-            let listed = history.versions.iter().any(|v| v.version == version);
-            let kept = match (&history.seeded, version) {
-                (Some(seeded), 0) => Some(seeded.clone()),
-                _ if listed => read(host, &version_key(version)).await?,
-                _ => None,
-            };
-            let Some(document) = kept else {
-                return Err(ApiError::not_found(format!(
-                    "version {version} is not kept (the last {HISTORY_KEPT} are; see GET /admin/config/history)"
-                )));
-            };
-            // Accepted again: the gateway may have grown stricter since that version was stored.
-            let config = accept(&document)?;
-            let stored = store(host, history, document, &config, Some(version)).await?;
-            cache.clear();
-            Ok(stored_response(&stored, &config))
+            rollback(host, cache, &document).await
         }
     }
+}
+
+/// A new document stored as the next version, when `If-Match` (if sent) names the current one.
+async fn put<H: Host>(
+    host: &H,
+    cache: &ConfigCache,
+    document: Bytes,
+    headers: &http::HeaderMap,
+) -> Result<http::Response<Body>, ApiError> {
+    let config = accept(&document)?;
+    let history = history(host).await?;
+    if let Some(expected) = headers.get(http::header::IF_MATCH).and_then(|v| v.to_str().ok()) {
+        let current = history.current().map(etag);
+        if expected.trim() != "*" && current.as_deref() != Some(expected.trim()) {
+            return Err(ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "invalid_request_error",
+                format!(
+                    "the configuration changed: `If-Match: {expected}` but the current version is {}",
+                    current.unwrap_or_else(|| "none".into())
+                ),
+            )
+            .with_code("version_mismatch"));
+        }
+    }
+    let stored = store(host, history, document, &config, None).await?;
+    cache.clear();
+    Ok(stored_response(&stored, &config))
+}
+
+/// A kept version (`{"version": N}`) stored again as the next version.
+async fn rollback<H: Host>(host: &H, cache: &ConfigCache, request: &[u8]) -> Result<http::Response<Body>, ApiError> {
+    let version =
+        serde_json::from_slice::<Value>(request).ok().and_then(|v| v.get("version")?.as_u64()).ok_or_else(|| {
+            ApiError::invalid_request("a rollback takes `{\"version\": N}`, N from GET /admin/config/history")
+                .with_param("version")
+        })?;
+    let history = history(host).await?;
+    let listed = history.versions.iter().any(|v| v.version == version);
+    let kept = match (&history.seeded, version) {
+        (Some(seeded), 0) => Some(seeded.clone()),
+        _ if listed => read(host, &version_key(version)).await?,
+        _ => None,
+    };
+    let Some(document) = kept else {
+        return Err(ApiError::not_found(format!(
+            "version {version} is not kept (the last {HISTORY_KEPT} are; see GET /admin/config/history)"
+        )));
+    };
+    // Accepted again: the gateway may have grown stricter since that version was stored.
+    let config = accept(&document)?;
+    let stored = store(host, history, document, &config, Some(version)).await?;
+    cache.clear();
+    Ok(stored_response(&stored, &config))
 }
 
 /// The admin key, from `x-gateway-admin-key` or `Authorization: Bearer`, compared by hash.

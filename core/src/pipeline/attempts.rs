@@ -111,6 +111,13 @@ pub(crate) enum Failure {
     Exhausted(ApiError),
 }
 
+/// What one attempt came to, when it was not the target's end.
+enum Tried {
+    Delivered(http::Response<Body>),
+    /// Worth another attempt; with the upstream's `Retry-After` in milliseconds, if it sent one.
+    Failed(ApiError, Option<u64>),
+}
+
 /// The request one target's attempts send.
 pub(crate) enum Upstream {
     /// A buffered body: each attempt sends a copy.
@@ -182,111 +189,16 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     /// Attempts the target until success, a non-retryable error, or retries run out.
     pub async fn run(&self) -> Result<http::Response<Body>, Failure> {
-        let (host, recorder, target) = (self.cx.host, self.cx.recorder, self.target);
-        let timeouts = &self.cx.config.timeouts;
+        let host = self.cx.host;
         let mut attempt = 0;
         let mut backoff = 0;
         loop {
             attempt += 1;
             self.total_attempts.set(self.total_attempts.get() + 1);
-            let span = recorder.child(self.gen_span, "POST", SpanKind::Client);
-            recorder.set(span, HTTP_REQUEST_METHOD, "POST");
-            if let Some(host_name) = self.upstream.uri().as_ref().and_then(http::Uri::host) {
-                recorder.set(span, SERVER_ADDRESS, host_name);
-            }
-            recorder.set(span, GATEWAY_ATTEMPT, attempt);
-            if attempt > 1 {
-                recorder.set(span, HTTP_REQUEST_RESEND_COUNT, attempt - 1);
-                recorder.set(span, GATEWAY_BACKOFF_MS, backoff);
-            }
-            let Some(mut upstream) = self.upstream.next() else {
-                let error = ApiError::bad_gateway("a streamed upload cannot be sent twice");
-                self.attempt_failed(span, &error);
-                return Err(Failure::Exhausted(error));
-            };
-            if let Some(transform) = self.resolved.transform() {
-                apply_header_edits(upstream.headers_mut(), &transform.request_headers);
-            }
-            if let Some(value) = recorder.traceparent(span).and_then(|v| HeaderValue::from_str(&v).ok()) {
-                upstream.headers_mut().insert("traceparent", value);
-            }
-            recorder.upstream_started();
-            let started = host.now_millis();
-            let sent = with_timeout(&**host, timeouts.first_byte_ms, host.fetch(upstream)).await;
-            let (error, retry_after) = match sent {
-                Some(Ok(response)) if response.status().is_success() => {
-                    recorder.upstream_first_byte(started);
-                    recorder.set(span, HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
-                    let delivered = match self.delivery {
-                        Delivery::Chat { request, client_wants_usage, output } if request.is_stream() => {
-                            Ok(self.stream_response(client_wants_usage, output, response, span))
-                        }
-                        Delivery::Chat { output, .. } => self.whole_response(output, response, span).await,
-                        Delivery::Operation { op, base64_embeddings } => {
-                            self.operation_response(op, base64_embeddings, response, span).await
-                        }
-                    };
-                    match delivered {
-                        Ok(mut response) => {
-                            mark(&mut response, target, self.total_attempts.get());
-                            return Ok(response);
-                        }
-                        // Nothing reached the client yet, so a body that broke off may be retried.
-                        Err(Undelivered::Retry(error)) => (error, None),
-                        Err(Undelivered::GiveUp(error)) => {
-                            self.attempt_failed(span, &error);
-                            return Err(Failure::Exhausted(error));
-                        }
-                        Err(Undelivered::Refused(error)) => {
-                            self.attempt_failed(span, &error);
-                            return Err(Failure::Final(error));
-                        }
-                    }
-                }
-                Some(Ok(response)) => {
-                    let status = response.status();
-                    recorder.set(span, HTTP_RESPONSE_STATUS_CODE, status.as_u16());
-                    let retry_after = retry_after_ms(response.headers());
-                    let body = read_whole(&**host, response.into_body(), MAX_ERROR_BODY, timeouts.idle_ms)
-                        .await
-                        .unwrap_or_default();
-                    let error = self.provider.error(target.provider_name, status, &body);
-                    if self.resolved.fallback_on().contains(&status.as_u16()) {
-                        self.attempt_failed(span, &error);
-                        recorder.set(span, GATEWAY_OUTCOME, "fallback_on_status");
-                        return Err(Failure::Exhausted(error));
-                    }
-                    if !is_retryable_status(status) {
-                        self.attempt_failed(span, &error);
-                        return Err(Failure::Final(error));
-                    }
-                    (error, retry_after)
-                }
-                Some(Err(fault @ FetchError::Invalid(_))) => {
-                    recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
-                    let error = ApiError::unavailable(format!(
-                        "the runtime refused the request to provider `{}`",
-                        target.provider_name
-                    ));
-                    self.attempt_failed(span, &error);
-                    return Err(Failure::Final(error));
-                }
-                Some(Err(fault @ FetchError::Connect(_))) => {
-                    recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
-                    (ApiError::bad_gateway(format!("cannot reach provider `{}`: {fault}", target.provider_name)), None)
-                }
-                None => (
-                    ApiError::new(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "upstream_error",
-                        format!(
-                            "provider `{}` sent no response within {} ms",
-                            target.provider_name, timeouts.first_byte_ms
-                        ),
-                    )
-                    .with_code("upstream_timeout"),
-                    None,
-                ),
+            let span = self.attempt_span(attempt, backoff);
+            let (error, retry_after) = match self.attempt(span).await? {
+                Tried::Delivered(response) => return Ok(response),
+                Tried::Failed(error, retry_after) => (error, retry_after),
             };
             self.attempt_failed(span, &error);
             if matches!(self.upstream, Upstream::Once(_)) {
@@ -308,6 +220,120 @@ impl<H: Host + 'static> Attempts<'_, H> {
                 }
             }
         }
+    }
+
+    /// The span of one attempt (`POST`), numbered, with the backoff that preceded it.
+    fn attempt_span(&self, attempt: u32, backoff: u64) -> SpanRef {
+        let recorder = self.cx.recorder;
+        let span = recorder.child(self.gen_span, "POST", SpanKind::Client);
+        recorder.set(span, HTTP_REQUEST_METHOD, "POST");
+        if let Some(host_name) = self.upstream.uri().as_ref().and_then(http::Uri::host) {
+            recorder.set(span, SERVER_ADDRESS, host_name);
+        }
+        recorder.set(span, GATEWAY_ATTEMPT, attempt);
+        if attempt > 1 {
+            recorder.set(span, HTTP_REQUEST_RESEND_COUNT, attempt - 1);
+            recorder.set(span, GATEWAY_BACKOFF_MS, backoff);
+        }
+        span
+    }
+
+    /// One attempt: the request sent with the route's header edits and the trace's `traceparent`,
+    /// bounded by the first-byte timeout; what came back delivered or judged.
+    async fn attempt(&self, span: SpanRef) -> Result<Tried, Failure> {
+        let (host, recorder, target) = (self.cx.host, self.cx.recorder, self.target);
+        let Some(mut upstream) = self.upstream.next() else {
+            let error = ApiError::bad_gateway("a streamed upload cannot be sent twice");
+            self.attempt_failed(span, &error);
+            return Err(Failure::Exhausted(error));
+        };
+        if let Some(transform) = self.resolved.transform() {
+            apply_header_edits(upstream.headers_mut(), &transform.request_headers);
+        }
+        if let Some(value) = recorder.traceparent(span).and_then(|v| HeaderValue::from_str(&v).ok()) {
+            upstream.headers_mut().insert("traceparent", value);
+        }
+        recorder.upstream_started();
+        let started = host.now_millis();
+        let first_byte_ms = self.cx.config.timeouts.first_byte_ms;
+        match with_timeout(&**host, first_byte_ms, host.fetch(upstream)).await {
+            Some(Ok(response)) if response.status().is_success() => {
+                recorder.upstream_first_byte(started);
+                recorder.set(span, HTTP_RESPONSE_STATUS_CODE, response.status().as_u16());
+                self.deliver(response, span).await
+            }
+            Some(Ok(response)) => self.upstream_error(response, span).await,
+            Some(Err(fault @ FetchError::Invalid(_))) => {
+                recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
+                let error = ApiError::unavailable(format!(
+                    "the runtime refused the request to provider `{}`",
+                    target.provider_name
+                ));
+                self.attempt_failed(span, &error);
+                Err(Failure::Final(error))
+            }
+            Some(Err(fault @ FetchError::Connect(_))) => {
+                recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
+                let error = ApiError::bad_gateway(format!("cannot reach provider `{}`: {fault}", target.provider_name));
+                Ok(Tried::Failed(error, None))
+            }
+            None => {
+                let message = format!("provider `{}` sent no response within {first_byte_ms} ms", target.provider_name);
+                let error =
+                    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_error", message).with_code("upstream_timeout");
+                Ok(Tried::Failed(error, None))
+            }
+        }
+    }
+
+    /// A successful head made into the client's response, as the delivery says.
+    async fn deliver(&self, response: http::Response<Body>, span: SpanRef) -> Result<Tried, Failure> {
+        let delivered = match self.delivery {
+            Delivery::Chat { request, client_wants_usage, output } if request.is_stream() => {
+                Ok(self.stream_response(client_wants_usage, output, response, span))
+            }
+            Delivery::Chat { output, .. } => self.whole_response(output, response, span).await,
+            Delivery::Operation { op, base64_embeddings } => {
+                self.operation_response(op, base64_embeddings, response, span).await
+            }
+        };
+        match delivered {
+            Ok(mut response) => {
+                mark(&mut response, self.target, self.total_attempts.get());
+                Ok(Tried::Delivered(response))
+            }
+            // Nothing reached the client yet, so a body that broke off may be retried.
+            Err(Undelivered::Retry(error)) => Ok(Tried::Failed(error, None)),
+            Err(Undelivered::GiveUp(error)) => {
+                self.attempt_failed(span, &error);
+                Err(Failure::Exhausted(error))
+            }
+            Err(Undelivered::Refused(error)) => {
+                self.attempt_failed(span, &error);
+                Err(Failure::Final(error))
+            }
+        }
+    }
+
+    /// An upstream's error status, in the provider's words: a fallback status hands over to the
+    /// next target, a retryable one is tried again, any other is final.
+    async fn upstream_error(&self, response: http::Response<Body>, span: SpanRef) -> Result<Tried, Failure> {
+        let status = response.status();
+        self.cx.recorder.set(span, HTTP_RESPONSE_STATUS_CODE, status.as_u16());
+        let retry_after = retry_after_ms(response.headers());
+        let idle_ms = self.cx.config.timeouts.idle_ms;
+        let body = read_whole(&**self.cx.host, response.into_body(), MAX_ERROR_BODY, idle_ms).await.unwrap_or_default();
+        let error = self.provider.error(self.target.provider_name, status, &body);
+        if self.resolved.fallback_on().contains(&status.as_u16()) {
+            self.attempt_failed(span, &error);
+            self.cx.recorder.set(span, GATEWAY_OUTCOME, "fallback_on_status");
+            return Err(Failure::Exhausted(error));
+        }
+        if !is_retryable_status(status) {
+            self.attempt_failed(span, &error);
+            return Err(Failure::Final(error));
+        }
+        Ok(Tried::Failed(error, retry_after))
     }
 
     fn response_context(&self) -> ResponseContext {

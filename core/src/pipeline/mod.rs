@@ -208,15 +208,7 @@ pub async fn handle<H: Host + 'static>(
         other => other,
     };
     let request_id = format!("gw-{:016x}", host.random_u64());
-    let parent = parts.headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
-    let trace =
-        Trace::start(parent, format!("{} {}", parts.method, parts.uri.path()), host.now_millis(), || host.random_u64());
-    let recorder = Recorder::new(Rc::clone(&host), trace);
-    let root = recorder.root();
-    recorder.set(root, HTTP_REQUEST_METHOD, parts.method.as_str());
-    recorder.set(root, URL_PATH, parts.uri.path());
-    recorder.set(root, GATEWAY_REQUEST_ID, request_id.as_str());
-    recorder.note(format!("{} {}", parts.method, parts.uri.path()));
+    let recorder = start_trace(&host, &parts, &request_id);
     let cors = Cell::new(None);
     let outcome = match endpoint {
         Ok(endpoint) => serve(&host, cache, &parts, body, endpoint, &recorder, &cors).await,
@@ -225,6 +217,7 @@ pub async fn handle<H: Host + 'static>(
     let mut response = match outcome {
         Ok(response) => response,
         Err(error) => {
+            let root = recorder.root();
             recorder.fail(root, error.message.clone());
             recorder.set(root, ERROR_TYPE, error.code.clone().unwrap_or_else(|| error.kind.to_string()));
             recorder.set(root, GATEWAY_ERROR_BLAME, error.blame().as_str());
@@ -232,8 +225,7 @@ pub async fn handle<H: Host + 'static>(
             error.into_response()
         }
     };
-    let status = response.status().as_u16();
-    recorder.note(status.to_string());
+    recorder.note(response.status().as_u16().to_string());
     let headers = response.headers_mut();
     if let Some(origin) = cors.take() {
         origin::allow(headers, origin);
@@ -246,6 +238,21 @@ pub async fn handle<H: Host + 'static>(
     }
     phases::record(&recorder, &response);
     response
+}
+
+/// The request's trace, its root span named for the method and path (continuing the client's
+/// `traceparent`, if any).
+fn start_trace<H: Host + 'static>(host: &Rc<H>, parts: &http::request::Parts, request_id: &str) -> Recorder<H> {
+    let parent = parts.headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(TraceParent::parse);
+    let name = format!("{} {}", parts.method, parts.uri.path());
+    let trace = Trace::start(parent, name, host.now_millis(), || host.random_u64());
+    let recorder = Recorder::new(Rc::clone(host), trace);
+    let root = recorder.root();
+    recorder.set(root, HTTP_REQUEST_METHOD, parts.method.as_str());
+    recorder.set(root, URL_PATH, parts.uri.path());
+    recorder.set(root, GATEWAY_REQUEST_ID, request_id);
+    recorder.note(format!("{} {}", parts.method, parts.uri.path()));
+    recorder
 }
 
 async fn serve<H: Host + 'static>(

@@ -404,39 +404,11 @@ impl<H: Host + 'static> Exchange<'_, H> {
             Ok(bytes) => bytes,
             Err(error) => return api_error(&error),
         };
-        let message = match Message::parse(&bytes) {
-            Ok(message) => message,
-            Err(error) => {
-                self.facts.borrow_mut().refuse("malformed");
-                return rpc_response(StatusCode::BAD_REQUEST, &error, None);
-            }
+        let (mut message, client_era) = match self.admit_message(&bytes, &parts.headers, &routing) {
+            Ok(admitted) => admitted,
+            Err(refused) => return *refused,
         };
-        self.facts.borrow_mut().request(&message);
         let id = message.id().cloned();
-        let header_version = parts.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
-        let client_era = era::era_of(header_version, &message);
-        self.facts.borrow_mut().protocol_version = match &client_era {
-            Era::Modern => Some(era::MODERN.to_owned()),
-            Era::Legacy(version) => version.clone(),
-        };
-        if client_era == Era::Modern {
-            if let Err(error) = routing.check(&message) {
-                self.facts.borrow_mut().refuse("header_mismatch");
-                return rpc_response(StatusCode::BAD_REQUEST, &error, id.as_ref());
-            }
-        }
-        if let Some(method) = message.method() {
-            self.cx.recorder.set(self.span, crate::trace::attrs::MCP_METHOD_NAME, method.to_owned());
-        }
-        if message.method() == Some("tools/call") {
-            let tool = message.name().unwrap_or_default().to_owned();
-            self.cx.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, redact::audit_name(&tool));
-            if !self.gate().allows(&tool) {
-                self.facts.borrow_mut().refuse("tool_not_enabled");
-                return self.refuse_tool(&tool, id.as_ref());
-            }
-        }
-        let mut message = message;
         if let Err(error) = hooks::input(self.guard.as_deref(), self.slug, &mut message).await {
             self.facts.borrow_mut().refuse(error.code.as_deref().unwrap_or("guardrail"));
             return rpc_response(error.status, &hooks::rpc_error(&error), id.as_ref());
@@ -452,6 +424,94 @@ impl<H: Host + 'static> Exchange<'_, H> {
             (Era::Modern, _) => self.modern(parts, message).await,
             (Era::Legacy(_), _) => self.forward(parts, message, Conversion::None).await,
         }
+    }
+
+    /// The client's message, parsed and checked before anything is forwarded: its era, its
+    /// routing headers (current era) and, for `tools/call`, the tool gate.
+    fn admit_message(
+        &self,
+        bytes: &[u8],
+        headers: &http::HeaderMap,
+        routing: &RoutingHeaders,
+    ) -> Result<(Message, Era), Box<http::Response<Body>>> {
+        let message = match Message::parse(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.facts.borrow_mut().refuse("malformed");
+                return Err(Box::new(rpc_response(StatusCode::BAD_REQUEST, &error, None)));
+            }
+        };
+        self.facts.borrow_mut().request(&message);
+        let id = message.id().cloned();
+        let header_version = headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok());
+        let client_era = era::era_of(header_version, &message);
+        self.facts.borrow_mut().protocol_version = match &client_era {
+            Era::Modern => Some(era::MODERN.to_owned()),
+            Era::Legacy(version) => version.clone(),
+        };
+        if client_era == Era::Modern {
+            if let Err(error) = routing.check(&message) {
+                self.facts.borrow_mut().refuse("header_mismatch");
+                return Err(Box::new(rpc_response(StatusCode::BAD_REQUEST, &error, id.as_ref())));
+            }
+        }
+        if let Some(method) = message.method() {
+            self.cx.recorder.set(self.span, crate::trace::attrs::MCP_METHOD_NAME, method.to_owned());
+        }
+        if message.method() == Some("tools/call") {
+            let tool = message.name().unwrap_or_default().to_owned();
+            self.cx.recorder.set(self.span, crate::trace::attrs::GEN_AI_TOOL_NAME, redact::audit_name(&tool));
+            if !self.gate().allows(&tool) {
+                self.facts.borrow_mut().refuse("tool_not_enabled");
+                return Err(Box::new(self.refuse_tool(&tool, id.as_ref())));
+            }
+        }
+        Ok((message, client_era))
+    }
+
+    /// A cacheable answer, read whole and remembered before it is relayed.
+    async fn remembered(
+        &self,
+        message: &Message,
+        response: http::Response<Body>,
+        outbound: Outbound,
+    ) -> http::Response<Body> {
+        let (head, body) = response.into_parts();
+        let limit = self.cx.config.limits.max_response_bytes;
+        let Ok(bytes) = super::body::read_whole(&**self.cx.host, body, limit, self.cx.config.timeouts.idle_ms).await
+        else {
+            let error = RpcError::new(code::INTERNAL_ERROR, "the server's response could not be read");
+            return rpc_response(StatusCode::BAD_GATEWAY, &error, message.id());
+        };
+        if let Some(result) = Message::parse(&bytes).ok().as_ref().and_then(Message::result).and_then(Value::as_object)
+        {
+            self.remember(message, result).await;
+        }
+        let response = http::Response::from_parts(head, Body::Full(bytes));
+        with_cache_status(relay(self.cx.host, self.cx.config, response, outbound, None).await, "miss")
+    }
+
+    /// A current-era request an `auto` server refused with 400: when the legacy handshake then
+    /// succeeds, the server is remembered as legacy for a while and the request bridged; else the
+    /// refusal is relayed.
+    async fn legacy_or_refusal(
+        &self,
+        message: Message,
+        response: http::Response<Body>,
+        outbound: Outbound,
+    ) -> http::Response<Body> {
+        let (head, body) = response.into_parts();
+        let bytes = super::body::read_whole(&**self.cx.host, body, 64 * 1024, self.cx.config.timeouts.idle_ms)
+            .await
+            .unwrap_or_default();
+        let meta = message.meta().cloned().unwrap_or_default();
+        if refused_as_legacy(&bytes) && self.confirm_legacy(&meta).await {
+            let expires = self.cx.host.now_millis() + LEGACY_MARKER_TTL_MS;
+            self.kv_put(&legacy_marker(self.slug), Bytes::from(expires.to_string())).await;
+            return self.modern_to_legacy(message).await;
+        }
+        let response = http::Response::from_parts(head, Body::Full(bytes));
+        relay(self.cx.host, self.cx.config, response, outbound, None).await
     }
 
     /// The same era on both sides: the request as it is, the answer inspected.
@@ -524,41 +584,10 @@ impl<H: Host + 'static> Exchange<'_, H> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         if response.status().is_success() && is_json && self.cacheable(&message) {
-            let (head, body) = response.into_parts();
-            let limit = self.cx.config.limits.max_response_bytes;
-            let Ok(bytes) =
-                super::body::read_whole(&**self.cx.host, body, limit, self.cx.config.timeouts.idle_ms).await
-            else {
-                let error = RpcError::new(code::INTERNAL_ERROR, "the server's response could not be read");
-                return rpc_response(StatusCode::BAD_GATEWAY, &error, id.as_ref());
-            };
-            if let Some(result) =
-                Message::parse(&bytes).ok().as_ref().and_then(Message::result).and_then(Value::as_object)
-            {
-                self.remember(&message, result).await;
-            }
-            let response = http::Response::from_parts(head, Body::Full(bytes));
-            return with_cache_status(relay(self.cx.host, self.cx.config, response, outbound, None).await, "miss");
+            return self.remembered(&message, response, outbound).await;
         }
         if auto && response.status() == StatusCode::BAD_REQUEST {
-            let (head, body) = response.into_parts();
-            let bytes = super::body::read_whole(&**self.cx.host, body, 64 * 1024, self.cx.config.timeouts.idle_ms)
-                .await
-                .unwrap_or_default();
-            // Confirmed only when the legacy handshake then succeeds; remembered for a while.
-            let meta = message.meta().cloned().unwrap_or_default();
-            if refused_as_legacy(&bytes) && self.confirm_legacy(&meta).await {
-                self.kv_put(&marker, Bytes::from((now + LEGACY_MARKER_TTL_MS).to_string())).await;
-                return self.modern_to_legacy(message).await;
-            }
-            return relay(
-                self.cx.host,
-                self.cx.config,
-                http::Response::from_parts(head, Body::Full(bytes)),
-                outbound,
-                None,
-            )
-            .await;
+            return self.legacy_or_refusal(message, response, outbound).await;
         }
         relay(self.cx.host, self.cx.config, response, outbound, None).await
     }
