@@ -7,6 +7,7 @@ use std::rc::Rc;
 use http::StatusCode;
 
 use super::body::with_timeout;
+use super::context::RequestContext;
 use super::recorder::Recorder;
 use super::resolve::Resolved;
 use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig, RouteConfig};
@@ -14,7 +15,7 @@ use crate::error::ApiError;
 use crate::host::{Body, Host, LogLevel};
 use crate::ratelimit::{self, Admission, LimitStep, Quota};
 use crate::trace::attrs::*;
-use crate::trace::SpanKind;
+use crate::trace::{SpanKind, SpanRef};
 
 /// Longest wait for the limiter store; past it the request goes ahead (limits fail open).
 const LIMIT_TIMEOUT_MS: u64 = 2_000;
@@ -151,14 +152,12 @@ fn step(now_ms: u64, quota: RateLimitConfig, requests: i64, tokens: i64, force: 
 /// the resolved route, if any; `estimate` is `None` for a request that uses no model tokens (MCP),
 /// which token quotas then leave alone.
 pub(crate) async fn admit<H: Host + 'static>(
-    host: &Rc<H>,
-    config: &Config,
+    cx: &RequestContext<'_, H>,
     route: Option<(&str, &RouteConfig)>,
-    principal: &PrincipalConfig,
     estimate: Option<TokenEstimate>,
-    recorder: &Recorder<H>,
 ) -> Result<Admitted, ApiError> {
-    let mut limiters = limiters(config, route, principal);
+    let (host, recorder) = (cx.host, cx.recorder);
+    let mut limiters = limiters(cx.config, route, cx.principal);
     if estimate.is_none() {
         limiters.retain_mut(|limiter| {
             limiter.quota.tokens_per_minute = None;
@@ -188,24 +187,7 @@ pub(crate) async fn admit<H: Host + 'static>(
                 .with_code("rate_limit_exceeded")
                 .with_headers(vec![("x-ratelimit-limit-tokens", per_minute.to_string())]));
         }
-        let step = step(host.now_millis(), limiter.quota, 1, tokens, false);
-        let answer = with_timeout(&**host, LIMIT_TIMEOUT_MS, host.rate_limit(&limiter.key, &step)).await;
-        let admission = match answer {
-            Some(Ok(admission)) => admission,
-            failed => {
-                let why = match failed {
-                    Some(Err(e)) => e.to_string(),
-                    _ => format!("no answer within {LIMIT_TIMEOUT_MS} ms"),
-                };
-                host.log(
-                    LogLevel::Warn,
-                    &serde_json::json!({"msg": "rate limiter unavailable, request admitted", "limiter": limiter.label, "error": why})
-                        .to_string(),
-                );
-                recorder.set(span, GATEWAY_RATELIMIT_ERROR, why);
-                continue;
-            }
-        };
+        let Some(admission) = ask(&**host, limiter, tokens, (recorder, span)).await else { continue };
         if !admission.allowed {
             refund(host, &admitted);
             recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "refused");
@@ -228,6 +210,29 @@ pub(crate) async fn admit<H: Host + 'static>(
         recorder.on_settle(Box::new(move |used| Box::pin(settle(host, reservations, used))));
     }
     Ok(Admitted { headers: ratelimit::headers(&tightest(admitted.iter().map(|(_, a, _)| *a))) })
+}
+
+/// One limiter's answer for a request of `tokens`; `None` (admitted, with a warning) when the
+/// limiter fails or does not answer in time: an outage of the store does not stop traffic.
+async fn ask<H: Host + 'static>(
+    host: &H,
+    limiter: &Limiter,
+    tokens: i64,
+    (recorder, span): (&Recorder<H>, SpanRef),
+) -> Option<Admission> {
+    let step = step(host.now_millis(), limiter.quota, 1, tokens, false);
+    let why = match with_timeout(host, LIMIT_TIMEOUT_MS, host.rate_limit(&limiter.key, &step)).await {
+        Some(Ok(admission)) => return Some(admission),
+        Some(Err(e)) => e.to_string(),
+        None => format!("no answer within {LIMIT_TIMEOUT_MS} ms"),
+    };
+    host.log(
+        LogLevel::Warn,
+        &serde_json::json!({"msg": "rate limiter unavailable, request admitted", "limiter": limiter.label, "error": why})
+            .to_string(),
+    );
+    recorder.set(span, GATEWAY_RATELIMIT_ERROR, why);
+    None
 }
 
 /// The 429 for a refusal: which quota ran out, and when to come back.

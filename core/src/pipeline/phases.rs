@@ -72,8 +72,7 @@ pub(crate) async fn rate_limit<H: Host + 'static>(
     resolved: Option<&Resolved<'_>>,
     estimate: Option<TokenEstimate>,
 ) -> Result<Admitted, ApiError> {
-    let route = resolved.and_then(|r| r.route);
-    limits::admit(cx.host, cx.config, route, cx.principal, estimate, cx.recorder).await
+    limits::admit(cx, resolved.and_then(|r| r.route), estimate).await
 }
 
 /// Phase 4: the guardrails in scope for the route (or the global ones): `None` when nothing is to be
