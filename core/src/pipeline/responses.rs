@@ -2,6 +2,7 @@
 //! request is translated to chat, run like any chat request (retries, fallbacks, traces), and the
 //! answer translated back, incrementally when streamed.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use super::chat;
 use super::context::RequestContext;
 use super::guard::Guard;
 use super::resolve::Resolved;
+use super::stream::{pump, Pull};
 use crate::error::ApiError;
 use crate::host::{Body, ByteStream, Host};
 use crate::providers::Target;
@@ -72,18 +74,35 @@ pub(crate) async fn translated<H: Host + 'static>(
 
 /// The chat stream's bytes through a [`ResponsesStream`], flushed chunk by chunk.
 fn translate_stream(chat: ByteStream, envelope: Envelope) -> ByteStream {
-    let state = (chat, Some(ResponsesStream::new(envelope)));
-    Box::pin(futures::stream::unfold(state, |(mut chat, mut translator)| async move {
-        loop {
-            let current = translator.as_mut()?;
-            let out = match chat.next().await {
-                Some(Ok(bytes)) => current.push(&bytes),
-                // The chat stream reports its own faults in-band; a raw error means it was cut.
-                Some(Err(_)) | None => translator.take().map(ResponsesStream::finish).unwrap_or_default(),
-            };
-            if !out.is_empty() {
-                return Some((Ok(Bytes::from(out.concat())), (chat, translator)));
-            }
+    pump(ThroughChat { chat, translator: Some(ResponsesStream::new(envelope)), queue: VecDeque::new() })
+}
+
+/// A chat stream becoming a Responses stream.
+struct ThroughChat {
+    chat: ByteStream,
+    /// `None` once the chat stream has ended and the translator finished.
+    translator: Option<ResponsesStream>,
+    queue: VecDeque<Bytes>,
+}
+
+impl Pull for ThroughChat {
+    fn queue(&mut self) -> &mut VecDeque<Bytes> {
+        &mut self.queue
+    }
+
+    fn done(&self) -> bool {
+        self.translator.is_none()
+    }
+
+    async fn pull(&mut self) {
+        let out = match (self.chat.next().await, self.translator.as_mut()) {
+            (_, None) => return,
+            (Some(Ok(bytes)), Some(translator)) => translator.push(&bytes),
+            // The chat stream reports its own faults in-band; a raw error means it was cut.
+            (Some(Err(_)) | None, Some(_)) => self.translator.take().map(ResponsesStream::finish).unwrap_or_default(),
+        };
+        if !out.is_empty() {
+            self.queue.push_back(Bytes::from(out.concat()));
         }
-    }))
+    }
 }

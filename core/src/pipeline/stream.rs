@@ -338,6 +338,11 @@ pub(crate) trait Pull {
     fn done(&self) -> bool;
     /// Reads once from the upstream (or decides what is held), queuing what may go out.
     async fn pull(&mut self);
+    /// Once done and the queue is empty: why the body is cut rather than ended (the runtime then
+    /// aborts it), if it is.
+    fn cut(&mut self) -> Option<crate::host::BodyError> {
+        None
+    }
 }
 
 /// The one driver of pulled bodies: what is queued goes out first, then the next pull, until
@@ -349,7 +354,7 @@ pub(crate) fn pump<P: Pull + 'static>(source: P) -> ByteStream {
                 return Some((Ok(bytes), source));
             }
             if source.done() {
-                return None;
+                return source.cut().map(|reason| (Err(reason), source));
             }
             source.pull().await;
         }
@@ -381,6 +386,9 @@ struct Passing<H: Host + 'static> {
     /// An event stream's events, read beside the bytes passed on, for the usage they report.
     events: Option<crate::sse::SseParser>,
     trace: StreamTrace<H>,
+    queue: VecDeque<Bytes>,
+    /// A body that is not an event stream is cut, not ended, when the upstream's breaks.
+    cut: Option<crate::host::BodyError>,
     done: bool,
 }
 
@@ -416,36 +424,49 @@ pub(crate) fn passthrough<H: Host + 'static>(
     trace: StreamTrace<H>,
 ) -> ByteStream {
     let events = sse.then(crate::sse::SseParser::new);
-    let state = Passing { host, upstream, idle_ms, sse, events, trace, done: false };
-    Box::pin(futures::stream::unfold(state, |mut state| async move {
-        if state.done {
-            return None;
-        }
-        let failure = match with_timeout(&*state.host, state.idle_ms, state.upstream.next()).await {
+    pump(Passing { host, upstream, idle_ms, sse, events, trace, queue: VecDeque::new(), cut: None, done: false })
+}
+
+impl<H: Host + 'static> Pull for Passing<H> {
+    fn queue(&mut self) -> &mut VecDeque<Bytes> {
+        &mut self.queue
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    async fn pull(&mut self) {
+        let failure = match with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await {
             Some(Some(Ok(bytes))) => {
-                state.observe(&bytes);
-                return Some((Ok(bytes), state));
+                self.observe(&bytes);
+                self.queue.push_back(bytes);
+                return;
             }
             Some(None) => {
-                state.trace.finish(None);
-                return None;
+                self.done = true;
+                self.trace.finish(None);
+                return;
             }
             Some(Some(Err(e))) => {
-                state.trace.upstream_fault(&e);
-                upstream_fault(Reading::Stream, Some(&e), state.idle_ms)
+                self.trace.upstream_fault(&e);
+                upstream_fault(Reading::Stream, Some(&e), self.idle_ms)
             }
-            None => upstream_fault(Reading::Stream, None, state.idle_ms),
+            None => upstream_fault(Reading::Stream, None, self.idle_ms),
         };
-        state.done = true;
-        state.trace.finish(Some(&failure.message));
-        let item = if state.sse {
+        self.done = true;
+        self.trace.finish(Some(&failure.message));
+        if self.sse {
             let mut out = b"event: error\ndata: ".to_vec();
             out.extend_from_slice(&failure.to_json());
             out.extend_from_slice(b"\n\n");
-            Ok(Bytes::from(out))
+            self.queue.push_back(Bytes::from(out));
         } else {
-            Err(crate::host::BodyError(failure.message))
-        };
-        Some((item, state))
-    }))
+            self.cut = Some(crate::host::BodyError(failure.message));
+        }
+    }
+
+    fn cut(&mut self) -> Option<crate::host::BodyError> {
+        self.cut.take()
+    }
 }

@@ -5,6 +5,7 @@
 //! like any request; a larger one goes to one target, once.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use super::guard::Guard;
 use super::limits;
 use super::phases::{self, Prepared, TargetPlan};
 use super::recorder::Recorder;
+use super::stream::{pump, Pull};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, BodyError, ByteStream, Host};
@@ -162,33 +164,74 @@ fn bounded_rest<H: Host + 'static>(
     path: String,
     cut: Rc<RefCell<Option<ApiError>>>,
 ) -> ByteStream {
-    let first = futures::stream::iter([Ok(Bytes::from(head))]);
-    let state = (rest, sent_before, false, watch);
-    let rest = futures::stream::unfold(state, move |(mut rest, sent, done, mut watch)| {
-        let host = Rc::clone(&host);
-        let cut = Rc::clone(&cut);
-        let path = path.clone();
-        async move {
-            if done {
-                return None;
+    let queue = VecDeque::from([Bytes::from(head)]);
+    pump(UploadRest {
+        host,
+        rest,
+        watch,
+        sent: sent_before,
+        limit,
+        idle_ms,
+        path,
+        cut,
+        queue,
+        reason: None,
+        done: false,
+    })
+}
+
+/// The streamed rest of an upload, as [`bounded_rest`] passes it on.
+struct UploadRest<H: Host + 'static> {
+    host: Rc<H>,
+    rest: ByteStream,
+    watch: Option<SecondField>,
+    /// Bytes sent so far, against `limit`.
+    sent: usize,
+    limit: usize,
+    idle_ms: u64,
+    path: String,
+    /// Why the upload was cut, for the client's error.
+    cut: Rc<RefCell<Option<ApiError>>>,
+    queue: VecDeque<Bytes>,
+    /// The same, for the runtime: the body is errored rather than ended.
+    reason: Option<BodyError>,
+    done: bool,
+}
+
+impl<H: Host + 'static> Pull for UploadRest<H> {
+    fn queue(&mut self) -> &mut VecDeque<Bytes> {
+        &mut self.queue
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    async fn pull(&mut self) {
+        let (limit, idle_ms) = (self.limit, self.idle_ms);
+        let failure = match with_timeout(&*self.host, idle_ms, self.rest.next()).await {
+            None => stalled(idle_ms),
+            Some(None) => {
+                self.done = true;
+                return;
             }
-            let failure = match with_timeout(&*host, idle_ms, rest.next()).await {
-                None => stalled(idle_ms),
-                Some(None) => return None,
-                Some(Some(Err(e))) => ApiError::invalid_request(format!("the upload could not be read: {e}")),
-                Some(Some(Ok(chunk))) if watch.as_mut().is_some_and(|w| w.found_in(&chunk)) => two_models(&path),
-                Some(Some(Ok(chunk))) if sent + chunk.len() <= limit => {
-                    let sent = sent + chunk.len();
-                    return Some((Ok(chunk), (rest, sent, false, watch)));
-                }
-                Some(Some(Ok(_))) => too_large(limit),
-            };
-            let reason = BodyError(failure.message.clone());
-            *cut.borrow_mut() = Some(failure);
-            Some((Err(reason), (rest, sent, true, watch)))
-        }
-    });
-    Box::pin(first.chain(rest))
+            Some(Some(Err(e))) => ApiError::invalid_request(format!("the upload could not be read: {e}")),
+            Some(Some(Ok(chunk))) if self.watch.as_mut().is_some_and(|w| w.found_in(&chunk)) => two_models(&self.path),
+            Some(Some(Ok(chunk))) if self.sent + chunk.len() <= limit => {
+                self.sent += chunk.len();
+                self.queue.push_back(chunk);
+                return;
+            }
+            Some(Some(Ok(_))) => too_large(limit),
+        };
+        self.reason = Some(BodyError(failure.message.clone()));
+        *self.cut.borrow_mut() = Some(failure);
+        self.done = true;
+    }
+
+    fn cut(&mut self) -> Option<BodyError> {
+        self.reason.take()
+    }
 }
 
 pub(crate) async fn upload<H: Host + 'static>(
