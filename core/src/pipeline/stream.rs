@@ -87,7 +87,13 @@ impl<H: Host + 'static> StreamTrace<H> {
         recorder.end(self.attempt_span);
         recorder.end(self.gen_span);
         recorder.finish(200);
-        recorder.record();
+    }
+
+    /// The stream's last bytes have been handed to the client: the last phase runs now. (A
+    /// stream dropped before that, by a client that left or by a pipeline that discarded it,
+    /// is recorded when its last handle goes.)
+    pub(crate) fn delivered(&mut self) {
+        self.recorder.record();
     }
 }
 
@@ -343,6 +349,8 @@ pub(crate) trait Pull {
     fn cut(&mut self) -> Option<crate::host::BodyError> {
         None
     }
+    /// Called once, when everything has been handed out.
+    fn ended(&mut self) {}
 }
 
 /// The one driver of pulled bodies: what is queued goes out first, then the next pull, until
@@ -354,7 +362,11 @@ pub(crate) fn pump<P: Pull + 'static>(source: P) -> ByteStream {
                 return Some((Ok(bytes), source));
             }
             if source.done() {
-                return source.cut().map(|reason| (Err(reason), source));
+                if let Some(reason) = source.cut() {
+                    return Some((Err(reason), source));
+                }
+                source.ended();
+                return None;
             }
             source.pull().await;
         }
@@ -375,6 +387,10 @@ impl<H: Host + 'static> Pull for Translating<H> {
             true => self.ask_gate().await,
             false => self.pull_upstream().await,
         }
+    }
+
+    fn ended(&mut self) {
+        self.trace.delivered();
     }
 }
 
@@ -468,5 +484,9 @@ impl<H: Host + 'static> Pull for Passing<H> {
 
     fn cut(&mut self) -> Option<crate::host::BodyError> {
         self.cut.take()
+    }
+
+    fn ended(&mut self) {
+        self.trace.delivered();
     }
 }

@@ -107,7 +107,11 @@ pub(crate) async fn serve<H: Host + 'static>(
                 rpc_response(StatusCode::UNAUTHORIZED, &error, None)
             }
         }
-        Some((slug, server)) => exchange(cx, body, (slug, server), span, &facts).await,
+        Some((slug, server)) => match Guard::new(cx, crate::policy::Scope::Server(slug), server.guard_mode).await {
+            Ok(guard) => exchange(cx, body, (slug, server), guard, (span, &facts)).await,
+            // Refused before anything was tried: no audit record.
+            Err(error) => return api_error(&error),
+        },
     };
     let response = match config.mcp_servers.get(slug) {
         Some(server) => answer_challenge(server, &parts.headers, parts.uri.path(), response),
@@ -122,15 +126,10 @@ async fn exchange<H: Host + 'static>(
     cx: &RequestContext<'_, H>,
     body: Body,
     (slug, server): (&str, &McpServerConfig),
-    span: SpanRef,
-    facts: &RefCell<AuditFacts>,
+    guard: Option<Rc<Guard<H>>>,
+    (span, facts): (SpanRef, &RefCell<AuditFacts>),
 ) -> http::Response<Body> {
     let (parts, recorder) = (cx.parts, cx.recorder);
-    let scope = crate::policy::Scope::Server(slug);
-    let guard = match Guard::new(cx, scope, server.guard_mode).await {
-        Ok(guard) => guard,
-        Err(error) => return api_error(&error),
-    };
     recorder.choose_snapshots(cx.config, server.snapshots);
     let mut exchange =
         Exchange { cx, slug, server, span, facts, authorization: RefCell::new(None), guard, session: None };
@@ -498,7 +497,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
         &self,
         message: Message,
         response: http::Response<Body>,
-        outbound: Outbound,
+        (outbound, asked_at): (Outbound, u64),
     ) -> http::Response<Body> {
         let (head, body) = response.into_parts();
         let bytes = super::body::read_whole(&**self.cx.host, body, 64 * 1024, self.cx.config.timeouts.idle_ms)
@@ -506,7 +505,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             .unwrap_or_default();
         let meta = message.meta().cloned().unwrap_or_default();
         if refused_as_legacy(&bytes) && self.confirm_legacy(&meta).await {
-            let expires = self.cx.host.now_millis() + LEGACY_MARKER_TTL_MS;
+            let expires = asked_at + LEGACY_MARKER_TTL_MS;
             self.kv_put(&legacy_marker(self.slug), Bytes::from(expires.to_string())).await;
             return self.modern_to_legacy(message).await;
         }
@@ -587,7 +586,7 @@ impl<H: Host + 'static> Exchange<'_, H> {
             return self.remembered(&message, response, outbound).await;
         }
         if auto && response.status() == StatusCode::BAD_REQUEST {
-            return self.legacy_or_refusal(message, response, outbound).await;
+            return self.legacy_or_refusal(message, response, (outbound, now)).await;
         }
         relay(self.cx.host, self.cx.config, response, outbound, None).await
     }
