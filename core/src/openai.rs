@@ -223,6 +223,51 @@ impl Usage {
     }
 }
 
+/// One `chat.completion.chunk` on its way to the client: its choices and usage typed, every other
+/// field (`id`, `object`, `created`, `model`, `system_fingerprint`, a vendor's own) kept as it came.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatChunk {
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+    #[serde(default)]
+    pub choices: Vec<ChunkChoice>,
+    /// The closing chunk's token counts (`stream_options.include_usage`); a `null` is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Value>,
+}
+
+/// One choice of a chunk: its index, the delta and why it finished (once it has).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChunkChoice {
+    #[serde(default)]
+    pub index: u64,
+    #[serde(default)]
+    pub delta: Map<String, Value>,
+    /// `null` until the choice finishes, as OpenAI sends it.
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+    /// `logprobs` and anything a vendor adds.
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl ChatChunk {
+    /// The closing usage chunk: no choices, a `usage` object.
+    pub fn is_usage_only(&self) -> bool {
+        self.choices.is_empty() && self.usage.as_ref().is_some_and(Value::is_object)
+    }
+
+    /// Whether any choice finishes in this chunk.
+    pub fn finishes(&self) -> bool {
+        self.choices.iter().any(|c| c.finish_reason.is_some())
+    }
+
+    /// The chunk as JSON (for readers of the wire shape: tests, traces).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
 /// The fixed fields of every `chat.completion.chunk` a translator emits.
 #[derive(Debug, Clone, Default)]
 pub struct ChunkHeader {
@@ -232,27 +277,35 @@ pub struct ChunkHeader {
 }
 
 impl ChunkHeader {
+    fn rest(&self) -> Map<String, Value> {
+        let mut rest = Map::with_capacity(4);
+        rest.insert("id".into(), Value::from(self.id.as_str()));
+        rest.insert("object".into(), Value::from("chat.completion.chunk"));
+        rest.insert("created".into(), Value::from(self.created));
+        rest.insert("model".into(), Value::from(self.model.as_str()));
+        rest
+    }
+
     /// A chunk with one choice at index 0.
-    pub fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": null}],
-        })
+    pub fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> ChatChunk {
+        self.chunk_at(0, delta, finish_reason)
+    }
+
+    /// A chunk with one choice at `index`.
+    pub fn chunk_at(&self, index: u64, delta: Value, finish_reason: Option<&str>) -> ChatChunk {
+        let delta = match delta {
+            Value::Object(delta) => delta,
+            _ => Map::new(),
+        };
+        let mut rest = Map::with_capacity(1);
+        rest.insert("logprobs".into(), Value::Null);
+        let choice = ChunkChoice { index, delta, finish_reason: finish_reason.map(str::to_owned), rest };
+        ChatChunk { rest: self.rest(), choices: vec![choice], usage: None }
     }
 
     /// The closing usage chunk (`stream_options.include_usage`): no choices.
-    pub fn usage_chunk(&self, usage: Usage) -> Value {
-        serde_json::json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [],
-            "usage": usage.to_json(),
-        })
+    pub fn usage_chunk(&self, usage: Usage) -> ChatChunk {
+        ChatChunk { rest: self.rest(), choices: Vec::new(), usage: Some(usage.to_json()) }
     }
 }
 

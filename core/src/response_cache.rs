@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::openai::{ChatChunk, ChunkChoice};
 use crate::providers::StreamEvent;
 
 /// Pieces of replayed text are at most this many bytes, like a provider's token-sized deltas.
@@ -155,17 +156,16 @@ pub fn cacheable(completion: &Value) -> bool {
 /// A chunk's frame: the completion's `id`, `created`, `model` and `system_fingerprint` (when it has
 /// one) around `choices`. Built here, not by [`crate::openai::ChunkHeader`], which knows only index 0
 /// and no fingerprint, and re-derives usage where a replay must copy it verbatim.
-fn frame(completion: &Value, choices: Value) -> serde_json::Map<String, Value> {
-    let mut chunk = serde_json::Map::new();
-    chunk.insert("id".into(), completion["id"].clone());
-    chunk.insert("object".into(), "chat.completion.chunk".into());
-    chunk.insert("created".into(), completion["created"].clone());
-    chunk.insert("model".into(), completion["model"].clone());
+fn frame(completion: &Value, choices: Vec<ChunkChoice>) -> ChatChunk {
+    let mut rest = serde_json::Map::new();
+    rest.insert("id".into(), completion["id"].clone());
+    rest.insert("object".into(), "chat.completion.chunk".into());
+    rest.insert("created".into(), completion["created"].clone());
+    rest.insert("model".into(), completion["model"].clone());
     if let Some(fingerprint) = completion.get("system_fingerprint") {
-        chunk.insert("system_fingerprint".into(), fingerprint.clone());
+        rest.insert("system_fingerprint".into(), fingerprint.clone());
     }
-    chunk.insert("choices".into(), choices);
-    chunk
+    ChatChunk { rest, choices, usage: None }
 }
 
 /// A cached completion replayed as the stream a provider would have sent: per choice (in index
@@ -174,8 +174,13 @@ fn frame(completion: &Value, choices: Value) -> serde_json::Map<String, Value> {
 #[must_use]
 pub fn replay(completion: &Value) -> Vec<StreamEvent> {
     let chunk = |index: u64, delta: Value, finish_reason: &Value, logprobs: &Value| {
-        let choice = json!({"index": index, "delta": delta, "finish_reason": finish_reason, "logprobs": logprobs});
-        StreamEvent::Chunk(Value::Object(frame(completion, json!([choice]))))
+        let delta = match delta {
+            Value::Object(delta) => delta,
+            _ => serde_json::Map::new(),
+        };
+        let finish_reason = finish_reason.as_str().map(str::to_owned);
+        let rest = serde_json::Map::from_iter([("logprobs".to_owned(), logprobs.clone())]);
+        StreamEvent::Chunk(frame(completion, vec![ChunkChoice { index, delta, finish_reason, rest }]))
     };
     let mut choices: Vec<(u64, &Value)> = completion["choices"]
         .as_array()
@@ -208,9 +213,9 @@ pub fn replay(completion: &Value) -> Vec<StreamEvent> {
         events.push(chunk(index, json!({}), &choice["finish_reason"], &choice["logprobs"]));
     }
     if let Some(usage) = completion.get("usage").filter(|u| u.is_object()) {
-        let mut last = frame(completion, json!([]));
-        last.insert("usage".into(), usage.clone());
-        events.push(StreamEvent::Chunk(Value::Object(last)));
+        let mut last = frame(completion, Vec::new());
+        last.usage = Some(usage.clone());
+        events.push(StreamEvent::Chunk(last));
     }
     events.push(StreamEvent::Done);
     events
@@ -249,11 +254,11 @@ mod tests {
         CacheScope { route, model, principal }
     }
 
-    fn chunks(events: &[StreamEvent]) -> Vec<&Value> {
+    fn chunks(events: &[StreamEvent]) -> Vec<Value> {
         events
             .iter()
             .filter_map(|e| match e {
-                StreamEvent::Chunk(c) => Some(c),
+                StreamEvent::Chunk(c) => Some(c.to_value()),
                 _ => None,
             })
             .collect()
@@ -390,10 +395,10 @@ mod tests {
         assert!(all.iter().all(|c| frame(c) == expected));
         assert_eq!(all[0]["choices"][0]["delta"], json!({"role": "assistant", "content": ""}));
         assert_eq!(text_of(&events, 0, "content"), "Hello from the cache.");
-        let finish = all[all.len() - 2];
+        let finish = &all[all.len() - 2];
         assert_eq!(finish["choices"][0]["finish_reason"], "stop");
         assert_eq!(finish["choices"][0]["delta"], json!({}));
-        let last = all[all.len() - 1];
+        let last = &all[all.len() - 1];
         assert_eq!(last["choices"], json!([]));
         assert_eq!(last["usage"], usage);
         assert_eq!(events.last(), Some(&StreamEvent::Done));
@@ -451,7 +456,8 @@ mod tests {
         let choice = json!({"index": 0, "finish_reason": "stop",
             "message": {"role": "assistant", "content": "no", "reasoning_content": "think", "refusal": "I can't."}});
         let events = replay(&completion(json!([choice]), None));
-        let deltas: Vec<&Value> = chunks(&events).into_iter().map(|c| &c["choices"][0]["delta"]).collect();
+        let all = chunks(&events);
+        let deltas: Vec<&Value> = all.iter().map(|c| &c["choices"][0]["delta"]).collect();
         let expected = [
             json!({"role": "assistant", "content": ""}),
             json!({"reasoning_content": "think"}),

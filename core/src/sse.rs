@@ -201,7 +201,7 @@ impl SseParser {
 }
 
 /// `data: {json}\n\n`.
-pub fn encode_data(json: &serde_json::Value) -> Bytes {
+pub fn encode_data(json: &impl serde::Serialize) -> Bytes {
     let mut out = b"data: ".to_vec();
     out.extend(serde_json::to_vec(json).unwrap_or_default());
     out.extend_from_slice(b"\n\n");

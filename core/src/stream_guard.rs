@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
+use crate::openai::{ChatChunk, ChunkChoice};
 use crate::policy::{Action, Verdict};
 
 /// Asks the policies about one lifecycle point (and applies the enforcement mode).
@@ -155,33 +156,29 @@ impl StreamGuard {
     }
 
     /// One translated chunk in; what may be delivered of it now out.
-    pub fn push(&mut self, mut chunk: Value, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
-        let Some(choices) = chunk.get_mut("choices").and_then(Value::as_array_mut).filter(|c| !c.is_empty()) else {
+    pub fn push(&mut self, mut chunk: ChatChunk, decide: &mut dyn Decide) -> Result<Vec<ChatChunk>, Denial> {
+        if chunk.choices.is_empty() {
             return Ok(vec![chunk]);
-        };
-        let mut kept = Vec::with_capacity(choices.len());
-        for mut choice in std::mem::take(choices) {
-            let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
-            let finished = choice.get("finish_reason").is_some_and(|r| !r.is_null());
-            if let Some(choice) = choice.as_object_mut() {
-                // Token log-probabilities would repeat held or redacted text: not delivered.
-                choice.remove("logprobs");
-            }
-            let mut calls = None;
-            if let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) {
-                for field in TEXT_FIELDS {
-                    if let Some(text) = take_text(delta, field) {
-                        self.pending.entry((index, field)).or_default().push_str(&text);
-                    }
+        }
+        let mut kept = Vec::with_capacity(chunk.choices.len());
+        for mut choice in std::mem::take(&mut chunk.choices) {
+            let index = choice.index;
+            let finished = choice.finish_reason.is_some();
+            // Token log-probabilities would repeat held or redacted text: not delivered.
+            choice.rest.remove("logprobs");
+            let delta = &mut choice.delta;
+            for field in TEXT_FIELDS {
+                if let Some(text) = take_text(delta, field) {
+                    self.pending.entry((index, field)).or_default().push_str(&text);
                 }
-                calls = delta.remove("tool_calls");
-                // The legacy functions API: one call per choice, held and decided as a tool call.
-                if let Some(function) = delta.remove("function_call") {
-                    let mut legacy = json!({"index": LEGACY_CALL, "function": function});
-                    match calls.as_mut().and_then(Value::as_array_mut) {
-                        Some(list) => list.push(legacy.take()),
-                        None => calls = Some(Value::Array(vec![legacy])),
-                    }
+            }
+            let mut calls = delta.remove("tool_calls");
+            // The legacy functions API: one call per choice, held and decided as a tool call.
+            if let Some(function) = delta.remove("function_call") {
+                let mut legacy = json!({"index": LEGACY_CALL, "function": function});
+                match calls.as_mut().and_then(Value::as_array_mut) {
+                    Some(list) => list.push(legacy.take()),
+                    None => calls = Some(Value::Array(vec![legacy])),
                 }
             }
             let mut complete = Vec::new();
@@ -223,39 +220,31 @@ impl StreamGuard {
                 released.push((field, self.release_text((index, field), finished, decide)?));
             }
             delivered.extend(self.release_calls(complete, decide)?);
-            let has_delta = match choice.get_mut("delta").and_then(Value::as_object_mut) {
-                Some(delta) => {
-                    for (field, text) in released.into_iter().filter(|(_, text)| !text.is_empty()) {
-                        put_text(delta, field, text);
-                    }
-                    put_calls(delta, delivered);
-                    !delta.is_empty()
-                }
-                None => false,
-            };
-            if has_delta || finished {
+            let delta = &mut choice.delta;
+            for (field, text) in released.into_iter().filter(|(_, text)| !text.is_empty()) {
+                put_text(delta, field, text);
+            }
+            put_calls(delta, delivered);
+            if !delta.is_empty() || finished {
                 kept.push(choice);
             }
         }
-        if let Some(object) = chunk.as_object() {
-            self.template = object
-                .iter()
-                .filter(|(k, _)| matches!(k.as_str(), "id" | "object" | "created" | "model" | "system_fingerprint"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-        }
-        let has_usage = chunk.get("usage").is_some_and(Value::is_object);
+        self.template = chunk
+            .rest
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "id" | "object" | "created" | "model" | "system_fingerprint"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let has_usage = chunk.usage.as_ref().is_some_and(Value::is_object);
         if kept.is_empty() && !has_usage {
             return Ok(Vec::new());
         }
-        if let Some(choices) = chunk.get_mut("choices") {
-            *choices = Value::Array(kept);
-        }
+        chunk.choices = kept;
         Ok(vec![chunk])
     }
 
     /// The upstream ended: everything still held is decided and released, in one chunk.
-    pub fn finish(&mut self, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
+    pub fn finish(&mut self, decide: &mut dyn Decide) -> Result<Vec<ChatChunk>, Denial> {
         let mut indices: Vec<u64> =
             self.pending.keys().map(|(c, _)| *c).chain(self.calls.keys().map(|(c, _)| *c)).collect();
         indices.sort_unstable();
@@ -273,15 +262,13 @@ impl StreamGuard {
             let delivered = self.release_calls(complete, decide)?;
             put_calls(&mut delta, delivered);
             if !delta.is_empty() {
-                choices.push(json!({"index": index, "delta": delta, "finish_reason": null}));
+                choices.push(ChunkChoice { index, delta, finish_reason: None, rest: Map::new() });
             }
         }
         if choices.is_empty() {
             return Ok(Vec::new());
         }
-        let mut chunk = self.template.clone();
-        chunk.insert("choices".into(), Value::Array(choices));
-        Ok(vec![Value::Object(chunk)])
+        Ok(vec![ChatChunk { rest: self.template.clone(), choices, usage: None }])
     }
 
     fn decide_text(&mut self, signals: Signals, decide: &mut dyn Decide) -> Verdict {

@@ -158,7 +158,7 @@ pub(crate) async fn serve_hit<H: Host + 'static>(
             events = guard_events(events, output, target).await;
         }
         let client_wants_usage = request.wants_stream_usage();
-        events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if stream::is_usage_only(c)));
+        events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if c.is_usage_only()));
         sse_response(Body::Full(stream::encode_all(&events)))
     } else {
         let mut completion = entry.completion;

@@ -212,13 +212,13 @@ async fn echo_response<H: Host + 'static>(
         let mut events = echo::stream(request, &target.model, &id, created);
         for event in &events {
             if let StreamEvent::Chunk(chunk) = event {
-                facts.observe(chunk);
+                facts.observe_chunk(chunk);
             }
         }
         if let Some(output) = output {
             events = guard_events(events, output, target).await;
         }
-        events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if stream::is_usage_only(c)));
+        events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if c.is_usage_only()));
         sse_response(Body::Full(stream::encode_all(&events)))
     } else {
         let mut completion = echo::completion(request, &target.model, &id, created);

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::body::{read_whole, with_timeout};
 use super::context::RequestContext;
@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
 use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
 use crate::host::{Body, Host, LogLevel};
+use crate::openai::ChatChunk;
 use crate::policy::{
     Action, CompiledPolicies, Facts, PolicyRequest, Resource, Scope, ScopedPolicies, Verdict, COMPILED_KV_KEY,
 };
@@ -559,30 +560,40 @@ impl OutputTexts {
         out
     }
 
-    /// Adds what a completion (`choices[].message`) or a chunk (`choices[].delta`) carries.
+    /// Adds what a whole completion carries (`choices[].message`).
     pub fn add(&mut self, value: &Value) {
         for choice in value.get("choices").and_then(Value::as_array).into_iter().flatten() {
             let index = choice.get("index").and_then(Value::as_u64).unwrap_or(0);
-            let Some(message) = choice.get("message").or_else(|| choice.get("delta")).and_then(Value::as_object) else {
-                continue;
-            };
-            let transcript = message.get("audio").and_then(|audio| audio.get("transcript"));
-            let fields = ["content", "reasoning_content", "refusal"].map(|field| (field, message.get(field)));
-            for (field, value) in fields.into_iter().chain([("audio", transcript)]) {
-                if let Some(Value::String(text)) = value {
-                    self.chars += text.chars().count();
-                    self.texts.entry((index, field)).or_default().push_str(text);
-                }
+            if let Some(message) = choice.get("message").or_else(|| choice.get("delta")).and_then(Value::as_object) {
+                self.add_message(index, message);
             }
-            // Stream deltas name their call's index; a whole message's calls are its list.
-            let calls = message.get("tool_calls").and_then(Value::as_array).into_iter().flatten();
-            for (position, call) in (0_u64..).zip(calls) {
-                let tool = call.get("index").and_then(Value::as_u64).unwrap_or(position);
-                self.add_call((index, tool), call.get("function"));
+        }
+    }
+
+    /// Adds what a chunk carries (`choices[].delta`).
+    pub fn add_chunk(&mut self, chunk: &ChatChunk) {
+        for choice in &chunk.choices {
+            self.add_message(choice.index, &choice.delta);
+        }
+    }
+
+    fn add_message(&mut self, index: u64, message: &Map<String, Value>) {
+        let transcript = message.get("audio").and_then(|audio| audio.get("transcript"));
+        let fields = ["content", "reasoning_content", "refusal"].map(|field| (field, message.get(field)));
+        for (field, value) in fields.into_iter().chain([("audio", transcript)]) {
+            if let Some(Value::String(text)) = value {
+                self.chars += text.chars().count();
+                self.texts.entry((index, field)).or_default().push_str(text);
             }
-            if let Some(function) = message.get("function_call") {
-                self.add_call((index, u64::MAX), Some(function));
-            }
+        }
+        // Stream deltas name their call's index; a whole message's calls are its list.
+        let calls = message.get("tool_calls").and_then(Value::as_array).into_iter().flatten();
+        for (position, call) in (0_u64..).zip(calls) {
+            let tool = call.get("index").and_then(Value::as_u64).unwrap_or(position);
+            self.add_call((index, tool), call.get("function"));
+        }
+        if let Some(function) = message.get("function_call") {
+            self.add_call((index, u64::MAX), Some(function));
         }
     }
 
@@ -785,7 +796,7 @@ pub(crate) async fn guard_events(
     let mut texts = OutputTexts::default();
     for event in &events {
         if let StreamEvent::Chunk(chunk) = event {
-            texts.add(chunk);
+            texts.add_chunk(chunk);
         }
     }
     match remote.ask(texts).await {

@@ -11,7 +11,7 @@ use serde_json::Value as Json;
 use super::body::with_timeout;
 use crate::config::{Config, PriceConfig, TelemetryConfig};
 use crate::host::{Body, Host, LogLevel};
-use crate::openai::Usage;
+use crate::openai::{ChatChunk, Usage};
 use crate::trace::attrs::*;
 use crate::trace::{otlp, SpanKind, SpanRef, Trace, Value};
 
@@ -79,15 +79,31 @@ fn count(v: &Json, path: &[&str]) -> u64 {
 }
 
 impl CompletionFacts {
-    /// Reads a `chat.completion` or one `chat.completion.chunk`; call it for every chunk.
+    /// Reads a whole `chat.completion` (or another endpoint's JSON answer).
     pub fn observe(&mut self, v: &Json) {
-        if let Some(id) = v.get("id").and_then(Json::as_str) {
+        self.observe_head(v.get("id"), v.get("model"), v.get("usage"));
+        for choice in v.get("choices").and_then(Json::as_array).into_iter().flatten() {
+            let message = choice.get("message").or_else(|| choice.get("delta")).and_then(Json::as_object);
+            self.observe_choice(choice.get("finish_reason").and_then(Json::as_str), message);
+        }
+    }
+
+    /// Reads one `chat.completion.chunk`; call it for every chunk.
+    pub fn observe_chunk(&mut self, chunk: &ChatChunk) {
+        self.observe_head(chunk.rest.get("id"), chunk.rest.get("model"), chunk.usage.as_ref());
+        for choice in &chunk.choices {
+            self.observe_choice(choice.finish_reason.as_deref(), Some(&choice.delta));
+        }
+    }
+
+    fn observe_head(&mut self, id: Option<&Json>, model: Option<&Json>, usage: Option<&Json>) {
+        if let Some(id) = id.and_then(Json::as_str) {
             self.id.get_or_insert_with(|| id.to_owned());
         }
-        if let Some(model) = v.get("model").and_then(Json::as_str) {
+        if let Some(model) = model.and_then(Json::as_str) {
             self.model.get_or_insert_with(|| model.to_owned());
         }
-        if let Some(usage) = v.get("usage").filter(|u| u.is_object()) {
+        if let Some(usage) = usage.filter(|u| u.is_object()) {
             // Chat names (`prompt_tokens`) or Responses API names (`input_tokens`).
             self.usage = Some(Usage {
                 prompt_tokens: count(usage, &["prompt_tokens"]).max(count(usage, &["input_tokens"])),
@@ -98,24 +114,25 @@ impl CompletionFacts {
                     .max(count(usage, &["output_tokens_details", "reasoning_tokens"])),
             });
         }
-        for choice in v.get("choices").and_then(Json::as_array).into_iter().flatten() {
-            if let Some(reason) = choice.get("finish_reason").and_then(Json::as_str) {
-                self.finish_reasons.push(reason.to_owned());
+    }
+
+    /// One choice's finish reason and message (or delta): its text for a snapshot, its tool calls.
+    fn observe_choice(&mut self, finish_reason: Option<&str>, message: Option<&serde_json::Map<String, Json>>) {
+        if let Some(reason) = finish_reason {
+            self.finish_reasons.push(reason.to_owned());
+        }
+        let content = message.and_then(|m| m.get("content")).and_then(Json::as_str);
+        if let (Some(text), Some(content)) = (self.text.as_mut(), content) {
+            if text.len() + content.len() <= CAPTURE_LIMIT {
+                text.push_str(content);
             }
-            let message = choice.get("message").or_else(|| choice.get("delta"));
-            let content = message.and_then(|m| m.get("content")).and_then(Json::as_str);
-            if let (Some(text), Some(content)) = (self.text.as_mut(), content) {
-                if text.len() + content.len() <= CAPTURE_LIMIT {
-                    text.push_str(content);
-                }
+        }
+        for call in message.and_then(|m| m.get("tool_calls")).and_then(Json::as_array).into_iter().flatten() {
+            if let Some(id) = call.get("id").and_then(Json::as_str) {
+                self.tool_call_ids.push(id.to_owned());
             }
-            for call in message.and_then(|m| m.get("tool_calls")).and_then(Json::as_array).into_iter().flatten() {
-                if let Some(id) = call.get("id").and_then(Json::as_str) {
-                    self.tool_call_ids.push(id.to_owned());
-                }
-                if let Some(name) = call.get("function").and_then(|f| f.get("name")).and_then(Json::as_str) {
-                    self.tool_names.push(name.to_owned());
-                }
+            if let Some(name) = call.get("function").and_then(|f| f.get("name")).and_then(Json::as_str) {
+                self.tool_names.push(name.to_owned());
             }
         }
     }

@@ -15,16 +15,11 @@ use super::recorder::{CompletionFacts, Recorder};
 use crate::config::PriceConfig;
 use crate::error::ApiError;
 use crate::host::{ByteStream, Host};
+use crate::openai::ChatChunk;
 use crate::providers::{ChatStreamTranslator, StreamEvent};
 use crate::sse;
 use crate::stream_guard::{Decide, StreamGuard};
 use crate::trace::SpanRef;
-
-/// The closing usage chunk: no choices, a `usage` object.
-pub fn is_usage_only(chunk: &Value) -> bool {
-    chunk.get("choices").and_then(Value::as_array).is_some_and(Vec::is_empty)
-        && chunk.get("usage").is_some_and(Value::is_object)
-}
 
 /// Watches the translated chunks for the trace, and hides the usage the gateway asked for on the
 /// trace's behalf when the client did not ask for it.
@@ -51,17 +46,15 @@ impl<H: Host + 'static> StreamTrace<H> {
     }
 
     /// Records a chunk; returns what the client should get of it.
-    fn filter(&mut self, mut chunk: Value) -> Option<Value> {
-        self.facts.observe(&chunk);
+    fn filter(&mut self, mut chunk: ChatChunk) -> Option<ChatChunk> {
+        self.facts.observe_chunk(&chunk);
         if self.client_wants_usage {
             return Some(chunk);
         }
-        if is_usage_only(&chunk) {
+        if chunk.is_usage_only() {
             return None;
         }
-        if let Some(obj) = chunk.as_object_mut() {
-            obj.remove("usage");
-        }
+        chunk.usage = None;
         Some(chunk)
     }
 
@@ -165,9 +158,9 @@ struct Window {
 const WINDOW_MAX_BYTES: usize = 64 * 1024;
 
 impl Gate {
-    fn hold(&mut self, chunk: &Value) {
+    fn hold(&mut self, chunk: &ChatChunk) {
         let event = sse::encode_data(chunk);
-        self.open.texts.add(chunk);
+        self.open.texts.add_chunk(chunk);
         self.open.bytes += event.len();
         self.open.events.push(event);
         if self.open.texts.chars() >= self.remote.window_chars || self.open.bytes >= WINDOW_MAX_BYTES {
@@ -191,7 +184,7 @@ impl Gate {
 }
 
 impl<H: Host + 'static> Translating<H> {
-    fn deliver(&mut self, chunks: Vec<Value>) {
+    fn deliver(&mut self, chunks: Vec<ChatChunk>) {
         for chunk in chunks {
             if let Some(chunk) = self.trace.filter(chunk) {
                 match self.gate.as_mut() {

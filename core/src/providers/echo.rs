@@ -79,12 +79,14 @@ mod tests {
         let text: String = events
             .iter()
             .filter_map(|e| match e {
-                StreamEvent::Chunk(c) => c["choices"][0]["delta"]["content"].as_str().map(str::to_owned),
+                StreamEvent::Chunk(c) => c.to_value()["choices"][0]["delta"]["content"].as_str().map(str::to_owned),
                 _ => None,
             })
             .collect();
         assert_eq!(text, "hello  edge world");
         assert_eq!(events.last(), Some(&StreamEvent::Done));
-        assert!(matches!(&events[events.len() - 2], StreamEvent::Chunk(c) if c["usage"]["completion_tokens"] == 3));
+        assert!(
+            matches!(&events[events.len() - 2], StreamEvent::Chunk(c) if c.to_value()["usage"]["completion_tokens"] == 3)
+        );
     }
 }

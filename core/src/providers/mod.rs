@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use crate::config::{ProviderConfig, ProviderType};
 use crate::error::ApiError;
-use crate::openai::ChatRequest;
+use crate::openai::{ChatChunk, ChatRequest};
 
 /// Where one attempt goes: a provider from config and the provider's own model id.
 #[derive(Debug, Clone)]
@@ -50,7 +50,7 @@ pub struct ResponseContext {
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
     /// A `chat.completion.chunk` object.
-    Chunk(Value),
+    Chunk(ChatChunk),
     /// The stream completed normally: `data: [DONE]`.
     Done,
     /// The stream failed: an error event, after which nothing more is sent.

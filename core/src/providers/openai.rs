@@ -11,7 +11,7 @@ use super::{
     ResponseContext, StreamEvent, Target,
 };
 use crate::error::ApiError;
-use crate::openai::ChatRequest;
+use crate::openai::{ChatChunk, ChatRequest};
 use crate::sse::SseParser;
 
 /// How a vendor takes its key.
@@ -195,33 +195,64 @@ impl ChatProvider for Compatible {
 /// `x_groq.usage` becomes `usage`; DeepSeek's `prompt_cache_hit_tokens` becomes
 /// `prompt_tokens_details.cached_tokens`; Together's `eos` finish reason becomes `stop`; a
 /// `reasoning` string (Groq, Together) becomes `reasoning_content`, as DeepSeek names it.
-pub(crate) fn normalize(chunk: &mut Value) {
-    let Some(obj) = chunk.as_object_mut() else { return };
+pub(crate) fn normalize(completion: &mut Value) {
+    let Some(obj) = completion.as_object_mut() else { return };
     for choice in obj.get_mut("choices").and_then(Value::as_array_mut).into_iter().flatten() {
         if choice.get("finish_reason").and_then(Value::as_str) == Some("eos") {
             choice["finish_reason"] = Value::from("stop");
         }
         for key in ["message", "delta"] {
-            let Some(message) = choice.get_mut(key).and_then(Value::as_object_mut) else { continue };
-            if !message.contains_key("reasoning_content") {
-                if let Some(reasoning) = message.remove("reasoning") {
-                    if reasoning.is_string() {
-                        message.insert("reasoning_content".into(), reasoning);
-                    } else {
-                        message.insert("reasoning".into(), reasoning);
-                    }
-                }
+            if let Some(message) = choice.get_mut(key).and_then(Value::as_object_mut) {
+                normalize_reasoning(message);
             }
         }
     }
     if !obj.get("usage").is_some_and(Value::is_object) {
-        if let Some(usage) = obj.get_mut("x_groq").and_then(|x| x.get_mut("usage")).map(Value::take) {
-            if usage.is_object() {
-                obj.insert("usage".into(), usage);
-            }
+        if let Some(usage) = groq_usage(obj) {
+            obj.insert("usage".into(), usage);
         }
     }
-    let Some(usage) = obj.get_mut("usage").and_then(Value::as_object_mut) else { return };
+    if let Some(usage) = obj.get_mut("usage").and_then(Value::as_object_mut) {
+        cache_hits(usage);
+    }
+}
+
+/// [`normalize`] for one chunk of a stream.
+pub(crate) fn normalize_chunk(chunk: &mut ChatChunk) {
+    for choice in &mut chunk.choices {
+        if choice.finish_reason.as_deref() == Some("eos") {
+            choice.finish_reason = Some("stop".into());
+        }
+        normalize_reasoning(&mut choice.delta);
+    }
+    if !chunk.usage.as_ref().is_some_and(Value::is_object) {
+        if let Some(usage) = groq_usage(&mut chunk.rest) {
+            chunk.usage = Some(usage);
+        }
+    }
+    if let Some(usage) = chunk.usage.as_mut().and_then(Value::as_object_mut) {
+        cache_hits(usage);
+    }
+}
+
+/// A `reasoning` string becomes `reasoning_content`.
+fn normalize_reasoning(message: &mut Map<String, Value>) {
+    if message.contains_key("reasoning_content") {
+        return;
+    }
+    if let Some(reasoning) = message.remove("reasoning") {
+        let key = if reasoning.is_string() { "reasoning_content" } else { "reasoning" };
+        message.insert(key.into(), reasoning);
+    }
+}
+
+/// Groq's `x_groq.usage`, taken out to become `usage`.
+fn groq_usage(object: &mut Map<String, Value>) -> Option<Value> {
+    object.get_mut("x_groq")?.get_mut("usage").map(Value::take).filter(Value::is_object)
+}
+
+/// DeepSeek's `prompt_cache_hit_tokens` as `prompt_tokens_details.cached_tokens`.
+fn cache_hits(usage: &mut Map<String, Value>) {
     if let Some(hit) = usage.get("prompt_cache_hit_tokens").and_then(Value::as_u64) {
         let details = usage.entry("prompt_tokens_details").or_insert_with(|| Value::Object(Map::new()));
         if let Some(details) = details.as_object_mut() {
@@ -285,19 +316,18 @@ impl OpenAiStream {
                 out.push(if self.finished { StreamEvent::Done } else { truncated() });
                 continue;
             }
-            match serde_json::from_str::<Value>(data) {
-                Ok(chunk) if chunk.get("error").is_some() => {
-                    let body = serde_json::to_vec(&chunk).unwrap_or_default();
+            match serde_json::from_str::<ChatChunk>(data) {
+                Ok(chunk) if chunk.rest.contains_key("error") => {
                     self.ended = true;
-                    out.push(StreamEvent::Error(openai_style_error("upstream", StatusCode::BAD_GATEWAY, &body)));
+                    out.push(StreamEvent::Error(openai_style_error(
+                        "upstream",
+                        StatusCode::BAD_GATEWAY,
+                        data.as_bytes(),
+                    )));
                 }
                 Ok(mut chunk) => {
-                    normalize(&mut chunk);
-                    let finishes = chunk
-                        .get("choices")
-                        .and_then(Value::as_array)
-                        .is_some_and(|cs| cs.iter().any(|c| c.get("finish_reason").is_some_and(|f| !f.is_null())));
-                    self.finished |= finishes;
+                    normalize_chunk(&mut chunk);
+                    self.finished |= chunk.finishes();
                     out.push(StreamEvent::Chunk(chunk));
                 }
                 Err(e) => {

@@ -27,7 +27,7 @@ pub fn translate(provider: &dyn ChatProvider, ctx: ResponseContext, body: &str, 
     out
 }
 
-/// The chunk objects among translated events.
-pub fn chunks(events: &[StreamEvent]) -> Vec<&Value> {
-    events.iter().filter_map(|e| if let StreamEvent::Chunk(c) = e { Some(c) } else { None }).collect()
+/// The chunk objects among translated events, as JSON.
+pub fn chunks(events: &[StreamEvent]) -> Vec<Value> {
+    events.iter().filter_map(|e| if let StreamEvent::Chunk(c) = e { Some(c.to_value()) } else { None }).collect()
 }

@@ -26,6 +26,24 @@ impl Decide for Rules {
     }
 }
 
+/// The guard fed and read as JSON, the shape chunks have on the wire.
+struct JsonGuard(StreamGuard);
+
+impl JsonGuard {
+    fn new(hold_chars: usize, detectors: Detectors) -> Self {
+        JsonGuard(StreamGuard::new(hold_chars, detectors))
+    }
+
+    fn push(&mut self, chunk: Value, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
+        let chunk: ChatChunk = serde_json::from_value(chunk).expect("a chat chunk");
+        self.0.push(chunk, decide).map(|chunks| chunks.iter().map(ChatChunk::to_value).collect())
+    }
+
+    fn finish(&mut self, decide: &mut dyn Decide) -> Result<Vec<Value>, Denial> {
+        self.0.finish(decide).map(|chunks| chunks.iter().map(ChatChunk::to_value).collect())
+    }
+}
+
 fn text_chunk(text: &str) -> Value {
     json!({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
@@ -51,7 +69,7 @@ fn tool_chunk(index: u64, id: Option<&str>, name: Option<&str>, args: &str) -> V
 }
 
 /// Feeds `pieces` of text then a finish, returning the text the client would see.
-fn run_text(guard: &mut StreamGuard, rules: &mut Rules, pieces: &[&str]) -> Result<String, Denial> {
+fn run_text(guard: &mut JsonGuard, rules: &mut Rules, pieces: &[&str]) -> Result<String, Denial> {
     let mut seen = String::new();
     let mut collect = |chunks: Vec<Value>| {
         for chunk in chunks {
@@ -72,7 +90,7 @@ fn run_text(guard: &mut StreamGuard, rules: &mut Rules, pieces: &[&str]) -> Resu
 
 #[test]
 fn text_is_held_back_by_the_window_and_never_cut_inside_a_token() {
-    let mut guard = StreamGuard::new(10, Detectors::ALL);
+    let mut guard = JsonGuard::new(10, Detectors::ALL);
     let mut rules = Rules::default();
     let out = guard.push(text_chunk("one two three four five"), &mut rules).unwrap();
     // Ten characters back from the end falls inside `three`: the cut moves to its start.
@@ -95,7 +113,7 @@ impl Decide for AllowAll {
 fn a_long_token_is_held_whole_until_it_can_be_recognised() {
     // A token longer than the window: no part of it leaves before it is complete.
     let token = format!("tok_{}", "Ab3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA".repeat(12));
-    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut guard = JsonGuard::new(16, Detectors::ALL);
     let mut seen = String::new();
     for piece in ["token: ", &token[..100], &token[100..300], &token[300..]] {
         for chunk in guard.push(text_chunk(piece), &mut AllowAll).unwrap() {
@@ -111,7 +129,7 @@ fn a_long_token_is_held_whole_until_it_can_be_recognised() {
 
 #[test]
 fn an_unfinished_finding_is_held_no_more_than_the_cap() {
-    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut guard = JsonGuard::new(16, Detectors::ALL);
     let mut rules = Rules::default();
     let block = format!("-----BEGIN RSA PRIVATE KEY-----\n{}", "QUJD REVG ".repeat(3000));
     let out = guard.push(text_chunk(&block), &mut rules);
@@ -121,7 +139,7 @@ fn an_unfinished_finding_is_held_no_more_than_the_cap() {
 
 #[test]
 fn reasoning_and_refusal_text_are_guarded_too() {
-    let mut guard = StreamGuard::new(8, Detectors::ALL);
+    let mut guard = JsonGuard::new(8, Detectors::ALL);
     let mut rules = Rules::default();
     let chunk = json!({"id": "c1", "choices": [{"index": 0, "delta": {"reasoning_content": "mail jane.doe@example.com now please"}, "finish_reason": null}]});
     let mut seen = String::new();
@@ -133,7 +151,7 @@ fn reasoning_and_refusal_text_are_guarded_too() {
 
 #[test]
 fn a_repeated_name_or_a_new_id_at_the_same_index_does_not_merge_calls() {
-    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut guard = JsonGuard::new(16, Detectors::ALL);
     let mut rules = Rules::default();
     guard.push(tool_chunk(0, Some("call_1"), Some("search"), "{\"q\":"), &mut rules).unwrap();
     guard.push(tool_chunk(0, None, Some("search"), "1}"), &mut rules).unwrap();
@@ -147,7 +165,7 @@ fn a_repeated_name_or_a_new_id_at_the_same_index_does_not_merge_calls() {
 
 #[test]
 fn an_email_split_across_chunks_is_redacted_before_it_leaves() {
-    let mut guard = StreamGuard::new(32, Detectors::ALL);
+    let mut guard = JsonGuard::new(32, Detectors::ALL);
     let mut rules = Rules::default();
     let pieces = ["Write to jane.", "doe@exa", "mple.com", " for details, or call the office any time this week."];
     let seen = run_text(&mut guard, &mut rules, &pieces).unwrap();
@@ -156,7 +174,7 @@ fn an_email_split_across_chunks_is_redacted_before_it_leaves() {
 
 #[test]
 fn a_secret_in_the_stream_denies_before_it_is_delivered() {
-    let mut guard = StreamGuard::new(64, Detectors::ALL);
+    let mut guard = JsonGuard::new(64, Detectors::ALL);
     let mut rules = Rules::default();
     let mut delivered = String::new();
     let pieces = ["Sure, here is the key you asked for: ", "sk-proj-Ab3dE5gH7jK9", "mN1pQ3rS5tU7vW9xY1zA3"];
@@ -181,7 +199,7 @@ fn a_secret_in_the_stream_denies_before_it_is_delivered() {
 
 #[test]
 fn a_streamed_tool_call_is_held_until_complete_then_delivered_whole() {
-    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut guard = JsonGuard::new(16, Detectors::ALL);
     let mut rules = Rules::default();
     assert!(guard.push(tool_chunk(0, Some("call_1"), Some("search"), ""), &mut rules).unwrap().is_empty());
     assert!(guard.push(tool_chunk(0, None, None, "{\"q\": "), &mut rules).unwrap().is_empty());
@@ -197,7 +215,7 @@ fn a_streamed_tool_call_is_held_until_complete_then_delivered_whole() {
 
 #[test]
 fn a_denied_tool_call_never_reaches_the_client() {
-    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut guard = JsonGuard::new(16, Detectors::ALL);
     let mut rules = Rules::default();
     assert!(guard.push(tool_chunk(0, Some("call_1"), Some("search"), "{}"), &mut rules).unwrap().is_empty());
     // The second call's first delta completes the first, which is delivered.
@@ -210,7 +228,7 @@ fn a_denied_tool_call_never_reaches_the_client() {
 
 #[test]
 fn usage_chunks_pass_and_unchanged_signals_are_not_decided_twice() {
-    let mut guard = StreamGuard::new(4, Detectors::ALL);
+    let mut guard = JsonGuard::new(4, Detectors::ALL);
     let mut rules = Rules::default();
     let usage = json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}});
     assert_eq!(guard.push(usage.clone(), &mut rules).unwrap(), vec![usage]);
@@ -222,7 +240,7 @@ fn usage_chunks_pass_and_unchanged_signals_are_not_decided_twice() {
 
 #[test]
 fn held_text_is_released_when_the_stream_ends_without_a_finish_chunk() {
-    let mut guard = StreamGuard::new(100, Detectors::ALL);
+    let mut guard = JsonGuard::new(100, Detectors::ALL);
     let mut rules = Rules::default();
     assert!(guard.push(text_chunk("short answer"), &mut rules).unwrap().is_empty());
     let out = guard.finish(&mut rules).unwrap();
@@ -241,7 +259,7 @@ fn legacy_chunk(name: Option<&str>, args: &str) -> Value {
 
 #[test]
 fn a_legacy_function_call_is_held_decided_as_a_tool_call_and_delivered_as_it_came() {
-    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut guard = JsonGuard::new(16, Detectors::ALL);
     let mut rules = Rules::default();
     assert!(guard.push(legacy_chunk(Some("search"), "{\"q\":"), &mut rules).unwrap().is_empty());
     assert!(guard.push(legacy_chunk(None, "\"rust\"}"), &mut rules).unwrap().is_empty());
@@ -250,7 +268,7 @@ fn a_legacy_function_call_is_held_decided_as_a_tool_call_and_delivered_as_it_cam
     assert_eq!(delta["function_call"], json!({"name": "search", "arguments": "{\"q\":\"rust\"}"}));
     assert!(delta.get("tool_calls").is_none());
 
-    let mut guard = StreamGuard::new(16, Detectors::ALL);
+    let mut guard = JsonGuard::new(16, Detectors::ALL);
     assert!(guard.push(legacy_chunk(Some("drop_db"), "{}"), &mut rules).unwrap().is_empty());
     let denial = guard.push(finish_chunk("function_call"), &mut rules).unwrap_err();
     assert_eq!(denial, Denial { action: Action::CallTool, policy: "no-drop".into() });
@@ -263,7 +281,7 @@ fn audio_chunk(transcript: &str, data: &str) -> Value {
 
 #[test]
 fn a_streamed_spoken_answers_transcript_is_held_and_redacted_like_text_its_audio_data_passing() {
-    let mut guard = StreamGuard::new(8, Detectors::ALL);
+    let mut guard = JsonGuard::new(8, Detectors::ALL);
     let mut rules = Rules::default();
     let mut transcript = String::new();
     let mut data = String::new();
@@ -282,7 +300,7 @@ fn a_streamed_spoken_answers_transcript_is_held_and_redacted_like_text_its_audio
     assert_eq!(transcript, "mail [REDACTED:email] now please");
     assert_eq!(data, "AAABBBCCC", "audio data passes as it comes");
     // A secret in the transcript denies, as in text.
-    let mut guard = StreamGuard::new(8, Detectors::ALL);
+    let mut guard = JsonGuard::new(8, Detectors::ALL);
     let secret = "the key is sk-proj-Ab3dE5gH7jK9mN1pQ3rS5tU7vW9xY1zA3bC5 ok";
     let denied = guard.push(audio_chunk(secret, "DDD"), &mut rules).and_then(|_| guard.finish(&mut rules));
     assert_eq!(denied.unwrap_err().policy, "no-secrets");

@@ -43,11 +43,7 @@ impl GeminiStream {
     }
 
     fn chunk(&self, index: u64, delta: Value, finish: Option<&str>) -> StreamEvent {
-        let mut chunk = self.header.chunk(delta, finish);
-        if let Some(choice) = chunk.get_mut("choices").and_then(|c| c.get_mut(0)) {
-            choice["index"] = json!(index);
-        }
-        StreamEvent::Chunk(chunk)
+        StreamEvent::Chunk(self.header.chunk_at(index, delta, finish))
     }
 
     fn fail(&mut self, error: ApiError) -> Vec<StreamEvent> {

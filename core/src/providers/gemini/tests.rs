@@ -129,10 +129,9 @@ fn gemini_stream_emits_text_then_finish_usage_and_done() {
 #[test]
 fn gemini_stream_emits_whole_tool_calls_with_stable_indexes_and_ids() {
     let events = translate(include_str!("../../../fixtures/gemini/tool_stream.sse"));
-    let calls: Vec<&Value> = chunks(&events)
-        .into_iter()
-        .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten())
-        .collect();
+    let all = chunks(&events);
+    let calls: Vec<&Value> =
+        all.iter().flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten()).collect();
     assert_eq!(calls.len(), 2);
     assert_eq!((calls[0]["index"].as_u64(), calls[1]["index"].as_u64()), (Some(0), Some(1)));
     assert_ne!(calls[0]["id"], calls[1]["id"]);

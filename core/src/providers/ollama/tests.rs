@@ -69,10 +69,9 @@ fn ollama_stream_emits_text_finish_usage_and_done() {
 #[test]
 fn ollama_stream_numbers_whole_tool_calls_and_finishes_with_tool_calls() {
     let events = translate(include_str!("../../../fixtures/ollama/tool_stream.ndjson"));
-    let calls: Vec<&Value> = chunks(&events)
-        .into_iter()
-        .flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten())
-        .collect();
+    let all = chunks(&events);
+    let calls: Vec<&Value> =
+        all.iter().flat_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().into_iter().flatten()).collect();
     assert_eq!(calls.len(), 2);
     assert_eq!((calls[0]["index"].as_u64(), calls[1]["index"].as_u64()), (Some(0), Some(1)));
     assert_ne!(calls[0]["id"], calls[1]["id"]);
