@@ -13,12 +13,13 @@ use super::guard::{guard_whole, OutputGuard};
 use super::recorder::Recorder;
 use super::resolve::{apply_header_edits, Resolved};
 use super::stream;
-use super::stream::StreamTrace;
+use super::stream::{ClientStream, Encoder, StreamTrace};
 use crate::config::{Config, PriceConfig};
 use crate::error::ApiError;
 use crate::host::{Body, FetchError, Host};
 use crate::openai::ChatRequest;
 use crate::providers::{ChatProvider, Operation, ResponseContext, Target};
+use crate::responses::{from_completion, Envelope};
 use crate::retry::{is_retryable_status, retry_after_ms, RetryDecision};
 use crate::trace::attrs::*;
 use crate::trace::{SpanKind, SpanRef};
@@ -31,7 +32,13 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub(crate) enum Delivery<'a> {
     /// A chat completion, translated from the provider's format (incrementally when streamed);
     /// the stream keeps usage only when the client asked for it.
-    Chat { request: &'a ChatRequest, client_wants_usage: bool, output: Option<&'a dyn OutputGuard> },
+    /// A client of the Responses API (`responses`) gets the answer in that API's shape instead.
+    Chat {
+        request: &'a ChatRequest,
+        client_wants_usage: bool,
+        output: Option<&'a dyn OutputGuard>,
+        responses: Option<&'a Envelope>,
+    },
     /// Another endpoint's response: translated when the provider speaks its own format, else
     /// passed through as it is.
     Operation { op: Operation, base64_embeddings: bool },
@@ -289,10 +296,10 @@ impl<H: Host + 'static> Attempts<'_, H> {
     /// A successful head made into the client's response, as the delivery says.
     async fn deliver(&self, response: http::Response<Body>, span: SpanRef) -> Result<Tried, Failure> {
         let delivered = match self.delivery {
-            Delivery::Chat { request, client_wants_usage, output } if request.is_stream() => {
-                Ok(self.stream_response(client_wants_usage, output, response, span))
+            Delivery::Chat { request, client_wants_usage, output, responses } if request.is_stream() => {
+                Ok(self.stream_response((client_wants_usage, responses), output, response, span))
             }
-            Delivery::Chat { output, .. } => self.whole_response(output, response, span).await,
+            Delivery::Chat { output, responses, .. } => self.whole_response((output, responses), response, span).await,
             Delivery::Operation { op, base64_embeddings } => {
                 self.operation_response(op, base64_embeddings, response, span).await
             }
@@ -355,7 +362,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     fn stream_response(
         &self,
-        client_wants_usage: bool,
+        (client_wants_usage, responses): (bool, Option<&Envelope>),
         output: Option<&dyn OutputGuard>,
         response: http::Response<Body>,
         attempt_span: SpanRef,
@@ -372,16 +379,16 @@ impl<H: Host + 'static> Attempts<'_, H> {
             client_wants_usage,
             self.price().cloned(),
         );
+        let guard = output.and_then(|o| o.for_stream(self.target));
+        let client = ClientStream::new(self.provider.chat_stream(ctx), guard);
         let body = stream::translate(
-            Rc::clone(self.cx.host),
-            upstream,
-            self.provider.chat_stream(ctx),
-            self.cx.config.timeouts.idle_ms,
+            (Rc::clone(self.cx.host), upstream, self.cx.config.timeouts.idle_ms),
+            client,
+            Encoder::for_client(responses),
             trace,
-            output.and_then(|o| o.for_stream(self.target)),
             output.and_then(|o| o.remote(self.target)),
         );
-        sse_response(Body::Stream(body))
+        stream_answer(Body::Stream(body), responses)
     }
 
     /// Reads a whole upstream body, bounded in size and in the silence between chunks.
@@ -410,7 +417,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
 
     async fn whole_response(
         &self,
-        output: Option<&dyn OutputGuard>,
+        (output, responses): (Option<&dyn OutputGuard>, Option<&Envelope>),
         response: http::Response<Body>,
         attempt_span: SpanRef,
     ) -> Result<http::Response<Body>, Undelivered> {
@@ -421,7 +428,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
         if let Some(output) = output {
             guard_whole(output, self.target, &mut completion).await.map_err(Undelivered::Refused)?;
         }
-        Ok(json_response(StatusCode::OK, &completion))
+        Ok(whole_answer(&completion, responses))
     }
 
     /// Another endpoint's response as it is: JSON read whole (for its usage), anything else
@@ -475,6 +482,24 @@ pub(crate) fn mark(response: &mut http::Response<Body>, target: &Target<'_>, att
         headers.insert("x-gateway-provider", v);
     }
     headers.insert("x-gateway-attempts", HeaderValue::from(attempts));
+}
+
+/// A whole chat completion as the client reads it: as it is, or as a Responses API response.
+pub(crate) fn whole_answer(completion: &serde_json::Value, responses: Option<&Envelope>) -> http::Response<Body> {
+    match responses {
+        Some(envelope) => json_response(StatusCode::OK, &from_completion(completion, envelope)),
+        None => json_response(StatusCode::OK, completion),
+    }
+}
+
+/// A streamed answer as the client reads it: chat SSE, or the Responses API's events (whose
+/// content type names no charset, as OpenAI's does not).
+pub(crate) fn stream_answer(body: Body, responses: Option<&Envelope>) -> http::Response<Body> {
+    let mut response = sse_response(body);
+    if responses.is_some() {
+        response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    }
+    response
 }
 
 pub(crate) fn sse_response(body: Body) -> http::Response<Body> {

@@ -2,22 +2,21 @@
 
 use std::rc::Rc;
 
-use http::StatusCode;
-
-use super::attempts::{mark, price_for, sse_response, target_span, Delivery, Upstream};
-use super::body::{json_response, read_body};
+use super::attempts::{mark, price_for, stream_answer, target_span, whole_answer, Delivery, Upstream};
+use super::body::read_body;
 use super::context::RequestContext;
 use super::guard::{guard_events, guard_whole, Guard, OutputGuard};
 use super::phases::{self, Prepared, TargetPlan};
 use super::recorder::Recorder;
 use super::resolve::{api_key, apply_body_transform, Resolved};
-use super::stream;
+use super::stream::Encoder;
 use super::{cached, chat_guard, limits};
 use crate::config::{PriceConfig, ProviderType, TransformConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::openai::{ChatRequest, StreamOptions};
 use crate::providers::{self, echo, StreamEvent, Target};
+use crate::responses::Envelope;
 use crate::trace::attrs::*;
 use crate::trace::SpanRef;
 
@@ -35,7 +34,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
     let only_cached = cached::only_if_cached(&cx.parts.headers);
     let mut response = match cached::plan(&resolved, &request, cx.principal, &cx.parts.headers) {
         None if only_cached => return Err(cached::not_cached()),
-        None => run(cx, request, &resolved, guard).await?,
+        None => run(cx, request, &resolved, (guard, None)).await?,
         Some(plan) => match cached::lookup(&**cx.host, &plan, cx.recorder).await {
             Some(entry) => {
                 let mut hit = cached::serve_hit(&**cx.host, entry, &mut request, &resolved, guard.as_ref()).await?;
@@ -46,7 +45,7 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
             None if only_cached => return Err(cached::not_cached()),
             None => {
                 let is_stream = request.is_stream();
-                let mut fresh = run(cx, request, &resolved, guard).await?;
+                let mut fresh = run(cx, request, &resolved, (guard, None)).await?;
                 if !is_stream {
                     cached::store(cx.host, plan, &fresh);
                 }
@@ -60,12 +59,13 @@ pub(crate) async fn chat_completions<H: Host + 'static>(
 }
 
 /// A parsed chat request through its resolved targets: transforms, then attempts with retries
-/// and fallbacks.
+/// and fallbacks. The answer is a chat completion, or a Responses API response for a client of
+/// that API (`responses`).
 pub(crate) async fn run<H: Host + 'static>(
     cx: &RequestContext<'_, H>,
     request: ChatRequest,
     resolved: &Resolved<'_>,
-    guard: Option<Rc<Guard<H>>>,
+    (guard, responses): (Option<Rc<Guard<H>>>, Option<&Envelope>),
 ) -> Result<http::Response<Body>, ApiError> {
     let mut request = match resolved.transform() {
         Some(transform) => transformed(request, transform)?,
@@ -81,7 +81,7 @@ pub(crate) async fn run<H: Host + 'static>(
             .include_usage = Some(true);
     }
     let output = guard.as_ref().map(|g| g as &dyn OutputGuard);
-    let mut plan = ChatPlan { cx, request, client_wants_usage, output };
+    let mut plan = ChatPlan { cx, request, client_wants_usage, output, responses };
     phases::upstream(cx, resolved, guard.as_ref(), &mut plan).await
 }
 
@@ -91,6 +91,7 @@ struct ChatPlan<'a, H: Host + 'static> {
     request: ChatRequest,
     client_wants_usage: bool,
     output: Option<&'a dyn OutputGuard>,
+    responses: Option<&'a Envelope>,
 }
 
 impl<H: Host + 'static> TargetPlan<H> for ChatPlan<'_, H> {
@@ -116,6 +117,7 @@ impl<H: Host + 'static> TargetPlan<H> for ChatPlan<'_, H> {
                 gen_span: span,
                 price,
                 output: self.output,
+                responses: self.responses,
             };
             return Prepared::Answered(echo_response(&**host, request, echo).await);
         };
@@ -127,7 +129,12 @@ impl<H: Host + 'static> TargetPlan<H> for ChatPlan<'_, H> {
     }
 
     fn delivery(&self) -> Delivery<'_> {
-        Delivery::Chat { request: &self.request, client_wants_usage: self.client_wants_usage, output: self.output }
+        Delivery::Chat {
+            request: &self.request,
+            client_wants_usage: self.client_wants_usage,
+            output: self.output,
+            responses: self.responses,
+        }
     }
 }
 
@@ -196,6 +203,7 @@ struct EchoContext<'a, H: Host + 'static> {
     gen_span: SpanRef,
     price: Option<&'a PriceConfig>,
     output: Option<&'a dyn OutputGuard>,
+    responses: Option<&'a Envelope>,
 }
 
 async fn echo_response<H: Host + 'static>(
@@ -203,7 +211,7 @@ async fn echo_response<H: Host + 'static>(
     request: &ChatRequest,
     echo: EchoContext<'_, H>,
 ) -> Result<http::Response<Body>, ApiError> {
-    let EchoContext { client_wants_usage, target, recorder, gen_span, price, output } = echo;
+    let EchoContext { client_wants_usage, target, recorder, gen_span, price, output, responses } = echo;
     debug_assert_eq!(target.provider.kind, ProviderType::Echo);
     let id = format!("chatcmpl-echo-{:016x}", host.random_u64());
     let created = host.now_millis() / 1000;
@@ -219,7 +227,7 @@ async fn echo_response<H: Host + 'static>(
             events = guard_events(events, output, target).await;
         }
         events.retain(|e| client_wants_usage || !matches!(e, StreamEvent::Chunk(c) if c.is_usage_only()));
-        sse_response(Body::Full(stream::encode_all(&events)))
+        stream_answer(Body::Full(Encoder::for_client(responses).encode_all(&events)), responses)
     } else {
         let mut completion = echo::completion(request, &target.model, &id, created);
         facts.observe(&completion);
@@ -230,7 +238,7 @@ async fn echo_response<H: Host + 'static>(
                 return Err(error);
             }
         }
-        json_response(StatusCode::OK, &completion)
+        whole_answer(&completion, responses)
     };
     recorder.completion(gen_span, &facts, price);
     recorder.end(gen_span);

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::host::{ByteStream, Host};
 use crate::openai::ChatChunk;
 use crate::providers::{ChatStreamTranslator, StreamEvent};
+use crate::responses::{Envelope, ResponsesStream};
 use crate::sse;
 use crate::stream_guard::{Decide, StreamGuard};
 use crate::trace::SpanRef;
@@ -101,33 +102,205 @@ pub fn encode(event: &StreamEvent) -> Bytes {
     match event {
         StreamEvent::Chunk(chunk) => sse::encode_data(chunk),
         StreamEvent::Done => Bytes::from_static(sse::DONE),
-        StreamEvent::Error(error) => {
-            let mut out = b"data: ".to_vec();
-            out.extend_from_slice(&error.to_json());
-            out.extend_from_slice(b"\n\n");
-            Bytes::from(out)
-        }
+        StreamEvent::Error(error) => error_event(error),
     }
 }
 
-/// Encodes a fixed list of events (answers produced in-process).
-pub fn encode_all(events: &[StreamEvent]) -> Bytes {
-    let mut out = Vec::new();
-    for event in events {
-        out.extend_from_slice(&encode(event));
-    }
+/// The chat stream's error event: the OpenAI error object as a `data:` line.
+fn error_event(error: &ApiError) -> Bytes {
+    let mut out = b"data: ".to_vec();
+    out.extend_from_slice(&error.to_json());
+    out.extend_from_slice(b"\n\n");
     Bytes::from(out)
 }
 
+/// Encodes a fixed list of events (answers produced in-process) as chat SSE.
+pub fn encode_all(events: &[StreamEvent]) -> Bytes {
+    Encoder::Chat.encode_all(events)
+}
+
+/// How the client reads its stream: chat completion chunks, or the Responses API's events
+/// (translated from the typed chunks as they are released, never from encoded chat SSE).
+pub(crate) enum Encoder {
+    Chat,
+    Responses(Box<ResponsesStream>),
+}
+
+impl Encoder {
+    /// The encoder for a client of the Responses API (`envelope`), else of chat completions.
+    pub fn for_client(responses: Option<&Envelope>) -> Encoder {
+        match responses {
+            Some(envelope) => Encoder::Responses(Box::new(ResponsesStream::new(envelope.clone()))),
+            None => Encoder::Chat,
+        }
+    }
+
+    fn chunk(&mut self, chunk: &ChatChunk) -> Vec<Bytes> {
+        match self {
+            Encoder::Chat => vec![sse::encode_data(chunk)],
+            Encoder::Responses(stream) => stream.chunk(chunk),
+        }
+    }
+
+    /// The stream's last bytes: completed, or failed with `error`.
+    fn end(&mut self, error: Option<&ApiError>) -> Bytes {
+        match (self, error) {
+            (Encoder::Chat, None) => Bytes::from_static(sse::DONE),
+            (Encoder::Chat, Some(error)) => error_event(error),
+            (Encoder::Responses(stream), None) => stream.done().concat().into(),
+            (Encoder::Responses(stream), Some(error)) => {
+                stream.error(error.code.as_deref().unwrap_or("upstream_error"), &error.message).concat().into()
+            }
+        }
+    }
+
+    /// A fixed list of events (answers produced in-process), encoded at once.
+    pub fn encode_all(mut self, events: &[StreamEvent]) -> Bytes {
+        let mut out = Vec::new();
+        for event in events {
+            match event {
+                StreamEvent::Chunk(chunk) => self.chunk(chunk).iter().for_each(|b| out.extend_from_slice(b)),
+                StreamEvent::Done => out.extend_from_slice(&self.end(None)),
+                StreamEvent::Error(error) => out.extend_from_slice(&self.end(Some(error))),
+            }
+        }
+        Bytes::from(out)
+    }
+}
+
+/// What the pure half of a client's stream releases.
+pub(crate) enum Released {
+    /// A chunk the client may have.
+    Chunk(ChatChunk),
+    /// The stream is over: completed (`None`) or failed.
+    End(Option<ApiError>),
+}
+
+/// The pure half of a client's stream: upstream bytes through the provider's translator, then
+/// the output guard (text held back, tool calls held whole), into the chunks the client may have
+/// and how the stream ends. No I/O: the async pump around it reads the upstream, records usage,
+/// asks the remote guard service and encodes.
+pub(crate) struct ClientStream {
+    translator: Option<Box<dyn ChatStreamTranslator>>,
+    guard: Option<(StreamGuard, Box<dyn Decide>)>,
+}
+
+impl ClientStream {
+    pub fn new(translator: Box<dyn ChatStreamTranslator>, guard: Option<(StreamGuard, Box<dyn Decide>)>) -> Self {
+        ClientStream { translator: Some(translator), guard }
+    }
+
+    /// Upstream bytes in; what they release out.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<Released> {
+        match self.translator.as_mut() {
+            Some(translator) => {
+                let events = translator.push(bytes);
+                self.guarded(events)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// The upstream ended.
+    pub fn finish(&mut self) -> Vec<Released> {
+        match self.translator.take() {
+            Some(translator) => self.guarded(translator.finish()),
+            None => Vec::new(),
+        }
+    }
+
+    /// The upstream broke off or stalled: what the guard holds is released first (unless it is
+    /// itself denied), then the error.
+    pub fn fail(&mut self, error: ApiError) -> Vec<Released> {
+        let mut out = Vec::new();
+        self.failed(error, &mut out);
+        out
+    }
+
+    /// Stops the stream where it is (the remote guard service refused what it released).
+    pub fn stop(&mut self) {
+        self.translator = None;
+    }
+
+    /// Whether nothing more will be released.
+    pub fn is_over(&self) -> bool {
+        self.translator.is_none()
+    }
+
+    fn guarded(&mut self, events: Vec<StreamEvent>) -> Vec<Released> {
+        let mut out = Vec::new();
+        for event in events {
+            match event {
+                StreamEvent::Chunk(chunk) => {
+                    let guarded = match self.guard.as_mut() {
+                        Some((guard, decide)) => guard.push(chunk, decide.as_mut()),
+                        None => Ok(vec![chunk]),
+                    };
+                    match guarded {
+                        Ok(chunks) => out.extend(chunks.into_iter().map(Released::Chunk)),
+                        Err(denial) => {
+                            self.guard = None;
+                            self.failed(super::guard::stream_denied(&denial), &mut out);
+                            return out;
+                        }
+                    }
+                }
+                // Nothing follows a terminal event, whatever the upstream still sends.
+                StreamEvent::Done => {
+                    if self.release_held(&mut out) {
+                        self.end(None, &mut out);
+                    }
+                    return out;
+                }
+                StreamEvent::Error(error) => {
+                    self.failed(error, &mut out);
+                    return out;
+                }
+            }
+        }
+        out
+    }
+
+    /// Releases what the guard still holds; `false` when a policy denied it (the stream is over).
+    fn release_held(&mut self, out: &mut Vec<Released>) -> bool {
+        let Some((guard, decide)) = self.guard.as_mut() else { return true };
+        match guard.finish(decide.as_mut()) {
+            Ok(chunks) => {
+                out.extend(chunks.into_iter().map(Released::Chunk));
+                true
+            }
+            Err(denial) => {
+                self.guard = None;
+                self.failed(super::guard::stream_denied(&denial), out);
+                false
+            }
+        }
+    }
+
+    fn failed(&mut self, error: ApiError, out: &mut Vec<Released>) {
+        // Text held back for the guard is delivered before the error, unless it is itself denied.
+        if self.guard.is_some() && !self.release_held(out) {
+            return;
+        }
+        self.end(Some(error), out);
+    }
+
+    fn end(&mut self, error: Option<ApiError>, out: &mut Vec<Released>) {
+        self.translator = None;
+        out.push(Released::End(error));
+    }
+}
+
+/// The async half of a client's stream: reads the upstream into the [`ClientStream`], records
+/// what it releases, holds it for the remote guard service and encodes it for the client.
 struct Translating<H: Host + 'static> {
     host: Rc<H>,
     upstream: ByteStream,
-    translator: Option<Box<dyn ChatStreamTranslator>>,
+    client: ClientStream,
+    encoder: Encoder,
     queue: VecDeque<Bytes>,
     idle_ms: u64,
     trace: StreamTrace<H>,
-    /// Output guardrails, when output policies are in scope.
-    guard: Option<(StreamGuard, Box<dyn Decide>)>,
     /// The remote guard service, asked about each window of released output before it leaves.
     gate: Option<Gate>,
 }
@@ -158,11 +331,10 @@ struct Window {
 const WINDOW_MAX_BYTES: usize = 64 * 1024;
 
 impl Gate {
-    fn hold(&mut self, chunk: &ChatChunk) {
-        let event = sse::encode_data(chunk);
+    fn hold(&mut self, chunk: &ChatChunk, events: Vec<Bytes>) {
         self.open.texts.add_chunk(chunk);
-        self.open.bytes += event.len();
-        self.open.events.push(event);
+        self.open.bytes += events.iter().map(Bytes::len).sum::<usize>();
+        self.open.events.extend(events);
         if self.open.texts.chars() >= self.remote.window_chars || self.open.bytes >= WINDOW_MAX_BYTES {
             self.closed.push_back(std::mem::take(&mut self.open));
         }
@@ -184,25 +356,33 @@ impl Gate {
 }
 
 impl<H: Host + 'static> Translating<H> {
-    fn deliver(&mut self, chunks: Vec<ChatChunk>) {
-        for chunk in chunks {
-            if let Some(chunk) = self.trace.filter(chunk) {
-                match self.gate.as_mut() {
-                    Some(gate) => gate.hold(&chunk),
-                    None => self.queue.push_back(sse::encode_data(&chunk)),
-                }
+    fn take(&mut self, released: Vec<Released>) {
+        for released in released {
+            match released {
+                Released::Chunk(chunk) => self.deliver(chunk),
+                Released::End(error) => self.end(error),
             }
         }
     }
 
-    /// The stream's last bytes (`[DONE]` or an error event): after any output still held for the
-    /// remote guard service, and the trace closed once that output is decided.
-    fn end(&mut self, bytes: Bytes, error: Option<String>) {
-        self.translator = None;
+    fn deliver(&mut self, chunk: ChatChunk) {
+        let Some(chunk) = self.trace.filter(chunk) else { return };
+        let events = self.encoder.chunk(&chunk);
         match self.gate.as_mut() {
-            Some(gate) if gate.holds_anything() => gate.ending = Some((bytes, error)),
+            Some(gate) => gate.hold(&chunk, events),
+            None => self.queue.extend(events),
+        }
+    }
+
+    /// The stream's last bytes (completed, or the error): after any output still held for the
+    /// remote guard service, and the trace closed once that output is decided.
+    fn end(&mut self, error: Option<ApiError>) {
+        let message = error.as_ref().map(|e| e.message.clone());
+        let bytes = self.encoder.end(error.as_ref());
+        match self.gate.as_mut() {
+            Some(gate) if gate.holds_anything() => gate.ending = Some((bytes, message)),
             _ => {
-                self.trace.finish(error.as_deref());
+                self.trace.finish(message.as_deref());
                 self.queue.push_back(bytes);
             }
         }
@@ -224,109 +404,44 @@ impl<H: Host + 'static> Translating<H> {
             }
             Err(error) => {
                 self.gate = None;
-                self.translator = None;
+                self.client.stop();
                 self.trace.finish(Some(&error.message));
-                self.queue.push_back(encode(&StreamEvent::Error(error)));
+                let bytes = self.encoder.end(Some(&error));
+                self.queue.push_back(bytes);
             }
         }
-    }
-
-    /// Releases what the guard still holds; `false` when a policy denied it (the stream is over).
-    fn release_held(&mut self) -> bool {
-        let Some((guard, decide)) = self.guard.as_mut() else { return true };
-        match guard.finish(decide.as_mut()) {
-            Ok(chunks) => {
-                self.deliver(chunks);
-                true
-            }
-            Err(denial) => {
-                self.guard = None;
-                self.fail(super::guard::stream_denied(&denial));
-                false
-            }
-        }
-    }
-
-    fn emit(&mut self, events: Vec<StreamEvent>) {
-        for event in events {
-            match event {
-                StreamEvent::Chunk(chunk) => {
-                    let guarded = match self.guard.as_mut() {
-                        Some((guard, decide)) => guard.push(chunk, decide.as_mut()),
-                        None => Ok(vec![chunk]),
-                    };
-                    match guarded {
-                        Ok(chunks) => self.deliver(chunks),
-                        Err(denial) => {
-                            self.guard = None;
-                            return self.fail(super::guard::stream_denied(&denial));
-                        }
-                    }
-                }
-                // Nothing follows a terminal event, whatever the upstream still sends.
-                StreamEvent::Done => {
-                    if !self.release_held() {
-                        return;
-                    }
-                    return self.end(Bytes::from_static(sse::DONE), None);
-                }
-                StreamEvent::Error(error) => return self.fail(error),
-            }
-        }
-    }
-
-    fn fail(&mut self, error: ApiError) {
-        // Text held back for the guard is delivered before the error, unless it is itself denied.
-        if self.guard.is_some() && !self.release_held() {
-            return;
-        }
-        let message = error.message.clone();
-        self.end(encode(&StreamEvent::Error(error)), Some(message));
     }
 
     /// Whether the held window is to be asked about now.
     fn gate_due(&self) -> bool {
-        self.gate.as_ref().is_some_and(|g| g.due(self.translator.is_none()))
+        self.gate.as_ref().is_some_and(|g| g.due(self.client.is_over()))
     }
 
-    /// Pulls one upstream chunk (or its end, or a fault) through the translator.
+    /// Pulls one upstream chunk (or its end, or a fault) through the client stream.
     async fn pull_upstream(&mut self) {
-        let next = with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await;
-        match next {
-            Some(Some(Ok(bytes))) => {
-                if let Some(t) = self.translator.as_mut() {
-                    let events = t.push(&bytes);
-                    self.emit(events);
-                }
-            }
-            Some(None) => {
-                if let Some(t) = self.translator.take() {
-                    let events = t.finish();
-                    self.emit(events);
-                }
-            }
+        let released = match with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await {
+            Some(Some(Ok(bytes))) => self.client.push(&bytes),
+            Some(None) => self.client.finish(),
             Some(Some(Err(e))) => {
                 self.trace.upstream_fault(&e);
-                self.fail(upstream_fault(Reading::Stream, Some(&e), self.idle_ms));
+                self.client.fail(upstream_fault(Reading::Stream, Some(&e), self.idle_ms))
             }
-            None => self.fail(upstream_fault(Reading::Stream, None, self.idle_ms)),
-        }
+            None => self.client.fail(upstream_fault(Reading::Stream, None, self.idle_ms)),
+        };
+        self.take(released);
     }
 }
 
 /// The client-facing body: translated SSE, flushed as each upstream chunk is translated.
 pub(crate) fn translate<H: Host + 'static>(
-    host: Rc<H>,
-    upstream: ByteStream,
-    translator: Box<dyn ChatStreamTranslator>,
-    idle_ms: u64,
+    (host, upstream, idle_ms): (Rc<H>, ByteStream, u64),
+    client: ClientStream,
+    encoder: Encoder,
     trace: StreamTrace<H>,
-    guard: Option<(StreamGuard, Box<dyn Decide>)>,
     remote: Option<RemoteOutput>,
 ) -> ByteStream {
     let gate = remote.map(|remote| Gate { remote, closed: VecDeque::new(), open: Window::default(), ending: None });
-    let translator = Some(translator);
-    pump(Translating { host, upstream, translator, queue: VecDeque::new(), idle_ms, trace, guard, gate })
+    pump(Translating { host, upstream, client, encoder, queue: VecDeque::new(), idle_ms, trace, gate })
 }
 
 /// A body produced by pulling: each pull may queue bytes for the client.
@@ -372,7 +487,7 @@ impl<H: Host + 'static> Pull for Translating<H> {
     }
 
     fn done(&self) -> bool {
-        self.translator.is_none() && !self.gate_due()
+        self.client.is_over() && !self.gate_due()
     }
 
     async fn pull(&mut self) {

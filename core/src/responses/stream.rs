@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::output::{function_call_item, message_item, reasoning_item, refusal_part, text_part, Envelope, Outcome};
 use super::set;
+use crate::openai::ChatChunk;
 use crate::sse::SseParser;
 
 /// One output item while it streams.
@@ -119,34 +120,72 @@ impl ResponsesStream {
         if data == "[DONE]" {
             return self.complete(out);
         }
-        let chunk: Value = match serde_json::from_str(data) {
+        let chunk: ChatChunk = match serde_json::from_str(data) {
             Ok(chunk) => chunk,
             Err(e) => return self.fail("stream_error", &format!("unreadable stream chunk: {e}"), out),
         };
-        if let Some(error) = chunk.get("error") {
+        if let Some(error) = chunk.rest.get("error") {
             let code = error["code"].as_str().unwrap_or("upstream_error").to_owned();
             let message = error["message"].as_str().unwrap_or("the upstream stream failed").to_owned();
             return self.fail(&code, &message, out);
         }
-        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+        self.on_chunk(&chunk, out);
+    }
+
+    /// One chat chunk, typed (the gateway's own stream, never encoded as chat SSE on the way);
+    /// returns the Responses events it completes, encoded.
+    #[must_use]
+    pub fn chunk(&mut self, chunk: &ChatChunk) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        if !self.ended {
+            self.on_chunk(chunk, &mut out);
+        }
+        out
+    }
+
+    /// The chat stream completed (`[DONE]`): every item closed, then the response.
+    #[must_use]
+    pub fn done(&mut self) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        if !self.ended {
+            self.complete(&mut out);
+        }
+        out
+    }
+
+    /// The chat stream failed: `error`, then `response.failed`.
+    #[must_use]
+    pub fn error(&mut self, code: &str, message: &str) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        if !self.ended {
+            self.fail(code, message, &mut out);
+        }
+        out
+    }
+
+    fn on_chunk(&mut self, chunk: &ChatChunk, out: &mut Vec<Bytes>) {
+        if let Some(usage) = chunk.usage.as_ref().filter(|u| u.is_object()) {
             self.usage = Some(usage.clone());
         }
-        let Some(choice) = chunk.pointer("/choices/0") else { return };
-        let delta = &choice["delta"];
-        if let Some(text) = delta["reasoning_content"].as_str().filter(|t| !t.is_empty()) {
+        let Some(choice) = chunk.choices.first() else { return };
+        let text = |field: &str| choice.delta.get(field).and_then(Value::as_str).filter(|t| !t.is_empty());
+        if let Some(text) = text("reasoning_content") {
             self.reasoning_delta(text, out);
         }
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(text) = text("content") {
             self.message_delta(PartKind::Text, text, out);
         }
-        if let Some(text) = delta["refusal"].as_str().filter(|t| !t.is_empty()) {
+        if let Some(text) = text("refusal") {
             self.message_delta(PartKind::Refusal, text, out);
         }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        for call in choice.delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
             self.call_delta(call, out);
         }
-        if let Some(reason) = choice["finish_reason"].as_str() {
-            self.finish_reason = Some(reason.to_owned());
+        if let Some(reason) = &choice.finish_reason {
+            self.finish_reason = Some(reason.clone());
         }
     }
 
