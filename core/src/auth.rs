@@ -1,10 +1,10 @@
 //! Gateway API keys: the caller presents a key, the config holds its SHA-256.
 
-use http::HeaderMap;
+use http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, PrincipalConfig};
-use crate::error::ApiError;
+use crate::error::{Blame, PhaseError};
 
 /// Lowercase hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -56,18 +56,38 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
     bearer(headers)
 }
 
-/// Maps the presented key to its principal, or answers 401.
-pub fn authenticate<'c>(config: &'c Config, headers: &HeaderMap) -> Result<&'c PrincipalConfig, ApiError> {
-    let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or_else(|| {
-        ApiError::unauthorized("missing gateway API key: send `Authorization: Bearer <key>` or `x-gateway-key`")
-    })?;
+/// Why a request has no principal: a 401, the client's to mend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing gateway API key: send `Authorization: Bearer <key>` or `x-gateway-key`")]
+    Missing,
+    #[error("invalid gateway API key")]
+    Invalid,
+}
+
+impl PhaseError for AuthError {
+    fn status(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        ("authentication_error", Some("invalid_api_key"))
+    }
+}
+
+/// Maps the presented key to its principal.
+pub fn authenticate<'c>(config: &'c Config, headers: &HeaderMap) -> Result<&'c PrincipalConfig, AuthError> {
+    let key = presented_key(headers).filter(|k| !k.is_empty()).ok_or(AuthError::Missing)?;
     let hash = hash_key(key);
-    key_with_hash(config, &hash).map(|k| &k.principal).ok_or_else(|| ApiError::unauthorized("invalid gateway API key"))
+    key_with_hash(config, &hash).map(|k| &k.principal).ok_or(AuthError::Invalid)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ApiError;
 
     fn config() -> Config {
         let doc = format!(
@@ -100,10 +120,10 @@ mod tests {
     #[test]
     fn missing_and_wrong_keys_are_401() {
         let cfg = config();
-        assert_eq!(authenticate(&cfg, &HeaderMap::new()).unwrap_err().status, 401);
+        assert_eq!(ApiError::from(authenticate(&cfg, &HeaderMap::new()).unwrap_err()).status, 401);
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer nope".parse().unwrap());
-        let err = authenticate(&cfg, &headers).unwrap_err();
+        let err = ApiError::from(authenticate(&cfg, &headers).unwrap_err());
         assert_eq!(err.status, 401);
         assert_eq!(err.message, "invalid gateway API key");
     }

@@ -26,6 +26,40 @@ impl Blame {
     }
 }
 
+/// What a phase of the pipeline failed with, in its own terms (`auth::AuthError`,
+/// `pipeline::resolve::ResolveError`, ...): each knows its status and who is to blame. Its shape
+/// on the wire is made in one place, the conversion into [`ApiError`] below; the MCP proxy's
+/// JSON-RPC shape is made from that (`pipeline::mcp::api_error`).
+pub trait PhaseError: std::fmt::Display {
+    fn status(&self) -> StatusCode;
+    fn blame(&self) -> Blame;
+    /// OpenAI's `type` and `code` for it.
+    fn kind(&self) -> (&'static str, Option<&'static str>);
+    /// The request field it is about, if any.
+    fn param(&self) -> Option<String> {
+        None
+    }
+    /// Headers the client gets with it (`retry-after`, `x-ratelimit-*`).
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+}
+
+impl<E: PhaseError> From<E> for ApiError {
+    fn from(error: E) -> Self {
+        let (kind, code) = error.kind();
+        ApiError {
+            status: error.status(),
+            message: error.to_string(),
+            kind: Cow::Borrowed(kind),
+            param: error.param(),
+            code: code.map(str::to_owned),
+            headers: error.headers().into_boxed_slice(),
+            blame: error.blame(),
+        }
+    }
+}
+
 /// An error answered in the OpenAI error shape.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {kind}: {message}")]
@@ -38,6 +72,8 @@ pub struct ApiError {
     pub code: Option<String>,
     /// Headers sent with the error (`retry-after` and `x-ratelimit-*` on a 429).
     pub headers: Box<[(&'static str, String)]>,
+    /// Who it is down to: said by the phase that failed, or by the constructor used.
+    pub blame: Blame,
 }
 
 #[derive(Serialize)]
@@ -56,14 +92,21 @@ struct ErrorFields<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            message: message.into(),
-            kind: kind.into(),
-            param: None,
-            code: None,
-            headers: Box::default(),
-        }
+        let kind = kind.into();
+        let blame = match &*kind {
+            "upstream_error" => Blame::Upstream,
+            "gateway_error" => Blame::Gateway,
+            _ if status.is_server_error() => Blame::Upstream,
+            _ => Blame::Client,
+        };
+        ApiError { status, message: message.into(), kind, param: None, code: None, headers: Box::default(), blame }
+    }
+
+    /// The same error, put down to `blame`.
+    #[must_use]
+    pub fn blamed(mut self, blame: Blame) -> Self {
+        self.blame = blame;
+        self
     }
 
     #[must_use]
@@ -120,12 +163,7 @@ impl ApiError {
     }
 
     pub fn blame(&self) -> Blame {
-        match &*self.kind {
-            "upstream_error" => Blame::Upstream,
-            "gateway_error" => Blame::Gateway,
-            _ if self.status.is_server_error() => Blame::Upstream,
-            _ => Blame::Client,
-        }
+        self.blame
     }
 
     /// The JSON body `{"error": {...}}`.

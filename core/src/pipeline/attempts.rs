@@ -7,7 +7,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 
-use super::body::{json_response, read_whole, upstream_fault, with_timeout, ReadError, Reading};
+use super::body::{json_response, read_whole, upstream_fault, with_timeout, ReadError, Reading, UpstreamError};
 use super::context::RequestContext;
 use super::guard::{guard_whole, OutputGuard};
 use super::recorder::Recorder;
@@ -250,7 +250,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
     async fn attempt(&self, span: SpanRef) -> Result<Tried, Failure> {
         let (host, recorder, target) = (self.cx.host, self.cx.recorder, self.target);
         let Some(mut upstream) = self.upstream.next() else {
-            let error = ApiError::bad_gateway("a streamed upload cannot be sent twice");
+            let error = ApiError::from(UpstreamError::UploadSpent);
             self.attempt_failed(span, &error);
             return Err(Failure::Exhausted(error));
         };
@@ -272,23 +272,19 @@ impl<H: Host + 'static> Attempts<'_, H> {
             Some(Ok(response)) => self.upstream_error(response, span).await,
             Some(Err(fault @ FetchError::Invalid(_))) => {
                 recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
-                let error = ApiError::unavailable(format!(
-                    "the runtime refused the request to provider `{}`",
-                    target.provider_name
-                ));
+                let error = UpstreamError::RuntimeRefused(target.provider_name.to_owned()).into();
                 self.attempt_failed(span, &error);
                 Err(Failure::Final(error))
             }
             Some(Err(fault @ FetchError::Connect(_))) => {
                 recorder.set(span, GATEWAY_UPSTREAM_ERROR_DETAIL, fault.detail());
-                let error = ApiError::bad_gateway(format!("cannot reach provider `{}`: {fault}", target.provider_name));
+                let provider = target.provider_name.to_owned();
+                let error = UpstreamError::Unreachable { provider, detail: fault.to_string() }.into();
                 Ok(Tried::Failed(error, None))
             }
             None => {
-                let message = format!("provider `{}` sent no response within {first_byte_ms} ms", target.provider_name);
-                let error =
-                    ApiError::new(StatusCode::GATEWAY_TIMEOUT, "upstream_error", message).with_code("upstream_timeout");
-                Ok(Tried::Failed(error, None))
+                let provider = target.provider_name.to_owned();
+                Ok(Tried::Failed(UpstreamError::NoResponse { provider, ms: first_byte_ms }.into(), None))
             }
         }
     }
@@ -397,9 +393,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
         let idle = self.cx.config.timeouts.idle_ms;
         match read_whole(&**self.cx.host, response.into_body(), limit, idle).await {
             Ok(body) => Ok(body),
-            Err(ReadError::TooLarge) => {
-                Err(Undelivered::GiveUp(ApiError::bad_gateway(format!("the upstream response exceeds {limit} bytes"))))
-            }
+            Err(ReadError::TooLarge) => Err(Undelivered::GiveUp(UpstreamError::TooLarge(limit).into())),
             Err(ReadError::Broken(e)) => Err(Undelivered::Retry(upstream_fault(Reading::Whole, Some(&e), idle))),
             Err(ReadError::Stalled) => Err(Undelivered::Retry(upstream_fault(Reading::Whole, None, idle))),
         }

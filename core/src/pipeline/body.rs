@@ -8,7 +8,7 @@ use futures::future::{select, Either};
 use http::{HeaderValue, StatusCode};
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::host::{Body, Host};
 
 /// Resolves `fut`, or `None` once `millis` have passed.
@@ -63,6 +63,37 @@ pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> htt
     response
 }
 
+/// Why a client's request body could not be read: the client's to mend.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RequestBodyError {
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("the request body could not be read: {0}")]
+    Broken(String),
+    #[error("the request body stalled for more than {0} ms")]
+    Stalled(u64),
+}
+
+impl PhaseError for RequestBodyError {
+    fn status(&self) -> StatusCode {
+        match self {
+            RequestBodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestBodyError::Broken(_) => StatusCode::BAD_REQUEST,
+            RequestBodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            RequestBodyError::TooLarge(_) => ("invalid_request_error", Some("request_too_large")),
+            RequestBodyError::Broken(_) => ("invalid_request_error", None),
+            RequestBodyError::Stalled(_) => ("invalid_request_error", Some("request_timeout")),
+        }
+    }
+}
+
 /// Reads a request body, refusing more than `limits.max_request_bytes` (413) before reading it all.
 pub(crate) async fn read_body<H: Host>(
     host: &H,
@@ -71,32 +102,20 @@ pub(crate) async fn read_body<H: Host>(
     body: Body,
 ) -> Result<Bytes, ApiError> {
     let limit = config.limits.max_request_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("request body exceeds {limit} bytes"),
-        )
-        .with_code("request_too_large")
-    };
     let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(RequestBodyError::TooLarge(limit).into());
     }
-    read_whole(host, body, limit, config.timeouts.idle_ms).await.map_err(|e| match e {
-        ReadError::TooLarge => too_large(),
-        ReadError::Broken(e) => ApiError::invalid_request(format!("the request body could not be read: {e}")),
-        ReadError::Stalled => ApiError::new(
-            StatusCode::REQUEST_TIMEOUT,
-            "invalid_request_error",
-            format!("the request body stalled for more than {} ms", config.timeouts.idle_ms),
-        )
-        .with_code("request_timeout"),
-    })
+    let read = read_whole(host, body, limit, config.timeouts.idle_ms).await.map_err(|e| match e {
+        ReadError::TooLarge => RequestBodyError::TooLarge(limit),
+        ReadError::Broken(e) => RequestBodyError::Broken(e.to_string()),
+        ReadError::Stalled => RequestBodyError::Stalled(config.timeouts.idle_ms),
+    });
+    Ok(read?)
 }
 
 /// How an upstream body was being read when it failed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reading {
     /// Passed to the client as it came: the failure ends the client's stream.
     Stream,
@@ -104,25 +123,74 @@ pub(crate) enum Reading {
     Whole,
 }
 
+/// Why an upstream gave no usable answer: the upstream's fault, but for the runtime refusing
+/// to send (the gateway's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UpstreamError {
+    #[error("provider `{provider}` sent no response within {ms} ms")]
+    NoResponse { provider: String, ms: u64 },
+    #[error("cannot reach provider `{provider}`: {detail}")]
+    Unreachable { provider: String, detail: String },
+    #[error("the runtime refused the request to provider `{0}`")]
+    RuntimeRefused(String),
+    #[error("the upstream response exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("a streamed upload cannot be sent twice")]
+    UploadSpent,
+    /// The body broke off: `detail` is the runtime's fixed words for it.
+    #[error("the upstream {} broke off: {detail}", reading_name(*.reading))]
+    BrokeOff { reading: Reading, detail: String },
+    #[error("the upstream {} stalled for more than {ms} ms", stalled_name(*.reading))]
+    Stalled { reading: Reading, ms: u64 },
+}
+
+fn reading_name(reading: Reading) -> &'static str {
+    match reading {
+        Reading::Stream => "stream",
+        Reading::Whole => "response",
+    }
+}
+
+fn stalled_name(reading: Reading) -> &'static str {
+    match reading {
+        Reading::Stream => "stream",
+        Reading::Whole => "response body",
+    }
+}
+
+impl PhaseError for UpstreamError {
+    fn status(&self) -> StatusCode {
+        match self {
+            UpstreamError::NoResponse { .. } | UpstreamError::Stalled { .. } => StatusCode::GATEWAY_TIMEOUT,
+            UpstreamError::RuntimeRefused(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            UpstreamError::RuntimeRefused(_) => Blame::Gateway,
+            _ => Blame::Upstream,
+        }
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        let code = match self {
+            UpstreamError::RuntimeRefused(_) => return ("gateway_error", Some("gateway_unavailable")),
+            UpstreamError::NoResponse { .. } | UpstreamError::Stalled { reading: Reading::Whole, .. } => {
+                "upstream_timeout"
+            }
+            UpstreamError::Stalled { reading: Reading::Stream, .. } => "stream_timeout",
+            UpstreamError::BrokeOff { reading: Reading::Stream, .. } => "stream_interrupted",
+            _ => "upstream_error",
+        };
+        ("upstream_error", Some(code))
+    }
+}
+
 /// The one mapping from an upstream body's fault to the client's error: `broken` is the
 /// runtime's fixed words for a break (`None`: nothing arrived within `idle_ms`).
 pub(crate) fn upstream_fault(reading: Reading, broken: Option<&dyn std::fmt::Display>, idle_ms: u64) -> ApiError {
-    match (broken, reading) {
-        (Some(e), Reading::Stream) => {
-            ApiError::bad_gateway(format!("the upstream stream broke off: {e}")).with_code("stream_interrupted")
-        }
-        (Some(e), Reading::Whole) => ApiError::bad_gateway(format!("the upstream response broke off: {e}")),
-        (None, _) => ApiError::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "upstream_error",
-            match reading {
-                Reading::Stream => format!("the upstream stream stalled for more than {idle_ms} ms"),
-                Reading::Whole => format!("the upstream response body stalled for more than {idle_ms} ms"),
-            },
-        )
-        .with_code(match reading {
-            Reading::Stream => "stream_timeout",
-            Reading::Whole => "upstream_timeout",
-        }),
+    match broken {
+        Some(e) => UpstreamError::BrokeOff { reading, detail: e.to_string() }.into(),
+        None => UpstreamError::Stalled { reading, ms: idle_ms }.into(),
     }
 }

@@ -11,7 +11,7 @@ use super::context::RequestContext;
 use super::recorder::Recorder;
 use super::resolve::Resolved;
 use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig, RouteConfig};
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::host::{Body, Host, LogLevel};
 use crate::ratelimit::{self, Admission, LimitStep, Quota};
 use crate::trace::attrs::*;
@@ -176,23 +176,17 @@ pub(crate) async fn admit<H: Host + 'static>(
         let tokens = i64::try_from(estimate).unwrap_or(i64::MAX);
         if let Some(per_minute) = limiter.quota.tokens_per_minute.filter(|limit| estimate > *limit) {
             refund(host, &admitted);
-            let message = format!(
-                "request too large for {}: an estimated {estimate} tokens, and the limit is {per_minute} tokens per minute",
-                limiter.label
-            );
             recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "too_large");
             recorder.end(span);
-            // No `Retry-After`: waiting does not make the request fit.
-            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "tokens", message)
-                .with_code("rate_limit_exceeded")
-                .with_headers(vec![("x-ratelimit-limit-tokens", per_minute.to_string())]));
+            let label = limiter.label.clone();
+            return Err(LimitError::TooLarge { label, estimate, per_minute }.into());
         }
         let Some(admission) = ask(&**host, limiter, tokens, (recorder, span)).await else { continue };
         if !admission.allowed {
             refund(host, &admitted);
             recorder.set(span, GATEWAY_RATELIMIT_OUTCOME, "refused");
             recorder.end(span);
-            return Err(refused(limiter, &admission));
+            return Err(refused(limiter, &admission).into());
         }
         admitted.push((limiter, admission, tokens));
     }
@@ -235,8 +229,42 @@ async fn ask<H: Host + 'static>(
     None
 }
 
+/// Why a request is not admitted: a 429, the client's (its key's or route's quota).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LimitError {
+    /// Larger than a token quota allows at all: no `Retry-After`, waiting does not make it fit.
+    #[error(
+        "request too large for {label}: an estimated {estimate} tokens, and the limit is {per_minute} tokens per minute"
+    )]
+    TooLarge { label: String, estimate: u64, per_minute: u64 },
+    /// A quota ran out: which (`requests` or `tokens`), and when to come back.
+    #[error("rate limit reached for {label}: {quota}; retry after {seconds} s")]
+    Exhausted { label: String, kind: &'static str, quota: String, seconds: u64, headers: Vec<(&'static str, String)> },
+}
+
+impl PhaseError for LimitError {
+    fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            LimitError::TooLarge { .. } => ("tokens", Some("rate_limit_exceeded")),
+            LimitError::Exhausted { kind, .. } => (kind, Some("rate_limit_exceeded")),
+        }
+    }
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            LimitError::TooLarge { per_minute, .. } => vec![("x-ratelimit-limit-tokens", per_minute.to_string())],
+            LimitError::Exhausted { headers, .. } => headers.clone(),
+        }
+    }
+}
+
 /// The 429 for a refusal: which quota ran out, and when to come back.
-fn refused(limiter: &Limiter, admission: &Admission) -> ApiError {
+fn refused(limiter: &Limiter, admission: &Admission) -> LimitError {
     let requests_out = admission.requests.is_some_and(|w| w.remaining == 0);
     let (kind, quota) = match (requests_out, limiter.quota.requests_per_minute, limiter.quota.tokens_per_minute) {
         (true, Some(rpm), _) | (false, Some(rpm), None) => ("requests", format!("{rpm} requests per minute")),
@@ -244,10 +272,8 @@ fn refused(limiter: &Limiter, admission: &Admission) -> ApiError {
         (_, None, None) => ("requests", "its quota".to_owned()),
     };
     let seconds = admission.retry_after_ms.div_ceil(1000).max(1);
-    let message = format!("rate limit reached for {}: {quota}; retry after {seconds} s", limiter.label);
-    ApiError::new(StatusCode::TOO_MANY_REQUESTS, kind, message)
-        .with_code("rate_limit_exceeded")
-        .with_headers(ratelimit::headers(admission))
+    let headers = ratelimit::headers(admission);
+    LimitError::Exhausted { label: limiter.label.clone(), kind, quota, seconds, headers }
 }
 
 /// Of several admissions, per quota the window with the least left: what the client can count on.

@@ -33,10 +33,10 @@ pub(crate) fn authenticate<'c, H: Host + 'static>(
             recorder.set(span, GATEWAY_PRINCIPAL_KIND, format!("{:?}", p.kind).to_lowercase());
             recorder.set(recorder.root(), GATEWAY_PRINCIPAL_ID, p.id.as_str());
         }
-        Err(e) => recorder.fail(span, e.message.clone()),
+        Err(e) => recorder.fail(span, e.to_string()),
     }
     recorder.end(span);
-    principal
+    Ok(principal?)
 }
 
 /// Phase 2: a model name (or the route in the path) to its targets, on a `resolve` span, once the
@@ -59,10 +59,10 @@ pub(crate) fn resolve<'c, H: Host + 'static>(
             let names = resolved.targets.iter().map(|t| format!("{}/{}", t.provider_name, t.model)).collect::<Vec<_>>();
             recorder.set(span, GATEWAY_TARGETS, names);
         }
-        Err(e) => recorder.fail(span, e.message.clone()),
+        Err(e) => recorder.fail(span, e.to_string()),
     }
     recorder.end(span);
-    resolved
+    Ok(resolved?)
 }
 
 /// Phase 3: the route's and the key's quotas: over one, a 429 before anything else runs. `None` counts

@@ -4,7 +4,7 @@
 use http::StatusCode;
 
 use crate::config::{Config, HeaderEdits, RouteConfig, TransformConfig};
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::host::Host;
 use crate::providers::Target;
 use crate::retry::RetryPolicy;
@@ -17,26 +17,69 @@ pub(crate) fn check_access(
     route: Option<&str>,
     model: &str,
     principal: &crate::config::PrincipalConfig,
-) -> Result<(), ApiError> {
+) -> Result<(), ResolveError> {
     let key = config.keys.iter().find(|k| std::ptr::eq(&k.principal, principal));
-    let refused = |message: String| {
-        ApiError::new(StatusCode::FORBIDDEN, "permission_error", message)
-            .with_param("model")
-            .with_code("model_not_allowed")
-    };
     if let Some(name) = route.or_else(|| config.routes.contains_key(model).then_some(model)) {
         return match key.is_none_or(|k| k.allows_route(name)) {
             true => Ok(()),
-            false => Err(refused(format!("this key may not use the route `{name}`"))),
+            false => Err(ResolveError::RouteNotAllowed(name.to_owned())),
         };
     }
     let provider = model.split_once('/').map_or(model, |(p, _)| p);
     if config.providers.get(provider).is_some_and(|p| !p.direct) {
-        return Err(refused(format!("provider `{provider}` is reachable only through routes")));
+        return Err(ResolveError::RoutesOnly(provider.to_owned()));
     }
     match key.is_none_or(|k| k.allows_model(model)) {
         true => Ok(()),
-        false => Err(refused(format!("this key may not call `{model}` directly"))),
+        false => Err(ResolveError::ModelNotAllowed(model.to_owned())),
+    }
+}
+
+/// Why a model name (or route) gives no target the caller may use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ResolveError {
+    #[error("this key may not use the route `{0}`")]
+    RouteNotAllowed(String),
+    #[error("provider `{0}` is reachable only through routes")]
+    RoutesOnly(String),
+    #[error("this key may not call `{0}` directly")]
+    ModelNotAllowed(String),
+    #[error("unknown route `{0}`")]
+    UnknownRoute(String),
+    #[error("model `{0}` is neither a route nor `provider/model` (e.g. `openai/gpt-4o`)")]
+    NotAModel(String),
+    #[error("unknown provider `{provider}` in model `{model}`")]
+    UnknownProvider { provider: String, model: String },
+    #[error("model `{model}` is not enabled for provider `{provider}`")]
+    ModelNotEnabled { provider: String, model: String },
+}
+
+impl PhaseError for ResolveError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ResolveError::RouteNotAllowed(_) | ResolveError::RoutesOnly(_) | ResolveError::ModelNotAllowed(_) => {
+                StatusCode::FORBIDDEN
+            }
+            _ => StatusCode::NOT_FOUND,
+        }
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            ResolveError::RouteNotAllowed(_) | ResolveError::RoutesOnly(_) | ResolveError::ModelNotAllowed(_) => {
+                ("permission_error", Some("model_not_allowed"))
+            }
+            ResolveError::UnknownRoute(_) => ("invalid_request_error", Some("not_found")),
+            _ => ("invalid_request_error", Some("model_not_found")),
+        }
+    }
+    fn param(&self) -> Option<String> {
+        match self {
+            ResolveError::UnknownRoute(_) => None,
+            _ => Some("model".into()),
+        }
     }
 }
 
@@ -78,7 +121,7 @@ pub(crate) fn resolve<'c>(
     route: Option<&str>,
     model: &str,
     random: u64,
-) -> Result<Resolved<'c>, ApiError> {
+) -> Result<Resolved<'c>, ResolveError> {
     let route_name = route.or_else(|| config.routes.contains_key(model).then_some(model));
     let Some(name) = route_name else {
         return Ok(Resolved {
@@ -87,8 +130,7 @@ pub(crate) fn resolve<'c>(
             route: None,
         });
     };
-    let (name, route) =
-        config.routes.get_key_value(name).ok_or_else(|| ApiError::not_found(format!("unknown route `{name}`")))?;
+    let (name, route) = config.routes.get_key_value(name).ok_or_else(|| ResolveError::UnknownRoute(name.to_owned()))?;
     let policy = RetryPolicy::new(route.retry.clone().unwrap_or_else(|| config.retry.clone()));
     if let Some(upstream) = &route.upstream {
         // A route of kind `custom`: its own raw upstream, named after the route.
@@ -142,24 +184,16 @@ pub(crate) fn apply_header_edits(headers: &mut http::HeaderMap, edits: &HeaderEd
     }
 }
 
-fn model_not_found(message: String) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "invalid_request_error", message)
-        .with_param("model")
-        .with_code("model_not_found")
-}
-
-fn target<'c>(config: &'c Config, model: &str) -> Result<Target<'c>, ApiError> {
+fn target<'c>(config: &'c Config, model: &str) -> Result<Target<'c>, ResolveError> {
     let Some((name, id)) = model.split_once('/').filter(|(p, m)| !p.is_empty() && !m.is_empty()) else {
-        return Err(model_not_found(format!(
-            "model `{model}` is neither a route nor `provider/model` (e.g. `openai/gpt-4o`)"
-        )));
+        return Err(ResolveError::NotAModel(model.to_owned()));
     };
     let (provider_name, provider) = config
         .providers
         .get_key_value(name)
-        .ok_or_else(|| model_not_found(format!("unknown provider `{name}` in model `{model}`")))?;
+        .ok_or_else(|| ResolveError::UnknownProvider { provider: name.to_owned(), model: model.to_owned() })?;
     if !provider.models.is_empty() && !provider.models.iter().any(|m| m == id) {
-        return Err(model_not_found(format!("model `{id}` is not enabled for provider `{name}`")));
+        return Err(ResolveError::ModelNotEnabled { provider: name.to_owned(), model: id.to_owned() });
     }
     Ok(Target { provider_name, provider, model: id.to_owned() })
 }
