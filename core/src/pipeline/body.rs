@@ -137,6 +137,8 @@ pub(crate) enum UpstreamError {
     TooLarge(usize),
     #[error("a streamed upload cannot be sent twice")]
     UploadSpent,
+    #[error("the upload streamed to an earlier target; it cannot be sent again")]
+    UploadStreamedEarlier,
     /// The body broke off: `detail` is the runtime's fixed words for it.
     #[error("the upstream {} broke off: {detail}", reading_name(*.reading))]
     BrokeOff { reading: Reading, detail: String },

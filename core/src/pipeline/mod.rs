@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::config::{Config, CONFIG_KV_KEY};
 use crate::config_cache::{ConfigCache, Loaded};
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::host::{Body, Host, LogLevel};
 use crate::origin;
 use crate::providers::Operation;
@@ -81,8 +81,7 @@ fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError
     let metadata = trimmed.strip_prefix(mcp::oauth::METADATA_PREFIX).and_then(|p| p.strip_prefix("/mcp/"));
     if let Some(slug) = metadata.filter(|s| !s.is_empty() && !s.contains('/')) {
         if *method != Method::GET {
-            return Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "metadata is GET only")
-                .with_code("method_not_allowed"));
+            return Err(EndpointError::MetadataIsGetOnly.into());
         }
         return Ok(Endpoint::McpResourceMetadata { slug });
     }
@@ -91,7 +90,7 @@ fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError
         None => match trimmed.trim_start_matches('/').split_once("/v1/") {
             Some((route, rest)) if !route.is_empty() && !route.contains('/') => (Some(route), rest),
             _ if trimmed == "/healthz" => return Ok(Endpoint::Health),
-            _ => return Err(ApiError::not_found(format!("no endpoint at `{path}`"))),
+            _ => return Err(EndpointError::NotFound(path.to_owned()).into()),
         },
     };
     let (found, allowed) = match rest {
@@ -104,34 +103,82 @@ fn endpoint<'p>(method: &Method, path: &'p str) -> Result<Endpoint<'p>, ApiError
         "audio/transcriptions" => (Endpoint::Upload { route, op: Operation::Transcriptions }, Method::POST),
         "audio/translations" => (Endpoint::Upload { route, op: Operation::Translations }, Method::POST),
         "models" => (Endpoint::Models { route }, Method::GET),
-        _ => return Err(ApiError::not_found(format!("no endpoint at `{path}`"))),
+        _ => return Err(EndpointError::NotFound(path.to_owned()).into()),
     };
     if *method != allowed {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request_error",
-            format!("`{path}` accepts {allowed} only"),
-        )
-        .with_code("method_not_allowed"));
+        return Err(EndpointError::MethodNotAllowed { path: path.to_owned(), allowed }.into());
     }
     Ok(found)
 }
 
+/// Why a request names no endpoint the gateway serves: the client's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum EndpointError {
+    #[error("no endpoint at `{0}`")]
+    NotFound(String),
+    #[error("`{path}` accepts {allowed} only")]
+    MethodNotAllowed { path: String, allowed: Method },
+    #[error("metadata is GET only")]
+    MetadataIsGetOnly,
+    #[error("a preflight names its origin")]
+    PreflightWithoutOrigin,
+}
+
+impl PhaseError for EndpointError {
+    fn status(&self) -> StatusCode {
+        match self {
+            EndpointError::NotFound(_) => StatusCode::NOT_FOUND,
+            _ => StatusCode::METHOD_NOT_ALLOWED,
+        }
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            EndpointError::NotFound(_) => ("invalid_request_error", Some("not_found")),
+            _ => ("invalid_request_error", Some("method_not_allowed")),
+        }
+    }
+}
+
+/// Why no configuration is in force: the gateway's (its store, or the document pushed to it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ConfigLoadError {
+    #[error("the configuration store did not answer in time")]
+    Timeout,
+    #[error("cannot read the configuration store: {0}")]
+    Store(String),
+    #[error("no configuration loaded: store the document under the key `config` (see the README, Configuration)")]
+    Missing,
+    /// The detail (which may quote a value) goes to the log, not to unauthenticated callers.
+    #[error("the stored configuration is invalid; the gateway log names the field")]
+    Invalid,
+}
+
+impl PhaseError for ConfigLoadError {
+    fn status(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+    fn blame(&self) -> Blame {
+        Blame::Gateway
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        ("gateway_error", Some("gateway_unavailable"))
+    }
+}
+
 /// The configuration: from the cache while fresh, else read from KV, validated and cached.
-async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Loaded, ApiError> {
+async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Loaded, ConfigLoadError> {
     let now = host.now_millis();
     if let Some(config) = cache.fresh(now) {
         return Ok(config);
     }
     let raw = with_timeout(host, KV_TIMEOUT_MS, host.kv_get(CONFIG_KV_KEY))
         .await
-        .ok_or_else(|| ApiError::unavailable("the configuration store did not answer in time"))?
-        .map_err(|e| ApiError::unavailable(format!("cannot read the configuration store: {e}")))?
-        .ok_or_else(|| {
-            ApiError::unavailable(
-                "no configuration loaded: store the document under the key `config` (see the README, Configuration)",
-            )
-        })?;
+        .ok_or(ConfigLoadError::Timeout)?
+        .map_err(|e| ConfigLoadError::Store(e.to_string()))?
+        .ok_or(ConfigLoadError::Missing)?;
     // Unchanged since it was parsed: keep the parsed form, and the policies it has parsed.
     if let Some(loaded) = cache.unchanged(now, &raw) {
         return Ok(loaded);
@@ -145,8 +192,7 @@ async fn load_config<H: Host>(host: &H, cache: &ConfigCache) -> Result<Loaded, A
                 mask_quoted(&e.message)
             ),
         );
-        // The detail (which may quote a value) goes to the log, not to unauthenticated callers.
-        ApiError::unavailable("the stored configuration is invalid; the gateway log names the field")
+        ConfigLoadError::Invalid
     })?;
     let loaded = Loaded::new(Rc::new(config));
     cache.store(now, raw, loaded.clone());
@@ -280,12 +326,7 @@ async fn serve<H: Host + 'static>(
     if endpoint == Endpoint::Preflight {
         return match cors.take() {
             Some(origin) => Ok(origin::preflight(origin, &parts.headers)),
-            None => Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                "a preflight names its origin",
-            )
-            .with_code("method_not_allowed")),
+            None => Err(EndpointError::PreflightWithoutOrigin.into()),
         };
     }
     if let Endpoint::McpResourceMetadata { slug } = endpoint {

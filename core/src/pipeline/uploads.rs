@@ -13,7 +13,7 @@ use futures::StreamExt;
 use http::{HeaderValue, StatusCode};
 
 use super::attempts::{operation_target, target_span, Delivery, Upstream};
-use super::body::with_timeout;
+use super::body::{with_timeout, UpstreamError};
 use super::chat_guard::check_upload;
 use super::context::RequestContext;
 use super::guard::Guard;
@@ -22,7 +22,7 @@ use super::phases::{self, Prepared, TargetPlan};
 use super::recorder::Recorder;
 use super::stream::{pump, Pull};
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::host::{Body, BodyError, ByteStream, Host};
 use crate::multipart::{self, FieldScanner, Scan};
 use crate::providers::{Operation, Target};
@@ -31,18 +31,55 @@ use crate::trace::SpanRef;
 /// An upload that ends within this many bytes is held whole (retries and fallbacks work).
 pub const REPLAY_BYTES: usize = 1024 * 1024;
 
+/// Why an upload is refused or cut: the client's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum UploadError {
+    #[error("`{0}` takes a multipart/form-data upload")]
+    NotMultipart(String),
+    #[error("`{path}` needs a well-formed multipart/form-data body: {why}")]
+    Malformed { path: String, why: String },
+    #[error("`model` is required")]
+    NoModel,
+    /// Two `model` fields: the gateway would route on one and a server might read the other.
+    #[error("`{0}` takes one `model` field; this form has two")]
+    TwoModels(String),
+    #[error("the upload exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("the upload stalled for more than {0} ms")]
+    Stalled(u64),
+    #[error("the upload could not be read: {0}")]
+    Unreadable(String),
+}
+
+impl PhaseError for UploadError {
+    fn status(&self) -> StatusCode {
+        match self {
+            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            UploadError::TooLarge(_) => ("invalid_request_error", Some("request_too_large")),
+            UploadError::Stalled(_) => ("invalid_request_error", Some("request_timeout")),
+            _ => ("invalid_request_error", None),
+        }
+    }
+    fn param(&self) -> Option<String> {
+        matches!(self, UploadError::NoModel | UploadError::TwoModels(_)).then(|| "model".to_owned())
+    }
+}
+
 fn too_large(limit: usize) -> ApiError {
-    ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", format!("the upload exceeds {limit} bytes"))
-        .with_code("request_too_large")
+    UploadError::TooLarge(limit).into()
 }
 
 fn stalled(idle_ms: u64) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "invalid_request_error",
-        format!("the upload stalled for more than {idle_ms} ms"),
-    )
-    .with_code("request_timeout")
+    UploadError::Stalled(idle_ms).into()
 }
 
 /// The form read up to its `model` field (or whole, when it is small).
@@ -58,9 +95,8 @@ struct FormHead {
     watch: Option<SecondField>,
 }
 
-/// A form with two `model` fields: the gateway would route on one and a server might read the other.
 fn two_models(path: &str) -> ApiError {
-    ApiError::invalid_request(format!("`{path}` takes one `model` field; this form has two")).with_param("model")
+    UploadError::TwoModels(path.to_owned()).into()
 }
 
 async fn read_head<H: Host>(
@@ -83,16 +119,13 @@ async fn read_head<H: Host>(
     let mut scan = scanner.scan(&bytes);
     loop {
         if let Scan::Malformed(why) = scan {
-            return Err(ApiError::invalid_request(format!(
-                "`{path}` needs a well-formed multipart/form-data body: {why}"
-            )));
+            return Err(UploadError::Malformed { path: path.to_owned(), why: why.to_string() }.into());
         }
         let settled = scan != Scan::NeedMore;
         let Some(stream) = rest.as_mut() else {
             if !settled {
-                return Err(ApiError::invalid_request(format!(
-                    "`{path}` needs a well-formed multipart/form-data body: it ends before its closing boundary"
-                )));
+                let why = "it ends before its closing boundary".to_owned();
+                return Err(UploadError::Malformed { path: path.to_owned(), why }.into());
             }
             break;
         };
@@ -103,7 +136,7 @@ async fn read_head<H: Host>(
             None => return Err(stalled(idle_ms)),
             Some(None) => rest = None,
             Some(Some(Err(e))) => {
-                return Err(ApiError::invalid_request(format!("the upload could not be read: {e}")));
+                return Err(UploadError::Unreadable(e.to_string()).into());
             }
             Some(Some(Ok(chunk))) => {
                 if bytes.len() + chunk.len() > limit {
@@ -215,7 +248,7 @@ impl<H: Host + 'static> Pull for UploadRest<H> {
                 self.done = true;
                 return;
             }
-            Some(Some(Err(e))) => ApiError::invalid_request(format!("the upload could not be read: {e}")),
+            Some(Some(Err(e))) => UploadError::Unreadable(e.to_string()).into(),
             Some(Some(Ok(chunk))) if self.watch.as_mut().is_some_and(|w| w.found_in(&chunk)) => two_models(&self.path),
             Some(Some(Ok(chunk))) if self.sent + chunk.len() <= limit => {
                 self.sent += chunk.len();
@@ -247,7 +280,7 @@ pub(crate) async fn upload<H: Host + 'static>(
         .and_then(|v| v.to_str().ok())
         .and_then(multipart::boundary)
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::invalid_request(format!("`{path}` takes a multipart/form-data upload")))?;
+        .ok_or_else(|| UploadError::NotMultipart(path.clone()))?;
     let limit = cx.config.limits.max_upload_bytes;
     let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -257,7 +290,7 @@ pub(crate) async fn upload<H: Host + 'static>(
     let model = match &head.model {
         Some(range) => String::from_utf8_lossy(head.bytes.get(range.clone()).unwrap_or_default()).trim().to_owned(),
         None if route.is_some() => String::new(),
-        None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
+        None => return Err(UploadError::NoModel.into()),
     };
     let resolved = phases::resolve(cx, route, &model)?;
     // Audio has no text to estimate from: the request counts, its tokens are charged when settled.
@@ -313,9 +346,7 @@ impl<H: Host + 'static> TargetPlan<H> for UploadPlan<'_, H> {
             );
         }
         let Some(remaining) = head.rest.take() else {
-            return Prepared::Spent(ApiError::bad_gateway(
-                "the upload streamed to an earlier target; it cannot be sent again",
-            ));
+            return Prepared::Spent(UpstreamError::UploadStreamedEarlier.into());
         };
         if let Some(length) = self.declared.and_then(|d| d.checked_sub(head.bytes.len())).map(|r| r + form.len()) {
             request.headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
