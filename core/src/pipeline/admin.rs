@@ -21,7 +21,7 @@ use super::body::{json_response, read_whole, with_timeout, ReadError};
 use crate::auth::{hash_key, sha256_hex};
 use crate::config::{Config, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
 use crate::config_cache::ConfigCache;
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::guard::{detect, redact, Category, Detectors};
 use crate::host::{Body, Host, LogLevel};
 use crate::policy::{compile, COMPILED_KV_KEY};
@@ -65,16 +65,99 @@ pub(crate) fn call(method: &Method, path: &str) -> Option<Result<AdminCall, ApiE
         ("config/history", "GET") => AdminCall::History,
         ("config/rollback", "POST") => AdminCall::Rollback,
         ("config" | "config/validate" | "config/history" | "config/rollback", _) => {
-            return Some(Err(ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                format!("`{method} {path}` is not an admin operation (see the README, Admin API)"),
-            )
-            .with_code("method_not_allowed")))
+            return Some(Err(AdminError::NotAnOperation(format!("{method} {path}")).into()))
         }
-        _ => return Some(Err(ApiError::not_found(format!("no admin endpoint at `{path}`")))),
+        _ => return Some(Err(AdminError::NoEndpoint(path.to_owned()).into())),
     };
     Some(Ok(found))
+}
+
+/// Why an admin call fails: the caller's (a key, a method, a document, a version), or the
+/// gateway's (its store).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AdminError {
+    #[error("`{0}` is not an admin operation (see the README, Admin API)")]
+    NotAnOperation(String),
+    #[error("no admin endpoint at `{0}`")]
+    NoEndpoint(String),
+    #[error("the admin API is off: set the secret `{ADMIN_KEY_SECRET}` to turn it on")]
+    Off,
+    #[error("missing admin key: send `Authorization: Bearer <admin key>`")]
+    MissingKey,
+    #[error("invalid admin key")]
+    InvalidKey,
+    #[error("a configuration document is at most {MAX_DOCUMENT_BYTES} bytes")]
+    DocumentTooLarge,
+    #[error("the document could not be read: {0}")]
+    DocumentUnreadable(String),
+    #[error("the document stalled")]
+    DocumentStalled,
+    #[error("the configuration changed: `If-Match: {expected}` but the current version is {current}")]
+    VersionMismatch { expected: String, current: String },
+    #[error("a rollback takes `{{\"version\": N}}`, N from GET /admin/config/history")]
+    RollbackWithoutVersion,
+    #[error("version {0} is not kept (the last {HISTORY_KEPT} are; see GET /admin/config/history)")]
+    VersionNotKept(u64),
+    #[error("no configuration stored yet: PUT /admin/config")]
+    NothingStored,
+    #[error("the configuration store did not answer in time")]
+    StoreTimeout,
+    #[error("cannot read the configuration store: {0}")]
+    StoreRead(String),
+    #[error("cannot write the configuration store: {0}")]
+    StoreWrite(String),
+    #[error("the configuration history (`{HISTORY_KEY}`) is unreadable: {0}")]
+    HistoryUnreadable(String),
+    #[error("the stored document is not JSON: {0}")]
+    StoredNotJson(String),
+}
+
+impl PhaseError for AdminError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AdminError::NotAnOperation(_) => StatusCode::METHOD_NOT_ALLOWED,
+            AdminError::NoEndpoint(_) | AdminError::VersionNotKept(_) | AdminError::NothingStored => {
+                StatusCode::NOT_FOUND
+            }
+            AdminError::Off => StatusCode::FORBIDDEN,
+            AdminError::MissingKey | AdminError::InvalidKey => StatusCode::UNAUTHORIZED,
+            AdminError::DocumentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            AdminError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            AdminError::DocumentUnreadable(_) | AdminError::DocumentStalled | AdminError::RollbackWithoutVersion => {
+                StatusCode::BAD_REQUEST
+            }
+            AdminError::StoreTimeout
+            | AdminError::StoreRead(_)
+            | AdminError::StoreWrite(_)
+            | AdminError::HistoryUnreadable(_)
+            | AdminError::StoredNotJson(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self.status() {
+            StatusCode::SERVICE_UNAVAILABLE => Blame::Gateway,
+            _ => Blame::Client,
+        }
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            AdminError::NotAnOperation(_) => ("invalid_request_error", Some("method_not_allowed")),
+            AdminError::NoEndpoint(_) | AdminError::VersionNotKept(_) | AdminError::NothingStored => {
+                ("invalid_request_error", Some("not_found"))
+            }
+            AdminError::Off => ("permission_error", Some("admin_disabled")),
+            AdminError::MissingKey | AdminError::InvalidKey => ("authentication_error", Some("invalid_api_key")),
+            AdminError::DocumentTooLarge => ("invalid_request_error", Some("request_too_large")),
+            AdminError::VersionMismatch { .. } => ("invalid_request_error", Some("version_mismatch")),
+            AdminError::DocumentUnreadable(_) | AdminError::DocumentStalled | AdminError::RollbackWithoutVersion => {
+                ("invalid_request_error", None)
+            }
+            _ => ("gateway_error", Some("gateway_unavailable")),
+        }
+    }
+    fn param(&self) -> Option<String> {
+        matches!(self, AdminError::RollbackWithoutVersion).then(|| "version".to_owned())
+    }
 }
 
 /// One kept version.
@@ -149,15 +232,8 @@ async fn put<H: Host>(
     if let Some(expected) = headers.get(http::header::IF_MATCH).and_then(|v| v.to_str().ok()) {
         let current = history.current().map(etag);
         if expected.trim() != "*" && current.as_deref() != Some(expected.trim()) {
-            return Err(ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "invalid_request_error",
-                format!(
-                    "the configuration changed: `If-Match: {expected}` but the current version is {}",
-                    current.unwrap_or_else(|| "none".into())
-                ),
-            )
-            .with_code("version_mismatch"));
+            let current = current.unwrap_or_else(|| "none".into());
+            return Err(AdminError::VersionMismatch { expected: expected.to_owned(), current }.into());
         }
     }
     let stored = store(host, history, document, &config, None).await?;
@@ -167,11 +243,10 @@ async fn put<H: Host>(
 
 /// A kept version (`{"version": N}`) stored again as the next version.
 async fn rollback<H: Host>(host: &H, cache: &ConfigCache, request: &[u8]) -> Result<http::Response<Body>, ApiError> {
-    let version =
-        serde_json::from_slice::<Value>(request).ok().and_then(|v| v.get("version")?.as_u64()).ok_or_else(|| {
-            ApiError::invalid_request("a rollback takes `{\"version\": N}`, N from GET /admin/config/history")
-                .with_param("version")
-        })?;
+    let version = serde_json::from_slice::<Value>(request)
+        .ok()
+        .and_then(|v| v.get("version")?.as_u64())
+        .ok_or(AdminError::RollbackWithoutVersion)?;
     let history = history(host).await?;
     let listed = history.versions.iter().any(|v| v.version == version);
     let kept = match (&history.seeded, version) {
@@ -180,9 +255,7 @@ async fn rollback<H: Host>(host: &H, cache: &ConfigCache, request: &[u8]) -> Res
         _ => None,
     };
     let Some(document) = kept else {
-        return Err(ApiError::not_found(format!(
-            "version {version} is not kept (the last {HISTORY_KEPT} are; see GET /admin/config/history)"
-        )));
+        return Err(AdminError::VersionNotKept(version).into());
     };
     // Accepted again: the gateway may have grown stricter since that version was stored.
     let config = accept(&document)?;
@@ -192,14 +265,9 @@ async fn rollback<H: Host>(host: &H, cache: &ConfigCache, request: &[u8]) -> Res
 }
 
 /// The admin key, from `x-gateway-admin-key` or `Authorization: Bearer`, compared by hash.
-fn authorize<H: Host>(host: &H, headers: &http::HeaderMap) -> Result<(), ApiError> {
+fn authorize<H: Host>(host: &H, headers: &http::HeaderMap) -> Result<(), AdminError> {
     let Some(expected) = host.secret(ADMIN_KEY_SECRET) else {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            format!("the admin API is off: set the secret `{ADMIN_KEY_SECRET}` to turn it on"),
-        )
-        .with_code("admin_disabled"));
+        return Err(AdminError::Off);
     };
     let presented = headers
         .get("x-gateway-admin-key")
@@ -207,25 +275,20 @@ fn authorize<H: Host>(host: &H, headers: &http::HeaderMap) -> Result<(), ApiErro
         .map(str::trim)
         .or_else(|| crate::auth::bearer(headers));
     let Some(presented) = presented.filter(|k| !k.is_empty()) else {
-        return Err(ApiError::unauthorized("missing admin key: send `Authorization: Bearer <admin key>`"));
+        return Err(AdminError::MissingKey);
     };
     // Equal-length digests compared whole: the time taken says nothing about the key.
     if !crate::auth::same(hash_key(presented).as_bytes(), hash_key(&expected).as_bytes()) {
-        return Err(ApiError::unauthorized("invalid admin key"));
+        return Err(AdminError::InvalidKey);
     }
     Ok(())
 }
 
-async fn read_document<H: Host>(host: &H, body: Body) -> Result<Bytes, ApiError> {
+async fn read_document<H: Host>(host: &H, body: Body) -> Result<Bytes, AdminError> {
     read_whole(host, body, MAX_DOCUMENT_BYTES, KV_TIMEOUT_MS).await.map_err(|e| match e {
-        ReadError::TooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("a configuration document is at most {MAX_DOCUMENT_BYTES} bytes"),
-        )
-        .with_code("request_too_large"),
-        ReadError::Broken(e) => ApiError::invalid_request(format!("the document could not be read: {e}")),
-        ReadError::Stalled => ApiError::invalid_request("the document stalled"),
+        ReadError::TooLarge => AdminError::DocumentTooLarge,
+        ReadError::Broken(e) => AdminError::DocumentUnreadable(e.to_string()),
+        ReadError::Stalled => AdminError::DocumentStalled,
     })
 }
 
@@ -278,18 +341,18 @@ fn stored_response(stored: &VersionInfo, config: &Config) -> http::Response<Body
     response
 }
 
-async fn read<H: Host>(host: &H, key: &str) -> Result<Option<Bytes>, ApiError> {
+async fn read<H: Host>(host: &H, key: &str) -> Result<Option<Bytes>, AdminError> {
     with_timeout(host, KV_TIMEOUT_MS, host.kv_get(key))
         .await
-        .ok_or_else(|| ApiError::unavailable("the configuration store did not answer in time"))?
-        .map_err(|e| ApiError::unavailable(format!("cannot read the configuration store: {e}")))
+        .ok_or(AdminError::StoreTimeout)?
+        .map_err(|e| AdminError::StoreRead(e.to_string()))
 }
 
-async fn write<H: Host>(host: &H, key: &str, value: Bytes) -> Result<(), ApiError> {
+async fn write<H: Host>(host: &H, key: &str, value: Bytes) -> Result<(), AdminError> {
     with_timeout(host, KV_TIMEOUT_MS, host.kv_put(key, value))
         .await
-        .ok_or_else(|| ApiError::unavailable("the configuration store did not answer in time"))?
-        .map_err(|e| ApiError::unavailable(format!("cannot write the configuration store: {e}")))
+        .ok_or(AdminError::StoreTimeout)?
+        .map_err(|e| AdminError::StoreWrite(e.to_string()))
 }
 
 /// The history; a store seeded without the admin API (a first `wrangler kv` put, `scripts/dev`)
@@ -297,9 +360,8 @@ async fn write<H: Host>(host: &H, key: &str, value: Bytes) -> Result<(), ApiErro
 async fn history<H: Host>(host: &H) -> Result<History, ApiError> {
     if let Some(bytes) = read(host, HISTORY_KEY).await? {
         // Unreadable, it would restart the numbering over kept versions: refuse instead.
-        return serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::unavailable(format!("the configuration history (`{HISTORY_KEY}`) is unreadable: {e}"))
-        });
+        return serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::from(AdminError::HistoryUnreadable(e.to_string())));
     }
     let Some(seeded) = read(host, CONFIG_KV_KEY).await? else { return Ok(History::default()) };
     let info = VersionInfo {
@@ -340,7 +402,7 @@ async fn store<H: Host>(
     if let Err(e) = write(host, COMPILED_KV_KEY, Bytes::from(compile(config))).await {
         host.log(
             LogLevel::Warn,
-            &json!({"msg": "compiled policies not stored: they are parsed per request", "error": e.message})
+            &json!({"msg": "compiled policies not stored: they are parsed per request", "error": e.to_string()})
                 .to_string(),
         );
     }
@@ -355,7 +417,7 @@ async fn store<H: Host>(
     if let Err(e) = write(host, HISTORY_KEY, Bytes::from(serde_json::to_vec(&history).unwrap_or_default())).await {
         host.log(
             LogLevel::Warn,
-            &json!({"msg": "configuration stored, history not updated", "version": version, "error": e.message})
+            &json!({"msg": "configuration stored, history not updated", "version": version, "error": e.to_string()})
                 .to_string(),
         );
     }
@@ -386,12 +448,9 @@ async fn current<H: Host>(host: &H) -> Result<http::Response<Body>, ApiError> {
     };
     let bytes = match kept {
         Some(bytes) => bytes,
-        None => read(host, CONFIG_KV_KEY)
-            .await?
-            .ok_or_else(|| ApiError::not_found("no configuration stored yet: PUT /admin/config"))?,
+        None => read(host, CONFIG_KV_KEY).await?.ok_or(AdminError::NothingStored)?,
     };
-    let mut document: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::unavailable(format!("the stored document is not JSON: {e}")))?;
+    let mut document: Value = serde_json::from_slice(&bytes).map_err(|e| AdminError::StoredNotJson(e.to_string()))?;
     mask_secrets(&mut document);
     let mut response = json_response(StatusCode::OK, &document);
     if let Some(version) = version {
