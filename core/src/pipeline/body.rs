@@ -94,6 +94,47 @@ impl PhaseError for RequestBodyError {
     }
 }
 
+/// Why a request body, read, is not a request the endpoint takes: the client's, a 400 naming the
+/// field where there is one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RequestError {
+    #[error("request body is not a valid chat completion request: {0}")]
+    NotAChatRequest(String),
+    #[error("invalid `{path}`: {why}")]
+    InvalidField { path: String, why: String },
+    #[error("request body is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("the request body must be a JSON object")]
+    NotAnObject,
+    #[error("`{0}` is required")]
+    Required(&'static str),
+    #[error("`{0}` must be a string")]
+    NotAString(&'static str),
+    #[error("`{0}` must not be empty")]
+    Empty(&'static str),
+}
+
+impl PhaseError for RequestError {
+    fn status(&self) -> StatusCode {
+        StatusCode::BAD_REQUEST
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        ("invalid_request_error", None)
+    }
+    fn param(&self) -> Option<String> {
+        match self {
+            RequestError::InvalidField { path, .. } => Some(path.clone()),
+            RequestError::Required(field) | RequestError::NotAString(field) | RequestError::Empty(field) => {
+                Some((*field).to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Reads a request body, refusing more than `limits.max_request_bytes` (413) before reading it all.
 pub(crate) async fn read_body<H: Host>(
     host: &H,

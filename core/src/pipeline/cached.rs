@@ -16,7 +16,7 @@ use super::recorder::Recorder;
 use super::resolve::{apply_header_edits, Resolved};
 use super::stream;
 use crate::config::PrincipalConfig;
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::host::{Body, Host, LogLevel};
 use crate::openai::ChatRequest;
 use crate::providers::StreamEvent;
@@ -38,14 +38,27 @@ pub(crate) struct CachePlan {
     keep: bool,
 }
 
+/// Nothing cached for a client that asked for nothing else (`Cache-Control: only-if-cached`): a
+/// 504, as RFC 9111 has it; the client's choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no cached answer for this request, and the client asked for nothing else (Cache-Control: only-if-cached)")]
+pub(crate) struct NotCached;
+
+impl PhaseError for NotCached {
+    fn status(&self) -> StatusCode {
+        StatusCode::GATEWAY_TIMEOUT
+    }
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        ("cache_miss", Some("cache_miss"))
+    }
+}
+
 /// The answer to `only-if-cached` when nothing is cached.
 pub(crate) fn not_cached() -> ApiError {
-    ApiError::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        "cache_miss",
-        "no cached answer for this request, and the client asked for nothing else (Cache-Control: only-if-cached)",
-    )
-    .with_code("cache_miss")
+    NotCached.into()
 }
 
 /// The plan for a chat request on a route with a cache (`None` elsewhere).

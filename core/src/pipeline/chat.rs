@@ -3,7 +3,7 @@
 use std::rc::Rc;
 
 use super::attempts::{mark, price_for, stream_answer, target_span, whole_answer, Delivery, Upstream};
-use super::body::read_body;
+use super::body::{read_body, RequestError};
 use super::context::RequestContext;
 use super::guard::{guard_events, guard_whole, Guard, OutputGuard};
 use super::phases::{self, Prepared, TargetPlan};
@@ -184,13 +184,13 @@ async fn parse<H: Host + 'static>(cx: &RequestContext<'_, H>, body: Body) -> Res
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || path == "." {
-            ApiError::invalid_request(format!("request body is not a valid chat completion request: {inner}"))
+            RequestError::NotAChatRequest(inner.to_string())
         } else {
-            ApiError::invalid_request(format!("invalid `{path}`: {inner}")).with_param(path)
+            RequestError::InvalidField { path, why: inner.to_string() }
         }
     })?;
     if request.messages.is_empty() {
-        return Err(ApiError::invalid_request("`messages` must not be empty").with_param("messages"));
+        return Err(RequestError::Empty("messages").into());
     }
     Ok((request, bytes.len()))
 }

@@ -13,7 +13,7 @@ use super::body::{read_whole, with_timeout};
 use super::context::RequestContext;
 use super::recorder::Recorder;
 use crate::config::{FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
-use crate::error::ApiError;
+use crate::error::{ApiError, Blame, PhaseError};
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
 use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
 use crate::host::{Body, Host, LogLevel};
@@ -80,10 +80,45 @@ impl Checked {
 /// How long a cold scope waits for the compiled policies before parsing its sets instead.
 const COMPILED_READ_TIMEOUT_MS: u64 = 250;
 
+/// Why the guardrails stop a request or an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum GuardError {
+    /// A policy denied it: the client's (what it asked, or what its request made the model say).
+    #[error("denied by policy `{policy}` ({})", action.name())]
+    Denied { action: Action, policy: String },
+    /// The stored policies do not parse: the gateway's (the log names the set).
+    #[error("the stored policies do not parse; the gateway log names the policy set")]
+    PoliciesUnparsable,
+    /// The remote guard service failed and the route fails closed: the gateway's.
+    #[error("the guard service could not be consulted: {0}")]
+    ServiceUnavailable(String),
+}
+
+impl PhaseError for GuardError {
+    fn status(&self) -> StatusCode {
+        match self {
+            GuardError::Denied { .. } => StatusCode::FORBIDDEN,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+    fn blame(&self) -> Blame {
+        match self {
+            GuardError::Denied { .. } => Blame::Client,
+            _ => Blame::Gateway,
+        }
+    }
+    fn kind(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            GuardError::Denied { .. } => ("permission_error", Some("policy_denied")),
+            GuardError::PoliciesUnparsable => ("gateway_error", Some("gateway_unavailable")),
+            GuardError::ServiceUnavailable(_) => ("gateway_error", Some("guard_unavailable")),
+        }
+    }
+}
+
 /// The refusal of a deny: `403`, naming the policy.
 pub(crate) fn denied(action: Action, policy: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "permission_error", format!("denied by policy `{policy}` ({})", action.name()))
-        .with_code("policy_denied")
+    GuardError::Denied { action, policy: policy.to_owned() }.into()
 }
 
 impl<H: Host + 'static> Guard<H> {
@@ -116,7 +151,7 @@ impl<H: Host + 'static> Guard<H> {
                 LogLevel::Error,
                 &format!("{{\"msg\":\"stored policies refused\",\"error\":{:?}}}", e.to_string()),
             );
-            ApiError::unavailable("the stored policies do not parse; the gateway log names the policy set")
+            ApiError::from(GuardError::PoliciesUnparsable)
         })?;
         if loaded {
             recorder.set(recorder.root(), GATEWAY_POLICY_SETS_COMPILED, policies.compiled_sets());
@@ -428,8 +463,7 @@ impl<H: Host + 'static> Guard<H> {
             }
             FailureMode::Closed => {
                 self.recorder.set(span, GATEWAY_GUARDRAIL_REMOTE, "failed_closed");
-                Err(ApiError::unavailable(format!("the guard service could not be consulted: {answer}"))
-                    .with_code("guard_unavailable"))
+                Err(GuardError::ServiceUnavailable(answer.to_string()).into())
             }
         }
     }

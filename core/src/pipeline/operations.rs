@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::attempts::{operation_target, target_span, Delivery, Upstream};
-use super::body::read_body;
+use super::body::{read_body, RequestError};
 use super::chat_guard::check_body;
 use super::context::RequestContext;
 use super::guard::Guard;
@@ -30,9 +30,9 @@ pub(crate) async fn forward<H: Host + 'static>(
     let mut body = parse(&bytes)?;
     let model = match body.get("model") {
         Some(Value::String(model)) => model.clone(),
-        Some(_) => return Err(ApiError::invalid_request("`model` must be a string").with_param("model")),
+        Some(_) => return Err(RequestError::NotAString("model").into()),
         None if route.is_some() => String::new(),
-        None => return Err(ApiError::invalid_request("`model` is required").with_param("model")),
+        None => return Err(RequestError::Required("model").into()),
     };
     let resolved = phases::resolve(cx, route, &model)?;
     let estimate = match op {
@@ -64,11 +64,11 @@ pub(crate) async fn forward<H: Host + 'static>(
 }
 
 /// The request body as a JSON object.
-fn parse(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+fn parse(bytes: &[u8]) -> Result<Map<String, Value>, RequestError> {
     match serde_json::from_slice(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::invalid_request("the request body must be a JSON object")),
-        Err(e) => Err(ApiError::invalid_request(format!("request body is not valid JSON: {e}"))),
+        Ok(_) => Err(RequestError::NotAnObject),
+        Err(e) => Err(RequestError::NotJson(e.to_string())),
     }
 }
 
