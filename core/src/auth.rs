@@ -4,7 +4,7 @@ use http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::config::{Config, PrincipalConfig};
-use crate::error::{Blame, PhaseError};
+use crate::error::{ErrorClass, PhaseError};
 
 /// Lowercase hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {
@@ -66,14 +66,8 @@ pub enum AuthError {
 }
 
 impl PhaseError for AuthError {
-    fn status(&self) -> StatusCode {
-        StatusCode::UNAUTHORIZED
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        ("authentication_error", Some("invalid_api_key"))
+    fn class(&self) -> ErrorClass {
+        ErrorClass::client(StatusCode::UNAUTHORIZED, "authentication_error", Some("invalid_api_key"))
     }
 }
 

@@ -31,10 +31,7 @@ impl Blame {
 /// on the wire is made in one place, the conversion into [`ApiError`] below; the MCP proxy's
 /// JSON-RPC shape is made from that (`pipeline::mcp::api_error`).
 pub trait PhaseError: std::fmt::Display {
-    fn status(&self) -> StatusCode;
-    fn blame(&self) -> Blame;
-    /// OpenAI's `type` and `code` for it.
-    fn kind(&self) -> (&'static str, Option<&'static str>);
+    fn class(&self) -> ErrorClass;
     /// The request field it is about, if any.
     fn param(&self) -> Option<String> {
         None
@@ -45,17 +42,59 @@ pub trait PhaseError: std::fmt::Display {
     }
 }
 
+/// A failure's class: its status, who is to blame, and OpenAI's `type` and `code` for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorClass {
+    pub status: StatusCode,
+    pub blame: Blame,
+    pub kind: &'static str,
+    pub code: Option<&'static str>,
+}
+
+impl ErrorClass {
+    /// The client's to mend.
+    pub const fn client(status: StatusCode, kind: &'static str, code: Option<&'static str>) -> Self {
+        ErrorClass { status, blame: Blame::Client, kind, code }
+    }
+
+    /// A malformed or unacceptable request: 400 `invalid_request_error`.
+    pub const INVALID_REQUEST: ErrorClass = ErrorClass::client(StatusCode::BAD_REQUEST, "invalid_request_error", None);
+
+    /// A body larger than allowed: 413 `request_too_large`.
+    pub const TOO_LARGE: ErrorClass =
+        ErrorClass::client(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", Some("request_too_large"));
+
+    /// A body that stalled on the client's side: 408 `request_timeout`.
+    pub const STALLED: ErrorClass =
+        ErrorClass::client(StatusCode::REQUEST_TIMEOUT, "invalid_request_error", Some("request_timeout"));
+
+    /// The upstream's: `upstream_error`.
+    pub const fn upstream(status: StatusCode, code: &'static str) -> Self {
+        ErrorClass { status, blame: Blame::Upstream, kind: "upstream_error", code: Some(code) }
+    }
+
+    /// The gateway's own: 503 `gateway_error`.
+    pub const fn gateway(code: &'static str) -> Self {
+        ErrorClass {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            blame: Blame::Gateway,
+            kind: "gateway_error",
+            code: Some(code),
+        }
+    }
+}
+
 impl<E: PhaseError> From<E> for ApiError {
     fn from(error: E) -> Self {
-        let (kind, code) = error.kind();
+        let ErrorClass { status, blame, kind, code } = error.class();
         ApiError {
-            status: error.status(),
+            status,
             message: error.to_string(),
             kind: Cow::Borrowed(kind),
             param: error.param(),
             code: code.map(str::to_owned),
             headers: error.headers().into_boxed_slice(),
-            blame: error.blame(),
+            blame,
         }
     }
 }

@@ -21,7 +21,7 @@ use super::body::{json_response, read_whole, with_timeout, ReadError};
 use crate::auth::{hash_key, sha256_hex};
 use crate::config::{Config, ConfigError, CONFIG_KV_KEY, CONFIG_VERSION};
 use crate::config_cache::ConfigCache;
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::guard::{detect, redact, Category, Detectors};
 use crate::host::{Body, Host, LogLevel};
 use crate::policy::{compile, COMPILED_KV_KEY};
@@ -113,46 +113,31 @@ pub(crate) enum AdminError {
 }
 
 impl PhaseError for AdminError {
-    fn status(&self) -> StatusCode {
+    fn class(&self) -> ErrorClass {
+        let client = ErrorClass::client;
         match self {
-            AdminError::NotAnOperation(_) => StatusCode::METHOD_NOT_ALLOWED,
-            AdminError::NoEndpoint(_) | AdminError::VersionNotKept(_) | AdminError::NothingStored => {
-                StatusCode::NOT_FOUND
+            AdminError::NotAnOperation(_) => {
+                client(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", Some("method_not_allowed"))
             }
-            AdminError::Off => StatusCode::FORBIDDEN,
-            AdminError::MissingKey | AdminError::InvalidKey => StatusCode::UNAUTHORIZED,
-            AdminError::DocumentTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            AdminError::VersionMismatch { .. } => StatusCode::PRECONDITION_FAILED,
+            AdminError::NoEndpoint(_) | AdminError::VersionNotKept(_) | AdminError::NothingStored => {
+                client(StatusCode::NOT_FOUND, "invalid_request_error", Some("not_found"))
+            }
+            AdminError::Off => client(StatusCode::FORBIDDEN, "permission_error", Some("admin_disabled")),
+            AdminError::MissingKey | AdminError::InvalidKey => {
+                client(StatusCode::UNAUTHORIZED, "authentication_error", Some("invalid_api_key"))
+            }
+            AdminError::DocumentTooLarge => ErrorClass::TOO_LARGE,
+            AdminError::VersionMismatch { .. } => {
+                client(StatusCode::PRECONDITION_FAILED, "invalid_request_error", Some("version_mismatch"))
+            }
             AdminError::DocumentUnreadable(_) | AdminError::DocumentStalled | AdminError::RollbackWithoutVersion => {
-                StatusCode::BAD_REQUEST
+                ErrorClass::INVALID_REQUEST
             }
             AdminError::StoreTimeout
             | AdminError::StoreRead(_)
             | AdminError::StoreWrite(_)
             | AdminError::HistoryUnreadable(_)
-            | AdminError::StoredNotJson(_) => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-    fn blame(&self) -> Blame {
-        match self.status() {
-            StatusCode::SERVICE_UNAVAILABLE => Blame::Gateway,
-            _ => Blame::Client,
-        }
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            AdminError::NotAnOperation(_) => ("invalid_request_error", Some("method_not_allowed")),
-            AdminError::NoEndpoint(_) | AdminError::VersionNotKept(_) | AdminError::NothingStored => {
-                ("invalid_request_error", Some("not_found"))
-            }
-            AdminError::Off => ("permission_error", Some("admin_disabled")),
-            AdminError::MissingKey | AdminError::InvalidKey => ("authentication_error", Some("invalid_api_key")),
-            AdminError::DocumentTooLarge => ("invalid_request_error", Some("request_too_large")),
-            AdminError::VersionMismatch { .. } => ("invalid_request_error", Some("version_mismatch")),
-            AdminError::DocumentUnreadable(_) | AdminError::DocumentStalled | AdminError::RollbackWithoutVersion => {
-                ("invalid_request_error", None)
-            }
-            _ => ("gateway_error", Some("gateway_unavailable")),
+            | AdminError::StoredNotJson(_) => ErrorClass::gateway("gateway_unavailable"),
         }
     }
     fn param(&self) -> Option<String> {

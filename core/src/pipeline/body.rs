@@ -8,7 +8,7 @@ use futures::future::{select, Either};
 use http::{HeaderValue, StatusCode};
 
 use crate::config::Config;
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::host::{Body, Host};
 
 /// Resolves `fut`, or `None` once `millis` have passed.
@@ -75,21 +75,11 @@ pub(crate) enum RequestBodyError {
 }
 
 impl PhaseError for RequestBodyError {
-    fn status(&self) -> StatusCode {
+    fn class(&self) -> ErrorClass {
         match self {
-            RequestBodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestBodyError::Broken(_) => StatusCode::BAD_REQUEST,
-            RequestBodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
-        }
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            RequestBodyError::TooLarge(_) => ("invalid_request_error", Some("request_too_large")),
-            RequestBodyError::Broken(_) => ("invalid_request_error", None),
-            RequestBodyError::Stalled(_) => ("invalid_request_error", Some("request_timeout")),
+            RequestBodyError::TooLarge(_) => ErrorClass::TOO_LARGE,
+            RequestBodyError::Broken(_) => ErrorClass::INVALID_REQUEST,
+            RequestBodyError::Stalled(_) => ErrorClass::STALLED,
         }
     }
 }
@@ -115,14 +105,8 @@ pub(crate) enum RequestError {
 }
 
 impl PhaseError for RequestError {
-    fn status(&self) -> StatusCode {
-        StatusCode::BAD_REQUEST
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        ("invalid_request_error", None)
+    fn class(&self) -> ErrorClass {
+        ErrorClass::INVALID_REQUEST
     }
     fn param(&self) -> Option<String> {
         match self {
@@ -202,30 +186,20 @@ fn stalled_name(reading: Reading) -> &'static str {
 }
 
 impl PhaseError for UpstreamError {
-    fn status(&self) -> StatusCode {
+    fn class(&self) -> ErrorClass {
         match self {
-            UpstreamError::NoResponse { .. } | UpstreamError::Stalled { .. } => StatusCode::GATEWAY_TIMEOUT,
-            UpstreamError::RuntimeRefused(_) => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::BAD_GATEWAY,
-        }
-    }
-    fn blame(&self) -> Blame {
-        match self {
-            UpstreamError::RuntimeRefused(_) => Blame::Gateway,
-            _ => Blame::Upstream,
-        }
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        let code = match self {
-            UpstreamError::RuntimeRefused(_) => return ("gateway_error", Some("gateway_unavailable")),
+            UpstreamError::RuntimeRefused(_) => ErrorClass::gateway("gateway_unavailable"),
             UpstreamError::NoResponse { .. } | UpstreamError::Stalled { reading: Reading::Whole, .. } => {
-                "upstream_timeout"
+                ErrorClass::upstream(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")
             }
-            UpstreamError::Stalled { reading: Reading::Stream, .. } => "stream_timeout",
-            UpstreamError::BrokeOff { reading: Reading::Stream, .. } => "stream_interrupted",
-            _ => "upstream_error",
-        };
-        ("upstream_error", Some(code))
+            UpstreamError::Stalled { reading: Reading::Stream, .. } => {
+                ErrorClass::upstream(StatusCode::GATEWAY_TIMEOUT, "stream_timeout")
+            }
+            UpstreamError::BrokeOff { reading: Reading::Stream, .. } => {
+                ErrorClass::upstream(StatusCode::BAD_GATEWAY, "stream_interrupted")
+            }
+            _ => ErrorClass::upstream(StatusCode::BAD_GATEWAY, "upstream_error"),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ use super::recorder::Recorder;
 use super::resolve::{apply_header_edits, Resolved};
 use super::stream;
 use crate::config::PrincipalConfig;
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::host::{Body, Host, LogLevel};
 use crate::openai::ChatRequest;
 use crate::providers::StreamEvent;
@@ -45,14 +45,8 @@ pub(crate) struct CachePlan {
 pub(crate) struct NotCached;
 
 impl PhaseError for NotCached {
-    fn status(&self) -> StatusCode {
-        StatusCode::GATEWAY_TIMEOUT
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        ("cache_miss", Some("cache_miss"))
+    fn class(&self) -> ErrorClass {
+        ErrorClass::client(StatusCode::GATEWAY_TIMEOUT, "cache_miss", Some("cache_miss"))
     }
 }
 

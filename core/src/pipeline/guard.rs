@@ -13,7 +13,7 @@ use super::body::{read_whole, with_timeout};
 use super::context::RequestContext;
 use super::recorder::Recorder;
 use crate::config::{FailureMode, GuardMode, PrincipalConfig, RemoteGuardConfig};
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::guard::remote::{GuardAnswer, GuardMetadata, GuardRequest};
 use crate::guard::{detect, redact, Category, Detectors, Finding, Signals};
 use crate::host::{Body, Host, LogLevel};
@@ -95,23 +95,13 @@ pub(crate) enum GuardError {
 }
 
 impl PhaseError for GuardError {
-    fn status(&self) -> StatusCode {
+    fn class(&self) -> ErrorClass {
         match self {
-            GuardError::Denied { .. } => StatusCode::FORBIDDEN,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-    fn blame(&self) -> Blame {
-        match self {
-            GuardError::Denied { .. } => Blame::Client,
-            _ => Blame::Gateway,
-        }
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            GuardError::Denied { .. } => ("permission_error", Some("policy_denied")),
-            GuardError::PoliciesUnparsable => ("gateway_error", Some("gateway_unavailable")),
-            GuardError::ServiceUnavailable(_) => ("gateway_error", Some("guard_unavailable")),
+            GuardError::Denied { .. } => {
+                ErrorClass::client(StatusCode::FORBIDDEN, "permission_error", Some("policy_denied"))
+            }
+            GuardError::PoliciesUnparsable => ErrorClass::gateway("gateway_unavailable"),
+            GuardError::ServiceUnavailable(_) => ErrorClass::gateway("guard_unavailable"),
         }
     }
 }

@@ -11,7 +11,7 @@ use super::context::RequestContext;
 use super::recorder::Recorder;
 use super::resolve::Resolved;
 use crate::config::{Config, LimitPer, PrincipalConfig, RateLimitConfig, RouteConfig};
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::host::{Body, Host, LogLevel};
 use crate::ratelimit::{self, Admission, LimitStep, Quota};
 use crate::trace::attrs::*;
@@ -243,17 +243,12 @@ pub(crate) enum LimitError {
 }
 
 impl PhaseError for LimitError {
-    fn status(&self) -> StatusCode {
-        StatusCode::TOO_MANY_REQUESTS
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            LimitError::TooLarge { .. } => ("tokens", Some("rate_limit_exceeded")),
-            LimitError::Exhausted { kind, .. } => (kind, Some("rate_limit_exceeded")),
-        }
+    fn class(&self) -> ErrorClass {
+        let kind = match self {
+            LimitError::TooLarge { .. } => "tokens",
+            LimitError::Exhausted { kind, .. } => kind,
+        };
+        ErrorClass::client(StatusCode::TOO_MANY_REQUESTS, kind, Some("rate_limit_exceeded"))
     }
     fn headers(&self) -> Vec<(&'static str, String)> {
         match self {

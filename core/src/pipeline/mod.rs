@@ -27,7 +27,7 @@ use serde_json::json;
 
 use crate::config::{Config, CONFIG_KV_KEY};
 use crate::config_cache::{ConfigCache, Loaded};
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::host::{Body, Host, LogLevel};
 use crate::origin;
 use crate::providers::Operation;
@@ -125,19 +125,14 @@ enum EndpointError {
 }
 
 impl PhaseError for EndpointError {
-    fn status(&self) -> StatusCode {
+    fn class(&self) -> ErrorClass {
         match self {
-            EndpointError::NotFound(_) => StatusCode::NOT_FOUND,
-            _ => StatusCode::METHOD_NOT_ALLOWED,
-        }
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            EndpointError::NotFound(_) => ("invalid_request_error", Some("not_found")),
-            _ => ("invalid_request_error", Some("method_not_allowed")),
+            EndpointError::NotFound(_) => {
+                ErrorClass::client(StatusCode::NOT_FOUND, "invalid_request_error", Some("not_found"))
+            }
+            _ => {
+                ErrorClass::client(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", Some("method_not_allowed"))
+            }
         }
     }
 }
@@ -157,14 +152,8 @@ enum ConfigLoadError {
 }
 
 impl PhaseError for ConfigLoadError {
-    fn status(&self) -> StatusCode {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
-    fn blame(&self) -> Blame {
-        Blame::Gateway
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        ("gateway_error", Some("gateway_unavailable"))
+    fn class(&self) -> ErrorClass {
+        ErrorClass::gateway("gateway_unavailable")
     }
 }
 

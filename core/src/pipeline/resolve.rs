@@ -4,7 +4,7 @@
 use http::StatusCode;
 
 use crate::config::{Config, HeaderEdits, RouteConfig, TransformConfig};
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::host::Host;
 use crate::providers::Target;
 use crate::retry::RetryPolicy;
@@ -55,24 +55,15 @@ pub(crate) enum ResolveError {
 }
 
 impl PhaseError for ResolveError {
-    fn status(&self) -> StatusCode {
+    fn class(&self) -> ErrorClass {
         match self {
             ResolveError::RouteNotAllowed(_) | ResolveError::RoutesOnly(_) | ResolveError::ModelNotAllowed(_) => {
-                StatusCode::FORBIDDEN
+                ErrorClass::client(StatusCode::FORBIDDEN, "permission_error", Some("model_not_allowed"))
             }
-            _ => StatusCode::NOT_FOUND,
-        }
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            ResolveError::RouteNotAllowed(_) | ResolveError::RoutesOnly(_) | ResolveError::ModelNotAllowed(_) => {
-                ("permission_error", Some("model_not_allowed"))
+            ResolveError::UnknownRoute(_) => {
+                ErrorClass::client(StatusCode::NOT_FOUND, "invalid_request_error", Some("not_found"))
             }
-            ResolveError::UnknownRoute(_) => ("invalid_request_error", Some("not_found")),
-            _ => ("invalid_request_error", Some("model_not_found")),
+            _ => ErrorClass::client(StatusCode::NOT_FOUND, "invalid_request_error", Some("model_not_found")),
         }
     }
     fn param(&self) -> Option<String> {

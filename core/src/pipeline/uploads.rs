@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use http::{HeaderValue, StatusCode};
+use http::HeaderValue;
 
 use super::attempts::{operation_target, target_span, Delivery, Upstream};
 use super::body::{with_timeout, UpstreamError};
@@ -22,7 +22,7 @@ use super::phases::{self, Prepared, TargetPlan};
 use super::recorder::Recorder;
 use super::stream::{pump, Pull};
 use crate::config::Config;
-use crate::error::{ApiError, Blame, PhaseError};
+use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::host::{Body, BodyError, ByteStream, Host};
 use crate::multipart::{self, FieldScanner, Scan};
 use crate::providers::{Operation, Target};
@@ -52,21 +52,11 @@ pub(crate) enum UploadError {
 }
 
 impl PhaseError for UploadError {
-    fn status(&self) -> StatusCode {
+    fn class(&self) -> ErrorClass {
         match self {
-            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-    fn blame(&self) -> Blame {
-        Blame::Client
-    }
-    fn kind(&self) -> (&'static str, Option<&'static str>) {
-        match self {
-            UploadError::TooLarge(_) => ("invalid_request_error", Some("request_too_large")),
-            UploadError::Stalled(_) => ("invalid_request_error", Some("request_timeout")),
-            _ => ("invalid_request_error", None),
+            UploadError::TooLarge(_) => ErrorClass::TOO_LARGE,
+            UploadError::Stalled(_) => ErrorClass::STALLED,
+            _ => ErrorClass::INVALID_REQUEST,
         }
     }
     fn param(&self) -> Option<String> {
