@@ -15,7 +15,7 @@ use crate::config::{PriceConfig, ProviderType, TransformConfig};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::openai::{ChatRequest, StreamOptions};
-use crate::providers::{self, echo, StreamEvent, Target};
+use crate::providers::{self, echo, ChatCall, StreamEvent, Target};
 use crate::responses::Envelope;
 use crate::trace::attrs::*;
 use crate::trace::SpanRef;
@@ -122,7 +122,8 @@ impl<H: Host + 'static> TargetPlan<H> for ChatPlan<'_, H> {
             return Prepared::Answered(echo_response(&**host, request, echo).await);
         };
         // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
-        match api_key(&**host, target).and_then(|key| provider.chat_request(target, request, key.as_deref())) {
+        let call = |key: Option<String>| provider.chat_request(ChatCall { target, request, api_key: key.as_deref() });
+        match api_key(&**host, target).and_then(call) {
             Ok(upstream) => Prepared::Send(provider, Upstream::Replayable(upstream)),
             Err(error) => Prepared::Skip(error),
         }

@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{opaque_upstream_error, ChatProvider, ChatStreamTranslator, StreamEvent};
-use super::{ResponseContext, Target};
+use super::{ChatCall, ResponseContext, Target};
 use crate::config::{CustomMapping, ProviderConfig};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, ChunkHeader, MessageContent, Role, Usage};
@@ -173,9 +173,7 @@ fn answer(ctx: &ResponseContext, body: &[u8]) -> Result<Answer, ApiError> {
 impl ChatProvider for Custom {
     fn chat_request(
         &self,
-        target: &Target<'_>,
-        request: &ChatRequest,
-        api_key: Option<&str>,
+        ChatCall { target, request, api_key }: ChatCall<'_>,
     ) -> Result<http::Request<Bytes>, ApiError> {
         let mapping = mapping(target.provider)?;
         let vars = variables(target, request, &mapping.variables())?;
@@ -183,8 +181,7 @@ impl ChatProvider for Custom {
         let url = target.provider.base_url.as_deref().unwrap_or_default();
         let auth: Vec<(&str, String)> =
             api_key.map(|key| (mapping.auth_header.as_str(), mapping.auth_value(key))).into_iter().collect();
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        let mut upstream = super::json_post(url, target.provider, &auth, bytes)?;
+        let mut upstream = super::json_post(url, target.provider, &auth, &body)?;
         upstream.headers_mut().insert(http::header::ACCEPT, http::HeaderValue::from_static("application/json"));
         Ok(upstream)
     }
@@ -288,7 +285,8 @@ mod tests {
     fn build(provider: &ProviderConfig, request: Value) -> Result<Value, ApiError> {
         assert_eq!(provider.kind, ProviderType::Custom);
         let target = Target { provider_name: "legacy", provider, model: "legacy-7b".into() };
-        let upstream = Custom.chat_request(&target, &chat(request), Some("sk-internal"))?;
+        let upstream =
+            Custom.chat_request(ChatCall { target: &target, request: &chat(request), api_key: Some("sk-internal") })?;
         assert_eq!(upstream.uri(), "https://llm.internal/v2/generate");
         assert_eq!(upstream.headers()["x-api-key"], "sk-internal");
         assert_eq!(upstream.headers()["x-team"], "search");

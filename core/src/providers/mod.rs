@@ -118,14 +118,18 @@ pub fn unsupported_operation(provider_name: &str, kind: ProviderType, op: Operat
 }
 
 /// What the pipeline needs from one provider wire format.
+/// What a chat request to one target is made of: the target, the client's request (as the
+/// route's transforms and the guard left it) and the provider's key, if it has one.
+#[derive(Clone, Copy)]
+pub struct ChatCall<'a> {
+    pub target: &'a Target<'a>,
+    pub request: &'a ChatRequest,
+    pub api_key: Option<&'a str>,
+}
+
 pub trait ChatProvider {
-    /// Builds the upstream request; `api_key` is the resolved secret, if the provider has one.
-    fn chat_request(
-        &self,
-        target: &Target<'_>,
-        request: &ChatRequest,
-        api_key: Option<&str>,
-    ) -> Result<http::Request<Bytes>, ApiError>;
+    /// Builds the upstream request for one target.
+    fn chat_request(&self, call: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError>;
     /// Translates a whole (non-streamed) successful response body.
     fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError>;
     /// A translator for a streamed successful response.
@@ -334,13 +338,14 @@ fn post_with<B>(
     builder.body(body).map_err(|e| ApiError::unavailable(format!("cannot build the upstream request to {url}: {e}")))
 }
 
-/// Builds a JSON POST with the provider's configured extra headers.
+/// Builds a JSON POST of `body` with the provider's configured extra headers.
 pub(crate) fn json_post(
     url: &str,
     provider: &ProviderConfig,
     auth: &[(&str, String)],
-    body: Vec<u8>,
+    body: &impl serde::Serialize,
 ) -> Result<http::Request<Bytes>, ApiError> {
+    let body = serde_json::to_vec(body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
     let builder = http::Request::builder()
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, text/event-stream");

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{
-    client_status, explain, json_post, opaque_upstream_error, ChatProvider, ChatStreamTranslator, Operation,
+    client_status, explain, json_post, opaque_upstream_error, ChatCall, ChatProvider, ChatStreamTranslator, Operation,
     ResponseContext, StreamEvent, Target,
 };
 use crate::error::ApiError;
@@ -126,14 +126,10 @@ impl Compatible {
 impl ChatProvider for Compatible {
     fn chat_request(
         &self,
-        target: &Target<'_>,
-        request: &ChatRequest,
-        api_key: Option<&str>,
+        ChatCall { target, request, api_key }: ChatCall<'_>,
     ) -> Result<http::Request<Bytes>, ApiError> {
         let body = self.body(target, request)?;
-        let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-        let auth = self.auth(api_key);
-        json_post(&(self.0.url)(target, "chat/completions")?, target.provider, &auth, body)
+        json_post(&(self.0.url)(target, "chat/completions")?, target.provider, &self.auth(api_key), &body)
     }
 
     fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, ApiError> {
@@ -169,10 +165,7 @@ impl ChatProvider for Compatible {
             return None;
         }
         body.insert("model".into(), Value::from((self.0.model)(target)));
-        Some((|| {
-            let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
-            json_post(&(self.0.url)(target, op.path())?, target.provider, &self.auth(api_key), body)
-        })())
+        Some((|| json_post(&(self.0.url)(target, op.path())?, target.provider, &self.auth(api_key), &body))())
     }
 
     fn upload_request(
@@ -461,7 +454,11 @@ mod tests {
         body: serde_json::Value,
     ) -> Result<(http::Request<Bytes>, Value), ApiError> {
         let target = Target { provider_name: "p", provider: config, model: model.into() };
-        let req = crate::providers::chat_provider(kind).unwrap().chat_request(&target, &request(body), Some("k"))?;
+        let req = crate::providers::chat_provider(kind).unwrap().chat_request(ChatCall {
+            target: &target,
+            request: &request(body),
+            api_key: Some("k"),
+        })?;
         let json = serde_json::from_slice(req.body()).unwrap();
         Ok((req, json))
     }

@@ -8,9 +8,8 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde_json::Value;
 
-use super::{join_url, json_post, ChatProvider, ChatStreamTranslator, ResponseContext, Target};
+use super::{join_url, json_post, ChatCall, ChatProvider, ChatStreamTranslator, ResponseContext};
 use crate::error::ApiError;
-use crate::openai::ChatRequest;
 
 pub use request::{messages_body, DEFAULT_MAX_TOKENS};
 pub use stream::AnthropicStream;
@@ -23,18 +22,15 @@ pub struct Anthropic;
 impl ChatProvider for Anthropic {
     fn chat_request(
         &self,
-        target: &Target<'_>,
-        request: &ChatRequest,
-        api_key: Option<&str>,
+        ChatCall { target, request, api_key }: ChatCall<'_>,
     ) -> Result<http::Request<Bytes>, ApiError> {
         let body = messages_body(request, &target.model, target.provider.default_max_tokens)?;
-        let body = serde_json::to_vec(&body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
         let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         let mut auth = vec![("anthropic-version", API_VERSION.to_owned())];
         if let Some(key) = api_key {
             auth.push(("x-api-key", key.to_owned()));
         }
-        json_post(&join_url(base, "v1/messages"), target.provider, &auth, body)
+        json_post(&join_url(base, "v1/messages"), target.provider, &auth, &body)
     }
 
     fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {

@@ -9,11 +9,10 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{
-    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatProvider, ChatStreamTranslator,
-    Operation, ResponseContext, Target,
+    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatCall, ChatProvider,
+    ChatStreamTranslator, Operation, ResponseContext, Target,
 };
 use crate::error::ApiError;
-use crate::openai::ChatRequest;
 
 pub use request::generate_content_body;
 pub use stream::GeminiStream;
@@ -25,13 +24,10 @@ pub struct Gemini;
 impl ChatProvider for Gemini {
     fn chat_request(
         &self,
-        target: &Target<'_>,
-        request: &ChatRequest,
-        api_key: Option<&str>,
+        ChatCall { target, request, api_key }: ChatCall<'_>,
     ) -> Result<http::Request<Bytes>, ApiError> {
         check_model(&target.model)?;
-        let body = serde_json::to_vec(&generate_content_body(request)?)
-            .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+        let body = generate_content_body(request)?;
         let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         let path = if request.is_stream() {
             format!("v1beta/models/{}:streamGenerateContent?alt=sse", target.model)
@@ -39,7 +35,7 @@ impl ChatProvider for Gemini {
             format!("v1beta/models/{}:generateContent", target.model)
         };
         let auth: Vec<(&str, String)> = api_key.map(|k| ("x-goog-api-key", k.to_owned())).into_iter().collect();
-        json_post(&join_url(base, &path), target.provider, &auth, body)
+        json_post(&join_url(base, &path), target.provider, &auth, &body)
     }
 
     fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
@@ -84,12 +80,11 @@ impl ChatProvider for Gemini {
                     request
                 })
                 .collect();
-            let body = serde_json::to_vec(&json!({"requests": requests}))
-                .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+            let body = json!({"requests": requests});
             let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
             let url = join_url(base, &format!("v1beta/models/{}:batchEmbedContents", target.model));
             let auth: Vec<(&str, String)> = api_key.map(|k| ("x-goog-api-key", k.to_owned())).into_iter().collect();
-            json_post(&url, target.provider, &auth, body)
+            json_post(&url, target.provider, &auth, &body)
         })())
     }
 

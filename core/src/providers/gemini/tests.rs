@@ -4,6 +4,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::openai::ChatRequest;
 use crate::providers::test_support::chunks;
 use crate::providers::StreamEvent;
 

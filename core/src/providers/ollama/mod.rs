@@ -11,11 +11,10 @@ use http::StatusCode;
 use serde_json::{json, Map, Value};
 
 use super::{
-    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatProvider, ChatStreamTranslator,
-    Operation, ResponseContext, Target,
+    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatCall, ChatProvider,
+    ChatStreamTranslator, Operation, ResponseContext, Target,
 };
 use crate::error::ApiError;
-use crate::openai::ChatRequest;
 
 pub use request::chat_body;
 pub use stream::OllamaStream;
@@ -27,15 +26,12 @@ pub struct Ollama;
 impl ChatProvider for Ollama {
     fn chat_request(
         &self,
-        target: &Target<'_>,
-        request: &ChatRequest,
-        api_key: Option<&str>,
+        ChatCall { target, request, api_key }: ChatCall<'_>,
     ) -> Result<http::Request<Bytes>, ApiError> {
-        let body = serde_json::to_vec(&chat_body(request, &target.model)?)
-            .map_err(|e| ApiError::invalid_request(e.to_string()))?;
+        let body = chat_body(request, &target.model)?;
         let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         let auth: Vec<(&str, String)> = api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
-        json_post(&join_url(base, "api/chat"), target.provider, &auth, body)
+        json_post(&join_url(base, "api/chat"), target.provider, &auth, &body)
     }
 
     fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
@@ -71,11 +67,11 @@ impl ChatProvider for Ollama {
             if let (Some(d), Some(obj)) = (body.get("dimensions"), request.as_object_mut()) {
                 obj.insert("dimensions".into(), d.clone());
             }
-            let body = serde_json::to_vec(&request).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+            let body = request;
             let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
             let auth: Vec<(&str, String)> =
                 api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
-            json_post(&join_url(base, "api/embed"), target.provider, &auth, body)
+            json_post(&join_url(base, "api/embed"), target.provider, &auth, &body)
         })())
     }
 
