@@ -292,9 +292,9 @@ pub fn spec(kind: ProviderType) -> ProviderSpec {
         ProviderType::Mistral => compatible(&MISTRAL),
         ProviderType::Together => compatible(&TOGETHER),
         ProviderType::Deepseek => compatible(&DEEPSEEK),
-        ProviderType::Anthropic => ProviderSpec { otel_name: "anthropic", chat: Some(&anthropic::Anthropic) },
-        ProviderType::Gemini => ProviderSpec { otel_name: "gcp.gemini", chat: Some(&gemini::Gemini) },
-        ProviderType::Ollama => ProviderSpec { otel_name: "ollama", chat: Some(&ollama::Ollama) },
+        ProviderType::Anthropic => ProviderSpec { otel_name: "anthropic", chat: Some(&anthropic::ANTHROPIC) },
+        ProviderType::Gemini => ProviderSpec { otel_name: "gcp.gemini", chat: Some(&gemini::GEMINI) },
+        ProviderType::Ollama => ProviderSpec { otel_name: "ollama", chat: Some(&ollama::OLLAMA) },
         ProviderType::Echo => ProviderSpec { otel_name: "gateway.echo", chat: None },
         ProviderType::Custom => ProviderSpec { otel_name: "gateway.custom", chat: Some(&custom::Custom) },
     }

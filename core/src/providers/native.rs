@@ -1,13 +1,76 @@
-//! What providers with a native format (Anthropic, Gemini, Ollama) share when they translate an
-//! OpenAI request: sampling parameters under their own names, `response_format`, tool-call names
-//! and arguments, and merging consecutive same-role messages.
+//! What providers with a native format (Anthropic, Gemini, Ollama) share: the one
+//! implementation of [`ChatProvider`] that calls the functions each names ([`Native`]), and, when
+//! they translate an OpenAI request, sampling parameters under their own names,
+//! `response_format`, tool-call names and arguments, and merging consecutive same-role messages.
 
 use std::collections::BTreeMap;
 
+use bytes::Bytes;
+use http::StatusCode;
 use serde_json::{json, Map, Value};
 
+use super::{ChatCall, ChatProvider, ChatStreamTranslator, Operation, ResponseContext, Target};
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ToolCall};
+
+/// A provider with its own wire format, as data: the functions of its folder (`request.rs`,
+/// `response.rs`, `stream.rs`) that build its requests and read its answers.
+pub struct Native {
+    pub request: fn(ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError>,
+    pub response: fn(&[u8], &ResponseContext) -> Result<Value, ApiError>,
+    pub stream: fn(ResponseContext) -> Box<dyn ChatStreamTranslator>,
+    pub error: fn(&str, StatusCode, &[u8]) -> ApiError,
+    /// Embeddings in its own format, when it offers them.
+    pub embeddings: Option<NativeEmbeddings>,
+}
+
+/// Builds the upstream request for an OpenAI embeddings body, with the provider's key.
+pub type EmbeddingsRequest =
+    fn(&Target<'_>, &Map<String, Value>, Option<&str>) -> Result<http::Request<Bytes>, ApiError>;
+
+/// A native embeddings endpoint: the request for an OpenAI embeddings body, and its answer read.
+pub struct NativeEmbeddings {
+    pub request: EmbeddingsRequest,
+    pub response: fn(&[u8], &ResponseContext) -> Result<Value, ApiError>,
+}
+
+impl ChatProvider for Native {
+    fn chat_request(&self, call: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError> {
+        (self.request)(call)
+    }
+
+    fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+        (self.response)(body, ctx)
+    }
+
+    fn chat_stream(&self, ctx: ResponseContext) -> Box<dyn ChatStreamTranslator> {
+        (self.stream)(ctx)
+    }
+
+    fn error(&self, provider_name: &str, status: StatusCode, body: &[u8]) -> ApiError {
+        (self.error)(provider_name, status, body)
+    }
+
+    fn offers(&self, op: Operation) -> bool {
+        op == Operation::Embeddings && self.embeddings.is_some()
+    }
+
+    fn operation_request(
+        &self,
+        op: Operation,
+        target: &Target<'_>,
+        body: Map<String, Value>,
+        api_key: Option<&str>,
+    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+        let embeddings = self.embeddings.as_ref().filter(|_| op == Operation::Embeddings)?;
+        Some((embeddings.request)(target, &body, api_key))
+    }
+
+    fn operation_response(&self, op: Operation, body: &[u8], ctx: &ResponseContext) -> Option<Result<Value, ApiError>> {
+        let embeddings = self.embeddings.as_ref().filter(|_| op == Operation::Embeddings)?;
+        Some((embeddings.response)(body, ctx))
+    }
+}
 
 /// Where a provider puts OpenAI's sampling parameters.
 pub(crate) struct SamplingNames {

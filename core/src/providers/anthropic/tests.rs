@@ -9,6 +9,7 @@ use super::*;
 use crate::openai::ChatRequest;
 use crate::providers::test_support::chunks;
 use crate::providers::StreamEvent;
+use crate::providers::{ChatProvider, ResponseContext};
 
 fn ctx() -> ResponseContext {
     crate::providers::test_support::ctx("claude", "resp-1")
@@ -16,7 +17,7 @@ fn ctx() -> ResponseContext {
 
 /// Feeds a stream fixture in awkward slices (7 bytes at a time) to exercise reassembly.
 fn translate_stream(sse: &str) -> Vec<StreamEvent> {
-    crate::providers::test_support::translate(&Anthropic, ctx(), sse, 7)
+    crate::providers::test_support::translate(&ANTHROPIC, ctx(), sse, 7)
 }
 
 #[test]
@@ -65,7 +66,7 @@ fn anthropic_request_with_unparseable_tool_arguments_is_a_400() {
 #[test]
 fn anthropic_response_maps_text_tool_calls_reasoning_and_usage() {
     let out =
-        Anthropic.chat_response(include_bytes!("../../../fixtures/anthropic/tool_response.json"), &ctx()).unwrap();
+        ANTHROPIC.chat_response(include_bytes!("../../../fixtures/anthropic/tool_response.json"), &ctx()).unwrap();
     assert_eq!(out["object"], "chat.completion");
     assert_eq!(out["created"], 1_700_000_000);
     let choice = &out["choices"][0];
@@ -131,7 +132,7 @@ fn anthropic_stream_emits_tool_call_argument_deltas_with_stable_indexes() {
 #[test]
 fn anthropic_refusal_finishes_with_content_filter_whole_and_streamed() {
     let out =
-        Anthropic.chat_response(include_bytes!("../../../fixtures/anthropic/refusal_response.json"), &ctx()).unwrap();
+        ANTHROPIC.chat_response(include_bytes!("../../../fixtures/anthropic/refusal_response.json"), &ctx()).unwrap();
     assert_eq!(out["choices"][0]["finish_reason"], "content_filter");
     assert_eq!(out["choices"][0]["message"]["content"], "I can't help with that.");
     let events = translate_stream(include_str!("../../../fixtures/anthropic/refusal_stream.sse"));
@@ -172,20 +173,20 @@ fn anthropic_stream_error_event_is_forwarded_as_an_error() {
 
 #[test]
 fn anthropic_errors_map_to_openai_shape_and_status() {
-    let err = Anthropic.error(
+    let err = ANTHROPIC.error(
         "anthropic",
         StatusCode::TOO_MANY_REQUESTS,
         br#"{"type":"error","error":{"type":"rate_limit_error","message":"Number of requests has exceeded your rate limit"}}"#,
     );
     assert_eq!(err.status, 429);
     assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
-    let err = Anthropic.error(
+    let err = ANTHROPIC.error(
         "anthropic",
         StatusCode::from_u16(529).unwrap(),
         br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     );
     assert_eq!(err.status, 503);
-    let err = Anthropic.error("anthropic", StatusCode::INTERNAL_SERVER_ERROR, b"<html>oops</html>");
+    let err = ANTHROPIC.error("anthropic", StatusCode::INTERNAL_SERVER_ERROR, b"<html>oops</html>");
     assert_eq!(err.status, 502);
     assert!(err.message.contains("HTTP 500"));
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::openai::ChatRequest;
 use crate::providers::test_support::chunks;
+use crate::providers::ChatProvider;
 use crate::providers::StreamEvent;
 
 fn ctx() -> ResponseContext {
@@ -13,7 +14,7 @@ fn ctx() -> ResponseContext {
 }
 
 fn translate(sse: &str) -> Vec<StreamEvent> {
-    crate::providers::test_support::translate(&Gemini, ctx(), sse, 11)
+    crate::providers::test_support::translate(&GEMINI, ctx(), sse, 11)
 }
 
 #[test]
@@ -64,7 +65,7 @@ fn gemini_request_refuses_what_it_cannot_express() {
 
 #[test]
 fn gemini_response_maps_text_thoughts_calls_and_usage() {
-    let out = Gemini.chat_response(include_bytes!("../../../fixtures/gemini/tool_response.json"), &ctx()).unwrap();
+    let out = GEMINI.chat_response(include_bytes!("../../../fixtures/gemini/tool_response.json"), &ctx()).unwrap();
     assert_eq!(out["id"], "resp-g3");
     assert_eq!(out["model"], "gemini-2.5-pro");
     let choice = &out["choices"][0];
@@ -86,7 +87,7 @@ fn gemini_response_maps_text_thoughts_calls_and_usage() {
 
 #[test]
 fn gemini_blocked_prompt_is_a_content_filter_finish() {
-    let out = Gemini.chat_response(include_bytes!("../../../fixtures/gemini/blocked_response.json"), &ctx()).unwrap();
+    let out = GEMINI.chat_response(include_bytes!("../../../fixtures/gemini/blocked_response.json"), &ctx()).unwrap();
     assert_eq!(out["choices"][0]["finish_reason"], "content_filter");
     assert_eq!(out["id"], "fallback");
 }
@@ -104,7 +105,7 @@ fn gemini_finish_reasons_map_to_length_and_content_filter_whole_and_streamed() {
     ] {
         let response = json!({"candidates": [{"content": {"parts": [{"text": "x"}], "role": "model"},
             "finishReason": reason, "index": 0}], "modelVersion": "gemini-2.5-flash", "responseId": "r"});
-        let out = Gemini.chat_response(response.to_string().as_bytes(), &ctx()).unwrap();
+        let out = GEMINI.chat_response(response.to_string().as_bytes(), &ctx()).unwrap();
         assert_eq!(out["choices"][0]["finish_reason"], expected, "{reason}");
         let events = translate(&format!("data: {response}\n\n"));
         let streamed =
@@ -152,13 +153,13 @@ fn gemini_stream_cut_before_its_finish_reason_ends_with_an_error() {
 #[test]
 fn gemini_errors_map_to_openai_shape_and_status() {
     let body = br#"{"error": {"code": 429, "message": "Resource has been exhausted", "status": "RESOURCE_EXHAUSTED"}}"#;
-    let err = Gemini.error("gemini", StatusCode::TOO_MANY_REQUESTS, body);
+    let err = GEMINI.error("gemini", StatusCode::TOO_MANY_REQUESTS, body);
     assert_eq!((err.status.as_u16(), err.code.as_deref()), (429, Some("rate_limit_exceeded")));
-    let err = Gemini.error(
+    let err = GEMINI.error(
         "gemini",
         StatusCode::BAD_REQUEST,
         br#"[{"error": {"code": 400, "message": "bad", "status": "INVALID_ARGUMENT"}}]"#,
     );
     assert_eq!((err.status.as_u16(), &*err.kind), (400, "invalid_request_error"));
-    assert_eq!(Gemini.error("gemini", StatusCode::BAD_REQUEST, b"[]").status, 400);
+    assert_eq!(GEMINI.error("gemini", StatusCode::BAD_REQUEST, b"[]").status, 400);
 }

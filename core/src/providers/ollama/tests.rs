@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::openai::ChatRequest;
 use crate::providers::test_support::chunks;
+use crate::providers::ChatProvider;
 use crate::providers::StreamEvent;
 
 fn ctx() -> ResponseContext {
@@ -13,7 +14,7 @@ fn ctx() -> ResponseContext {
 }
 
 fn translate(ndjson: &str) -> Vec<StreamEvent> {
-    crate::providers::test_support::translate(&Ollama, ctx(), ndjson, 13)
+    crate::providers::test_support::translate(&OLLAMA, ctx(), ndjson, 13)
 }
 
 #[test]
@@ -47,7 +48,7 @@ fn ollama_request_refuses_what_it_cannot_express() {
 
 #[test]
 fn ollama_response_maps_content_thinking_finish_and_usage() {
-    let out = Ollama.chat_response(include_bytes!("../../../fixtures/ollama/chat_response.json"), &ctx()).unwrap();
+    let out = OLLAMA.chat_response(include_bytes!("../../../fixtures/ollama/chat_response.json"), &ctx()).unwrap();
     assert_eq!(out["model"], "qwen3");
     assert_eq!(out["choices"][0]["message"]["content"], "It is sunny.");
     assert_eq!(out["choices"][0]["message"]["reasoning_content"], "The user asks about weather.");
@@ -91,7 +92,7 @@ fn ollama_stream_cut_before_done_ends_with_an_error() {
 
 #[test]
 fn ollama_errors_map_to_the_openai_shape() {
-    let err = Ollama.error("ollama", StatusCode::NOT_FOUND, br#"{"error":"model 'nope' not found"}"#);
+    let err = OLLAMA.error("ollama", StatusCode::NOT_FOUND, br#"{"error":"model 'nope' not found"}"#);
     assert_eq!((err.status.as_u16(), err.code.as_deref()), (404, Some("model_not_found")));
     assert!(err.message.contains("not found"));
 }
