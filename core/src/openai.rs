@@ -231,9 +231,15 @@ pub struct ChatChunk {
     pub rest: Map<String, Value>,
     #[serde(default)]
     pub choices: Vec<ChunkChoice>,
-    /// The closing chunk's token counts (`stream_options.include_usage`); a `null` is dropped.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The closing chunk's token counts (`stream_options.include_usage`). `None` when the chunk
+    /// has no `usage` at all; a `null` (OpenAI sends one on every other chunk) is kept as it came.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub usage: Option<Value>,
+}
+
+/// A field that is present, whatever its value (`null` included).
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(deserializer).map(Some)
 }
 
 /// One choice of a chunk: its index, the delta and why it finished (once it has).

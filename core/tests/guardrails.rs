@@ -764,3 +764,48 @@ fn the_remote_guard_service_is_asked_about_an_mcp_tool_result_and_its_deny_repla
     assert_eq!((asked[1]["content_type"].as_str(), asked[1]["tool"].as_str()), (Some("tool_response"), Some("search")));
     assert!(asked[1]["content"].as_str().unwrap().contains("and more of it"));
 }
+
+fn responses(host: &Rc<FakeHost>, route: &str, input: &str) -> Reply {
+    send(host, KEY, "/v1/responses", json!({"model": route, "input": input, "stream": true}), &[])
+}
+
+/// The `event:` names of a Responses stream, in order.
+fn event_names(body: &str) -> Vec<&str> {
+    body.lines().filter_map(|l| l.strip_prefix("event: ")).collect()
+}
+
+#[test]
+fn a_responses_stream_whose_last_window_is_refused_ends_with_the_refusal_not_silently() {
+    let host = windowed_host(1000);
+    host.answer(FakeAnswer::json(200, ALLOW)); // the prompt
+    host.answer(stream_of(&["a short ", "hateful answer"]));
+    host.answer(FakeAnswer::json(200, DENY)); // the one window, asked once the upstream is over
+    let reply = responses(&host, "plain", "hello");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(!reply.body.contains("hateful"), "{}", reply.body);
+    let names = event_names(&reply.body);
+    assert_eq!(names.first(), Some(&"response.created"), "{}", reply.body);
+    assert_eq!(names[names.len() - 2..], ["error", "response.failed"], "{}", reply.body);
+    assert!(reply.body.contains("gateway.remote_guard"), "{}", reply.body);
+}
+
+#[test]
+fn a_responses_stream_numbers_its_events_without_gaps_when_a_later_window_is_refused() {
+    let host = windowed_host(20);
+    host.answer(FakeAnswer::json(200, ALLOW));
+    host.answer(stream_of(&["Hello there, ", "my good friend. ", "Now the hateful ", "part of the answer."]));
+    host.answer(FakeAnswer::json(200, ALLOW));
+    host.answer(FakeAnswer::json(200, DENY));
+    let reply = responses(&host, "plain", "hello");
+    let allowed =
+        reply.body.contains(r#""delta":"Hello there, ""#) && reply.body.contains(r#""delta":"my good friend. ""#);
+    assert!(allowed && !reply.body.contains("hateful"), "{}", reply.body);
+    let numbers: Vec<u64> = reply
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok()?["sequence_number"].as_u64())
+        .collect();
+    assert_eq!(numbers, (0..numbers.len() as u64).collect::<Vec<_>>(), "{}", reply.body);
+    assert_eq!(event_names(&reply.body).last(), Some(&"response.failed"), "{}", reply.body);
+}

@@ -314,39 +314,41 @@ struct Gate {
     closed: VecDeque<Window>,
     /// The window being filled.
     open: Window,
-    /// What ends the stream, kept until the last window is allowed: its bytes and, for the trace,
-    /// its error.
-    ending: Option<(Bytes, Option<String>)>,
+    /// How the stream ends (completed, or its error), kept until the last window is allowed. It
+    /// is encoded only then, so a refusal of that window still reaches the client as the end.
+    ending: Option<Option<ApiError>>,
 }
 
-/// Encoded events held back, and the text the remote guard service reads of them.
+/// Chunks held back, not yet encoded (the client's encoder sees only what is allowed), and the
+/// text the remote guard service reads of them.
 #[derive(Default)]
 struct Window {
-    events: Vec<Bytes>,
+    chunks: Vec<ChatChunk>,
+    /// Their size as chat SSE events.
     bytes: usize,
     texts: OutputTexts,
 }
 
-/// A window closes at this many bytes of encoded events, whatever text it holds.
+/// A window closes at this many bytes of chat SSE events, whatever text it holds.
 const WINDOW_MAX_BYTES: usize = 64 * 1024;
 
 impl Gate {
-    fn hold(&mut self, chunk: &ChatChunk, events: Vec<Bytes>) {
-        self.open.texts.add_chunk(chunk);
-        self.open.bytes += events.iter().map(Bytes::len).sum::<usize>();
-        self.open.events.extend(events);
+    fn hold(&mut self, chunk: ChatChunk) {
+        self.open.texts.add_chunk(&chunk);
+        self.open.bytes += sse::encode_data(&chunk).len();
+        self.open.chunks.push(chunk);
         if self.open.texts.chars() >= self.remote.window_chars || self.open.bytes >= WINDOW_MAX_BYTES {
             self.closed.push_back(std::mem::take(&mut self.open));
         }
     }
 
     fn holds_anything(&self) -> bool {
-        !self.closed.is_empty() || !self.open.events.is_empty()
+        !self.closed.is_empty() || !self.open.chunks.is_empty()
     }
 
     /// Whether a window is to be asked about now: a closed one, or the last once the upstream is over.
     fn due(&self, upstream_over: bool) -> bool {
-        !self.closed.is_empty() || (upstream_over && !self.open.events.is_empty())
+        !self.closed.is_empty() || (upstream_over && !self.open.chunks.is_empty())
     }
 
     /// The next window to ask about.
@@ -367,25 +369,29 @@ impl<H: Host + 'static> Translating<H> {
 
     fn deliver(&mut self, chunk: ChatChunk) {
         let Some(chunk) = self.trace.filter(chunk) else { return };
-        let events = self.encoder.chunk(&chunk);
         match self.gate.as_mut() {
-            Some(gate) => gate.hold(&chunk, events),
-            None => self.queue.extend(events),
+            Some(gate) => gate.hold(chunk),
+            None => {
+                let events = self.encoder.chunk(&chunk);
+                self.queue.extend(events);
+            }
         }
     }
 
     /// The stream's last bytes (completed, or the error): after any output still held for the
     /// remote guard service, and the trace closed once that output is decided.
     fn end(&mut self, error: Option<ApiError>) {
-        let message = error.as_ref().map(|e| e.message.clone());
-        let bytes = self.encoder.end(error.as_ref());
         match self.gate.as_mut() {
-            Some(gate) if gate.holds_anything() => gate.ending = Some((bytes, message)),
-            _ => {
-                self.trace.finish(message.as_deref());
-                self.queue.push_back(bytes);
-            }
+            Some(gate) if gate.holds_anything() => gate.ending = Some(error),
+            _ => self.close(error),
         }
+    }
+
+    /// Closes the trace and encodes the stream's end for the client.
+    fn close(&mut self, error: Option<ApiError>) {
+        self.trace.finish(error.as_ref().map(|e| e.message.as_str()));
+        let bytes = self.encoder.end(error.as_ref());
+        self.queue.push_back(bytes);
     }
 
     /// Asks the remote guard service about the next window: delivered when allowed, replaced by
@@ -395,19 +401,19 @@ impl<H: Host + 'static> Translating<H> {
         let window = gate.next();
         match gate.remote.ask(window.texts).await {
             Ok(()) => {
-                self.queue.extend(window.events);
+                for chunk in &window.chunks {
+                    let events = self.encoder.chunk(chunk);
+                    self.queue.extend(events);
+                }
                 let gate = self.gate.as_mut().filter(|g| !g.holds_anything());
-                if let Some((bytes, error)) = gate.and_then(|g| g.ending.take()) {
-                    self.trace.finish(error.as_deref());
-                    self.queue.push_back(bytes);
+                if let Some(ending) = gate.and_then(|g| g.ending.take()) {
+                    self.close(ending);
                 }
             }
             Err(error) => {
                 self.gate = None;
                 self.client.stop();
-                self.trace.finish(Some(&error.message));
-                let bytes = self.encoder.end(Some(&error));
-                self.queue.push_back(bytes);
+                self.close(Some(error));
             }
         }
     }

@@ -311,17 +311,20 @@ impl OpenAiStream {
             }
             match serde_json::from_str::<ChatChunk>(data) {
                 Ok(chunk) if chunk.rest.contains_key("error") => {
+                    let body = serde_json::to_vec(&chunk.rest).unwrap_or_default();
                     self.ended = true;
-                    out.push(StreamEvent::Error(openai_style_error(
-                        "upstream",
-                        StatusCode::BAD_GATEWAY,
-                        data.as_bytes(),
-                    )));
+                    out.push(StreamEvent::Error(openai_style_error("upstream", StatusCode::BAD_GATEWAY, &body)));
                 }
                 Ok(mut chunk) => {
                     normalize_chunk(&mut chunk);
                     self.finished |= chunk.finishes();
                     out.push(StreamEvent::Chunk(chunk));
+                }
+                // An error object whose other fields do not read as a chunk's: still the upstream's error.
+                Err(_) if serde_json::from_str::<Value>(data).is_ok_and(|v| v.get("error").is_some()) => {
+                    self.ended = true;
+                    let body = data.as_bytes();
+                    out.push(StreamEvent::Error(openai_style_error("upstream", StatusCode::BAD_GATEWAY, body)));
                 }
                 Err(e) => {
                     self.ended = true;
@@ -407,6 +410,21 @@ mod tests {
     fn done_without_a_finish_reason_is_an_error() {
         let out = run(&[b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n"]);
         assert!(matches!(out.last(), Some(StreamEvent::Error(_))));
+    }
+
+    #[test]
+    fn a_usage_null_on_every_chunk_is_passed_on_as_null_not_dropped() {
+        let out = run(&[b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"},\"finish_reason\":null}],\"usage\":null}\n\n"]);
+        let StreamEvent::Chunk(chunk) = &out[0] else { panic!("{out:?}") };
+        assert_eq!(chunk.to_value()["usage"], Value::Null);
+        assert!(chunk.to_value().as_object().unwrap().contains_key("usage"));
+    }
+
+    #[test]
+    fn an_upstream_error_object_in_the_stream_keeps_its_words_even_beside_odd_fields() {
+        let out =
+            run(&[b"data: {\"choices\":5,\"error\":{\"message\":\"quota gone\",\"type\":\"insufficient_quota\"}}\n\n"]);
+        assert!(matches!(&out[0], StreamEvent::Error(e) if e.message.contains("quota gone")), "{out:?}");
     }
 
     #[test]
