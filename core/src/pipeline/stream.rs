@@ -298,7 +298,7 @@ struct Translating<H: Host + 'static> {
     upstream: ByteStream,
     client: ClientStream,
     encoder: Encoder,
-    queue: VecDeque<Bytes>,
+    out: Outlet,
     idle_ms: u64,
     trace: StreamTrace<H>,
     /// The remote guard service, asked about each window of released output before it leaves.
@@ -373,7 +373,7 @@ impl<H: Host + 'static> Translating<H> {
             Some(gate) => gate.hold(chunk),
             None => {
                 let events = self.encoder.chunk(&chunk);
-                self.queue.extend(events);
+                self.out.queue.extend(events);
             }
         }
     }
@@ -391,7 +391,7 @@ impl<H: Host + 'static> Translating<H> {
     fn close(&mut self, error: Option<ApiError>) {
         self.trace.finish(error.as_ref().map(|e| e.message.as_str()));
         let bytes = self.encoder.end(error.as_ref());
-        self.queue.push_back(bytes);
+        self.out.queue.push_back(bytes);
     }
 
     /// Asks the remote guard service about the next window: delivered when allowed, replaced by
@@ -403,7 +403,7 @@ impl<H: Host + 'static> Translating<H> {
             Ok(()) => {
                 for chunk in &window.chunks {
                     let events = self.encoder.chunk(chunk);
-                    self.queue.extend(events);
+                    self.out.queue.extend(events);
                 }
                 let gate = self.gate.as_mut().filter(|g| !g.holds_anything());
                 if let Some(ending) = gate.and_then(|g| g.ending.take()) {
@@ -447,15 +447,25 @@ pub(crate) fn translate<H: Host + 'static>(
     remote: Option<RemoteOutput>,
 ) -> ByteStream {
     let gate = remote.map(|remote| Gate { remote, closed: VecDeque::new(), open: Window::default(), ending: None });
-    pump(Translating { host, upstream, client, encoder, queue: VecDeque::new(), idle_ms, trace, gate })
+    pump(Translating { host, upstream, client, encoder, out: Outlet::default(), idle_ms, trace, gate })
+}
+
+/// What a pulled body has ready for the client, and whether it will have more.
+#[derive(Default)]
+pub(crate) struct Outlet {
+    /// The bytes ready to go out, in order.
+    pub queue: VecDeque<Bytes>,
+    /// No pull will queue anything more.
+    pub done: bool,
 }
 
 /// A body produced by pulling: each pull may queue bytes for the client.
 pub(crate) trait Pull {
-    /// The bytes ready to go out, in order.
-    fn queue(&mut self) -> &mut VecDeque<Bytes>;
+    fn outlet(&mut self) -> &mut Outlet;
     /// Whether no pull will queue anything more.
-    fn done(&self) -> bool;
+    fn done(&mut self) -> bool {
+        self.outlet().done
+    }
     /// Reads once from the upstream (or decides what is held), queuing what may go out.
     async fn pull(&mut self);
     /// Once done and the queue is empty: why the body is cut rather than ended (the runtime then
@@ -472,7 +482,7 @@ pub(crate) trait Pull {
 pub(crate) fn pump<P: Pull + 'static>(source: P) -> ByteStream {
     Box::pin(futures::stream::unfold(source, |mut source| async move {
         loop {
-            if let Some(bytes) = source.queue().pop_front() {
+            if let Some(bytes) = source.outlet().queue.pop_front() {
                 return Some((Ok(bytes), source));
             }
             if source.done() {
@@ -488,11 +498,11 @@ pub(crate) fn pump<P: Pull + 'static>(source: P) -> ByteStream {
 }
 
 impl<H: Host + 'static> Pull for Translating<H> {
-    fn queue(&mut self) -> &mut VecDeque<Bytes> {
-        &mut self.queue
+    fn outlet(&mut self) -> &mut Outlet {
+        &mut self.out
     }
 
-    fn done(&self) -> bool {
+    fn done(&mut self) -> bool {
         self.client.is_over() && !self.gate_due()
     }
 
@@ -516,10 +526,9 @@ struct Passing<H: Host + 'static> {
     /// An event stream's events, read beside the bytes passed on, for the usage they report.
     events: Option<crate::sse::SseParser>,
     trace: StreamTrace<H>,
-    queue: VecDeque<Bytes>,
+    out: Outlet,
     /// A body that is not an event stream is cut, not ended, when the upstream's breaks.
     cut: Option<crate::host::BodyError>,
-    done: bool,
 }
 
 impl<H: Host + 'static> Passing<H> {
@@ -554,27 +563,23 @@ pub(crate) fn passthrough<H: Host + 'static>(
     trace: StreamTrace<H>,
 ) -> ByteStream {
     let events = sse.then(crate::sse::SseParser::new);
-    pump(Passing { host, upstream, idle_ms, sse, events, trace, queue: VecDeque::new(), cut: None, done: false })
+    pump(Passing { host, upstream, idle_ms, sse, events, trace, out: Outlet::default(), cut: None })
 }
 
 impl<H: Host + 'static> Pull for Passing<H> {
-    fn queue(&mut self) -> &mut VecDeque<Bytes> {
-        &mut self.queue
-    }
-
-    fn done(&self) -> bool {
-        self.done
+    fn outlet(&mut self) -> &mut Outlet {
+        &mut self.out
     }
 
     async fn pull(&mut self) {
         let failure = match with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await {
             Some(Some(Ok(bytes))) => {
                 self.observe(&bytes);
-                self.queue.push_back(bytes);
+                self.out.queue.push_back(bytes);
                 return;
             }
             Some(None) => {
-                self.done = true;
+                self.out.done = true;
                 self.trace.finish(None);
                 return;
             }
@@ -584,13 +589,13 @@ impl<H: Host + 'static> Pull for Passing<H> {
             }
             None => upstream_fault(Reading::Stream, None, self.idle_ms),
         };
-        self.done = true;
+        self.out.done = true;
         self.trace.finish(Some(&failure.message));
         if self.sse {
             let mut out = b"event: error\ndata: ".to_vec();
             out.extend_from_slice(&failure.to_json());
             out.extend_from_slice(b"\n\n");
-            self.queue.push_back(Bytes::from(out));
+            self.out.queue.push_back(Bytes::from(out));
         } else {
             self.cut = Some(crate::host::BodyError(failure.message));
         }

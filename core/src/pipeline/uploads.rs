@@ -20,7 +20,7 @@ use super::guard::Guard;
 use super::limits;
 use super::phases::{self, Prepared, TargetPlan};
 use super::recorder::Recorder;
-use super::stream::{pump, Pull};
+use super::stream::{pump, Outlet, Pull};
 use crate::config::Config;
 use crate::error::{ApiError, ErrorClass, PhaseError};
 use crate::host::{Body, BodyError, ByteStream, Host};
@@ -187,20 +187,8 @@ fn bounded_rest<H: Host + 'static>(
     path: String,
     cut: Rc<RefCell<Option<ApiError>>>,
 ) -> ByteStream {
-    let queue = VecDeque::from([Bytes::from(head)]);
-    pump(UploadRest {
-        host,
-        rest,
-        watch,
-        sent: sent_before,
-        limit,
-        idle_ms,
-        path,
-        cut,
-        queue,
-        reason: None,
-        done: false,
-    })
+    let out = Outlet { queue: VecDeque::from([Bytes::from(head)]), done: false };
+    pump(UploadRest { host, rest, watch, sent: sent_before, limit, idle_ms, path, cut, out, reason: None })
 }
 
 /// The streamed rest of an upload, as [`bounded_rest`] passes it on.
@@ -215,19 +203,14 @@ struct UploadRest<H: Host + 'static> {
     path: String,
     /// Why the upload was cut, for the client's error.
     cut: Rc<RefCell<Option<ApiError>>>,
-    queue: VecDeque<Bytes>,
+    out: Outlet,
     /// The same, for the runtime: the body is errored rather than ended.
     reason: Option<BodyError>,
-    done: bool,
 }
 
 impl<H: Host + 'static> Pull for UploadRest<H> {
-    fn queue(&mut self) -> &mut VecDeque<Bytes> {
-        &mut self.queue
-    }
-
-    fn done(&self) -> bool {
-        self.done
+    fn outlet(&mut self) -> &mut Outlet {
+        &mut self.out
     }
 
     async fn pull(&mut self) {
@@ -235,21 +218,21 @@ impl<H: Host + 'static> Pull for UploadRest<H> {
         let failure = match with_timeout(&*self.host, idle_ms, self.rest.next()).await {
             None => stalled(idle_ms),
             Some(None) => {
-                self.done = true;
+                self.out.done = true;
                 return;
             }
             Some(Some(Err(e))) => UploadError::Unreadable(e.to_string()).into(),
             Some(Some(Ok(chunk))) if self.watch.as_mut().is_some_and(|w| w.found_in(&chunk)) => two_models(&self.path),
             Some(Some(Ok(chunk))) if self.sent + chunk.len() <= limit => {
                 self.sent += chunk.len();
-                self.queue.push_back(chunk);
+                self.out.queue.push_back(chunk);
                 return;
             }
             Some(Some(Ok(_))) => too_large(limit),
         };
         self.reason = Some(BodyError(failure.message.clone()));
         *self.cut.borrow_mut() = Some(failure);
-        self.done = true;
+        self.out.done = true;
     }
 
     fn cut(&mut self) -> Option<BodyError> {

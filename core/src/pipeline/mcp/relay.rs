@@ -1,7 +1,6 @@
 //! Requests to an MCP server and the relay of its answers: a JSON body, or an event stream whose
 //! messages are each inspected, converted and forwarded as they arrive.
 
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -10,7 +9,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use super::super::body::{read_whole, with_timeout};
-use super::super::stream::{pump, Pull};
+use super::super::stream::{pump, Outlet, Pull};
 use super::hooks::{Hook, ServerGuard};
 use crate::config::{Config, McpServerConfig};
 use crate::host::{Body, ByteStream, Host};
@@ -294,9 +293,8 @@ struct EventRelay<H: Host + 'static> {
     parser: SseParser,
     outbound: Outbound,
     responder: Option<Responder>,
-    queue: VecDeque<Bytes>,
+    out: Outlet,
     idle_ms: u64,
-    done: bool,
 }
 
 impl<H: Host + 'static> EventRelay<H> {
@@ -304,7 +302,7 @@ impl<H: Host + 'static> EventRelay<H> {
         for event in events {
             // A priming event (an id to resume from, no message) carries nothing to inspect.
             if event.data.trim().is_empty() {
-                self.queue.push_back(event.encode(""));
+                self.out.queue.push_back(event.encode(""));
                 continue;
             }
             // Anything else must be one JSON-RPC message: other data is never relayed.
@@ -312,7 +310,7 @@ impl<H: Host + 'static> EventRelay<H> {
             match self.outbound.apply(message).await {
                 Verdict::Forward(message) => {
                     let json = String::from_utf8(message.to_bytes()).unwrap_or_default();
-                    self.queue.push_back(event.encode(&json));
+                    self.out.queue.push_back(event.encode(&json));
                 }
                 Verdict::AnswerServer(answer) => {
                     if let Some(responder) = &self.responder {
@@ -330,16 +328,16 @@ impl<H: Host + 'static> EventRelay<H> {
         match with_timeout(&*self.host, self.idle_ms, self.upstream.next()).await {
             Some(Some(Ok(bytes))) => match self.parser.push(&bytes) {
                 Ok(events) => self.events(events).await,
-                Err(_) => self.done = true,
+                Err(_) => self.out.done = true,
             },
             Some(None) => {
                 let rest = std::mem::take(&mut self.parser).finish();
                 self.events(rest).await;
-                self.done = true;
+                self.out.done = true;
             }
             // A broken or stalled server stream ends the client's; the client re-sends or
             // resumes (legacy) as the protocol has it.
-            Some(Some(Err(_))) | None => self.done = true,
+            Some(Some(Err(_))) | None => self.out.done = true,
         }
     }
 }
@@ -351,26 +349,14 @@ fn relay_events<H: Host + 'static>(
     responder: Option<Responder>,
     idle_ms: u64,
 ) -> ByteStream {
-    let state = EventRelay {
-        host,
-        upstream,
-        parser: SseParser::new(),
-        outbound,
-        responder,
-        queue: VecDeque::new(),
-        idle_ms,
-        done: false,
-    };
+    let state =
+        EventRelay { host, upstream, parser: SseParser::new(), outbound, responder, out: Outlet::default(), idle_ms };
     pump(state)
 }
 
 impl<H: Host + 'static> Pull for EventRelay<H> {
-    fn queue(&mut self) -> &mut VecDeque<Bytes> {
-        &mut self.queue
-    }
-
-    fn done(&self) -> bool {
-        self.done
+    fn outlet(&mut self) -> &mut Outlet {
+        &mut self.out
     }
 
     async fn pull(&mut self) {
