@@ -26,13 +26,18 @@ const PAYLOAD_KEYS: &[&str] = &["data", "file_data", "file_id", "url"];
 
 /// Every string in `value`, but under payload keys.
 fn strings_mut<'v>(value: &'v mut Value, out: &mut Vec<&'v mut String>) {
+    strings_under(value, out, &|key| !PAYLOAD_KEYS.contains(&key));
+}
+
+/// Every string in `value` reached through object keys that `follow` accepts.
+fn strings_under<'v>(value: &'v mut Value, out: &mut Vec<&'v mut String>, follow: &dyn Fn(&str) -> bool) {
     match value {
         Value::String(text) => out.push(text),
-        Value::Array(items) => items.iter_mut().for_each(|item| strings_mut(item, out)),
+        Value::Array(items) => items.iter_mut().for_each(|item| strings_under(item, out, follow)),
         Value::Object(map) => {
             for (key, inner) in map.iter_mut() {
-                if !PAYLOAD_KEYS.contains(&key.as_str()) {
-                    strings_mut(inner, out);
+                if follow(key) {
+                    strings_under(inner, out, follow);
                 }
             }
         }
@@ -194,24 +199,11 @@ pub(crate) async fn check_chat<H: Host + 'static>(
 /// The prompt texts of another endpoint's JSON body: `input`, `prompt` and `instructions`, as
 /// strings, lists of strings, or (Responses API) items with text content.
 fn body_texts_mut(body: &mut serde_json::Map<String, Value>) -> Vec<&mut String> {
-    fn walk<'v>(value: &'v mut Value, out: &mut Vec<&'v mut String>) {
-        match value {
-            Value::String(text) => out.push(text),
-            Value::Array(items) => items.iter_mut().for_each(|item| walk(item, out)),
-            Value::Object(map) => {
-                for (key, inner) in map.iter_mut() {
-                    if matches!(key.as_str(), "text" | "content" | "input" | "output") {
-                        walk(inner, out);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+    let text = |key: &str| matches!(key, "text" | "content" | "input" | "output");
     let mut out = Vec::new();
     for (key, value) in body.iter_mut() {
         if matches!(key.as_str(), "input" | "prompt" | "instructions") {
-            walk(value, &mut out);
+            strings_under(value, &mut out, &text);
         }
     }
     out
