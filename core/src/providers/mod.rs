@@ -57,6 +57,24 @@ pub enum StreamEvent {
     Error(ApiError),
 }
 
+/// Feeds a translator its upstream's framed events in order until one ends the stream: nothing
+/// the upstream sends after its end counts.
+pub(crate) fn until_ended<S, F>(
+    translator: &mut S,
+    frames: Vec<F>,
+    ended: fn(&S) -> bool,
+    translate: fn(&mut S, F) -> Vec<StreamEvent>,
+) -> Vec<StreamEvent> {
+    let mut out = Vec::new();
+    for frame in frames {
+        if ended(translator) {
+            break;
+        }
+        out.extend(translate(translator, frame));
+    }
+    out
+}
+
 /// Translates a provider's streamed body into OpenAI chunks, incrementally.
 pub trait ChatStreamTranslator {
     /// Feeds upstream bytes as they arrive; returns the events they complete.

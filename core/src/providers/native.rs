@@ -91,6 +91,33 @@ pub(crate) enum OutputFormat<'a> {
     JsonSchema(&'a Value),
 }
 
+/// OpenAI's function tools as a native format declares them: `name`, `description` when given,
+/// and the parameters' schema under `schema_key` (or `default_schema` when the tool has none).
+/// A tool of another type is refused, naming it.
+pub(crate) fn function_declarations(
+    provider_type: &str,
+    tools: &[crate::openai::Tool],
+    schema_key: &str,
+    default_schema: Option<Value>,
+) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        if tool.kind != "function" {
+            return Err(unsupported(provider_type, &format!("tools[{i}].type={}", tool.kind)));
+        }
+        let mut declared = Map::new();
+        declared.insert("name".into(), json!(tool.function.name));
+        if let Some(description) = &tool.function.description {
+            declared.insert("description".into(), json!(description));
+        }
+        if let Some(schema) = tool.function.parameters.clone().or_else(|| default_schema.clone()) {
+            declared.insert(schema_key.into(), schema);
+        }
+        out.push(Value::Object(declared));
+    }
+    Ok(out)
+}
+
 pub(crate) fn unsupported(provider_type: &str, field: &str) -> ApiError {
     ApiError::invalid_request(format!("`{field}` is not supported by provider type `{provider_type}`"))
         .with_param(field)

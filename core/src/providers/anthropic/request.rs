@@ -4,7 +4,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
-use crate::providers::native::{check_message, push_alternating, tool_arguments};
+use crate::providers::native::{check_message, function_declarations, push_alternating, tool_arguments};
 
 /// Used when neither the client nor the provider config sets `max_tokens` (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -71,22 +71,9 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
         body.insert("metadata".into(), json!({"user_id": user}));
     }
     if let Some(tools) = &request.tools {
-        let mut out = Vec::new();
-        for (i, tool) in tools.iter().enumerate() {
-            if tool.kind != "function" {
-                return Err(unsupported(&format!("tools[{i}].type={}", tool.kind)));
-            }
-            let mut t = Map::new();
-            t.insert("name".into(), json!(tool.function.name));
-            if let Some(d) = &tool.function.description {
-                t.insert("description".into(), json!(d));
-            }
-            let schema =
-                tool.function.parameters.clone().unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            t.insert("input_schema".into(), schema);
-            out.push(Value::Object(t));
-        }
-        body.insert("tools".into(), Value::Array(out));
+        let schema = json!({"type": "object", "properties": {}});
+        let declared = function_declarations("anthropic", tools, "input_schema", Some(schema))?;
+        body.insert("tools".into(), Value::Array(declared));
     }
     let disable_parallel = request.parallel_tool_calls == Some(false);
     let choice = match &request.tool_choice {

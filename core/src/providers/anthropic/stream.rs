@@ -222,14 +222,7 @@ impl AnthropicStream {
     }
 
     fn events(&mut self, events: Vec<SseEvent>) -> Vec<StreamEvent> {
-        let mut out = Vec::new();
-        for event in events {
-            if self.ended {
-                break;
-            }
-            out.extend(self.event(event));
-        }
-        out
+        super::super::until_ended(self, events, |s| s.ended, Self::event)
     }
 }
 

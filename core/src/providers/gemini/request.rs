@@ -7,7 +7,8 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
-    self, check_message, push_alternating, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames,
+    self, check_message, function_declarations, push_alternating, sampling, tool_arguments, tool_call_names,
+    OutputFormat, SamplingNames,
 };
 
 fn unsupported(field: &str) -> ApiError {
@@ -71,21 +72,7 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
         body.insert("systemInstruction".into(), json!({"parts": system}));
     }
     if let Some(tools) = &request.tools {
-        let mut declarations = Vec::new();
-        for (i, tool) in tools.iter().enumerate() {
-            if tool.kind != "function" {
-                return Err(unsupported(&format!("tools[{i}].type={}", tool.kind)));
-            }
-            let mut d = Map::new();
-            d.insert("name".into(), json!(tool.function.name));
-            if let Some(description) = &tool.function.description {
-                d.insert("description".into(), json!(description));
-            }
-            if let Some(parameters) = &tool.function.parameters {
-                d.insert("parametersJsonSchema".into(), parameters.clone());
-            }
-            declarations.push(Value::Object(d));
-        }
+        let declarations = function_declarations("gemini", tools, "parametersJsonSchema", None)?;
         body.insert("tools".into(), json!([{"functionDeclarations": declarations}]));
     }
     if let Some(choice) = &request.tool_choice {

@@ -120,14 +120,7 @@ impl GeminiStream {
     }
 
     fn events(&mut self, events: Vec<SseEvent>) -> Vec<StreamEvent> {
-        let mut out = Vec::new();
-        for event in events {
-            if self.ended {
-                break;
-            }
-            out.extend(self.event(event));
-        }
-        out
+        super::super::until_ended(self, events, |s| s.ended, Self::event)
     }
 
     /// The upstream closed: complete when every candidate finished, else an error.

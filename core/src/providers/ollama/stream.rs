@@ -69,14 +69,7 @@ impl OllamaStream {
     }
 
     fn lines(&mut self, lines: Vec<String>) -> Vec<StreamEvent> {
-        let mut out = Vec::new();
-        for line in lines {
-            if self.ended {
-                break;
-            }
-            out.extend(self.line(&line));
-        }
-        out
+        super::super::until_ended(self, lines, |s| s.ended, |s, line| s.line(&line))
     }
 }
 
