@@ -25,12 +25,11 @@ pub struct Quota {
 }
 
 /// One atomic operation on a limiter key.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitStep {
     pub now_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<Quota>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Quota>,
     /// Applied whatever the outcome (reconciling actual usage after the fact); never refused.
     #[serde(default)]
@@ -47,12 +46,11 @@ pub struct Window {
 }
 
 /// The answer to a step.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Admission {
     pub allowed: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests: Option<Window>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<Window>,
     /// When refused: how long until the step would be admitted (0 when allowed).
     #[serde(default)]

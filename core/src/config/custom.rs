@@ -32,6 +32,7 @@ pub const TEMPLATE_VARIABLES: &[&str] = &[
 ];
 
 /// How the gateway talks to a raw upstream.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CustomMapping {
@@ -39,7 +40,6 @@ pub struct CustomMapping {
     #[serde(default = "authorization")]
     pub auth_header: String,
     /// Text before the key in that header; default `Bearer ` for `authorization`, else none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_prefix: Option<String>,
     /// The upstream request body: any JSON, with `{{variable}}` placeholders (see the README).
     pub request: Value,
@@ -51,16 +51,14 @@ fn authorization() -> String {
 }
 
 /// Where the answer is in the upstream's JSON response (JSON pointers, e.g. `/output/0/text`).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseMapping {
     /// The answer text.
     pub content: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finish_reason: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<String>,
     /// Upstream finish values → OpenAI's (`stop`, `length`, `content_filter`); others are `stop`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

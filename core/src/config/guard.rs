@@ -5,6 +5,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Global guardrail settings (`guardrails` in the document).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardrailsConfig {
@@ -25,7 +26,6 @@ pub struct GuardrailsConfig {
     #[serde(default = "default_hold_back")]
     pub stream_hold_back_chars: usize,
     /// An HTTP guard service consulted besides the built-in detectors.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote: Option<RemoteGuardConfig>,
 }
 
@@ -88,12 +88,12 @@ impl Default for DetectorSwitches {
 }
 
 /// A Shield-style guard service the gateway posts each inspected text to (shapes in the README).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RemoteGuardConfig {
     pub url: String,
     /// Secret holding the service's key, sent as `Authorization: Bearer`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_secret: Option<String>,
     /// Longest wait for a verdict.
     #[serde(default = "default_guard_timeout")]

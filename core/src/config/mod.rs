@@ -89,6 +89,7 @@ pub enum ProviderType {
 }
 
 /// One upstream provider.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
@@ -96,10 +97,8 @@ pub struct ProviderConfig {
     pub kind: ProviderType,
     /// Base URL; defaults to the provider's public API (`https://api.openai.com/v1`,
     /// `https://api.anthropic.com`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_url: Option<String>,
     /// Name of the secret holding the provider's API key (Workers secret, Spin variable).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_secret: Option<String>,
     /// Model ids callers may use; empty means any model id is passed through.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -108,17 +107,14 @@ pub struct ProviderConfig {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
     /// Anthropic only: `max_tokens` sent when the client sets none (Anthropic requires one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_max_tokens: Option<u32>,
     /// Azure only: `api-version` for deployment paths (e.g. `2024-10-21`); `v1` (the default)
     /// uses the GA path `/openai/v1/...` with the deployment name as the body's `model`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
     /// Azure only: model id -> deployment name (a model not listed is its own deployment name).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deployments: BTreeMap<String, String>,
     /// Custom only: the request template and response mapping; `base_url` is the full URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<CustomMapping>,
     /// Whether clients may name this provider's models directly (`provider/model`); with
     /// `false` they reach it only through routes, whose controls then always apply.
@@ -126,11 +122,11 @@ pub struct ProviderConfig {
     pub direct: bool,
     /// Output tokens a token quota reserves for a request that sets no maximum (else
     /// `default_max_tokens`, else 4096).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_max_output_tokens: Option<u32>,
 }
 
 /// A named, reusable routing configuration.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
@@ -142,7 +138,6 @@ pub struct RouteConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub models: Vec<RouteTarget>,
     /// Kind `custom` only: the raw upstream, a provider of type `custom`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<ProviderConfig>,
     /// Upstream statuses that move on to the next model at once, without retrying (e.g. `400`
     /// for a context-length error a larger model can take).
@@ -152,38 +147,30 @@ pub struct RouteConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyConfig>,
     /// Overrides `guardrails.mode` on this route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_mode: Option<GuardMode>,
     /// Overrides `telemetry.snapshots` on this route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<bool>,
     /// Overrides the global retry settings for this route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryConfig>,
     /// Request and response edits applied on this route.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transform: Option<TransformConfig>,
     /// Requests and tokens per minute on this route, per key (the default) or shared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RouteRateLimit>,
     /// Exact-match response cache for this route's chat completions.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<CacheConfig>,
     /// Output tokens a token quota reserves for a request that sets no maximum (else the
     /// primary provider's, else 4096).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_max_output_tokens: Option<u32>,
 }
 
 /// A quota: requests and/or tokens per minute (at least one).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u64>,
     /// Tokens (prompt plus completion) per minute: reserved from an estimate when a request is
     /// admitted, reconciled from the actual usage when its response ends.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_minute: Option<u64>,
 }
 
@@ -199,12 +186,11 @@ pub enum LimitPer {
 }
 
 /// A route's rate limit.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRateLimit {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requests_per_minute: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_minute: Option<u64>,
     #[serde(default)]
     pub per: LimitPer,
@@ -338,6 +324,7 @@ pub enum CredentialConfig {
 }
 
 /// A registered MCP server.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct McpServerConfig {
@@ -363,10 +350,8 @@ pub struct McpServerConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub policies: Vec<PolicyConfig>,
     /// Overrides `guardrails.mode` for this server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guard_mode: Option<GuardMode>,
     /// Overrides `telemetry.snapshots` for this server.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshots: Option<bool>,
 }
 
@@ -393,6 +378,7 @@ pub enum PrincipalKind {
 }
 
 /// A gateway API key: only its SHA-256 is stored.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyConfig {
@@ -400,14 +386,11 @@ pub struct KeyConfig {
     pub sha256: String,
     pub principal: PrincipalConfig,
     /// Requests and tokens per minute for this key, across every route and model.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
     /// The routes this key may use (`*` matches any run of characters); absent: any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_routes: Option<Vec<String>>,
     /// The `provider/model` names this key may call directly (globs); absent: any. `[]` keeps
     /// the key to routes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allowed_models: Option<Vec<String>>,
 }
 
@@ -451,12 +434,12 @@ pub struct PrincipalConfig {
 }
 
 /// Where traces go.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryConfig {
     /// OTLP/HTTP JSON base URL (the gateway posts to `{collector_url}/v1/traces`); with none,
     /// each trace goes to the runtime log as one JSON line.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collector_url: Option<String>,
     /// Headers sent to the collector, by header name -> name of the secret holding the value.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -510,13 +493,13 @@ impl Default for TelemetryConfig {
 }
 
 /// US dollars per million tokens.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceConfig {
     pub input_per_million: f64,
     pub output_per_million: f64,
     /// Price of input tokens served from the provider's cache (defaults to the input price).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached_input_per_million: Option<f64>,
 }
 

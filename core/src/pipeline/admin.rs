@@ -146,6 +146,7 @@ impl PhaseError for AdminError {
 }
 
 /// One kept version.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
     pub version: u64,
@@ -154,7 +155,6 @@ pub struct VersionInfo {
     pub sha256: String,
     pub bytes: usize,
     /// Set when this version was a rollback to an earlier one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_of: Option<u64>,
 }
 
