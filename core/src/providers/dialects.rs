@@ -11,10 +11,12 @@ fn under_base(target: &Target<'_>, default_base: &str, path: &str) -> Result<Str
     Ok(join_url(target.provider.base_url.as_deref().unwrap_or(default_base), path))
 }
 
-pub static OPENAI: Dialect = Dialect {
-    operations: &[Embeddings, ImageGenerations, Moderations, Speech, Responses, Transcriptions, Translations],
-    name: "openai",
-    otel_name: "openai",
+/// What a vendor does when it does as OpenAI does; each vendor below names only where it differs.
+const AS_OPENAI: Dialect = Dialect {
+    name: "",
+    otel_name: "",
+    default_base: "",
+    operations: &[],
     auth: Auth::Bearer,
     rejected: &[],
     rejected_in_messages: &[],
@@ -22,72 +24,63 @@ pub static OPENAI: Dialect = Dialect {
     single_choice: false,
     required_tool_choice: "required",
     stream_options: true,
-    url: |t, path| under_base(t, "https://api.openai.com/v1", path),
+    url: under_base,
     model: |t| t.model.clone(),
+};
+
+pub static OPENAI: Dialect = Dialect {
+    name: "openai",
+    otel_name: "openai",
+    default_base: "https://api.openai.com/v1",
+    operations: &[Embeddings, ImageGenerations, Moderations, Speech, Responses, Transcriptions, Translations],
+    ..AS_OPENAI
 };
 
 /// Groq refuses these with 400 and needs `n` = 1; usage may come in `x_groq.usage`.
 pub static GROQ: Dialect = Dialect {
-    operations: &[Speech, Transcriptions, Translations],
     name: "groq",
     otel_name: "groq",
-    auth: Auth::Bearer,
+    default_base: "https://api.groq.com/openai/v1",
+    operations: &[Speech, Transcriptions, Translations],
     rejected: &["logprobs", "logit_bias", "top_logprobs"],
     rejected_in_messages: &["name"],
-    renamed: &[],
     single_choice: true,
-    required_tool_choice: "required",
-    stream_options: true,
-    url: |t, path| under_base(t, "https://api.groq.com/openai/v1", path),
-    model: |t| t.model.clone(),
+    ..AS_OPENAI
 };
 
 /// Mistral answers unknown fields with 422 `extra_forbidden`; its usage arrives unasked.
 pub static MISTRAL: Dialect = Dialect {
-    operations: &[Embeddings, Transcriptions],
     name: "mistral",
     otel_name: "mistral_ai",
-    auth: Auth::Bearer,
+    default_base: "https://api.mistral.ai/v1",
+    operations: &[Embeddings, Transcriptions],
     rejected: &["logit_bias", "logprobs", "top_logprobs", "user", "service_tier", "store", "metadata"],
-    rejected_in_messages: &[],
     renamed: &[("seed", "random_seed"), ("max_completion_tokens", "max_tokens")],
-    single_choice: false,
     required_tool_choice: "any",
     stream_options: false,
-    url: |t, path| under_base(t, "https://api.mistral.ai/v1", path),
-    model: |t| t.model.clone(),
+    ..AS_OPENAI
 };
 
 /// Together's `logprobs` is a count, not OpenAI's boolean; its usage arrives on the last chunk unasked.
 pub static TOGETHER: Dialect = Dialect {
-    operations: &[Embeddings, ImageGenerations, Speech, Transcriptions, Translations],
     name: "together",
     otel_name: "together_ai",
-    auth: Auth::Bearer,
+    default_base: "https://api.together.ai/v1",
+    operations: &[Embeddings, ImageGenerations, Speech, Transcriptions, Translations],
     rejected: &["logprobs", "top_logprobs", "service_tier", "store", "metadata"],
-    rejected_in_messages: &[],
     renamed: &[("max_completion_tokens", "max_tokens")],
-    single_choice: false,
-    required_tool_choice: "required",
     stream_options: false,
-    url: |t, path| under_base(t, "https://api.together.ai/v1", path),
-    model: |t| t.model.clone(),
+    ..AS_OPENAI
 };
 
 /// DeepSeek documents a smaller parameter set than OpenAI's; what it lacks is refused.
 pub static DEEPSEEK: Dialect = Dialect {
-    operations: &[],
     name: "deepseek",
     otel_name: "deepseek",
-    auth: Auth::Bearer,
+    default_base: "https://api.deepseek.com",
     rejected: &["n", "seed", "service_tier", "store", "metadata", "parallel_tool_calls"],
-    rejected_in_messages: &[],
     renamed: &[("max_completion_tokens", "max_tokens")],
-    single_choice: false,
-    required_tool_choice: "required",
-    stream_options: true,
-    url: |t, path| under_base(t, "https://api.deepseek.com", path),
-    model: |t| t.model.clone(),
+    ..AS_OPENAI
 };
 
 /// Azure's deployment name for a model: from `deployments`, else the model id itself.
@@ -98,7 +91,7 @@ fn azure_deployment(t: &Target<'_>) -> String {
 /// `api_version` `v1` (or none): `{endpoint}/openai/v1/chat/completions` with the deployment as
 /// `model`; a dated version: `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=`.
 /// The Responses API is served on the v1 path only.
-fn azure_url(t: &Target<'_>, path: &str) -> Result<String, ApiError> {
+fn azure_url(t: &Target<'_>, _default_base: &str, path: &str) -> Result<String, ApiError> {
     let base = t.provider.base_url.as_deref().unwrap_or_default();
     match t.provider.api_version.as_deref() {
         None | Some("v1") => Ok(join_url(base, &format!("openai/v1/{path}"))),
@@ -114,17 +107,13 @@ fn azure_url(t: &Target<'_>, path: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Azure has no public default: `base_url` (the resource endpoint) is required.
 pub static AZURE: Dialect = Dialect {
-    operations: &[Embeddings, ImageGenerations, Speech, Responses, Transcriptions, Translations],
     name: "azure",
     otel_name: "azure.ai.openai",
+    operations: &[Embeddings, ImageGenerations, Speech, Responses, Transcriptions, Translations],
     auth: Auth::Header("api-key"),
-    rejected: &[],
-    rejected_in_messages: &[],
-    renamed: &[],
-    single_choice: false,
-    required_tool_choice: "required",
-    stream_options: true,
     url: azure_url,
     model: azure_deployment,
+    ..AS_OPENAI
 };

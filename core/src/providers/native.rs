@@ -7,11 +7,12 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http::StatusCode;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use super::{ChatCall, ChatProvider, ChatStreamTranslator, Operation, ResponseContext, Target};
+use super::{join_url, json_post, ChatCall, ChatProvider, ChatStreamTranslator, Operation, ResponseContext, Target};
 use crate::error::ApiError;
-use crate::openai::{ChatMessage, ChatRequest, ToolCall};
+use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, ToolCall};
 
 /// A provider with its own wire format, as data: the functions of its folder (`request.rs`,
 /// `response.rs`, `stream.rs`) that build its requests and read its answers.
@@ -24,9 +25,15 @@ pub struct Native {
     pub embeddings: Option<NativeEmbeddings>,
 }
 
-/// Builds the upstream request for an OpenAI embeddings body, with the provider's key.
-pub type EmbeddingsRequest =
-    fn(&Target<'_>, &Map<String, Value>, Option<&str>) -> Result<http::Request<Bytes>, ApiError>;
+/// An OpenAI embeddings body to translate for a target, with the provider's key.
+pub struct EmbeddingsCall<'a> {
+    pub target: &'a Target<'a>,
+    pub body: &'a Map<String, Value>,
+    pub api_key: Option<&'a str>,
+}
+
+/// Builds the upstream request for an OpenAI embeddings body.
+pub type EmbeddingsRequest = fn(EmbeddingsCall<'_>) -> Result<http::Request<Bytes>, ApiError>;
 
 /// A native embeddings endpoint: the request for an OpenAI embeddings body, and its answer read.
 pub struct NativeEmbeddings {
@@ -63,13 +70,36 @@ impl ChatProvider for Native {
         api_key: Option<&str>,
     ) -> Option<Result<http::Request<Bytes>, ApiError>> {
         let embeddings = self.embeddings.as_ref().filter(|_| op == Operation::Embeddings)?;
-        Some((embeddings.request)(target, &body, api_key))
+        Some((embeddings.request)(EmbeddingsCall { target, body: &body, api_key }))
     }
 
     fn operation_response(&self, op: Operation, body: &[u8], ctx: &ResponseContext) -> Option<Result<Value, ApiError>> {
         let embeddings = self.embeddings.as_ref().filter(|_| op == Operation::Embeddings)?;
         Some((embeddings.response)(body, ctx))
     }
+}
+
+/// A JSON POST to `path` under the provider's `base_url` (else the vendor's `default_base`).
+pub(crate) fn post(
+    target: &Target<'_>,
+    default_base: &str,
+    path: &str,
+    auth: &[(&str, String)],
+    body: &impl Serialize,
+) -> Result<http::Request<Bytes>, ApiError> {
+    json_post(&join_url(target.provider.base_url.as_deref().unwrap_or(default_base), path), target.provider, auth, body)
+}
+
+/// The parsed answer of a native embeddings endpoint and its `embeddings` array; `endpoint`
+/// names the endpoint in the 502 a malformed answer gets.
+pub(crate) fn embeddings_answer(body: &[u8], endpoint: &str) -> Result<(Value, Vec<Value>), ApiError> {
+    let mut parsed: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_gateway(format!("the upstream's {endpoint} response is malformed: {e}")))?;
+    let vectors = match parsed.get_mut("embeddings").map(Value::take) {
+        Some(Value::Array(vectors)) => vectors,
+        _ => return Err(ApiError::bad_gateway(format!("the upstream's {endpoint} response has no `embeddings`"))),
+    };
+    Ok((parsed, vectors))
 }
 
 /// Where a provider puts OpenAI's sampling parameters.
@@ -116,6 +146,56 @@ pub(crate) fn function_declarations(
         out.push(Value::Object(declared));
     }
     Ok(out)
+}
+
+/// One content part of a message, as a native translator reads it.
+pub(crate) enum Part<'a> {
+    Text(&'a str),
+    /// `image_url.url`: a `data:` URL or a web address.
+    Image(&'a str),
+}
+
+/// A message's content as parts, each with where it is (`{at}.content[j]`; plain text is one
+/// part at `{at}.content`). A part with a field or type the provider cannot take, or without the
+/// field its type needs, is refused naming it.
+pub(crate) fn content_parts<'a>(
+    content: &'a MessageContent,
+    at: &str,
+    provider_type: &str,
+) -> Result<Vec<(String, Part<'a>)>, ApiError> {
+    let parts = match content {
+        MessageContent::Text(text) => return Ok(vec![(format!("{at}.content"), Part::Text(text))]),
+        MessageContent::Parts(parts) => parts,
+    };
+    let part = |(j, part): (usize, &'a ContentPart)| {
+        let at = format!("{at}.content[{j}]");
+        if let Some(field) = part.rest.keys().next() {
+            return Err(unsupported(provider_type, &format!("{at}.{field}")));
+        }
+        let read = match (part.kind.as_str(), &part.text, &part.image_url) {
+            ("text", Some(text), _) => Part::Text(text),
+            ("image_url", _, Some(image)) => Part::Image(&image.url),
+            ("text" | "image_url", _, _) => {
+                let message = format!("`{at}` is missing its `{}` field", part.kind);
+                return Err(ApiError::invalid_request(message).with_param(at));
+            }
+            (other, _, _) => return Err(unsupported(provider_type, &format!("{at}.type={other}"))),
+        };
+        Ok((at, read))
+    };
+    parts.iter().enumerate().map(part).collect()
+}
+
+/// The media type and base64 data of an image given as a `data:` URL, for a provider that takes
+/// images no other way.
+pub(crate) fn base64_image<'a>(url: &'a str, at: &str, provider_type: &str) -> Result<(&'a str, &'a str), ApiError> {
+    match url.strip_prefix("data:").and_then(|rest| rest.split_once(',')) {
+        Some((meta, data)) if meta.ends_with(";base64") => Ok((meta.trim_end_matches(";base64"), data)),
+        _ => Err(ApiError::invalid_request(format!(
+            "`{at}.image_url.url`: provider type `{provider_type}` takes images as base64 data URLs"
+        ))
+        .with_param(at)),
+    }
 }
 
 pub(crate) fn unsupported(provider_type: &str, field: &str) -> ApiError {

@@ -42,12 +42,22 @@ pub struct Dialect {
     pub required_tool_choice: &'static str,
     /// The vendor accepts `stream_options`; when it does not, it reports stream usage on its own.
     pub stream_options: bool,
-    /// The URL of an endpoint path (`chat/completions`, `embeddings`, ...) for a target.
-    pub url: fn(&Target<'_>, &str) -> Result<String, ApiError>,
+    /// Where the vendor's API is when the provider names no `base_url`.
+    pub default_base: &'static str,
+    /// The URL of an endpoint path (`chat/completions`, `embeddings`, ...) for a target, given
+    /// `default_base`.
+    pub url: fn(&Target<'_>, &str, &str) -> Result<String, ApiError>,
     /// The other OpenAI endpoints the vendor offers.
     pub operations: &'static [Operation],
     /// The body's `model` for a target.
     pub model: fn(&Target<'_>) -> String,
+}
+
+impl Dialect {
+    /// The URL of an endpoint path for a target.
+    fn endpoint(&self, target: &Target<'_>, path: &str) -> Result<String, ApiError> {
+        (self.url)(target, self.default_base, path)
+    }
 }
 
 /// A [`ChatProvider`] for any OpenAI-compatible dialect.
@@ -129,7 +139,7 @@ impl ChatProvider for Compatible {
         ChatCall { target, request, api_key }: ChatCall<'_>,
     ) -> Result<http::Request<Bytes>, ApiError> {
         let body = self.body(target, request)?;
-        json_post(&(self.0.url)(target, "chat/completions")?, target.provider, &self.auth(api_key), &body)
+        json_post(&self.0.endpoint(target, "chat/completions")?, target.provider, &self.auth(api_key), &body)
     }
 
     fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, ApiError> {
@@ -165,7 +175,7 @@ impl ChatProvider for Compatible {
             return None;
         }
         body.insert("model".into(), Value::from((self.0.model)(target)));
-        Some((|| json_post(&(self.0.url)(target, op.path())?, target.provider, &self.auth(api_key), &body))())
+        Some((|| json_post(&self.0.endpoint(target, op.path())?, target.provider, &self.auth(api_key), &body))())
     }
 
     fn upload_request(
@@ -178,7 +188,7 @@ impl ChatProvider for Compatible {
             return None;
         }
         Some((|| {
-            let head = super::post_head(&(self.0.url)(target, op.path())?, target.provider, &self.auth(api_key))?;
+            let head = super::post_head(&self.0.endpoint(target, op.path())?, target.provider, &self.auth(api_key))?;
             Ok((head, (self.0.model)(target)))
         })())
     }

@@ -6,8 +6,8 @@ mod stream;
 
 use bytes::Bytes;
 
-use super::native::Native;
-use super::{join_url, json_post, ChatCall};
+use super::native::{self, Native};
+use super::ChatCall;
 use crate::error::ApiError;
 
 pub use request::{messages_body, DEFAULT_MAX_TOKENS};
@@ -27,12 +27,11 @@ pub(crate) static ANTHROPIC: Native = Native {
 
 fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError> {
     let body = messages_body(request, &target.model, target.provider.default_max_tokens)?;
-    let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let mut auth = vec![("anthropic-version", API_VERSION.to_owned())];
     if let Some(key) = api_key {
         auth.push(("x-api-key", key.to_owned()));
     }
-    json_post(&join_url(base, "v1/messages"), target.provider, &auth, &body)
+    native::post(target, DEFAULT_BASE_URL, "v1/messages", &auth, &body)
 }
 
 #[cfg(test)]

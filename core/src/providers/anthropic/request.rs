@@ -3,8 +3,10 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
-use crate::providers::native::{check_message, function_declarations, push_alternating, tool_arguments};
+use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
+use crate::providers::native::{
+    check_message, content_parts, function_declarations, push_alternating, tool_arguments, Part,
+};
 
 /// Used when neither the client nor the provider config sets `max_tokens` (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
@@ -103,28 +105,20 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
 }
 
 fn user_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
-    match &message.content {
-        None => Err(ApiError::invalid_request(format!("`{at}.content` is required for user messages"))
-            .with_param(format!("{at}.content"))),
-        Some(MessageContent::Text(text)) => Ok(vec![json!({"type": "text", "text": text})]),
-        Some(MessageContent::Parts(parts)) => {
-            parts.iter().enumerate().map(|(j, part)| content_part(part, &format!("{at}.content[{j}]"))).collect()
-        }
-    }
+    let Some(content) = &message.content else {
+        return Err(ApiError::invalid_request(format!("`{at}.content` is required for user messages"))
+            .with_param(format!("{at}.content")));
+    };
+    blocks(content, at)
 }
 
-fn content_part(part: &ContentPart, at: &str) -> Result<Value, ApiError> {
-    if let Some(field) = part.rest.keys().next() {
-        return Err(unsupported(&format!("{at}.{field}")));
-    }
-    match (part.kind.as_str(), &part.text, &part.image_url) {
-        ("text", Some(text), _) => Ok(json!({"type": "text", "text": text})),
-        ("image_url", _, Some(image)) => image_block(&image.url, at),
-        ("text" | "image_url", _, _) => {
-            Err(ApiError::invalid_request(format!("`{at}` is missing its `{}` field", part.kind)).with_param(at))
-        }
-        (other, _, _) => Err(unsupported(&format!("{at}.type={other}"))),
-    }
+/// Content as Anthropic's text and image blocks.
+fn blocks(content: &MessageContent, at: &str) -> Result<Vec<Value>, ApiError> {
+    let block = |(at, part): (String, Part)| match part {
+        Part::Text(text) => Ok(json!({"type": "text", "text": text})),
+        Part::Image(url) => image_block(url, &at),
+    };
+    content_parts(content, at, "anthropic")?.into_iter().map(block).collect()
 }
 
 /// `data:` URLs become base64 sources; http(s) URLs become URL sources.
@@ -152,11 +146,7 @@ fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiEr
     let mut blocks = Vec::new();
     match &message.content {
         Some(MessageContent::Text(text)) if !text.is_empty() => blocks.push(json!({"type": "text", "text": text})),
-        Some(MessageContent::Parts(parts)) => {
-            for (j, part) in parts.iter().enumerate() {
-                blocks.push(content_part(part, &format!("{at}.content[{j}]"))?);
-            }
-        }
+        Some(content @ MessageContent::Parts(_)) => blocks.extend(self::blocks(content, at)?),
         _ => {}
     }
     for (j, call) in message.tool_calls.iter().flatten().enumerate() {
@@ -177,13 +167,7 @@ fn tool_result(message: &ChatMessage, at: &str) -> Result<Value, ApiError> {
     let content = match &message.content {
         None => json!(""),
         Some(MessageContent::Text(text)) => json!(text),
-        Some(MessageContent::Parts(parts)) => Value::Array(
-            parts
-                .iter()
-                .enumerate()
-                .map(|(j, p)| content_part(p, &format!("{at}.content[{j}]")))
-                .collect::<Result<_, _>>()?,
-        ),
+        Some(content @ MessageContent::Parts(_)) => Value::Array(blocks(content, at)?),
     };
     Ok(json!({"type": "tool_result", "tool_use_id": id, "content": content}))
 }

@@ -5,12 +5,10 @@ mod response;
 mod stream;
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::native::{Native, NativeEmbeddings};
-use super::{
-    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatCall, ResponseContext, Target,
-};
+use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
+use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
 use crate::error::ApiError;
 
 pub use request::generate_content_body;
@@ -40,9 +38,7 @@ fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<h
 
 /// Embeddings through `batchEmbedContents` (one request per input).
 fn embeddings_request(
-    target: &Target<'_>,
-    body: &Map<String, Value>,
-    api_key: Option<&str>,
+    EmbeddingsCall { target, body, api_key }: EmbeddingsCall<'_>,
 ) -> Result<http::Request<Bytes>, ApiError> {
     check_model(&target.model)?;
     check_embedding_options("gemini", body, &["dimensions"])?;
@@ -63,16 +59,10 @@ fn embeddings_request(
 }
 
 fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
-    let parsed: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("the upstream's batchEmbedContents response is malformed: {e}")))?;
-    let vectors = parsed
-        .get("embeddings")
-        .and_then(Value::as_array)
-        .ok_or_else(|| ApiError::bad_gateway("the upstream's batchEmbedContents response has no `embeddings`"))?
-        .iter()
-        .map(|e| e.get("values").cloned().unwrap_or(Value::Array(Vec::new())))
-        .collect();
-    Ok(embedding_list(&ctx.model, vectors, 0, ctx.base64_embeddings))
+    let (_, embeddings) = native::embeddings_answer(body, "batchEmbedContents")?;
+    let vectors =
+        embeddings.into_iter().map(|mut e| e.get_mut("values").map(Value::take).unwrap_or(Value::Array(Vec::new())));
+    Ok(embedding_list(&ctx.model, vectors.collect(), 0, ctx.base64_embeddings))
 }
 
 /// A POST to `path` under the provider's base URL, with the key as `x-goog-api-key`.
@@ -82,9 +72,8 @@ fn post(
     api_key: Option<&str>,
     body: &Value,
 ) -> Result<http::Request<Bytes>, ApiError> {
-    let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let auth: Vec<(&str, String)> = api_key.map(|k| ("x-goog-api-key", k.to_owned())).into_iter().collect();
-    json_post(&join_url(base, path), target.provider, &auth, body)
+    native::post(target, DEFAULT_BASE_URL, path, &auth, body)
 }
 
 fn check_model(model: &str) -> Result<(), ApiError> {

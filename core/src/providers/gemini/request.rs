@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, Role, ToolChoice};
+use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
     self, check_message, function_declarations, push_alternating, sampling, tool_arguments, tool_call_names,
-    OutputFormat, SamplingNames,
+    OutputFormat, Part, SamplingNames,
 };
 
 fn unsupported(field: &str) -> ApiError {
@@ -98,39 +98,19 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
 }
 
 fn parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
-    match &message.content {
-        None => {
-            Err(ApiError::invalid_request(format!("`{at}.content` is required")).with_param(format!("{at}.content")))
+    let Some(content) = &message.content else {
+        return Err(
+            ApiError::invalid_request(format!("`{at}.content` is required")).with_param(format!("{at}.content"))
+        );
+    };
+    let part = |(at, part): (String, Part)| match part {
+        Part::Text(text) => Ok(json!({"text": text})),
+        Part::Image(url) => {
+            let (mime, data) = native::base64_image(url, &at, "gemini")?;
+            Ok(json!({"inlineData": {"mimeType": mime, "data": data}}))
         }
-        Some(MessageContent::Text(text)) => Ok(vec![json!({"text": text})]),
-        Some(MessageContent::Parts(parts)) => {
-            parts.iter().enumerate().map(|(j, p)| part(p, &format!("{at}.content[{j}]"))).collect()
-        }
-    }
-}
-
-fn part(part: &ContentPart, at: &str) -> Result<Value, ApiError> {
-    if let Some(field) = part.rest.keys().next() {
-        return Err(unsupported(&format!("{at}.{field}")));
-    }
-    match (part.kind.as_str(), &part.text, &part.image_url) {
-        ("text", Some(text), _) => Ok(json!({"text": text})),
-        ("image_url", _, Some(image)) => {
-            let inline = image.url.strip_prefix("data:").and_then(|rest| rest.split_once(','));
-            match inline {
-                Some((meta, data)) if meta.ends_with(";base64") => Ok(json!({"inlineData": {
-                    "mimeType": meta.trim_end_matches(";base64"), "data": data}})),
-                _ => Err(ApiError::invalid_request(format!(
-                    "`{at}.image_url.url`: provider type `gemini` takes images as base64 data URLs"
-                ))
-                .with_param(at)),
-            }
-        }
-        ("text" | "image_url", _, _) => {
-            Err(ApiError::invalid_request(format!("`{at}` is missing its `{}` field", part.kind)).with_param(at))
-        }
-        (other, _, _) => Err(unsupported(&format!("{at}.type={other}"))),
-    }
+    };
+    native::content_parts(content, at, "gemini")?.into_iter().map(part).collect()
 }
 
 fn model_parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {

@@ -7,12 +7,10 @@ mod response;
 mod stream;
 
 use bytes::Bytes;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::native::{Native, NativeEmbeddings};
-use super::{
-    check_embedding_options, embedding_inputs, embedding_list, join_url, json_post, ChatCall, ResponseContext, Target,
-};
+use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
+use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
 use crate::error::ApiError;
 
 pub use request::chat_body;
@@ -34,9 +32,7 @@ fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<h
 }
 
 fn embeddings_request(
-    target: &Target<'_>,
-    body: &Map<String, Value>,
-    api_key: Option<&str>,
+    EmbeddingsCall { target, body, api_key }: EmbeddingsCall<'_>,
 ) -> Result<http::Request<Bytes>, ApiError> {
     check_embedding_options("ollama", body, &["dimensions"])?;
     let mut request = json!({"model": target.model, "input": embedding_inputs(body)?});
@@ -47,13 +43,7 @@ fn embeddings_request(
 }
 
 fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
-    let parsed: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("the upstream's /api/embed response is malformed: {e}")))?;
-    let vectors = parsed
-        .get("embeddings")
-        .and_then(Value::as_array)
-        .cloned()
-        .ok_or_else(|| ApiError::bad_gateway("the upstream's /api/embed response has no `embeddings`"))?;
+    let (parsed, vectors) = native::embeddings_answer(body, "/api/embed")?;
     let model = parsed.get("model").and_then(Value::as_str).unwrap_or(&ctx.model);
     let tokens = parsed.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0);
     Ok(embedding_list(model, vectors, tokens, ctx.base64_embeddings))
@@ -66,9 +56,8 @@ fn post(
     api_key: Option<&str>,
     body: &Value,
 ) -> Result<http::Request<Bytes>, ApiError> {
-    let base = target.provider.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
     let auth: Vec<(&str, String)> = api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
-    json_post(&join_url(base, path), target.provider, &auth, body)
+    native::post(target, DEFAULT_BASE_URL, path, &auth, body)
 }
 
 #[cfg(test)]

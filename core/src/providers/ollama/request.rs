@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
-    self, check_message, sampling, tool_arguments, tool_call_names, OutputFormat, SamplingNames,
+    self, check_message, sampling, tool_arguments, tool_call_names, OutputFormat, Part, SamplingNames,
 };
 
 fn unsupported(field: &str) -> ApiError {
@@ -81,27 +81,12 @@ fn message_body(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &st
     let content = match &message.content {
         None => String::new(),
         Some(MessageContent::Text(text)) => text.clone(),
-        Some(MessageContent::Parts(parts)) => {
+        Some(content @ MessageContent::Parts(_)) => {
             let mut text = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                let part_at = format!("{at}.content[{j}]");
-                if let Some(field) = part.rest.keys().next() {
-                    return Err(unsupported(&format!("{part_at}.{field}")));
-                }
-                match (part.kind.as_str(), &part.text, &part.image_url) {
-                    ("text", Some(t), _) => text.push(t.as_str()),
-                    ("image_url", _, Some(image)) => {
-                        let data =
-                            image.url.strip_prefix("data:").and_then(|r| r.split_once(";base64,")).map(|(_, d)| d);
-                        let Some(data) = data else {
-                            return Err(ApiError::invalid_request(format!(
-                                "`{part_at}.image_url.url`: provider type `ollama` takes images as base64 data URLs"
-                            ))
-                            .with_param(part_at));
-                        };
-                        images.push(json!(data));
-                    }
-                    (other, _, _) => return Err(unsupported(&format!("{part_at}.type={other}"))),
+            for (at, part) in native::content_parts(content, at, "ollama")? {
+                match part {
+                    Part::Text(t) => text.push(t),
+                    Part::Image(url) => images.push(json!(native::base64_image(url, &at, "ollama")?.1)),
                 }
             }
             text.join("\n")
