@@ -6,6 +6,7 @@ pub mod dialects;
 #[cfg(test)]
 mod documented;
 pub mod echo;
+pub(crate) mod framed;
 pub mod gemini;
 pub(crate) mod native;
 pub mod ollama;
@@ -55,24 +56,6 @@ pub enum StreamEvent {
     Done,
     /// The stream failed: an error event, after which nothing more is sent.
     Error(ApiError),
-}
-
-/// Feeds a translator its upstream's framed events in order until one ends the stream: nothing
-/// the upstream sends after its end counts.
-pub(crate) fn until_ended<S, F>(
-    translator: &mut S,
-    frames: Vec<F>,
-    ended: fn(&S) -> bool,
-    translate: fn(&mut S, F) -> Vec<StreamEvent>,
-) -> Vec<StreamEvent> {
-    let mut out = Vec::new();
-    for frame in frames {
-        if ended(translator) {
-            break;
-        }
-        out.extend(translate(translator, frame));
-    }
-    out
 }
 
 /// Translates a provider's streamed body into OpenAI chunks, incrementally.

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use super::response::{error_from_parts, finish_reason, AnthropicUsage};
 use crate::error::ApiError;
 use crate::openai::ChunkHeader;
-use crate::providers::{ChatStreamTranslator, ResponseContext, StreamEvent};
+use crate::providers::framed::FrameTranslator;
+use crate::providers::{ResponseContext, StreamEvent};
 use crate::sse::{SseEvent, SseParser};
 
 /// The event types this translator understands.
@@ -220,31 +221,31 @@ impl AnthropicStream {
             }
         }
     }
+}
 
-    fn events(&mut self, events: Vec<SseEvent>) -> Vec<StreamEvent> {
-        super::super::until_ended(self, events, |s| s.ended, Self::event)
+impl FrameTranslator for AnthropicStream {
+    type Framing = SseParser;
+    fn framing(&mut self) -> &mut SseParser {
+        &mut self.parser
+    }
+    fn ended(&self) -> bool {
+        self.ended
+    }
+    fn frame(&mut self, frame: SseEvent) -> Vec<StreamEvent> {
+        self.event(frame)
+    }
+    fn broke(&mut self, error: ApiError) -> Vec<StreamEvent> {
+        vec![self.fail(error)]
+    }
+    fn close(&mut self) -> Vec<StreamEvent> {
+        if self.ended {
+            return Vec::new();
+        }
+        self.ended = true;
+        vec![StreamEvent::Error(interrupted())]
     }
 }
 
 fn interrupted() -> ApiError {
     ApiError::bad_gateway("the upstream stream ended before the message finished").with_code("stream_interrupted")
-}
-
-impl ChatStreamTranslator for AnthropicStream {
-    fn push(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
-        match self.parser.push(bytes) {
-            Ok(events) => self.events(events),
-            Err(e) if !self.ended => vec![self.fail(ApiError::bad_gateway(e.to_string()))],
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn finish(mut self: Box<Self>) -> Vec<StreamEvent> {
-        let parser = std::mem::take(&mut self.parser);
-        let mut out = self.events(parser.finish());
-        if !self.ended {
-            out.push(StreamEvent::Error(interrupted()));
-        }
-        out
-    }
 }

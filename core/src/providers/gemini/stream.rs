@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use super::response::{finish_reason, translate_parts, GenerateContentResponse, UsageMetadata};
 use crate::error::ApiError;
 use crate::openai::ChunkHeader;
-use crate::providers::{ChatStreamTranslator, ResponseContext, StreamEvent};
+use crate::providers::framed::FrameTranslator;
+use crate::providers::{ResponseContext, StreamEvent};
 use crate::sse::{SseEvent, SseParser};
 
 /// Per candidate: whether its role was sent, how many tool calls so far, whether it finished.
@@ -118,9 +119,21 @@ impl GeminiStream {
             out.push(self.chunk(index, json!({"tool_calls": t.tool_calls}), None));
         }
     }
+}
 
-    fn events(&mut self, events: Vec<SseEvent>) -> Vec<StreamEvent> {
-        super::super::until_ended(self, events, |s| s.ended, Self::event)
+impl FrameTranslator for GeminiStream {
+    type Framing = SseParser;
+    fn framing(&mut self) -> &mut SseParser {
+        &mut self.parser
+    }
+    fn ended(&self) -> bool {
+        self.ended
+    }
+    fn frame(&mut self, frame: SseEvent) -> Vec<StreamEvent> {
+        self.event(frame)
+    }
+    fn broke(&mut self, error: ApiError) -> Vec<StreamEvent> {
+        self.fail(error)
     }
 
     /// The upstream closed: complete when every candidate finished, else an error.
@@ -141,23 +154,6 @@ impl GeminiStream {
             out.push(StreamEvent::Chunk(self.header.usage_chunk(usage.to_openai())));
         }
         out.push(StreamEvent::Done);
-        out
-    }
-}
-
-impl ChatStreamTranslator for GeminiStream {
-    fn push(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
-        match self.parser.push(bytes) {
-            Ok(events) => self.events(events),
-            Err(e) if !self.ended => self.fail(ApiError::bad_gateway(e.to_string())),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    fn finish(mut self: Box<Self>) -> Vec<StreamEvent> {
-        let parser = std::mem::take(&mut self.parser);
-        let mut out = self.events(parser.finish());
-        out.extend(self.close());
         out
     }
 }

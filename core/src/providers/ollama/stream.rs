@@ -7,7 +7,8 @@ use super::response::{finish_reason, tool_calls, ChatResponse};
 use crate::error::ApiError;
 use crate::ndjson::NdjsonParser;
 use crate::openai::ChunkHeader;
-use crate::providers::{ChatStreamTranslator, ResponseContext, StreamEvent};
+use crate::providers::framed::FrameTranslator;
+use crate::providers::{ResponseContext, StreamEvent};
 
 pub struct OllamaStream {
     parser: NdjsonParser,
@@ -67,30 +68,29 @@ impl OllamaStream {
         }
         out
     }
-
-    fn lines(&mut self, lines: Vec<String>) -> Vec<StreamEvent> {
-        super::super::until_ended(self, lines, |s| s.ended, |s, line| s.line(&line))
-    }
 }
 
-impl ChatStreamTranslator for OllamaStream {
-    fn push(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
-        match self.parser.push(bytes) {
-            Ok(lines) => self.lines(lines),
-            Err(e) if !self.ended => self.fail(ApiError::bad_gateway(e.to_string())),
-            Err(_) => Vec::new(),
-        }
+impl FrameTranslator for OllamaStream {
+    type Framing = NdjsonParser;
+    fn framing(&mut self) -> &mut NdjsonParser {
+        &mut self.parser
     }
-
-    fn finish(mut self: Box<Self>) -> Vec<StreamEvent> {
-        let parser = std::mem::take(&mut self.parser);
-        let mut out = self.lines(parser.finish().into_iter().collect());
-        if !self.ended {
-            self.ended = true;
-            out.push(StreamEvent::Error(
-                ApiError::bad_gateway("the upstream stream ended before `done`").with_code("stream_interrupted"),
-            ));
+    fn ended(&self) -> bool {
+        self.ended
+    }
+    fn frame(&mut self, line: String) -> Vec<StreamEvent> {
+        self.line(&line)
+    }
+    fn broke(&mut self, error: ApiError) -> Vec<StreamEvent> {
+        self.fail(error)
+    }
+    fn close(&mut self) -> Vec<StreamEvent> {
+        if self.ended {
+            return Vec::new();
         }
-        out
+        self.ended = true;
+        vec![StreamEvent::Error(
+            ApiError::bad_gateway("the upstream stream ended before `done`").with_code("stream_interrupted"),
+        )]
     }
 }
