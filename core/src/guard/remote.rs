@@ -33,13 +33,11 @@ pub struct GuardMetadata<'a> {
 
 /// What the service answers.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct GuardAnswer {
     /// `allow`, `deny` or `flag`.
-    #[serde(default)]
     pub decision: GuardDecision,
-    #[serde(default)]
     pub signals: Vec<RemoteSignal>,
-    #[serde(default)]
     pub reason: Option<String>,
 }
 

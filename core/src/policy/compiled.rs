@@ -351,14 +351,20 @@ fn decode_template(r: &mut Reader<'_>) -> Option<Template> {
         1 => Effect::Forbid,
         _ => return None,
     };
-    let principal = match decode_scope(r)? {
-        (0, None, None) => PrincipalConstraint::Any,
-        (1, None, Some(e)) => PrincipalConstraint::Eq(e),
-        (2, None, Some(e)) => PrincipalConstraint::In(e),
-        (3, Some(t), None) => PrincipalConstraint::Is(t),
-        (4, Some(t), Some(e)) => PrincipalConstraint::IsIn(t, e),
-        _ => return None,
-    };
+    // The principal and resource constraints have the same five forms under two type names.
+    macro_rules! scope {
+        ($constraint:ident) => {
+            match decode_scope(r)? {
+                (0, None, None) => $constraint::Any,
+                (1, None, Some(e)) => $constraint::Eq(e),
+                (2, None, Some(e)) => $constraint::In(e),
+                (3, Some(t), None) => $constraint::Is(t),
+                (4, Some(t), Some(e)) => $constraint::IsIn(t, e),
+                _ => return None,
+            }
+        };
+    }
+    let principal = scope!(PrincipalConstraint);
     let action = match r.byte()? {
         0 => ActionConstraint::Any,
         1 => ActionConstraint::Eq(decode_entity_uid(r)?),
@@ -368,14 +374,7 @@ fn decode_template(r: &mut Reader<'_>) -> Option<Template> {
         }
         _ => return None,
     };
-    let resource = match decode_scope(r)? {
-        (0, None, None) => ResourceConstraint::Any,
-        (1, None, Some(e)) => ResourceConstraint::Eq(e),
-        (2, None, Some(e)) => ResourceConstraint::In(e),
-        (3, Some(t), None) => ResourceConstraint::Is(t),
-        (4, Some(t), Some(e)) => ResourceConstraint::IsIn(t, e),
-        _ => return None,
-    };
+    let resource = scope!(ResourceConstraint);
     let clauses = (0..r.varint()?)
         .map(|_| {
             let tag = r.byte()?;

@@ -207,48 +207,25 @@ impl PolicyRequest<'_> {
         let mut attrs = vec![("id", string(&p.id))];
         attrs.extend(p.attributes.iter().filter_map(|(k, v)| Some((k.as_str(), attribute(v)?))));
         entities.push(entity(principal.clone(), attrs, None)?);
+        let mut add = |kind: &'static str, id: &str, attrs, parent| -> Result<EntityUid, String> {
+            let at = uid(kind, id)?;
+            entities.push(entity(at.clone(), attrs, parent)?);
+            Ok(at)
+        };
         let resource = match self.resource {
             Resource::Model { name, provider, route } => {
-                let parent = match route {
-                    Some(route) => {
-                        let route_uid = uid("Gateway::Route", route)?;
-                        entities.push(entity(route_uid.clone(), vec![("name", string(route))], None)?);
-                        Some(route_uid)
-                    }
-                    None => None,
-                };
-                let model = uid("Gateway::Model", name)?;
-                entities.push(entity(
-                    model.clone(),
-                    vec![("name", string(name)), ("provider", string(provider))],
-                    parent,
-                )?);
-                model
+                let parent = route.map(|r| add("Gateway::Route", r, vec![("name", string(r))], None)).transpose()?;
+                add("Gateway::Model", name, vec![("name", string(name)), ("provider", string(provider))], parent)?
             }
             Resource::Tool { name, server } => {
-                let parent = match server {
-                    Some(slug) => {
-                        let server_uid = uid("Gateway::McpServer", slug)?;
-                        entities.push(entity(server_uid.clone(), vec![("slug", string(slug))], None)?);
-                        Some(server_uid)
-                    }
-                    None => None,
-                };
+                let parent =
+                    server.map(|s| add("Gateway::McpServer", s, vec![("slug", string(s))], None)).transpose()?;
                 // Tools of different servers may share a name: the id is qualified by the server.
                 let id = server.map_or_else(|| name.to_owned(), |slug| format!("{slug}/{name}"));
-                let tool = uid("Gateway::Tool", &id)?;
-                entities.push(entity(
-                    tool.clone(),
-                    vec![("name", string(name)), ("server", string(server.unwrap_or_default()))],
-                    parent,
-                )?);
-                tool
+                let attrs = vec![("name", string(name)), ("server", string(server.unwrap_or_default()))];
+                add("Gateway::Tool", &id, attrs, parent)?
             }
-            Resource::Server { slug } => {
-                let server = uid("Gateway::McpServer", slug)?;
-                entities.push(entity(server.clone(), vec![("slug", string(slug))], None)?);
-                server
-            }
+            Resource::Server { slug } => add("Gateway::McpServer", slug, vec![("slug", string(slug))], None)?,
         };
         let entities = Entities::from_entities(entities, None).map_err(|e| e.to_string())?;
         Ok(Parties { key, principal, resource, entities })

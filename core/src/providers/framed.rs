@@ -44,42 +44,59 @@ impl Framing for NdjsonParser {
 /// A native stream translator, frame by frame.
 pub trait FrameTranslator {
     type Framing: Framing;
-    fn framing(&mut self) -> &mut Self::Framing;
-    /// The stream has ended (finished or failed): later frames do not count.
-    fn ended(&self) -> bool;
     /// What one frame says.
     fn frame(&mut self, frame: <Self::Framing as Framing>::Frame) -> Vec<StreamEvent>;
-    /// The stream broke: its error event, the translator ended.
-    fn broke(&mut self, error: ApiError) -> Vec<StreamEvent>;
     /// The body ended after its last frame: nothing when the stream had ended, else what the
     /// ending means (an interrupted answer is an error event).
     fn close(&mut self) -> Vec<StreamEvent>;
+    /// The stream has ended (finished or failed): later frames do not count.
+    fn ended(&self) -> bool;
 }
 
-fn frames<T: FrameTranslator>(translator: &mut T, frames: Vec<<T::Framing as Framing>::Frame>) -> Vec<StreamEvent> {
-    let mut out = Vec::new();
-    for frame in frames {
-        if translator.ended() {
-            break;
-        }
-        out.extend(translator.frame(frame));
+/// A [`FrameTranslator`] with its framing: a [`ChatStreamTranslator`].
+pub struct Framed<T: FrameTranslator> {
+    framing: T::Framing,
+    translator: T,
+    /// The framing failed: the stream ended with its error.
+    broke: bool,
+}
+
+impl<T: FrameTranslator + 'static> Framed<T> {
+    pub fn boxed(translator: T) -> Box<dyn ChatStreamTranslator> {
+        Box::new(Framed { framing: T::Framing::default(), translator, broke: false })
     }
-    out
+
+    fn frames(&mut self, frames: Vec<<T::Framing as Framing>::Frame>) -> Vec<StreamEvent> {
+        let mut out = Vec::new();
+        for frame in frames {
+            if self.broke || self.translator.ended() {
+                break;
+            }
+            out.extend(self.translator.frame(frame));
+        }
+        out
+    }
 }
 
-impl<T: FrameTranslator> ChatStreamTranslator for T {
+impl<T: FrameTranslator + 'static> ChatStreamTranslator for Framed<T> {
     fn push(&mut self, bytes: &[u8]) -> Vec<StreamEvent> {
-        match self.framing().push(bytes) {
-            Ok(found) => frames(self, found),
-            Err(e) if !self.ended() => self.broke(ApiError::bad_gateway(e.to_string())),
-            Err(_) => Vec::new(),
+        match self.framing.push(bytes) {
+            Ok(found) => self.frames(found),
+            Err(_) if self.broke || self.translator.ended() => Vec::new(),
+            Err(e) => {
+                self.broke = true;
+                vec![StreamEvent::Error(ApiError::bad_gateway(e.to_string()))]
+            }
         }
     }
 
     fn finish(mut self: Box<Self>) -> Vec<StreamEvent> {
-        let framing = std::mem::take(self.framing());
-        let mut out = frames(&mut *self, framing.finish());
-        out.extend(self.close());
+        if self.broke {
+            return Vec::new();
+        }
+        let framing = std::mem::take(&mut self.framing);
+        let mut out = self.frames(framing.finish());
+        out.extend(self.translator.close());
         out
     }
 }

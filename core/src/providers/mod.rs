@@ -58,6 +58,10 @@ pub enum StreamEvent {
     Error(ApiError),
 }
 
+/// The head of an upload to a provider (the request without its form, and the form's `model`),
+/// or the reason it cannot be sent; `None` when the provider does not offer the endpoint.
+pub type UploadHead = Option<Result<(http::Request<()>, String), ApiError>>;
+
 /// Translates a provider's streamed body into OpenAI chunks, incrementally.
 pub trait ChatStreamTranslator {
     /// Feeds upstream bytes as they arrive; returns the events they complete.
@@ -154,12 +158,7 @@ pub trait ChatProvider {
     /// The head of an upload (`multipart/form-data`) to another endpoint: URL and credentials,
     /// and the model id to put in the form's `model` field; `None` when the provider does not
     /// offer the endpoint.
-    fn upload_request(
-        &self,
-        _op: Operation,
-        _target: &Target<'_>,
-        _api_key: Option<&str>,
-    ) -> Option<Result<(http::Request<()>, String), ApiError>> {
+    fn upload_request(&self, _op: Operation, _target: &Target<'_>, _api_key: Option<&str>) -> UploadHead {
         None
     }
     /// Translates another endpoint's successful JSON response into OpenAI's shape; `None` when the

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::{
     client_status, explain, json_post, opaque_upstream_error, ChatCall, ChatProvider, ChatStreamTranslator, Operation,
-    ResponseContext, StreamEvent, Target,
+    ResponseContext, StreamEvent, Target, UploadHead,
 };
 use crate::error::ApiError;
 use crate::openai::{ChatChunk, ChatRequest};
@@ -178,12 +178,7 @@ impl ChatProvider for Compatible {
         Some((|| json_post(&self.0.endpoint(target, op.path())?, target.provider, &self.auth(api_key), &body))())
     }
 
-    fn upload_request(
-        &self,
-        op: Operation,
-        target: &Target<'_>,
-        api_key: Option<&str>,
-    ) -> Option<Result<(http::Request<()>, String), ApiError>> {
+    fn upload_request(&self, op: Operation, target: &Target<'_>, api_key: Option<&str>) -> UploadHead {
         if !self.offers(op) {
             return None;
         }

@@ -117,51 +117,28 @@ pub enum Value {
     StrList(Vec<String>),
 }
 
-impl From<&str> for Value {
-    fn from(v: &str) -> Self {
-        Value::Str(v.to_owned())
-    }
+/// Attribute values from the Rust values spans record: `(type, variant, conversion)`.
+macro_rules! values_from {
+    ($(($ty:ty, $variant:ident, $convert:expr)),* $(,)?) => {
+        $(impl From<$ty> for Value {
+            fn from(v: $ty) -> Self {
+                Value::$variant($convert(v))
+            }
+        })*
+    };
 }
-impl From<String> for Value {
-    fn from(v: String) -> Self {
-        Value::Str(v)
-    }
-}
-impl From<i64> for Value {
-    fn from(v: i64) -> Self {
-        Value::Int(v)
-    }
-}
-impl From<u64> for Value {
-    fn from(v: u64) -> Self {
-        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
-    }
-}
-impl From<u32> for Value {
-    fn from(v: u32) -> Self {
-        Value::Int(i64::from(v))
-    }
-}
-impl From<u16> for Value {
-    fn from(v: u16) -> Self {
-        Value::Int(i64::from(v))
-    }
-}
-impl From<f64> for Value {
-    fn from(v: f64) -> Self {
-        Value::Double(v)
-    }
-}
-impl From<bool> for Value {
-    fn from(v: bool) -> Self {
-        Value::Bool(v)
-    }
-}
-impl From<Vec<String>> for Value {
-    fn from(v: Vec<String>) -> Self {
-        Value::StrList(v)
-    }
-}
+
+values_from!(
+    (&str, Str, str::to_owned),
+    (String, Str, std::convert::identity),
+    (i64, Int, std::convert::identity),
+    (u64, Int, |v| i64::try_from(v).unwrap_or(i64::MAX)),
+    (u32, Int, i64::from),
+    (u16, Int, i64::from),
+    (f64, Double, std::convert::identity),
+    (bool, Bool, std::convert::identity),
+    (Vec<String>, StrList, std::convert::identity),
+);
 
 /// A span's outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -198,19 +198,25 @@ const IBAN_LENGTHS: &[([u8; 2], usize)] = &[
     (*b"YE", 30),
 ];
 
-fn ibans(bytes: &[u8]) -> Vec<Finding> {
+/// The findings of one kind, scanning left to right: `ends(i)` says where a match starting at
+/// `i` ends, and the scan resumes there.
+fn scan_with(bytes: &[u8], kind: &'static str, score: u8, ends: impl Fn(usize) -> Option<usize>) -> Vec<Finding> {
     let mut found = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        match iban_at(bytes, i) {
+        match ends(i) {
             Some(end) => {
-                found.push(finding("iban", IBAN_SCORE, i, end));
-                i = end;
+                found.push(finding(kind, score, i, end));
+                i = end.max(i + 1);
             }
             None => i += 1,
         }
     }
     found
+}
+
+fn ibans(bytes: &[u8]) -> Vec<Finding> {
+    scan_with(bytes, "iban", IBAN_SCORE, |i| iban_at(bytes, i))
 }
 
 /// An IBAN starting at `start`, either unbroken or printed in groups of four, that passes mod 97.
@@ -381,20 +387,10 @@ fn issuer_known(digits: &[u8]) -> bool {
 // --- US Social Security number ---
 
 fn ssns(bytes: &[u8]) -> Vec<Finding> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
+    scan_with(bytes, "ssn", SSN_SCORE, |i| {
         let bounded = !before(bytes, i).is_some_and(|b| is_word(b) || matches!(b, b'-' | b'.' | b'/'));
-        if bounded {
-            if let Some(end) = ssn_at(bytes, i) {
-                found.push(finding("ssn", SSN_SCORE, i, end));
-                i = end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    found
+        bounded.then(|| ssn_at(bytes, i)).flatten()
+    })
 }
 
 /// `ddd-dd-dddd` at `start`, outside the ranges never issued (area 000, 666, 900 and up; group
@@ -416,19 +412,10 @@ fn ssn_at(bytes: &[u8], start: usize) -> Option<usize> {
 // --- IP addresses ---
 
 fn ipv4s(bytes: &[u8]) -> Vec<Finding> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if is_digit_at(bytes, i) && !before(bytes, i).is_some_and(|b| is_word(b) || b == b'.') {
-            if let Some(end) = ipv4_at(bytes, i) {
-                found.push(finding("ip", IP_SCORE, i, end));
-                i = end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    found
+    scan_with(bytes, "ip", IP_SCORE, |i| {
+        let starts = is_digit_at(bytes, i) && !before(bytes, i).is_some_and(|b| is_word(b) || b == b'.');
+        starts.then(|| ipv4_at(bytes, i)).flatten()
+    })
 }
 
 /// A dotted quad at `start` (each octet 0 to 255) that is not part of a longer dotted run.
@@ -542,9 +529,7 @@ fn ipv6_groups(side: &[u8], ends_address: bool) -> Option<usize> {
 // --- Phone ---
 
 fn phones(bytes: &[u8]) -> Vec<Finding> {
-    let mut found = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
+    scan_with(bytes, "phone", PHONE_SCORE, |i| {
         let opens = at(bytes, i).is_some_and(|b| b.is_ascii_digit() || b == b'+' || b == b'(');
         let bounded = match before(bytes, i) {
             None => true,
@@ -552,16 +537,8 @@ fn phones(bytes: &[u8]) -> Vec<Finding> {
             Some(b'.' | b'-' | b'/' | b':' | b',') => !i.checked_sub(2).is_some_and(|j| is_digit_at(bytes, j)),
             Some(_) => true,
         };
-        if opens && bounded {
-            if let Some(end) = phone_at(bytes, i) {
-                found.push(finding("phone", PHONE_SCORE, i, end));
-                i = end;
-                continue;
-            }
-        }
-        i += 1;
-    }
-    found
+        (opens && bounded).then(|| phone_at(bytes, i)).flatten()
+    })
 }
 
 /// One group of a phone number: its end, how many digits, whether it sat in parentheses.

@@ -181,14 +181,24 @@ fn shell(bytes: &[u8], raw: &mut Vec<Raw>) {
     }
 }
 
-/// `rm` with a recursive flag and a root-ish target (or `--no-preserve-root`).
-fn rm(bytes: &[u8], i: usize) -> Option<usize> {
-    if !command_at(bytes, i, b"rm") {
+/// When the command `name` stands at `i`: each of its arguments shown to `read`, and where the
+/// last one ends.
+fn read_args(bytes: &[u8], i: usize, name: &[u8], mut read: impl FnMut(&[u8])) -> Option<usize> {
+    if !command_at(bytes, i, name) {
         return None;
     }
-    let (mut recursive, mut root, mut end) = (false, false, i + 2);
-    for (_, arg_end, arg) in Args::new(bytes, i + 2) {
+    let mut end = i + name.len();
+    for (_, arg_end, arg) in Args::new(bytes, end) {
         end = arg_end;
+        read(arg);
+    }
+    Some(end)
+}
+
+/// `rm` with a recursive flag and a root-ish target (or `--no-preserve-root`).
+fn rm(bytes: &[u8], i: usize) -> Option<usize> {
+    let (mut recursive, mut root) = (false, false);
+    let end = read_args(bytes, i, b"rm", |arg| {
         if let Some(long) = arg.strip_prefix(b"--") {
             recursive |= long == b"recursive";
             root |= long == b"no-preserve-root";
@@ -197,36 +207,28 @@ fn rm(bytes: &[u8], i: usize) -> Option<usize> {
         } else {
             root |= root_ish(arg);
         }
-    }
+    })?;
     (recursive && root).then_some(end)
 }
 
 /// `chmod 777` (or `a+rwx`) on a root-ish target.
 fn chmod(bytes: &[u8], i: usize) -> Option<usize> {
-    if !command_at(bytes, i, b"chmod") {
-        return None;
-    }
-    let (mut open, mut root, mut end) = (false, false, i + 5);
-    for (_, arg_end, arg) in Args::new(bytes, i + 5) {
-        end = arg_end;
+    let (mut open, mut root) = (false, false);
+    let end = read_args(bytes, i, b"chmod", |arg| {
         open |= matches!(arg, b"777" | b"0777" | b"a+rwx" | b"ugo+rwx" | b"a=rwx");
         root |= root_ish(arg);
-    }
+    })?;
     (open && root).then_some(end)
 }
 
 /// `dd … of=/dev/<device>` for a device that is not a sink like `/dev/null`.
 fn dd(bytes: &[u8], i: usize) -> Option<usize> {
-    if !command_at(bytes, i, b"dd") {
-        return None;
-    }
-    let (mut disk, mut end) = (false, i + 2);
-    for (_, arg_end, arg) in Args::new(bytes, i + 2) {
-        end = arg_end;
+    let mut disk = false;
+    let end = read_args(bytes, i, b"dd", |arg| {
         disk |= arg
             .strip_prefix(b"of=/dev/")
             .is_some_and(|device| !device.is_empty() && !HARMLESS_DEVICES.contains(&device));
-    }
+    })?;
     disk.then_some(end)
 }
 

@@ -6,6 +6,7 @@ mod stream;
 
 use bytes::Bytes;
 
+use super::framed::Framed;
 use super::native::{self, Native};
 use super::ChatCall;
 use crate::error::ApiError;
@@ -20,7 +21,7 @@ pub const API_VERSION: &str = "2023-06-01";
 pub(crate) static ANTHROPIC: Native = Native {
     request: chat_request,
     response: response::chat_completion,
-    stream: |ctx| Box::new(AnthropicStream::new(ctx)),
+    stream: |ctx| Framed::boxed(AnthropicStream::new(ctx)),
     error: response::error,
     embeddings: None,
 };

@@ -39,14 +39,11 @@ enum Block {
 
 /// Anthropic's usage object; input counts exclude cache reads and writes, which OpenAI includes.
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(default)]
 pub struct AnthropicUsage {
-    #[serde(default)]
     pub input_tokens: u64,
-    #[serde(default)]
     pub output_tokens: u64,
-    #[serde(default)]
     pub cache_read_input_tokens: Option<u64>,
-    #[serde(default)]
     pub cache_creation_input_tokens: Option<u64>,
 }
 

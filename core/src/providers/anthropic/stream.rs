@@ -96,7 +96,6 @@ struct ErrorBody {
 }
 
 pub struct AnthropicStream {
-    parser: SseParser,
     header: ChunkHeader,
     usage: AnthropicUsage,
     /// Anthropic content-block index -> OpenAI tool-call index, for `tool_use` blocks.
@@ -109,7 +108,6 @@ impl AnthropicStream {
     pub fn new(ctx: ResponseContext) -> Self {
         let header = ChunkHeader { created: ctx.created, ..ChunkHeader::default() };
         AnthropicStream {
-            parser: SseParser::new(),
             header,
             usage: AnthropicUsage::default(),
             tool_index: BTreeMap::new(),
@@ -122,8 +120,11 @@ impl AnthropicStream {
         self.ended = true;
         StreamEvent::Error(error)
     }
+}
 
-    fn event(&mut self, sse: SseEvent) -> Vec<StreamEvent> {
+impl FrameTranslator for AnthropicStream {
+    type Framing = SseParser;
+    fn frame(&mut self, sse: SseEvent) -> Vec<StreamEvent> {
         let value: Value = match serde_json::from_str(&sse.data) {
             Ok(v) => v,
             Err(e) => {
@@ -221,28 +222,15 @@ impl AnthropicStream {
             }
         }
     }
-}
-
-impl FrameTranslator for AnthropicStream {
-    type Framing = SseParser;
-    fn framing(&mut self) -> &mut SseParser {
-        &mut self.parser
-    }
-    fn ended(&self) -> bool {
-        self.ended
-    }
-    fn frame(&mut self, frame: SseEvent) -> Vec<StreamEvent> {
-        self.event(frame)
-    }
-    fn broke(&mut self, error: ApiError) -> Vec<StreamEvent> {
-        vec![self.fail(error)]
-    }
     fn close(&mut self) -> Vec<StreamEvent> {
         if self.ended {
             return Vec::new();
         }
         self.ended = true;
         vec![StreamEvent::Error(interrupted())]
+    }
+    fn ended(&self) -> bool {
+        self.ended
     }
 }
 

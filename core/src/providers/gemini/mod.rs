@@ -7,6 +7,7 @@ mod stream;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::framed::Framed;
 use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
 use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
 use crate::error::ApiError;
@@ -20,7 +21,7 @@ pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 pub(crate) static GEMINI: Native = Native {
     request: chat_request,
     response: response::chat_completion,
-    stream: |ctx| Box::new(GeminiStream::new(ctx)),
+    stream: |ctx| Framed::boxed(GeminiStream::new(ctx)),
     error: response::error,
     embeddings: Some(NativeEmbeddings { request: embeddings_request, response: embeddings_response }),
 };

@@ -23,7 +23,6 @@ struct CandidateState {
 }
 
 pub struct GeminiStream {
-    parser: SseParser,
     header: ChunkHeader,
     fallback_id: String,
     candidates: BTreeMap<u64, CandidateState>,
@@ -34,7 +33,6 @@ pub struct GeminiStream {
 impl GeminiStream {
     pub fn new(ctx: ResponseContext) -> Self {
         GeminiStream {
-            parser: SseParser::new(),
             header: ChunkHeader { created: ctx.created, ..ChunkHeader::default() },
             fallback_id: ctx.fallback_id,
             candidates: BTreeMap::new(),
@@ -52,7 +50,25 @@ impl GeminiStream {
         vec![StreamEvent::Error(error)]
     }
 
-    fn event(&mut self, sse: SseEvent) -> Vec<StreamEvent> {
+    fn emit_parts(&self, out: &mut Vec<StreamEvent>, index: u64, first: bool, t: super::response::Translated) {
+        if first {
+            out.push(self.chunk(index, json!({"role": "assistant", "content": ""}), None));
+        }
+        if !t.reasoning.is_empty() {
+            out.push(self.chunk(index, json!({"reasoning_content": t.reasoning}), None));
+        }
+        if !t.text.is_empty() {
+            out.push(self.chunk(index, json!({"content": t.text}), None));
+        }
+        if !t.tool_calls.is_empty() {
+            out.push(self.chunk(index, json!({"tool_calls": t.tool_calls}), None));
+        }
+    }
+}
+
+impl FrameTranslator for GeminiStream {
+    type Framing = SseParser;
+    fn frame(&mut self, sse: SseEvent) -> Vec<StreamEvent> {
         let value: Value = match serde_json::from_str(&sse.data) {
             Ok(v) => v,
             Err(e) => {
@@ -105,37 +121,6 @@ impl GeminiStream {
         out
     }
 
-    fn emit_parts(&self, out: &mut Vec<StreamEvent>, index: u64, first: bool, t: super::response::Translated) {
-        if first {
-            out.push(self.chunk(index, json!({"role": "assistant", "content": ""}), None));
-        }
-        if !t.reasoning.is_empty() {
-            out.push(self.chunk(index, json!({"reasoning_content": t.reasoning}), None));
-        }
-        if !t.text.is_empty() {
-            out.push(self.chunk(index, json!({"content": t.text}), None));
-        }
-        if !t.tool_calls.is_empty() {
-            out.push(self.chunk(index, json!({"tool_calls": t.tool_calls}), None));
-        }
-    }
-}
-
-impl FrameTranslator for GeminiStream {
-    type Framing = SseParser;
-    fn framing(&mut self) -> &mut SseParser {
-        &mut self.parser
-    }
-    fn ended(&self) -> bool {
-        self.ended
-    }
-    fn frame(&mut self, frame: SseEvent) -> Vec<StreamEvent> {
-        self.event(frame)
-    }
-    fn broke(&mut self, error: ApiError) -> Vec<StreamEvent> {
-        self.fail(error)
-    }
-
     /// The upstream closed: complete when every candidate finished, else an error.
     fn close(&mut self) -> Vec<StreamEvent> {
         if self.ended {
@@ -155,5 +140,8 @@ impl FrameTranslator for GeminiStream {
         }
         out.push(StreamEvent::Done);
         out
+    }
+    fn ended(&self) -> bool {
+        self.ended
     }
 }

@@ -9,6 +9,7 @@ mod stream;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use super::framed::Framed;
 use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
 use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
 use crate::error::ApiError;
@@ -22,7 +23,7 @@ pub const DEFAULT_BASE_URL: &str = "http://localhost:11434";
 pub(crate) static OLLAMA: Native = Native {
     request: chat_request,
     response: response::chat_completion,
-    stream: |ctx| Box::new(OllamaStream::new(ctx)),
+    stream: |ctx| Framed::boxed(OllamaStream::new(ctx)),
     error: response::error,
     embeddings: Some(NativeEmbeddings { request: embeddings_request, response: embeddings_response }),
 };

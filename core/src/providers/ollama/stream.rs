@@ -11,7 +11,6 @@ use crate::providers::framed::FrameTranslator;
 use crate::providers::{ResponseContext, StreamEvent};
 
 pub struct OllamaStream {
-    parser: NdjsonParser,
     header: ChunkHeader,
     started: bool,
     calls: usize,
@@ -21,16 +20,19 @@ pub struct OllamaStream {
 impl OllamaStream {
     pub fn new(ctx: ResponseContext) -> Self {
         let header = ChunkHeader { id: ctx.fallback_id, model: String::new(), created: ctx.created };
-        OllamaStream { parser: NdjsonParser::default(), header, started: false, calls: 0, ended: false }
+        OllamaStream { header, started: false, calls: 0, ended: false }
     }
 
     fn fail(&mut self, error: ApiError) -> Vec<StreamEvent> {
         self.ended = true;
         vec![StreamEvent::Error(error)]
     }
+}
 
-    fn line(&mut self, line: &str) -> Vec<StreamEvent> {
-        let response: ChatResponse = match serde_json::from_str(line) {
+impl FrameTranslator for OllamaStream {
+    type Framing = NdjsonParser;
+    fn frame(&mut self, line: String) -> Vec<StreamEvent> {
+        let response: ChatResponse = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
                 return self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream line: {e}")))
@@ -68,22 +70,6 @@ impl OllamaStream {
         }
         out
     }
-}
-
-impl FrameTranslator for OllamaStream {
-    type Framing = NdjsonParser;
-    fn framing(&mut self) -> &mut NdjsonParser {
-        &mut self.parser
-    }
-    fn ended(&self) -> bool {
-        self.ended
-    }
-    fn frame(&mut self, line: String) -> Vec<StreamEvent> {
-        self.line(&line)
-    }
-    fn broke(&mut self, error: ApiError) -> Vec<StreamEvent> {
-        self.fail(error)
-    }
     fn close(&mut self) -> Vec<StreamEvent> {
         if self.ended {
             return Vec::new();
@@ -92,5 +78,8 @@ impl FrameTranslator for OllamaStream {
         vec![StreamEvent::Error(
             ApiError::bad_gateway("the upstream stream ended before `done`").with_code("stream_interrupted"),
         )]
+    }
+    fn ended(&self) -> bool {
+        self.ended
     }
 }
