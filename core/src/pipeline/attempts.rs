@@ -417,7 +417,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
     ) -> Result<http::Response<Body>, Undelivered> {
         let body = self.collect_upstream(response).await?;
         let mut completion =
-            self.provider.chat_response(&body, &self.response_context()).map_err(Undelivered::GiveUp)?;
+            self.provider.chat_response(&body, &self.response_context()).map_err(|e| Undelivered::GiveUp(e.into()))?;
         self.record_whole(attempt_span, &completion);
         if let Some(output) = output {
             guard_whole(output, self.target, &mut completion).await.map_err(Undelivered::Refused)?;
@@ -440,7 +440,7 @@ impl<H: Host + 'static> Attempts<'_, H> {
             let body = self.collect_upstream(response).await?;
             let ctx = ResponseContext { base64_embeddings, ..self.response_context() };
             if let Some(translated) = self.provider.operation_response(op, &body, &ctx) {
-                let value = translated.map_err(Undelivered::GiveUp)?;
+                let value = translated.map_err(|e| Undelivered::GiveUp(e.into()))?;
                 self.record_whole(attempt_span, &value);
                 return Ok(json_response(StatusCode::OK, &value));
             }

@@ -122,7 +122,9 @@ impl<H: Host + 'static> TargetPlan<H> for ChatPlan<'_, H> {
             return Prepared::Answered(echo_response(&**host, request, echo).await);
         };
         // A target that cannot be used (no secret, a field it cannot express) hands over to the next.
-        let call = |key: Option<String>| provider.chat_request(ChatCall { target, request, api_key: key.as_deref() });
+        let call = |key: Option<String>| {
+            provider.chat_request(ChatCall { target, request, api_key: key.as_deref() }).map_err(ApiError::from)
+        };
         match api_key(&**host, target).and_then(call) {
             Ok(upstream) => Prepared::Send(provider, Upstream::Replayable(upstream)),
             Err(error) => Prepared::Skip(error),

@@ -96,7 +96,7 @@ impl<H: Host + 'static> TargetPlan<H> for OperationPlan<'_, H> {
         });
         // A target that cannot be used (no secret, no such endpoint) hands over to the next.
         let prepared = operation_target(&**self.cx.host, target, op, |provider, key| {
-            provider.operation_request(op, target, body.clone(), key)
+            provider.operation_request(op, target, body.clone(), key).map(|r| r.map_err(ApiError::from))
         });
         match prepared {
             Ok((provider, upstream)) => Prepared::Send(provider, Upstream::Replayable(upstream)),

@@ -302,7 +302,9 @@ impl<H: Host + 'static> TargetPlan<H> for UploadPlan<'_, H> {
 
     async fn prepare(&mut self, target: &Target<'_>, _span: SpanRef) -> Prepared {
         let (host, op, head) = (self.cx.host, self.op, &mut self.head);
-        let prepared = operation_target(&**host, target, op, |provider, key| provider.upload_request(op, target, key));
+        let prepared = operation_target(&**host, target, op, |provider, key| {
+            provider.upload_request(op, target, key).map(|r| r.map_err(ApiError::from))
+        });
         let (provider, (request, model_id)) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => return Prepared::Skip(error),

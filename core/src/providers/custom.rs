@@ -12,22 +12,23 @@ use super::{ChatCall, ResponseContext, Target};
 use crate::config::{CustomMapping, ProviderConfig};
 use crate::error::ApiError;
 use crate::openai::{ChatRequest, ChunkHeader, MessageContent, Role, Usage};
+use crate::providers::TranslateError;
 
 pub struct Custom;
 
 /// Largest upstream body a streamed request buffers before answering.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-fn mapping(provider: &ProviderConfig) -> Result<&CustomMapping, ApiError> {
-    provider.custom.as_ref().ok_or_else(|| ApiError::unavailable("the custom provider has no mapping"))
+fn mapping(provider: &ProviderConfig) -> Result<&CustomMapping, TranslateError> {
+    provider.custom.as_ref().ok_or_else(|| TranslateError::Misconfigured("the custom provider has no mapping".into()))
 }
 
-fn refuse(field: &str, why: &str) -> ApiError {
-    ApiError::invalid_request(format!("`{field}` {why}")).with_param(field)
+fn refuse(field: &str, why: &str) -> TranslateError {
+    TranslateError::invalid(format!("`{field}` {why}")).with_param(field)
 }
 
 /// The template variables' values for a request; `None` where the request has no value.
-fn variables(target: &Target<'_>, request: &ChatRequest, used: &[&str]) -> Result<Map<String, Value>, ApiError> {
+fn variables(target: &Target<'_>, request: &ChatRequest, used: &[&str]) -> Result<Map<String, Value>, TranslateError> {
     let uses = |name: &str| used.contains(&name);
     let text_only = !uses("messages");
     let mut lines = Vec::new();
@@ -145,14 +146,17 @@ struct Answer {
     usage: Usage,
 }
 
-fn answer(ctx: &ResponseContext, body: &[u8]) -> Result<Answer, ApiError> {
-    let r = ctx.custom.as_ref().ok_or_else(|| ApiError::unavailable("the custom provider has no response mapping"))?;
+fn answer(ctx: &ResponseContext, body: &[u8]) -> Result<Answer, TranslateError> {
+    let r = ctx
+        .custom
+        .as_ref()
+        .ok_or_else(|| TranslateError::Misconfigured("the custom provider has no response mapping".into()))?;
     let body: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("the custom upstream's answer is not JSON: {e}")))?;
+        .map_err(|e| TranslateError::malformed(format!("the custom upstream's answer is not JSON: {e}")))?;
     let content = match body.pointer(&r.content) {
         Some(Value::String(text)) => text.clone(),
         Some(Value::Null) | None => {
-            return Err(ApiError::bad_gateway(format!(
+            return Err(TranslateError::malformed(format!(
                 "the custom upstream's answer has nothing at `{}` (`response.content`)",
                 r.content
             )))
@@ -174,7 +178,7 @@ impl ChatProvider for Custom {
     fn chat_request(
         &self,
         ChatCall { target, request, api_key }: ChatCall<'_>,
-    ) -> Result<http::Request<Bytes>, ApiError> {
+    ) -> Result<http::Request<Bytes>, TranslateError> {
         let mapping = mapping(target.provider)?;
         let vars = variables(target, request, &mapping.variables())?;
         let body = render(&mapping.request, &vars).unwrap_or(Value::Null);
@@ -186,7 +190,7 @@ impl ChatProvider for Custom {
         Ok(upstream)
     }
 
-    fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+    fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
         let answer = answer(ctx, body)?;
         let mut usage = answer.usage.to_json();
         if answer.usage == Usage::default() {
@@ -236,13 +240,13 @@ impl ChatStreamTranslator for CustomStream {
 
     fn finish(self: Box<Self>) -> Vec<StreamEvent> {
         if self.too_large {
-            return vec![StreamEvent::Error(ApiError::bad_gateway(format!(
+            return vec![StreamEvent::error(TranslateError::malformed(format!(
                 "the custom upstream's answer exceeds {MAX_BODY} bytes"
             )))];
         }
         let answer = match answer(&self.ctx, &self.body) {
             Ok(answer) => answer,
-            Err(error) => return vec![StreamEvent::Error(error)],
+            Err(error) => return vec![StreamEvent::error(error)],
         };
         let header =
             ChunkHeader { id: self.ctx.fallback_id.clone(), model: self.ctx.model.clone(), created: self.ctx.created };
@@ -352,9 +356,9 @@ mod tests {
         assert_eq!(out["choices"][0]["finish_reason"], "length");
         assert_eq!(out["usage"]["prompt_tokens"], 7);
         assert_eq!(out["usage"]["total_tokens"], 9);
-        let missing = Custom.chat_response(br#"{"output": {}}"#, &mapped_ctx(&p)).unwrap_err();
+        let missing = ApiError::from(Custom.chat_response(br#"{"output": {}}"#, &mapped_ctx(&p)).unwrap_err());
         assert!(missing.message.contains("/output/text"), "{}", missing.message);
-        assert_eq!(Custom.chat_response(b"<html>", &mapped_ctx(&p)).unwrap_err().status, 502);
+        assert_eq!(ApiError::from(Custom.chat_response(b"<html>", &mapped_ctx(&p)).unwrap_err()).status, 502);
     }
 
     #[test]

@@ -4,10 +4,10 @@
 use super::openai::{Auth, Dialect};
 use super::Operation::{Embeddings, ImageGenerations, Moderations, Responses, Speech, Transcriptions, Translations};
 use super::{join_url, Target};
-use crate::error::ApiError;
+use crate::providers::TranslateError;
 
 /// `{base_url or the vendor's default}/{path}`.
-fn under_base(target: &Target<'_>, default_base: &str, path: &str) -> Result<String, ApiError> {
+fn under_base(target: &Target<'_>, default_base: &str, path: &str) -> Result<String, TranslateError> {
     Ok(join_url(target.provider.base_url.as_deref().unwrap_or(default_base), path))
 }
 
@@ -91,7 +91,7 @@ fn azure_deployment(t: &Target<'_>) -> String {
 /// `api_version` `v1` (or none): `{endpoint}/openai/v1/chat/completions` with the deployment as
 /// `model`; a dated version: `{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=`.
 /// The Responses API is served on the v1 path only.
-fn azure_url(t: &Target<'_>, _default_base: &str, path: &str) -> Result<String, ApiError> {
+fn azure_url(t: &Target<'_>, _default_base: &str, path: &str) -> Result<String, TranslateError> {
     let base = t.provider.base_url.as_deref().unwrap_or_default();
     match t.provider.api_version.as_deref() {
         None | Some("v1") => Ok(join_url(base, &format!("openai/v1/{path}"))),
@@ -99,7 +99,7 @@ fn azure_url(t: &Target<'_>, _default_base: &str, path: &str) -> Result<String, 
         Some(version) => {
             let deployment = azure_deployment(t);
             if !deployment.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-                return Err(ApiError::invalid_request(format!("`{deployment}` is not a valid Azure deployment name"))
+                return Err(TranslateError::invalid(format!("`{deployment}` is not a valid Azure deployment name"))
                     .with_param("model"));
             }
             Ok(format!("{}?api-version={version}", join_url(base, &format!("openai/deployments/{deployment}/{path}"))))

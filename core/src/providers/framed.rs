@@ -6,8 +6,8 @@
 use std::fmt::Display;
 
 use super::{ChatStreamTranslator, StreamEvent};
-use crate::error::ApiError;
 use crate::ndjson::NdjsonParser;
+use crate::providers::TranslateError;
 use crate::sse::{SseEvent, SseParser};
 
 /// A wire format's framing: bytes in as they arrive, whole frames out.
@@ -85,7 +85,7 @@ impl<T: FrameTranslator + 'static> ChatStreamTranslator for Framed<T> {
             Err(_) if self.broke || self.translator.ended() => Vec::new(),
             Err(e) => {
                 self.broke = true;
-                vec![StreamEvent::Error(ApiError::bad_gateway(e.to_string()))]
+                vec![StreamEvent::error(TranslateError::malformed(e.to_string()))]
             }
         }
     }

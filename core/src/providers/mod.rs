@@ -6,6 +6,8 @@ pub mod dialects;
 #[cfg(test)]
 mod documented;
 pub mod echo;
+mod error;
+pub use error::TranslateError;
 pub(crate) mod framed;
 pub mod gemini;
 pub(crate) mod native;
@@ -58,9 +60,15 @@ pub enum StreamEvent {
     Error(ApiError),
 }
 
+impl StreamEvent {
+    pub fn error(error: impl Into<ApiError>) -> Self {
+        StreamEvent::Error(error.into())
+    }
+}
+
 /// The head of an upload to a provider (the request without its form, and the form's `model`),
 /// or the reason it cannot be sent; `None` when the provider does not offer the endpoint.
-pub type UploadHead = Option<Result<(http::Request<()>, String), ApiError>>;
+pub type UploadHead = Option<Result<(http::Request<()>, String), TranslateError>>;
 
 /// Translates a provider's streamed body into OpenAI chunks, incrementally.
 pub trait ChatStreamTranslator {
@@ -134,9 +142,9 @@ pub struct ChatCall<'a> {
 
 pub trait ChatProvider {
     /// Builds the upstream request for one target.
-    fn chat_request(&self, call: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError>;
+    fn chat_request(&self, call: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError>;
     /// Translates a whole (non-streamed) successful response body.
-    fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError>;
+    fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError>;
     /// A translator for a streamed successful response.
     fn chat_stream(&self, ctx: ResponseContext) -> Box<dyn ChatStreamTranslator>;
     /// Maps a non-success upstream response to the OpenAI error shape.
@@ -152,7 +160,7 @@ pub trait ChatProvider {
         _target: &Target<'_>,
         _body: serde_json::Map<String, Value>,
         _api_key: Option<&str>,
-    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+    ) -> Option<Result<http::Request<Bytes>, TranslateError>> {
         None
     }
     /// The head of an upload (`multipart/form-data`) to another endpoint: URL and credentials,
@@ -168,16 +176,15 @@ pub trait ChatProvider {
         _op: Operation,
         _body: &[u8],
         _ctx: &ResponseContext,
-    ) -> Option<Result<Value, ApiError>> {
+    ) -> Option<Result<Value, TranslateError>> {
         None
     }
 }
 
 /// The inputs of an embeddings request as texts (token-array inputs cannot be translated).
-pub(crate) fn embedding_inputs(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, ApiError> {
+pub(crate) fn embedding_inputs(body: &serde_json::Map<String, Value>) -> Result<Vec<String>, TranslateError> {
     let bad = || {
-        ApiError::invalid_request("`input` must be a string or an array of strings for this provider")
-            .with_param("input")
+        TranslateError::invalid("`input` must be a string or an array of strings for this provider").with_param("input")
     };
     match body.get("input") {
         Some(Value::String(s)) => Ok(vec![s.clone()]),
@@ -191,13 +198,13 @@ pub(crate) fn check_embedding_options(
     provider_type: &str,
     body: &serde_json::Map<String, Value>,
     allowed: &[&str],
-) -> Result<(), ApiError> {
+) -> Result<(), TranslateError> {
     for (field, value) in body {
         let fine = matches!(field.as_str(), "model" | "input")
             || allowed.contains(&field.as_str())
             || (field == "encoding_format" && (value == "float" || value == "base64"));
         if !fine {
-            return Err(ApiError::invalid_request(format!(
+            return Err(TranslateError::invalid(format!(
                 "`{field}` is not supported for embeddings by provider type `{provider_type}`"
             ))
             .with_param(field.clone()));
@@ -327,7 +334,7 @@ fn post_with<B>(
     auth: &[(&str, String)],
     builder: http::request::Builder,
     body: B,
-) -> Result<http::Request<B>, ApiError> {
+) -> Result<http::Request<B>, TranslateError> {
     let mut builder = builder.method(http::Method::POST).uri(url);
     for (name, value) in &provider.headers {
         builder = builder.header(name.as_str(), value.as_str());
@@ -335,7 +342,9 @@ fn post_with<B>(
     for (name, value) in auth {
         builder = builder.header(*name, value.as_str());
     }
-    builder.body(body).map_err(|e| ApiError::unavailable(format!("cannot build the upstream request to {url}: {e}")))
+    builder
+        .body(body)
+        .map_err(|e| TranslateError::Misconfigured(format!("cannot build the upstream request to {url}: {e}")))
 }
 
 /// Builds a JSON POST of `body` with the provider's configured extra headers.
@@ -344,8 +353,8 @@ pub(crate) fn json_post(
     provider: &ProviderConfig,
     auth: &[(&str, String)],
     body: &impl serde::Serialize,
-) -> Result<http::Request<Bytes>, ApiError> {
-    let body = serde_json::to_vec(body).map_err(|e| ApiError::invalid_request(e.to_string()))?;
+) -> Result<http::Request<Bytes>, TranslateError> {
+    let body = serde_json::to_vec(body).map_err(|e| TranslateError::invalid(e.to_string()))?;
     let builder = http::Request::builder()
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(http::header::ACCEPT, "application/json, text/event-stream");
@@ -357,7 +366,7 @@ pub(crate) fn post_head(
     url: &str,
     provider: &ProviderConfig,
     auth: &[(&str, String)],
-) -> Result<http::Request<()>, ApiError> {
+) -> Result<http::Request<()>, TranslateError> {
     post_with(url, provider, auth, http::Request::builder(), ())
 }
 

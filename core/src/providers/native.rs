@@ -13,12 +13,13 @@ use serde_json::{json, Map, Value};
 use super::{join_url, json_post, ChatCall, ChatProvider, ChatStreamTranslator, Operation, ResponseContext, Target};
 use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, ContentPart, MessageContent, ToolCall};
+use crate::providers::TranslateError;
 
 /// A provider with its own wire format, as data: the functions of its folder (`request.rs`,
 /// `response.rs`, `stream.rs`) that build its requests and read its answers.
 pub struct Native {
-    pub request: fn(ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError>,
-    pub response: fn(&[u8], &ResponseContext) -> Result<Value, ApiError>,
+    pub request: fn(ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError>,
+    pub response: fn(&[u8], &ResponseContext) -> Result<Value, TranslateError>,
     pub stream: fn(ResponseContext) -> Box<dyn ChatStreamTranslator>,
     pub error: fn(&str, StatusCode, &[u8]) -> ApiError,
     /// Embeddings in its own format, when it offers them.
@@ -33,20 +34,20 @@ pub struct EmbeddingsCall<'a> {
 }
 
 /// Builds the upstream request for an OpenAI embeddings body.
-pub type EmbeddingsRequest = fn(EmbeddingsCall<'_>) -> Result<http::Request<Bytes>, ApiError>;
+pub type EmbeddingsRequest = fn(EmbeddingsCall<'_>) -> Result<http::Request<Bytes>, TranslateError>;
 
 /// A native embeddings endpoint: the request for an OpenAI embeddings body, and its answer read.
 pub struct NativeEmbeddings {
     pub request: EmbeddingsRequest,
-    pub response: fn(&[u8], &ResponseContext) -> Result<Value, ApiError>,
+    pub response: fn(&[u8], &ResponseContext) -> Result<Value, TranslateError>,
 }
 
 impl ChatProvider for Native {
-    fn chat_request(&self, call: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError> {
+    fn chat_request(&self, call: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError> {
         (self.request)(call)
     }
 
-    fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+    fn chat_response(&self, body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
         (self.response)(body, ctx)
     }
 
@@ -68,12 +69,17 @@ impl ChatProvider for Native {
         target: &Target<'_>,
         body: Map<String, Value>,
         api_key: Option<&str>,
-    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+    ) -> Option<Result<http::Request<Bytes>, TranslateError>> {
         let embeddings = self.embeddings.as_ref().filter(|_| op == Operation::Embeddings)?;
         Some((embeddings.request)(EmbeddingsCall { target, body: &body, api_key }))
     }
 
-    fn operation_response(&self, op: Operation, body: &[u8], ctx: &ResponseContext) -> Option<Result<Value, ApiError>> {
+    fn operation_response(
+        &self,
+        op: Operation,
+        body: &[u8],
+        ctx: &ResponseContext,
+    ) -> Option<Result<Value, TranslateError>> {
         let embeddings = self.embeddings.as_ref().filter(|_| op == Operation::Embeddings)?;
         Some((embeddings.response)(body, ctx))
     }
@@ -86,18 +92,18 @@ pub(crate) fn post(
     path: &str,
     auth: &[(&str, String)],
     body: &impl Serialize,
-) -> Result<http::Request<Bytes>, ApiError> {
+) -> Result<http::Request<Bytes>, TranslateError> {
     json_post(&join_url(target.provider.base_url.as_deref().unwrap_or(default_base), path), target.provider, auth, body)
 }
 
 /// The parsed answer of a native embeddings endpoint and its `embeddings` array; `endpoint`
 /// names the endpoint in the 502 a malformed answer gets.
-pub(crate) fn embeddings_answer(body: &[u8], endpoint: &str) -> Result<(Value, Vec<Value>), ApiError> {
+pub(crate) fn embeddings_answer(body: &[u8], endpoint: &str) -> Result<(Value, Vec<Value>), TranslateError> {
     let mut parsed: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("the upstream's {endpoint} response is malformed: {e}")))?;
+        .map_err(|e| TranslateError::malformed(format!("the upstream's {endpoint} response is malformed: {e}")))?;
     let vectors = match parsed.get_mut("embeddings").map(Value::take) {
         Some(Value::Array(vectors)) => vectors,
-        _ => return Err(ApiError::bad_gateway(format!("the upstream's {endpoint} response has no `embeddings`"))),
+        _ => return Err(TranslateError::malformed(format!("the upstream's {endpoint} response has no `embeddings`"))),
     };
     Ok((parsed, vectors))
 }
@@ -129,7 +135,7 @@ pub(crate) fn function_declarations(
     tools: &[crate::openai::Tool],
     schema_key: &str,
     default_schema: Option<Value>,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<Vec<Value>, TranslateError> {
     let mut out = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
         if tool.kind != "function" {
@@ -162,7 +168,7 @@ pub(crate) fn content_parts<'a>(
     content: &'a MessageContent,
     at: &str,
     provider_type: &str,
-) -> Result<Vec<(String, Part<'a>)>, ApiError> {
+) -> Result<Vec<(String, Part<'a>)>, TranslateError> {
     let parts = match content {
         MessageContent::Text(text) => return Ok(vec![(format!("{at}.content"), Part::Text(text))]),
         MessageContent::Parts(parts) => parts,
@@ -177,7 +183,7 @@ pub(crate) fn content_parts<'a>(
             ("image_url", _, Some(image)) => Part::Image(&image.url),
             ("text" | "image_url", _, _) => {
                 let message = format!("`{at}` is missing its `{}` field", part.kind);
-                return Err(ApiError::invalid_request(message).with_param(at));
+                return Err(TranslateError::invalid(message).with_param(at));
             }
             (other, _, _) => return Err(unsupported(provider_type, &format!("{at}.type={other}"))),
         };
@@ -188,19 +194,22 @@ pub(crate) fn content_parts<'a>(
 
 /// The media type and base64 data of an image given as a `data:` URL, for a provider that takes
 /// images no other way.
-pub(crate) fn base64_image<'a>(url: &'a str, at: &str, provider_type: &str) -> Result<(&'a str, &'a str), ApiError> {
+pub(crate) fn base64_image<'a>(
+    url: &'a str,
+    at: &str,
+    provider_type: &str,
+) -> Result<(&'a str, &'a str), TranslateError> {
     match url.strip_prefix("data:").and_then(|rest| rest.split_once(',')) {
         Some((meta, data)) if meta.ends_with(";base64") => Ok((meta.trim_end_matches(";base64"), data)),
-        _ => Err(ApiError::invalid_request(format!(
+        _ => Err(TranslateError::invalid(format!(
             "`{at}.image_url.url`: provider type `{provider_type}` takes images as base64 data URLs"
         ))
         .with_param(at)),
     }
 }
 
-pub(crate) fn unsupported(provider_type: &str, field: &str) -> ApiError {
-    ApiError::invalid_request(format!("`{field}` is not supported by provider type `{provider_type}`"))
-        .with_param(field)
+pub(crate) fn unsupported(provider_type: &str, field: &str) -> TranslateError {
+    TranslateError::unsupported(provider_type, field)
 }
 
 /// The sampling parameters in the provider's names, and the request's `response_format`. Any
@@ -209,7 +218,7 @@ pub(crate) fn unsupported(provider_type: &str, field: &str) -> ApiError {
 pub(crate) fn sampling<'a>(
     request: &'a ChatRequest,
     names: &SamplingNames,
-) -> Result<(Map<String, Value>, Option<OutputFormat<'a>>), ApiError> {
+) -> Result<(Map<String, Value>, Option<OutputFormat<'a>>), TranslateError> {
     let refuse = |field: &str| unsupported(names.provider_type, field);
     let mut params = Map::new();
     let mut format = None;
@@ -252,13 +261,13 @@ pub(crate) fn sampling<'a>(
 }
 
 /// `None` for a format type that is not OpenAI's; an error for a JSON schema without its schema.
-fn output_format(value: &Value) -> Option<Result<OutputFormat<'_>, ApiError>> {
+fn output_format(value: &Value) -> Option<Result<OutputFormat<'_>, TranslateError>> {
     match value.get("type").and_then(Value::as_str)? {
         "text" => Some(Ok(OutputFormat::Text)),
         "json_object" => Some(Ok(OutputFormat::JsonObject)),
         "json_schema" => Some(
             value.get("json_schema").and_then(|s| s.get("schema")).map(OutputFormat::JsonSchema).ok_or_else(|| {
-                ApiError::invalid_request("`response_format.json_schema.schema` is required")
+                TranslateError::invalid("`response_format.json_schema.schema` is required")
                     .with_param("response_format")
             }),
         ),
@@ -279,7 +288,7 @@ pub(crate) fn tool_call_names(request: &ChatRequest) -> BTreeMap<&str, &str> {
 }
 
 /// Refuses message fields a native format has no place for (anything untyped, and `name`).
-pub(crate) fn check_message(provider_type: &str, message: &ChatMessage, at: &str) -> Result<(), ApiError> {
+pub(crate) fn check_message(provider_type: &str, message: &ChatMessage, at: &str) -> Result<(), TranslateError> {
     if let Some(field) = message.rest.keys().next() {
         return Err(unsupported(provider_type, &format!("{at}.{field}")));
     }
@@ -290,10 +299,10 @@ pub(crate) fn check_message(provider_type: &str, message: &ChatMessage, at: &str
 }
 
 /// A tool call's JSON arguments (empty means `{}`); invalid JSON is a 400 naming the field.
-pub(crate) fn tool_arguments(call: &ToolCall, at: &str, index: usize) -> Result<Value, ApiError> {
+pub(crate) fn tool_arguments(call: &ToolCall, at: &str, index: usize) -> Result<Value, TranslateError> {
     let raw = if call.function.arguments.trim().is_empty() { "{}" } else { &call.function.arguments };
     serde_json::from_str(raw).map_err(|e| {
-        ApiError::invalid_request(format!("`{at}.tool_calls[{index}].function.arguments` is not valid JSON: {e}"))
+        TranslateError::invalid(format!("`{at}.tool_calls[{index}].function.arguments` is not valid JSON: {e}"))
             .with_param(format!("{at}.tool_calls[{index}].function.arguments"))
     })
 }

@@ -12,6 +12,7 @@ use super::{
 };
 use crate::error::ApiError;
 use crate::openai::{ChatChunk, ChatRequest};
+use crate::providers::TranslateError;
 use crate::sse::SseParser;
 
 /// How a vendor takes its key.
@@ -46,7 +47,7 @@ pub struct Dialect {
     pub default_base: &'static str,
     /// The URL of an endpoint path (`chat/completions`, `embeddings`, ...) for a target, given
     /// `default_base`.
-    pub url: fn(&Target<'_>, &str, &str) -> Result<String, ApiError>,
+    pub url: fn(&Target<'_>, &str, &str) -> Result<String, TranslateError>,
     /// The other OpenAI endpoints the vendor offers.
     pub operations: &'static [Operation],
     /// The body's `model` for a target.
@@ -55,7 +56,7 @@ pub struct Dialect {
 
 impl Dialect {
     /// The URL of an endpoint path for a target.
-    fn endpoint(&self, target: &Target<'_>, path: &str) -> Result<String, ApiError> {
+    fn endpoint(&self, target: &Target<'_>, path: &str) -> Result<String, TranslateError> {
         (self.url)(target, self.default_base, path)
     }
 }
@@ -72,9 +73,8 @@ fn asks_nothing(field: &str, value: &Value) -> bool {
     }
 }
 
-fn unsupported(dialect: &Dialect, field: &str) -> ApiError {
-    ApiError::invalid_request(format!("`{field}` is not supported by provider type `{}`", dialect.name))
-        .with_param(field)
+fn unsupported(dialect: &Dialect, field: &str) -> TranslateError {
+    TranslateError::unsupported(dialect.name, field)
 }
 
 impl Compatible {
@@ -87,11 +87,11 @@ impl Compatible {
     }
 
     /// The request body in the vendor's dialect; what it cannot express is refused, never dropped.
-    fn body(&self, target: &Target<'_>, request: &ChatRequest) -> Result<Map<String, Value>, ApiError> {
+    fn body(&self, target: &Target<'_>, request: &ChatRequest) -> Result<Map<String, Value>, TranslateError> {
         let dialect = self.0;
         let mut body = match serde_json::to_value(request) {
             Ok(Value::Object(map)) => map,
-            _ => return Err(ApiError::invalid_request("the request could not be re-encoded")),
+            _ => return Err(TranslateError::invalid("the request could not be re-encoded")),
         };
         body.insert("model".into(), Value::from((dialect.model)(target)));
         for field in dialect.rejected {
@@ -137,18 +137,18 @@ impl ChatProvider for Compatible {
     fn chat_request(
         &self,
         ChatCall { target, request, api_key }: ChatCall<'_>,
-    ) -> Result<http::Request<Bytes>, ApiError> {
+    ) -> Result<http::Request<Bytes>, TranslateError> {
         let body = self.body(target, request)?;
         json_post(&self.0.endpoint(target, "chat/completions")?, target.provider, &self.auth(api_key), &body)
     }
 
-    fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, ApiError> {
+    fn chat_response(&self, body: &[u8], _ctx: &ResponseContext) -> Result<Value, TranslateError> {
         match serde_json::from_slice::<Value>(body) {
             Ok(mut v) if v.get("choices").is_some() => {
                 normalize(&mut v);
                 Ok(v)
             }
-            _ => Err(ApiError::bad_gateway("the upstream's chat completion is not valid JSON with `choices`")),
+            _ => Err(TranslateError::malformed("the upstream's chat completion is not valid JSON with `choices`")),
         }
     }
 
@@ -170,7 +170,7 @@ impl ChatProvider for Compatible {
         target: &Target<'_>,
         mut body: Map<String, Value>,
         api_key: Option<&str>,
-    ) -> Option<Result<http::Request<Bytes>, ApiError>> {
+    ) -> Option<Result<http::Request<Bytes>, TranslateError>> {
         if !self.offers(op) {
             return None;
         }
@@ -333,7 +333,7 @@ impl OpenAiStream {
                 }
                 Err(e) => {
                     self.ended = true;
-                    out.push(StreamEvent::Error(ApiError::bad_gateway(format!(
+                    out.push(StreamEvent::error(TranslateError::malformed(format!(
                         "the upstream sent a malformed stream chunk: {e}"
                     ))));
                 }
@@ -344,10 +344,7 @@ impl OpenAiStream {
 }
 
 fn truncated() -> StreamEvent {
-    StreamEvent::Error(
-        ApiError::bad_gateway("the upstream stream ended before the completion finished")
-            .with_code("stream_interrupted"),
-    )
+    StreamEvent::Error(TranslateError::interrupted("the upstream stream ended before the completion finished").into())
 }
 
 impl ChatStreamTranslator for OpenAiStream {
@@ -356,7 +353,7 @@ impl ChatStreamTranslator for OpenAiStream {
             Ok(events) => self.events(events),
             Err(e) if !self.ended => {
                 self.ended = true;
-                vec![StreamEvent::Error(ApiError::bad_gateway(e.to_string()))]
+                vec![StreamEvent::error(TranslateError::malformed(e.to_string()))]
             }
             Err(_) => Vec::new(),
         }

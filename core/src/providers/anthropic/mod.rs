@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::framed::Framed;
 use super::native::{self, Native};
 use super::ChatCall;
-use crate::error::ApiError;
+use crate::providers::TranslateError;
 
 pub use request::{messages_body, DEFAULT_MAX_TOKENS};
 pub use stream::AnthropicStream;
@@ -26,7 +26,7 @@ pub(crate) static ANTHROPIC: Native = Native {
     embeddings: None,
 };
 
-fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError> {
+fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError> {
     let body = messages_body(request, &target.model, target.provider.default_max_tokens)?;
     let mut auth = vec![("anthropic-version", API_VERSION.to_owned())];
     if let Some(key) = api_key {

@@ -2,21 +2,25 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
     check_message, content_parts, function_declarations, push_alternating, tool_arguments, Part,
 };
+use crate::providers::TranslateError;
 
 /// Used when neither the client nor the provider config sets `max_tokens` (Anthropic requires one).
 pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 
-fn unsupported(field: &str) -> ApiError {
-    ApiError::invalid_request(format!("`{field}` is not supported by provider type `anthropic`")).with_param(field)
+fn unsupported(field: &str) -> TranslateError {
+    TranslateError::invalid(format!("`{field}` is not supported by provider type `anthropic`")).with_param(field)
 }
 
 /// Builds the Messages API body. Fields Anthropic cannot express are refused, never dropped.
-pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Option<u32>) -> Result<Value, ApiError> {
+pub fn messages_body(
+    request: &ChatRequest,
+    model: &str,
+    default_max_tokens: Option<u32>,
+) -> Result<Value, TranslateError> {
     if let Some(field) = request.rest.keys().next() {
         return Err(unsupported(field));
     }
@@ -47,7 +51,7 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
         }
     }
     if messages.is_empty() {
-        return Err(ApiError::invalid_request(
+        return Err(TranslateError::invalid(
             "`messages` needs at least one user message for provider type `anthropic`",
         )
         .with_param("messages"));
@@ -86,9 +90,7 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
             "none" => json!({"type": "none"}),
             "required" => json!({"type": "any"}),
             other => {
-                return Err(
-                    ApiError::invalid_request(format!("unknown tool_choice `{other}`")).with_param("tool_choice")
-                )
+                return Err(TranslateError::invalid(format!("unknown tool_choice `{other}`")).with_param("tool_choice"))
             }
         }),
         Some(ToolChoice::Named(named)) => Some(json!({"type": "tool", "name": named.function.name})),
@@ -104,16 +106,16 @@ pub fn messages_body(request: &ChatRequest, model: &str, default_max_tokens: Opt
     Ok(Value::Object(body))
 }
 
-fn user_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+fn user_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, TranslateError> {
     let Some(content) = &message.content else {
-        return Err(ApiError::invalid_request(format!("`{at}.content` is required for user messages"))
+        return Err(TranslateError::invalid(format!("`{at}.content` is required for user messages"))
             .with_param(format!("{at}.content")));
     };
     blocks(content, at)
 }
 
 /// Content as Anthropic's text and image blocks.
-fn blocks(content: &MessageContent, at: &str) -> Result<Vec<Value>, ApiError> {
+fn blocks(content: &MessageContent, at: &str) -> Result<Vec<Value>, TranslateError> {
     let block = |(at, part): (String, Part)| match part {
         Part::Text(text) => Ok(json!({"type": "text", "text": text})),
         Part::Image(url) => image_block(url, &at),
@@ -122,27 +124,23 @@ fn blocks(content: &MessageContent, at: &str) -> Result<Vec<Value>, ApiError> {
 }
 
 /// `data:` URLs become base64 sources; http(s) URLs become URL sources.
-fn image_block(url: &str, at: &str) -> Result<Value, ApiError> {
+fn image_block(url: &str, at: &str) -> Result<Value, TranslateError> {
     if let Some(rest) = url.strip_prefix("data:") {
         let Some((meta, data)) = rest.split_once(',') else {
-            return Err(
-                ApiError::invalid_request(format!("`{at}.image_url.url` is a malformed data URL")).with_param(at)
-            );
+            return Err(TranslateError::invalid(format!("`{at}.image_url.url` is a malformed data URL")).with_param(at));
         };
         let Some(media_type) = meta.strip_suffix(";base64") else {
-            return Err(
-                ApiError::invalid_request(format!("`{at}.image_url.url` must be base64-encoded")).with_param(at)
-            );
+            return Err(TranslateError::invalid(format!("`{at}.image_url.url` must be base64-encoded")).with_param(at));
         };
         return Ok(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}));
     }
     if url.starts_with("https://") || url.starts_with("http://") {
         return Ok(json!({"type": "image", "source": {"type": "url", "url": url}}));
     }
-    Err(ApiError::invalid_request(format!("`{at}.image_url.url` must be an http(s) or data URL")).with_param(at))
+    Err(TranslateError::invalid(format!("`{at}.image_url.url` must be an http(s) or data URL")).with_param(at))
 }
 
-fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, TranslateError> {
     let mut blocks = Vec::new();
     match &message.content {
         Some(MessageContent::Text(text)) if !text.is_empty() => blocks.push(json!({"type": "text", "text": text})),
@@ -159,9 +157,9 @@ fn assistant_blocks(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiEr
     Ok(blocks)
 }
 
-fn tool_result(message: &ChatMessage, at: &str) -> Result<Value, ApiError> {
+fn tool_result(message: &ChatMessage, at: &str) -> Result<Value, TranslateError> {
     let Some(id) = &message.tool_call_id else {
-        return Err(ApiError::invalid_request(format!("`{at}.tool_call_id` is required for tool messages"))
+        return Err(TranslateError::invalid(format!("`{at}.tool_call_id` is required for tool messages"))
             .with_param(format!("{at}.tool_call_id")));
     };
     let content = match &message.content {

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::openai::Usage;
+use crate::providers::TranslateError;
 use crate::providers::{client_status, explain, opaque_upstream_error, ResponseContext};
 
 #[derive(Deserialize)]
@@ -72,9 +73,9 @@ pub fn finish_reason(stop_reason: &str) -> &'static str {
     }
 }
 
-pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
     let response: MessagesResponse = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("the upstream's Messages response is malformed: {e}")))?;
+        .map_err(|e| TranslateError::malformed(format!("the upstream's Messages response is malformed: {e}")))?;
     let mut text = String::new();
     let mut reasoning = String::new();
     let mut tool_calls = Vec::new();

@@ -11,6 +11,7 @@ use super::response::{error_from_parts, finish_reason, AnthropicUsage};
 use crate::error::ApiError;
 use crate::openai::ChunkHeader;
 use crate::providers::framed::FrameTranslator;
+use crate::providers::TranslateError;
 use crate::providers::{ResponseContext, StreamEvent};
 use crate::sse::{SseEvent, SseParser};
 
@@ -116,9 +117,9 @@ impl AnthropicStream {
         }
     }
 
-    fn fail(&mut self, error: ApiError) -> StreamEvent {
+    fn fail(&mut self, error: impl Into<ApiError>) -> StreamEvent {
         self.ended = true;
-        StreamEvent::Error(error)
+        StreamEvent::error(error)
     }
 }
 
@@ -129,7 +130,7 @@ impl FrameTranslator for AnthropicStream {
             Ok(v) => v,
             Err(e) => {
                 return vec![
-                    self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
+                    self.fail(TranslateError::malformed(format!("the upstream sent a malformed stream event: {e}")))
                 ]
             }
         };
@@ -142,7 +143,7 @@ impl FrameTranslator for AnthropicStream {
             Ok(e) => e,
             Err(e) => {
                 return vec![
-                    self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
+                    self.fail(TranslateError::malformed(format!("the upstream sent a malformed stream event: {e}")))
                 ]
             }
         };
@@ -184,7 +185,7 @@ impl FrameTranslator for AnthropicStream {
                     Delta::Thinking { thinking } => json!({"reasoning_content": thinking}),
                     Delta::InputJson { partial_json } => {
                         let Some(tool_index) = self.tool_index.get(&index) else {
-                            return vec![self.fail(ApiError::bad_gateway(
+                            return vec![self.fail(TranslateError::malformed(
                                 "the upstream sent tool arguments for a block that is not a tool call",
                             ))];
                         };
@@ -211,7 +212,7 @@ impl FrameTranslator for AnthropicStream {
             Event::MessageStop {} => {
                 self.ended = true;
                 if self.finish.is_none() {
-                    return vec![StreamEvent::Error(interrupted())];
+                    return vec![StreamEvent::error(interrupted())];
                 }
                 // Usage always: the pipeline strips it unless the client asked for it.
                 vec![StreamEvent::Chunk(self.header.usage_chunk(self.usage.to_openai())), StreamEvent::Done]
@@ -227,13 +228,13 @@ impl FrameTranslator for AnthropicStream {
             return Vec::new();
         }
         self.ended = true;
-        vec![StreamEvent::Error(interrupted())]
+        vec![StreamEvent::error(interrupted())]
     }
     fn ended(&self) -> bool {
         self.ended
     }
 }
 
-fn interrupted() -> ApiError {
-    ApiError::bad_gateway("the upstream stream ended before the message finished").with_code("stream_interrupted")
+fn interrupted() -> TranslateError {
+    TranslateError::interrupted("the upstream stream ended before the message finished")
 }

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::error::ApiError;
 use crate::openai::ChatRequest;
 use crate::providers::test_support::chunks;
 use crate::providers::StreamEvent;
@@ -35,7 +36,7 @@ fn anthropic_request_refuses_fields_it_cannot_express() {
         json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "logprobs": true}),
     )
     .unwrap();
-    let err = messages_body(&request, "m", None).unwrap_err();
+    let err = ApiError::from(messages_body(&request, "m", None).unwrap_err());
     assert_eq!(err.status, 400);
     assert_eq!(err.param.as_deref(), Some("logprobs"));
     assert!(err.message.contains("anthropic"), "{}", err.message);
@@ -59,7 +60,7 @@ fn anthropic_request_with_unparseable_tool_arguments_is_a_400() {
         {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{nope"}}]},
     ]}))
     .unwrap();
-    let err = messages_body(&request, "m", None).unwrap_err();
+    let err = ApiError::from(messages_body(&request, "m", None).unwrap_err());
     assert_eq!(err.param.as_deref(), Some("messages[1].tool_calls[0].function.arguments"));
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use super::framed::Framed;
 use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
 use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
-use crate::error::ApiError;
+use crate::providers::TranslateError;
 
 pub use request::generate_content_body;
 pub use stream::GeminiStream;
@@ -26,7 +26,7 @@ pub(crate) static GEMINI: Native = Native {
     embeddings: Some(NativeEmbeddings { request: embeddings_request, response: embeddings_response }),
 };
 
-fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError> {
+fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError> {
     check_model(&target.model)?;
     let body = generate_content_body(request)?;
     let path = if request.is_stream() {
@@ -40,7 +40,7 @@ fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<h
 /// Embeddings through `batchEmbedContents` (one request per input).
 fn embeddings_request(
     EmbeddingsCall { target, body, api_key }: EmbeddingsCall<'_>,
-) -> Result<http::Request<Bytes>, ApiError> {
+) -> Result<http::Request<Bytes>, TranslateError> {
     check_model(&target.model)?;
     check_embedding_options("gemini", body, &["dimensions"])?;
     let dimensions = body.get("dimensions").cloned();
@@ -59,7 +59,7 @@ fn embeddings_request(
     post(target, &path, api_key, &json!({"requests": requests}))
 }
 
-fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
     let (_, embeddings) = native::embeddings_answer(body, "batchEmbedContents")?;
     let vectors =
         embeddings.into_iter().map(|mut e| e.get_mut("values").map(Value::take).unwrap_or(Value::Array(Vec::new())));
@@ -72,16 +72,16 @@ fn post(
     path: &str,
     api_key: Option<&str>,
     body: &Value,
-) -> Result<http::Request<Bytes>, ApiError> {
+) -> Result<http::Request<Bytes>, TranslateError> {
     let auth: Vec<(&str, String)> = api_key.map(|k| ("x-goog-api-key", k.to_owned())).into_iter().collect();
     native::post(target, DEFAULT_BASE_URL, path, &auth, body)
 }
 
-fn check_model(model: &str) -> Result<(), ApiError> {
+fn check_model(model: &str) -> Result<(), TranslateError> {
     if model.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
         Ok(())
     } else {
-        Err(ApiError::invalid_request(format!("`{model}` is not a Gemini model id")).with_param("model"))
+        Err(TranslateError::invalid(format!("`{model}` is not a Gemini model id")).with_param("model"))
     }
 }
 

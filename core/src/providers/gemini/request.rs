@@ -4,14 +4,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
     self, check_message, function_declarations, push_alternating, sampling, tool_arguments, tool_call_names,
     OutputFormat, Part, SamplingNames,
 };
+use crate::providers::TranslateError;
 
-fn unsupported(field: &str) -> ApiError {
+fn unsupported(field: &str) -> TranslateError {
     native::unsupported("gemini", field)
 }
 
@@ -31,7 +31,7 @@ const GENERATION: SamplingNames = SamplingNames {
 };
 
 /// Builds the `generateContent` body. Fields Gemini cannot express are refused, never dropped.
-pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
+pub fn generate_content_body(request: &ChatRequest) -> Result<Value, TranslateError> {
     let (mut generation, format) = sampling(request, &GENERATION)?;
     match format {
         None | Some(OutputFormat::Text) => {}
@@ -63,7 +63,7 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
         }
     }
     if contents.is_empty() {
-        return Err(ApiError::invalid_request("`messages` needs at least one user message for provider type `gemini`")
+        return Err(TranslateError::invalid("`messages` needs at least one user message for provider type `gemini`")
             .with_param("messages"));
     }
     let mut body = Map::new();
@@ -83,7 +83,7 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
                 "required" => json!({"mode": "ANY"}),
                 other => {
                     return Err(
-                        ApiError::invalid_request(format!("unknown tool_choice `{other}`")).with_param("tool_choice")
+                        TranslateError::invalid(format!("unknown tool_choice `{other}`")).with_param("tool_choice")
                     )
                 }
             },
@@ -97,11 +97,9 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, ApiError> {
     Ok(Value::Object(body))
 }
 
-fn parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+fn parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, TranslateError> {
     let Some(content) = &message.content else {
-        return Err(
-            ApiError::invalid_request(format!("`{at}.content` is required")).with_param(format!("{at}.content"))
-        );
+        return Err(TranslateError::invalid(format!("`{at}.content` is required")).with_param(format!("{at}.content")));
     };
     let part = |(at, part): (String, Part)| match part {
         Part::Text(text) => Ok(json!({"text": text})),
@@ -113,7 +111,7 @@ fn parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
     native::content_parts(content, at, "gemini")?.into_iter().map(part).collect()
 }
 
-fn model_parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> {
+fn model_parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, TranslateError> {
     let mut out = match &message.content {
         Some(MessageContent::Text(text)) if !text.is_empty() => vec![json!({"text": text})],
         Some(MessageContent::Parts(_)) => parts(message, at)?,
@@ -131,13 +129,17 @@ fn model_parts(message: &ChatMessage, at: &str) -> Result<Vec<Value>, ApiError> 
 
 /// A tool result: its content as the function's response object (JSON objects as they are,
 /// anything else under `result`).
-fn function_response(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &str>) -> Result<Value, ApiError> {
+fn function_response(
+    message: &ChatMessage,
+    at: &str,
+    call_names: &BTreeMap<&str, &str>,
+) -> Result<Value, TranslateError> {
     let Some(id) = message.tool_call_id.as_deref() else {
-        return Err(ApiError::invalid_request(format!("`{at}.tool_call_id` is required for tool messages"))
+        return Err(TranslateError::invalid(format!("`{at}.tool_call_id` is required for tool messages"))
             .with_param(format!("{at}.tool_call_id")));
     };
     let Some(name) = call_names.get(id) else {
-        return Err(ApiError::invalid_request(format!(
+        return Err(TranslateError::invalid(format!(
             "`{at}.tool_call_id` `{id}` matches no earlier assistant tool call (provider type `gemini` needs the function name)"
         ))
         .with_param(format!("{at}.tool_call_id")));

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::Usage;
+use crate::providers::TranslateError;
 use crate::providers::{client_status, explain, opaque_upstream_error, ResponseContext};
 
 #[derive(Debug, Deserialize)]
@@ -128,9 +129,9 @@ pub fn translate_parts(parts: &[Part], response_id: &str, candidate: u64, first_
     out
 }
 
-pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
     let response: GenerateContentResponse = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("the upstream's generateContent response is malformed: {e}")))?;
+        .map_err(|e| TranslateError::malformed(format!("the upstream's generateContent response is malformed: {e}")))?;
     let id = response.response_id.clone().unwrap_or_else(|| ctx.fallback_id.clone());
     let mut choices = Vec::new();
     for candidate in &response.candidates {

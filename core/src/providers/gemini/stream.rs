@@ -11,6 +11,7 @@ use super::response::{finish_reason, translate_parts, GenerateContentResponse, U
 use crate::error::ApiError;
 use crate::openai::ChunkHeader;
 use crate::providers::framed::FrameTranslator;
+use crate::providers::TranslateError;
 use crate::providers::{ResponseContext, StreamEvent};
 use crate::sse::{SseEvent, SseParser};
 
@@ -45,9 +46,9 @@ impl GeminiStream {
         StreamEvent::Chunk(self.header.chunk_at(index, delta, finish))
     }
 
-    fn fail(&mut self, error: ApiError) -> Vec<StreamEvent> {
+    fn fail(&mut self, error: impl Into<ApiError>) -> Vec<StreamEvent> {
         self.ended = true;
-        vec![StreamEvent::Error(error)]
+        vec![StreamEvent::error(error)]
     }
 
     fn emit_parts(&self, out: &mut Vec<StreamEvent>, index: u64, first: bool, t: super::response::Translated) {
@@ -72,7 +73,7 @@ impl FrameTranslator for GeminiStream {
         let value: Value = match serde_json::from_str(&sse.data) {
             Ok(v) => v,
             Err(e) => {
-                return self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
+                return self.fail(TranslateError::malformed(format!("the upstream sent a malformed stream event: {e}")))
             }
         };
         if value.get("error").is_some() {
@@ -81,7 +82,7 @@ impl FrameTranslator for GeminiStream {
         let response: GenerateContentResponse = match serde_json::from_value(value) {
             Ok(r) => r,
             Err(e) => {
-                return self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream event: {e}")))
+                return self.fail(TranslateError::malformed(format!("the upstream sent a malformed stream event: {e}")))
             }
         };
         if self.header.id.is_empty() {
@@ -130,8 +131,7 @@ impl FrameTranslator for GeminiStream {
         let complete = !self.candidates.is_empty() && self.candidates.values().all(|c| c.finished);
         if !complete {
             return vec![StreamEvent::Error(
-                ApiError::bad_gateway("the upstream stream ended before the response finished")
-                    .with_code("stream_interrupted"),
+                TranslateError::interrupted("the upstream stream ended before the response finished").into(),
             )];
         }
         let mut out = Vec::new();

@@ -4,6 +4,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::error::ApiError;
 use crate::openai::ChatRequest;
 use crate::providers::test_support::chunks;
 use crate::providers::ChatProvider;
@@ -58,7 +59,7 @@ fn gemini_request_refuses_what_it_cannot_express() {
         ),
     ] {
         let request: ChatRequest = serde_json::from_value(body).unwrap();
-        let err = generate_content_body(&request).unwrap_err();
+        let err = ApiError::from(generate_content_body(&request).unwrap_err());
         assert_eq!((err.status.as_u16(), err.param.as_deref()), (400, Some(param)));
     }
 }

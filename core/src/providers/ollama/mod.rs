@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::framed::Framed;
 use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
 use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
-use crate::error::ApiError;
+use crate::providers::TranslateError;
 
 pub use request::chat_body;
 pub use stream::OllamaStream;
@@ -28,13 +28,13 @@ pub(crate) static OLLAMA: Native = Native {
     embeddings: Some(NativeEmbeddings { request: embeddings_request, response: embeddings_response }),
 };
 
-fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, ApiError> {
+fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError> {
     post(target, "api/chat", api_key, &chat_body(request, &target.model)?)
 }
 
 fn embeddings_request(
     EmbeddingsCall { target, body, api_key }: EmbeddingsCall<'_>,
-) -> Result<http::Request<Bytes>, ApiError> {
+) -> Result<http::Request<Bytes>, TranslateError> {
     check_embedding_options("ollama", body, &["dimensions"])?;
     let mut request = json!({"model": target.model, "input": embedding_inputs(body)?});
     if let (Some(d), Some(obj)) = (body.get("dimensions"), request.as_object_mut()) {
@@ -43,7 +43,7 @@ fn embeddings_request(
     post(target, "api/embed", api_key, &request)
 }
 
-fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
     let (parsed, vectors) = native::embeddings_answer(body, "/api/embed")?;
     let model = parsed.get("model").and_then(Value::as_str).unwrap_or(&ctx.model);
     let tokens = parsed.get("prompt_eval_count").and_then(Value::as_u64).unwrap_or(0);
@@ -56,7 +56,7 @@ fn post(
     path: &str,
     api_key: Option<&str>,
     body: &Value,
-) -> Result<http::Request<Bytes>, ApiError> {
+) -> Result<http::Request<Bytes>, TranslateError> {
     let auth: Vec<(&str, String)> = api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
     native::post(target, DEFAULT_BASE_URL, path, &auth, body)
 }

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::error::ApiError;
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
     self, check_message, sampling, tool_arguments, tool_call_names, OutputFormat, Part, SamplingNames,
 };
+use crate::providers::TranslateError;
 
-fn unsupported(field: &str) -> ApiError {
+fn unsupported(field: &str) -> TranslateError {
     native::unsupported("ollama", field)
 }
 
@@ -25,7 +25,7 @@ const OPTIONS: SamplingNames = SamplingNames {
 };
 
 /// Builds the `/api/chat` body. Fields Ollama cannot express are refused, never dropped.
-pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, ApiError> {
+pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, TranslateError> {
     let (options, format) = sampling(request, &OPTIONS)?;
     let mut body = Map::new();
     match format {
@@ -66,7 +66,7 @@ pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, ApiError> 
     Ok(Value::Object(body))
 }
 
-fn message_body(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &str>) -> Result<Value, ApiError> {
+fn message_body(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &str>) -> Result<Value, TranslateError> {
     check_message("ollama", message, at)?;
     let role = match message.role {
         Role::System | Role::Developer => "system",

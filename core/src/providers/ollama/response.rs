@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
 use crate::openai::Usage;
+use crate::providers::TranslateError;
 use crate::providers::{client_status, explain, opaque_upstream_error, ResponseContext};
 
 #[derive(Debug, Deserialize)]
@@ -75,9 +76,9 @@ pub fn tool_calls(calls: &[ToolCall], id: &str, first: usize) -> Vec<Value> {
         .collect()
 }
 
-pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, ApiError> {
+pub fn chat_completion(body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
     let response: ChatResponse = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_gateway(format!("the upstream's /api/chat response is malformed: {e}")))?;
+        .map_err(|e| TranslateError::malformed(format!("the upstream's /api/chat response is malformed: {e}")))?;
     let message = response.message.as_ref();
     let calls = message.map(|m| tool_calls(&m.tool_calls, &ctx.fallback_id, 0)).unwrap_or_default();
     let mut out = Map::new();

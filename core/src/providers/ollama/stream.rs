@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::ndjson::NdjsonParser;
 use crate::openai::ChunkHeader;
 use crate::providers::framed::FrameTranslator;
+use crate::providers::TranslateError;
 use crate::providers::{ResponseContext, StreamEvent};
 
 pub struct OllamaStream {
@@ -23,9 +24,9 @@ impl OllamaStream {
         OllamaStream { header, started: false, calls: 0, ended: false }
     }
 
-    fn fail(&mut self, error: ApiError) -> Vec<StreamEvent> {
+    fn fail(&mut self, error: impl Into<ApiError>) -> Vec<StreamEvent> {
         self.ended = true;
-        vec![StreamEvent::Error(error)]
+        vec![StreamEvent::error(error)]
     }
 }
 
@@ -35,11 +36,11 @@ impl FrameTranslator for OllamaStream {
         let response: ChatResponse = match serde_json::from_str(&line) {
             Ok(r) => r,
             Err(e) => {
-                return self.fail(ApiError::bad_gateway(format!("the upstream sent a malformed stream line: {e}")))
+                return self.fail(TranslateError::malformed(format!("the upstream sent a malformed stream line: {e}")))
             }
         };
         if let Some(message) = response.error.as_deref() {
-            return self.fail(ApiError::bad_gateway(format!("the upstream stream failed: {message}")));
+            return self.fail(TranslateError::malformed(format!("the upstream stream failed: {message}")));
         }
         if self.header.model.is_empty() {
             self.header.model.clone_from(&response.model);
@@ -75,9 +76,7 @@ impl FrameTranslator for OllamaStream {
             return Vec::new();
         }
         self.ended = true;
-        vec![StreamEvent::Error(
-            ApiError::bad_gateway("the upstream stream ended before `done`").with_code("stream_interrupted"),
-        )]
+        vec![StreamEvent::Error(TranslateError::interrupted("the upstream stream ended before `done`").into())]
     }
     fn ended(&self) -> bool {
         self.ended

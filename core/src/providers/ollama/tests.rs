@@ -4,6 +4,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::error::ApiError;
 use crate::openai::ChatRequest;
 use crate::providers::test_support::chunks;
 use crate::providers::ChatProvider;
@@ -37,7 +38,7 @@ fn ollama_request_refuses_what_it_cannot_express() {
         ),
     ] {
         let request: ChatRequest = serde_json::from_value(body).unwrap();
-        assert_eq!(chat_body(&request, "m").unwrap_err().param.as_deref(), Some(param));
+        assert_eq!(ApiError::from(chat_body(&request, "m").unwrap_err()).param.as_deref(), Some(param));
     }
     let none: ChatRequest =
         serde_json::from_value(json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
