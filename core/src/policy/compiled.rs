@@ -266,14 +266,20 @@ fn encode_template(out: &mut Vec<u8>, template: &Template) -> Option<()> {
         Effect::Permit => 0,
         Effect::Forbid => 1,
     });
-    let (kind, ty, target) = match &template.principal {
-        PrincipalConstraint::Any => (0, None, None),
-        PrincipalConstraint::Eq(e) => (1, None, Some(e)),
-        PrincipalConstraint::In(e) => (2, None, Some(e)),
-        PrincipalConstraint::Is(t) => (3, Some(t), None),
-        PrincipalConstraint::IsIn(t, e) => (4, Some(t), Some(e)),
-    };
-    scope(out, kind, ty, target)?;
+    // The principal and resource constraints have the same five forms under two type names.
+    macro_rules! scope {
+        ($constraint:ident, $value:expr) => {{
+            let (kind, ty, target) = match $value {
+                $constraint::Any => (0, None, None),
+                $constraint::Eq(e) => (1, None, Some(e)),
+                $constraint::In(e) => (2, None, Some(e)),
+                $constraint::Is(t) => (3, Some(t), None),
+                $constraint::IsIn(t, e) => (4, Some(t), Some(e)),
+            };
+            scope(out, kind, ty, target)?;
+        }};
+    }
+    scope!(PrincipalConstraint, &template.principal);
     match &template.action {
         ActionConstraint::Any => out.push(0),
         ActionConstraint::Eq(uid) => {
@@ -286,14 +292,7 @@ fn encode_template(out: &mut Vec<u8>, template: &Template) -> Option<()> {
             uids.iter().for_each(|uid| entity_uid(out, uid));
         }
     }
-    let (kind, ty, target) = match &template.resource {
-        ResourceConstraint::Any => (0, None, None),
-        ResourceConstraint::Eq(e) => (1, None, Some(e)),
-        ResourceConstraint::In(e) => (2, None, Some(e)),
-        ResourceConstraint::Is(t) => (3, Some(t), None),
-        ResourceConstraint::IsIn(t, e) => (4, Some(t), Some(e)),
-    };
-    scope(out, kind, ty, target)?;
+    scope!(ResourceConstraint, &template.resource);
     varint(out, template.clauses().len() as u64);
     for clause in template.clauses() {
         let (tag, body) = match clause {

@@ -287,8 +287,20 @@ pub(crate) fn tool_call_names(request: &ChatRequest) -> BTreeMap<&str, &str> {
     names
 }
 
+/// The request's messages with where each is (`messages[i]`), each checked by [`check_message`].
+pub(crate) fn messages<'a>(
+    request: &'a ChatRequest,
+    provider_type: &'a str,
+) -> impl Iterator<Item = Result<(String, &'a ChatMessage), TranslateError>> + 'a {
+    request.messages.iter().enumerate().map(move |(i, message)| {
+        let at = format!("messages[{i}]");
+        check_message(provider_type, message, &at)?;
+        Ok((at, message))
+    })
+}
+
 /// Refuses message fields a native format has no place for (anything untyped, and `name`).
-pub(crate) fn check_message(provider_type: &str, message: &ChatMessage, at: &str) -> Result<(), TranslateError> {
+fn check_message(provider_type: &str, message: &ChatMessage, at: &str) -> Result<(), TranslateError> {
     if let Some(field) = message.rest.keys().next() {
         return Err(unsupported(provider_type, &format!("{at}.{field}")));
     }

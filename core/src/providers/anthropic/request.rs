@@ -3,9 +3,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
-use crate::providers::native::{
-    check_message, content_parts, function_declarations, push_alternating, tool_arguments, Part,
-};
+use crate::providers::native::{self, content_parts, function_declarations, push_alternating, tool_arguments, Part};
 use crate::providers::TranslateError;
 
 /// Used when neither the client nor the provider config sets `max_tokens` (Anthropic requires one).
@@ -36,9 +34,8 @@ pub fn messages_body(
 
     let mut system = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
-    for (i, message) in request.messages.iter().enumerate() {
-        let at = format!("messages[{i}]");
-        check_message("anthropic", message, &at)?;
+    for message in native::messages(request, "anthropic") {
+        let (at, message) = message?;
         match message.role {
             Role::System | Role::Developer => {
                 let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();

@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
 use crate::providers::native::{
-    self, check_message, function_declarations, push_alternating, sampling, tool_arguments, tool_call_names,
-    OutputFormat, Part, SamplingNames,
+    self, function_declarations, push_alternating, sampling, tool_arguments, tool_call_names, OutputFormat, Part,
+    SamplingNames,
 };
 use crate::providers::TranslateError;
 
@@ -46,9 +46,8 @@ pub fn generate_content_body(request: &ChatRequest) -> Result<Value, TranslateEr
     let call_names = tool_call_names(request);
     let mut system = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
-    for (i, message) in request.messages.iter().enumerate() {
-        let at = format!("messages[{i}]");
-        check_message("gemini", message, &at)?;
+    for message in native::messages(request, "gemini") {
+        let (at, message) = message?;
         match message.role {
             Role::System | Role::Developer => {
                 let text = message.content.as_ref().map(MessageContent::text).unwrap_or_default();

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use crate::openai::{ChatMessage, ChatRequest, MessageContent, Role, ToolChoice};
-use crate::providers::native::{
-    self, check_message, sampling, tool_arguments, tool_call_names, OutputFormat, Part, SamplingNames,
-};
+use crate::providers::native::{self, sampling, tool_arguments, tool_call_names, OutputFormat, Part, SamplingNames};
 use crate::providers::TranslateError;
 
 fn unsupported(field: &str) -> TranslateError {
@@ -39,8 +37,9 @@ pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, TranslateE
     }
     let call_names = tool_call_names(request);
     let mut messages = Vec::new();
-    for (i, message) in request.messages.iter().enumerate() {
-        messages.push(message_body(message, &format!("messages[{i}]"), &call_names)?);
+    for message in native::messages(request, "ollama") {
+        let (at, message) = message?;
+        messages.push(message_body(message, &at, &call_names)?);
     }
     body.insert("model".into(), json!(model));
     body.insert("messages".into(), Value::Array(messages));
@@ -67,7 +66,6 @@ pub fn chat_body(request: &ChatRequest, model: &str) -> Result<Value, TranslateE
 }
 
 fn message_body(message: &ChatMessage, at: &str, call_names: &BTreeMap<&str, &str>) -> Result<Value, TranslateError> {
-    check_message("ollama", message, at)?;
     let role = match message.role {
         Role::System | Role::Developer => "system",
         Role::User => "user",
