@@ -455,6 +455,7 @@ fn a_push_stores_its_policies_compiled_and_a_cold_instance_loads_them_without_pa
     let host = host();
     let cache = ConfigCache::default();
     let mut guarded: Value = serde_json::from_str(&document(&["beta"])).unwrap();
+    guarded["telemetry"] = json!({"log_traces": true});
     guarded["routes"]["beta"]["policies"] = json!([{"id": "no-demo", "cedar":
         "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.model like \"demo/*\" };"}]);
     let reply = put(&host, &cache, &guarded.to_string());

@@ -26,6 +26,8 @@ fn cookbook(name: &str) -> Value {
 fn host_with(guardrails: Value) -> Rc<FakeHost> {
     let config = json!({
         "version": 1,
+        // Whole traces in the log: the tests read spans and audit records there.
+        "telemetry": {"log_traces": true},
         "providers": {
             "openai": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "k"},
             "demo": {"type": "echo"}

@@ -19,6 +19,8 @@ const MODERN: &str = "2026-07-28";
 fn host() -> Rc<FakeHost> {
     let config = json!({
         "version": 1,
+        // Whole traces in the log: the tests read spans and audit records there.
+        "telemetry": {"log_traces": true},
         "mcp_servers": {
             "docs": {"url": "http://mcp.test/mcp", "tools": ["search", "fetch"],
                      "credential": {"mode": "internal", "secret": "docs_token"}},

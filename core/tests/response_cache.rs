@@ -32,6 +32,8 @@ fn host() -> Rc<FakeHost> {
     let openai = || json!(["openai/gpt-4o"]);
     let config = json!({
         "version": 1,
+        // Whole traces in the log: the tests read spans and audit records there.
+        "telemetry": {"log_traces": true},
         "providers": {
             "openai": {"type": "openai", "base_url": "http://up.test/v1", "api_key_secret": "openai_api_key"}
         },

@@ -16,7 +16,11 @@ const KEY: &str = "sk-gw-trace";
 const OPENAI_SECRET: &str = "sk-openai-trace-secret";
 const COLLECTOR_TOKEN: &str = "collector-token-secret";
 
-fn host_with(telemetry: Value) -> Rc<FakeHost> {
+fn host_with(mut telemetry: Value) -> Rc<FakeHost> {
+    // Whole traces in the log (unless a test says otherwise): the tests read spans there.
+    if let Some(t) = telemetry.as_object_mut() {
+        t.entry("log_traces").or_insert(json!(true));
+    }
     let config = json!({
         "version": 1,
         "providers": {
@@ -387,6 +391,7 @@ fn injection_guarded_host() -> Rc<FakeHost> {
         "routes": {"guarded": {"models": ["openai/gpt-4o"], "policies": [{"id": "no-injection",
             "cedar": "forbid(principal, action == Gateway::Action::\"process_prompt\", resource) when { context.scores.injection >= 70 };"}]}},
         "keys": [{"sha256": hash_key(KEY), "principal": {"kind": "agent", "id": "bot"}}],
+        "telemetry": {"log_traces": true},
     });
     Rc::new(FakeHost::with_config(&config.to_string()))
 }

@@ -179,6 +179,9 @@ def gateway_config(upstream: str, recorder: str, mcp: dict[str, str] | None = No
         "limits": {"max_request_bytes": 65536},
         "retry": {"attempts": 3, "initial_backoff_ms": 50, "max_backoff_ms": 200, "max_retry_after_ms": 3000},
         "timeouts": {"first_byte_ms": 10000, "idle_ms": 3000},
+        # Whole traces and audit records in the log (the default is one short line per request):
+        # the tests that scan the log for secrets then scan everything a trace holds.
+        "telemetry": {"log_traces": True},
     }
 
 

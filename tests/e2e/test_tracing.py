@@ -5,9 +5,40 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 
-from conftest import ANTHROPIC_SECRET, GATEWAY_KEY, OPENAI_SECRET, OTLP_SECRET
+from conftest import (ANTHROPIC_SECRET, GATEWAY_KEY, OPENAI_SECRET, OTLP_SECRET, TARGETS, gateway_config,
+                      running_gateway)
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def quiet_gateway(request, llmock, receiver_server, tmp_path_factory):
+    """A gateway with the default telemetry: no collector, no `log_traces`."""
+    config = gateway_config(llmock.url, receiver_server.url)
+    del config["telemetry"]
+    with running_gateway(request.param, config, tmp_path_factory.mktemp(f"quiet-{request.param}")) as gw:
+        yield gw
+
+
+def test_by_default_a_request_is_one_short_log_line(quiet_gateway):
+    trace_id = "5a1c0ffee0ddba11c0ffee0ddba11c0f"
+    response = httpx.post(
+        f"{quiet_gateway.url}/v1/chat/completions",
+        json={"model": "demo/echo-1", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"authorization": f"Bearer {GATEWAY_KEY}", "traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        timeout=30)
+    assert response.status_code == 200 and response.headers["x-trace-id"] == trace_id
+    deadline = time.monotonic() + 30
+    while trace_id not in quiet_gateway.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # anything else this request would write comes with or right after its line
+    lines = [line for line in quiet_gateway.log().splitlines() if trace_id in line]
+    assert len(lines) == 1, lines
+    line = json.loads(lines[0][lines[0].index('{"'):])
+    assert line["msg"] == "trace" and line["trace_id"] == trace_id
+    assert "POST /v1/chat/completions demo/echo-1" in line["summary"] and " 200 " in line["summary"]
+    assert "resourceSpans" not in line and len(lines[0]) < 1024, lines[0]
 
 
 def attrs(span: dict) -> dict:
@@ -144,7 +175,6 @@ def test_a_slow_or_down_collector_neither_changes_nor_delays_responses(traced_ga
 
 def test_an_mcp_tool_call_is_a_span_with_mcp_attributes_an_audit_record_and_propagated_context(
         traced_gateway, receiver, mcp_upstreams):
-    import httpx
 
     httpx.post(f"{mcp_upstreams['recorded']}/_reset")
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -447,9 +447,10 @@ pub struct TelemetryConfig {
     /// Longest wait for the collector (default 2 s); export never delays a response.
     #[serde(default = "default_export_timeout_ms")]
     pub export_timeout_ms: u64,
-    /// With no collector: write each trace to the runtime log (default true).
-    #[serde(default = "yes")]
-    pub log_traces: bool,
+    /// With no collector, what each request writes to the runtime log: unset (the default), one
+    /// short line (trace id, summary, audit records' bodies); `true`, the whole trace and its audit
+    /// records as OTLP JSON; `false`, nothing.
+    pub log_traces: Option<bool>,
     /// Prices by `provider/model`, for `gateway.cost.usd` on traces.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub prices: BTreeMap<String, PriceConfig>,
@@ -484,7 +485,7 @@ impl Default for TelemetryConfig {
             collector_url: None,
             collector_headers: BTreeMap::new(),
             export_timeout_ms: default_export_timeout_ms(),
-            log_traces: true,
+            log_traces: None,
             prices: BTreeMap::new(),
             snapshots: false,
             snapshot_max_bytes: default_snapshot_max_bytes(),

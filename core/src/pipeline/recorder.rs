@@ -381,7 +381,10 @@ impl<H: Host + 'static> Recording<H> {
             }
         });
         let config = self.config.borrow_mut().take();
-        let exported = config.as_ref().is_none_or(|c| c.telemetry.collector_url.is_some() || c.telemetry.log_traces);
+        let exported = config.as_ref().is_none_or(|c| {
+            let telemetry = &c.telemetry;
+            telemetry.collector_url.is_some() || telemetry.log_traces != Some(false)
+        });
         if !exported {
             if let Some(settlement) = settlement {
                 self.host.defer(Box::pin(settlement));
@@ -411,32 +414,54 @@ impl<H: Host + 'static> Drop for Recording<H> {
     }
 }
 
-/// Sends the trace to the collector, or writes it to the log as one JSON line. Bounded in time;
-/// a failure is one warning in the log and changes nothing else.
+/// Sends the trace to the collector, or writes it to the log: by default one short line (its id,
+/// its summary and its audit records' bodies), with `log_traces: true` the whole trace as OTLP
+/// JSON.
+/// Bounded in time; a failure is one warning in the log and changes nothing else.
 async fn export<H: Host>(host: Rc<H>, trace: Trace, config: Option<Rc<Config>>, summary: String) {
     let default = TelemetryConfig::default();
     let telemetry = config.as_ref().map_or(&default, |c| &c.telemetry);
-    let spans = otlp::traces_body(&trace);
-    let records = otlp::logs_body(&trace);
     let Some(collector) = telemetry.collector_url.as_deref() else {
-        if telemetry.log_traces {
-            for (msg, body) in [("trace", Some(spans)), ("audit", records)] {
-                let Some(Json::Object(otlp)) = body else { continue };
-                let mut line = serde_json::Map::new();
-                line.insert("msg".into(), Json::from(msg));
-                line.insert("trace_id".into(), Json::from(trace.trace_id.to_hex()));
-                if msg == "trace" {
-                    line.insert("summary".into(), Json::from(summary.as_str()));
-                }
-                line.extend(otlp);
-                host.log(LogLevel::Info, &Json::Object(line).to_string());
-            }
+        match telemetry.log_traces {
+            None => log_summary(&*host, &trace, &summary),
+            Some(true) => log_whole(&*host, &trace, &summary),
+            Some(false) => {}
         }
         return;
     };
+    let spans = otlp::traces_body(&trace);
+    let records = otlp::logs_body(&trace);
     post(&*host, telemetry, collector, "v1/traces", &spans, &trace).await;
     if let Some(records) = records {
         post(&*host, telemetry, collector, "v1/logs", &records, &trace).await;
+    }
+}
+
+/// The default without a collector: `{"msg":"trace","trace_id":…,"summary":…}`, with `"audit"`
+/// (the records' bodies) when the request left audit records.
+fn log_summary<H: Host>(host: &H, trace: &Trace, summary: &str) {
+    let mut line = serde_json::Map::new();
+    line.insert("msg".into(), Json::from("trace"));
+    line.insert("trace_id".into(), Json::from(trace.trace_id.to_hex()));
+    line.insert("summary".into(), Json::from(summary));
+    if !trace.records.is_empty() {
+        line.insert("audit".into(), trace.records.iter().map(|r| Json::from(r.body.as_str())).collect());
+    }
+    host.log(LogLevel::Info, &Json::Object(line).to_string());
+}
+
+/// With `log_traces`: the trace as one OTLP JSON line, and its audit records as another.
+fn log_whole<H: Host>(host: &H, trace: &Trace, summary: &str) {
+    for (msg, body) in [("trace", Some(otlp::traces_body(trace))), ("audit", otlp::logs_body(trace))] {
+        let Some(Json::Object(otlp)) = body else { continue };
+        let mut line = serde_json::Map::new();
+        line.insert("msg".into(), Json::from(msg));
+        line.insert("trace_id".into(), Json::from(trace.trace_id.to_hex()));
+        if msg == "trace" {
+            line.insert("summary".into(), Json::from(summary));
+        }
+        line.extend(otlp);
+        host.log(LogLevel::Info, &Json::Object(line).to_string());
     }
 }
 
@@ -476,11 +501,43 @@ mod tests {
     use crate::testing::{FakeAnswer, FakeHost};
 
     fn recorder(host: &Rc<FakeHost>, collector: Option<&str>) -> Recorder<FakeHost> {
+        recorder_with(host, |t| t.collector_url = collector.map(str::to_owned))
+    }
+
+    fn recorder_with(host: &Rc<FakeHost>, telemetry: impl FnOnce(&mut TelemetryConfig)) -> Recorder<FakeHost> {
         let recorder = Recorder::new(Rc::clone(host), Trace::start(None, "root", 1, || 5));
         let mut config = Config::from_json(br#"{"version": 1}"#).unwrap();
-        config.telemetry.collector_url = collector.map(str::to_owned);
+        telemetry(&mut config.telemetry);
         recorder.configure(Rc::new(config));
         recorder
+    }
+
+    #[test]
+    fn with_log_traces_false_nothing_is_written() {
+        let host = Rc::new(FakeHost::default());
+        let rec = recorder_with(&host, |t| t.log_traces = Some(false));
+        rec.audit(rec.root(), "policy decision", Vec::new());
+        drop(rec);
+        run_deferred(&host);
+        assert!(host.logs.borrow().is_empty(), "{:?}", host.logs.borrow());
+    }
+
+    #[test]
+    fn by_default_without_a_collector_a_request_is_one_short_log_line() {
+        let host = Rc::new(FakeHost::default());
+        let rec = recorder(&host, None);
+        rec.note("POST /mcp/py/");
+        rec.audit(rec.root(), "mcp py tools/call add: allowed (200)", vec![("gateway.mcp.server", "py".into())]);
+        drop(rec);
+        run_deferred(&host);
+        let logs = host.logs.borrow();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        let line: Json = serde_json::from_str(&logs[0]).unwrap();
+        assert_eq!(line["msg"], "trace");
+        assert_eq!(line["trace_id"].as_str().map(str::len), Some(32));
+        assert_eq!(line["summary"], "POST /mcp/py/");
+        assert_eq!(line["audit"], serde_json::json!(["mcp py tools/call add: allowed (200)"]));
+        assert!(!logs[0].contains("resourceSpans") && !logs[0].contains("gateway.mcp.server"), "{}", logs[0]);
     }
 
     fn run_deferred(host: &FakeHost) {
@@ -508,9 +565,9 @@ mod tests {
     }
 
     #[test]
-    fn without_a_collector_audit_records_are_a_log_line_of_their_own() {
+    fn with_log_traces_audit_records_are_a_log_line_of_their_own() {
         let host = Rc::new(FakeHost::default());
-        let rec = recorder(&host, None);
+        let rec = recorder_with(&host, |t| t.log_traces = Some(true));
         rec.audit(rec.root(), "policy decision", Vec::new());
         drop(rec);
         run_deferred(&host);
