@@ -512,14 +512,21 @@ mod tests {
         recorder
     }
 
-    #[test]
-    fn with_log_traces_false_nothing_is_written() {
+    /// The log lines of a request that left one audit record, without a collector.
+    fn logged_with_one_audit(log_traces: Option<bool>) -> Vec<String> {
         let host = Rc::new(FakeHost::default());
-        let rec = recorder_with(&host, |t| t.log_traces = Some(false));
+        let rec = recorder_with(&host, |t| t.log_traces = log_traces);
         rec.audit(rec.root(), "policy decision", Vec::new());
         drop(rec);
         run_deferred(&host);
-        assert!(host.logs.borrow().is_empty(), "{:?}", host.logs.borrow());
+        let logs = host.logs.borrow().clone();
+        logs
+    }
+
+    #[test]
+    fn with_log_traces_false_nothing_is_written() {
+        let logs = logged_with_one_audit(Some(false));
+        assert!(logs.is_empty(), "{logs:?}");
     }
 
     #[test]
@@ -566,12 +573,7 @@ mod tests {
 
     #[test]
     fn with_log_traces_audit_records_are_a_log_line_of_their_own() {
-        let host = Rc::new(FakeHost::default());
-        let rec = recorder_with(&host, |t| t.log_traces = Some(true));
-        rec.audit(rec.root(), "policy decision", Vec::new());
-        drop(rec);
-        run_deferred(&host);
-        let logs = host.logs.borrow();
+        let logs = logged_with_one_audit(Some(true));
         assert_eq!(logs.len(), 2);
         assert!(logs[0].contains("\"msg\":\"trace\"") && logs[1].contains("\"msg\":\"audit\""));
     }
