@@ -36,6 +36,15 @@ fn ollama_request_refuses_what_it_cannot_express() {
             json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"}),
             "tool_choice (only auto and none)",
         ),
+        // A part without the field its type needs is named as Anthropic and Gemini name it.
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]}),
+            "messages[0].content[0]",
+        ),
+        (
+            json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+            "messages[0].content[0]",
+        ),
     ] {
         let request: ChatRequest = serde_json::from_value(body).unwrap();
         assert_eq!(ApiError::from(chat_body(&request, "m").unwrap_err()).param.as_deref(), Some(param));
