@@ -547,6 +547,21 @@ mod tests {
         assert!(!logs[0].contains("resourceSpans") && !logs[0].contains("gateway.mcp.server"), "{}", logs[0]);
     }
 
+    #[test]
+    fn words_an_upstream_chose_cannot_forge_a_second_log_line() {
+        let host = Rc::new(FakeHost::default());
+        let rec = recorder(&host, None);
+        rec.note("error: the upstream said\n{\"msg\":\"trace\",\"trace_id\":\"forged\"}");
+        rec.audit(rec.root(), "mcp evil tools/call x\r\n{\"msg\":\"audit\"}: allowed (200)", Vec::new());
+        drop(rec);
+        run_deferred(&host);
+        let logs = host.logs.borrow();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert!(!logs[0].contains('\n') && !logs[0].contains('\r'), "{}", logs[0]);
+        let line: Json = serde_json::from_str(&logs[0]).unwrap();
+        assert_ne!(line["trace_id"], "forged");
+    }
+
     fn run_deferred(host: &FakeHost) {
         for work in host.take_deferred() {
             futures::executor::block_on(work);

@@ -26,6 +26,27 @@ pub struct Native {
     pub embeddings: Option<NativeEmbeddings>,
 }
 
+impl Native {
+    /// A native format from the functions of its folder, without embeddings.
+    pub(crate) const fn new(
+        request: fn(ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError>,
+        response: fn(&[u8], &ResponseContext) -> Result<Value, TranslateError>,
+        stream: fn(ResponseContext) -> Box<dyn ChatStreamTranslator>,
+        error: fn(&str, StatusCode, &[u8]) -> ApiError,
+    ) -> Self {
+        Native { request, response, stream, error, embeddings: None }
+    }
+
+    /// The same format, with its own embeddings endpoint.
+    pub(crate) const fn with_embeddings(
+        self,
+        request: EmbeddingsRequest,
+        response: fn(&[u8], &ResponseContext) -> Result<Value, TranslateError>,
+    ) -> Self {
+        Native { embeddings: Some(NativeEmbeddings { request, response }), ..self }
+    }
+}
+
 /// An OpenAI embeddings body to translate for a target, with the provider's key.
 pub struct EmbeddingsCall<'a> {
     pub target: &'a Target<'a>,

@@ -18,13 +18,12 @@ pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 pub const API_VERSION: &str = "2023-06-01";
 
 /// Anthropic, as the functions of this folder.
-pub(crate) static ANTHROPIC: Native = Native {
-    request: chat_request,
-    response: response::chat_completion,
-    stream: |ctx| Framed::boxed(AnthropicStream::new(ctx)),
-    error: response::error,
-    embeddings: None,
-};
+pub(crate) static ANTHROPIC: Native = Native::new(
+    chat_request,
+    response::chat_completion,
+    |ctx| Framed::boxed(AnthropicStream::new(ctx)),
+    response::error,
+);
 
 fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError> {
     let body = messages_body(request, &target.model, target.provider.default_max_tokens)?;

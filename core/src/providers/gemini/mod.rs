@@ -8,8 +8,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::framed::Framed;
-use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
-use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
+use super::native::{self, EmbeddingsCall, Native};
+use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext};
 use crate::providers::TranslateError;
 
 pub use request::generate_content_body;
@@ -18,13 +18,9 @@ pub use stream::GeminiStream;
 pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com";
 
 /// Gemini, as the functions of this folder; embeddings through `batchEmbedContents`.
-pub(crate) static GEMINI: Native = Native {
-    request: chat_request,
-    response: response::chat_completion,
-    stream: |ctx| Framed::boxed(GeminiStream::new(ctx)),
-    error: response::error,
-    embeddings: Some(NativeEmbeddings { request: embeddings_request, response: embeddings_response }),
-};
+pub(crate) static GEMINI: Native =
+    Native::new(chat_request, response::chat_completion, |ctx| Framed::boxed(GeminiStream::new(ctx)), response::error)
+        .with_embeddings(embeddings_request, embeddings_response);
 
 fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError> {
     check_model(&target.model)?;
@@ -34,7 +30,7 @@ fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<h
     } else {
         format!("v1beta/models/{}:generateContent", target.model)
     };
-    post(target, &path, api_key, &body)
+    native::post(target, DEFAULT_BASE_URL, &path, &key(api_key), &body)
 }
 
 /// Embeddings through `batchEmbedContents` (one request per input).
@@ -56,7 +52,7 @@ fn embeddings_request(
         })
         .collect();
     let path = format!("v1beta/models/{}:batchEmbedContents", target.model);
-    post(target, &path, api_key, &json!({"requests": requests}))
+    native::post(target, DEFAULT_BASE_URL, &path, &key(api_key), &json!({"requests": requests}))
 }
 
 fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
@@ -66,15 +62,9 @@ fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, Tran
     Ok(embedding_list(&ctx.model, vectors.collect(), 0, ctx.base64_embeddings))
 }
 
-/// A POST to `path` under the provider's base URL, with the key as `x-goog-api-key`.
-fn post(
-    target: &Target<'_>,
-    path: &str,
-    api_key: Option<&str>,
-    body: &Value,
-) -> Result<http::Request<Bytes>, TranslateError> {
-    let auth: Vec<(&str, String)> = api_key.map(|k| ("x-goog-api-key", k.to_owned())).into_iter().collect();
-    native::post(target, DEFAULT_BASE_URL, path, &auth, body)
+/// The key's header: `x-goog-api-key`.
+fn key(api_key: Option<&str>) -> Vec<(&'static str, String)> {
+    api_key.map(|k| ("x-goog-api-key", k.to_owned())).into_iter().collect()
 }
 
 fn check_model(model: &str) -> Result<(), TranslateError> {

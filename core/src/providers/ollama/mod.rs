@@ -10,8 +10,8 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::framed::Framed;
-use super::native::{self, EmbeddingsCall, Native, NativeEmbeddings};
-use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext, Target};
+use super::native::{self, EmbeddingsCall, Native};
+use super::{check_embedding_options, embedding_inputs, embedding_list, ChatCall, ResponseContext};
 use crate::providers::TranslateError;
 
 pub use request::chat_body;
@@ -20,16 +20,12 @@ pub use stream::OllamaStream;
 pub const DEFAULT_BASE_URL: &str = "http://localhost:11434";
 
 /// Ollama's native API, as the functions of this folder; embeddings through `/api/embed`.
-pub(crate) static OLLAMA: Native = Native {
-    request: chat_request,
-    response: response::chat_completion,
-    stream: |ctx| Framed::boxed(OllamaStream::new(ctx)),
-    error: response::error,
-    embeddings: Some(NativeEmbeddings { request: embeddings_request, response: embeddings_response }),
-};
+pub(crate) static OLLAMA: Native =
+    Native::new(chat_request, response::chat_completion, |ctx| Framed::boxed(OllamaStream::new(ctx)), response::error)
+        .with_embeddings(embeddings_request, embeddings_response);
 
 fn chat_request(ChatCall { target, request, api_key }: ChatCall<'_>) -> Result<http::Request<Bytes>, TranslateError> {
-    post(target, "api/chat", api_key, &chat_body(request, &target.model)?)
+    native::post(target, DEFAULT_BASE_URL, "api/chat", &key(api_key), &chat_body(request, &target.model)?)
 }
 
 fn embeddings_request(
@@ -40,7 +36,7 @@ fn embeddings_request(
     if let (Some(d), Some(obj)) = (body.get("dimensions"), request.as_object_mut()) {
         obj.insert("dimensions".into(), d.clone());
     }
-    post(target, "api/embed", api_key, &request)
+    native::post(target, DEFAULT_BASE_URL, "api/embed", &key(api_key), &request)
 }
 
 fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, TranslateError> {
@@ -50,15 +46,9 @@ fn embeddings_response(body: &[u8], ctx: &ResponseContext) -> Result<Value, Tran
     Ok(embedding_list(model, vectors, tokens, ctx.base64_embeddings))
 }
 
-/// A POST to `path` under the provider's base URL, with the key (if any) as a bearer token.
-fn post(
-    target: &Target<'_>,
-    path: &str,
-    api_key: Option<&str>,
-    body: &Value,
-) -> Result<http::Request<Bytes>, TranslateError> {
-    let auth: Vec<(&str, String)> = api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect();
-    native::post(target, DEFAULT_BASE_URL, path, &auth, body)
+/// The key's header, when there is a key (a proxy in front): a bearer token.
+fn key(api_key: Option<&str>) -> Vec<(&'static str, String)> {
+    api_key.map(|k| ("authorization", format!("Bearer {k}"))).into_iter().collect()
 }
 
 #[cfg(test)]
